@@ -1,0 +1,159 @@
+//! The payment gateway port: the few Stripe API calls Rekomi makes. Implemented by
+//! `rekomi-stripe` (real Stripe or a local HTTP double), by its offline gateway for local mode,
+//! and by `rekomi-fakes` for tests.
+//!
+//! Every mutating call carries an idempotency key derived from a Rekomi-side stable id, so a
+//! retry after a crash or a timeout returns the object Stripe already created instead of a
+//! duplicate. Implementations retry 429 and 5xx answers themselves; what reaches the caller is
+//! final.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::money::Money;
+
+/// Per-call context: which Stripe account the call acts on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GatewayContext {
+    /// The connected account (`acct_…`) of an organization linked through Stripe Connect;
+    /// sent as the `Stripe-Account` header. `None` acts on the platform account.
+    pub stripe_account: Option<String>,
+}
+
+/// The discount of a Stripe coupon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DiscountSpec {
+    /// `percent_off`, 1–100.
+    PercentOff(u8),
+    /// `amount_off` in minor units with its `currency`.
+    AmountOff(Money),
+}
+
+/// How long a coupon's discount applies to a subscription.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CouponDuration {
+    /// `duration=once`.
+    Once,
+    /// `duration=repeating` with `duration_in_months`.
+    Repeating(u8),
+    /// `duration=forever`.
+    Forever,
+}
+
+/// `POST /v1/coupons`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateCoupon {
+    /// Sent as the `Idempotency-Key` header.
+    pub idempotency_key: String,
+    /// `name` (Stripe allows at most 40 characters; the caller truncates).
+    pub name: String,
+    /// `percent_off` or `amount_off` + `currency`.
+    pub discount: DiscountSpec,
+    /// `duration` and `duration_in_months`.
+    pub duration: CouponDuration,
+    /// `redeem_by` (unix seconds) when set.
+    pub redeem_by: Option<OffsetDateTime>,
+    /// `metadata[k]=v`, carrying the Rekomi ids.
+    pub metadata: Vec<(String, String)>,
+}
+
+/// `POST /v1/promotion_codes` in the current API shape
+/// (`promotion[type]=coupon`, `promotion[coupon]=…`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreatePromotionCode {
+    /// Sent as the `Idempotency-Key` header.
+    pub idempotency_key: String,
+    /// The Stripe coupon id (`promotion[coupon]`).
+    pub coupon_id: String,
+    /// `code`, the customer-facing text.
+    pub code: String,
+    /// `max_redemptions` when set.
+    pub max_redemptions: Option<u32>,
+    /// `expires_at` (unix seconds) when set.
+    pub expires_at: Option<OffsetDateTime>,
+    /// `restrictions[first_time_transaction]=true` when set.
+    pub first_time_transaction: bool,
+    /// `restrictions[minimum_amount]` and `restrictions[minimum_amount_currency]` when set.
+    pub minimum_amount: Option<Money>,
+    /// `customer` (a `cus_…` id) when the code is limited to one customer.
+    pub customer: Option<String>,
+    /// `metadata[k]=v`, carrying the Rekomi ids.
+    pub metadata: Vec<(String, String)>,
+}
+
+/// Why a gateway call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// Stripe refused the request (a 4xx other than 429). Permanent: retrying the same request
+    /// gives the same answer. `code` and `param` are Stripe's error `code` and `param`.
+    #[error("the payment provider rejected the request: {message}")]
+    Rejected {
+        /// Stripe's error code, e.g. `resource_already_exists`.
+        code: Option<String>,
+        /// The request parameter at fault, e.g. `code`.
+        param: Option<String>,
+        /// Stripe's human-readable message.
+        message: String,
+    },
+    /// The object does not exist at Stripe (404).
+    #[error("the payment provider has no such object")]
+    NotFound,
+    /// Stripe could not be reached or kept answering 429/5xx after the retries. Transient:
+    /// the same call with the same idempotency key may succeed later.
+    #[error("the payment provider is unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (unparseable answer, misconfiguration).
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+impl GatewayError {
+    /// Whether Stripe refused a promotion code because its text is already used by an active
+    /// code on the account.
+    pub fn is_code_taken(&self) -> bool {
+        match self {
+            Self::Rejected { code, param, message } => {
+                code.as_deref() == Some("resource_already_exists")
+                    || (param.as_deref() == Some("code") && message.to_ascii_lowercase().contains("already"))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The Stripe API calls Rekomi makes.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait PaymentGateway: Send + Sync + 'static {
+    /// Creates a coupon and returns its Stripe id (`…` as Stripe assigns it).
+    ///
+    /// # Errors
+    /// [`GatewayError::Rejected`] for a 4xx answer, [`GatewayError::Unavailable`] when retries
+    /// are exhausted, [`GatewayError::Unknown`] otherwise.
+    async fn create_coupon(&self, ctx: &GatewayContext, request: &CreateCoupon) -> Result<String, GatewayError>;
+
+    /// Creates a promotion code and returns its Stripe id (`promo_…`).
+    ///
+    /// # Errors
+    /// As [`PaymentGateway::create_coupon`]; a code already active on the account is a
+    /// [`GatewayError::Rejected`] for which [`GatewayError::is_code_taken`] holds.
+    async fn create_promotion_code(&self, ctx: &GatewayContext, request: &CreatePromotionCode) -> Result<String, GatewayError>;
+
+    /// Sets `active=false` on a promotion code (`POST /v1/promotion_codes/{id}`).
+    /// Deactivating an already inactive code succeeds.
+    ///
+    /// # Errors
+    /// [`GatewayError::NotFound`] when Stripe does not know the id; otherwise as above.
+    async fn deactivate_promotion_code(
+        &self,
+        ctx: &GatewayContext,
+        promotion_code_id: &str,
+        idempotency_key: &str,
+    ) -> Result<(), GatewayError>;
+
+    /// Deletes a coupon (`DELETE /v1/coupons/{id}`).
+    ///
+    /// # Errors
+    /// [`GatewayError::NotFound`] when Stripe does not know the id; otherwise as above.
+    async fn delete_coupon(&self, ctx: &GatewayContext, coupon_id: &str, idempotency_key: &str) -> Result<(), GatewayError>;
+}

@@ -1,0 +1,12 @@
+//! Ports: the traits the domain needs from the outside world. Adapters implement them;
+//! use cases are generic over them.
+
+pub mod clock;
+pub mod entropy;
+pub mod gateway;
+pub mod store;
+
+pub use clock::Clock;
+pub use entropy::Entropy;
+pub use gateway::{CouponDuration, CreateCoupon, CreatePromotionCode, DiscountSpec, GatewayContext, GatewayError, PaymentGateway};
+pub use store::{transact, StoreError, Tx, TxOutcome, TxWork, UnitOfWork};

@@ -1,0 +1,345 @@
+//! The storage port. One use case runs in one transaction: the use case hands a closure to
+//! [`UnitOfWork::run`], the adapter runs it against one connection inside one transaction and
+//! commits only when the closure succeeds. The repositories are synchronous (diesel is), and
+//! every read and write names the organization it is scoped to.
+//!
+//! `UnitOfWork` is object-safe (the closure is boxed and its result type-erased) so the HTTP
+//! adapter and the server can hold an `Arc<dyn UnitOfWork>` instead of threading a generic
+//! parameter through every handler; [`transact`] restores the typed, generic call shape the
+//! design describes. See docs/adr/0002-object-safe-unit-of-work.md.
+
+use std::any::Any;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::affiliate::{Affiliate, AffiliateLink, AffiliateStatus, Email};
+use crate::audit::AuditEntry;
+use crate::coupon::{AffiliateCoupon, CampaignCoupon, CouponCode};
+use crate::ids::{AffiliateCouponId, AffiliateId, CampaignCouponId, OrgId, ProgramId};
+use crate::org::{ApiKey, OrgUsage, Organization};
+use crate::page::PageRequest;
+use crate::program::Program;
+
+/// Why storage failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique or foreign-key constraint refused the write. `constraint` is the constraint's
+    /// name from the migrations (e.g. `affiliate_coupons_org_code_key`), which use cases map to
+    /// domain conflicts.
+    #[error("constraint {constraint} refused the write")]
+    Conflict {
+        /// The constraint name.
+        constraint: String,
+    },
+    /// The database could not be reached or the pool is exhausted (HTTP 503).
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (HTTP 500, logged once with its cause).
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl StoreError {
+    /// Whether this is a conflict on `constraint`.
+    pub fn is_conflict_on(&self, constraint: &str) -> bool {
+        matches!(self, Self::Conflict { constraint: c } if c == constraint)
+    }
+}
+
+/// Constraint names shared by every store implementation.
+pub mod constraints {
+    /// Program slugs are unique per organization.
+    pub const PROGRAM_SLUG: &str = "programs_org_slug_key";
+    /// An email joins a program once.
+    pub const AFFILIATE_EMAIL: &str = "affiliates_program_email_key";
+    /// Link slugs are unique per organization.
+    pub const LINK_SLUG: &str = "affiliate_links_org_slug_key";
+    /// Codes are unique per organization regardless of case.
+    pub const COUPON_CODE: &str = "affiliate_coupons_org_code_key";
+    /// Organization handles are unique.
+    pub const ORG_HANDLE: &str = "organizations_handle_key";
+}
+
+/// Filters of the affiliate list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AffiliateFilter {
+    /// Only this program.
+    pub program_id: Option<ProgramId>,
+    /// Only this status.
+    pub status: Option<AffiliateStatus>,
+    /// Case-insensitive substring of email or full name.
+    pub q: Option<String>,
+}
+
+/// Which affiliate coupons to list (exactly one selector).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CouponSelector {
+    /// Codes of one affiliate.
+    Affiliate(AffiliateId),
+    /// Codes of one campaign coupon.
+    CampaignCoupon(CampaignCouponId),
+    /// Codes of every affiliate row with this email (one person across programs).
+    AffiliateEmail(Email),
+}
+
+/// Organizations and API keys.
+pub trait OrgRepo {
+    /// Inserts an organization.
+    ///
+    /// # Errors
+    /// `Conflict` on [`constraints::ORG_HANDLE`].
+    fn insert_org(&mut self, org: &Organization) -> Result<(), StoreError>;
+    /// An organization by id.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn org(&mut self, id: OrgId) -> Result<Option<Organization>, StoreError>;
+    /// Inserts an API key.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn insert_api_key(&mut self, key: &ApiKey) -> Result<(), StoreError>;
+    /// The unrevoked API key with this hash.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn api_key_by_hash(&mut self, hash: &str) -> Result<Option<ApiKey>, StoreError>;
+    /// Usage counts for the billing snapshot.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn org_usage(&mut self, org: OrgId) -> Result<OrgUsage, StoreError>;
+}
+
+/// Programs.
+pub trait ProgramRepo {
+    /// Inserts a program.
+    ///
+    /// # Errors
+    /// `Conflict` on [`constraints::PROGRAM_SLUG`].
+    fn insert_program(&mut self, program: &Program) -> Result<(), StoreError>;
+    /// Replaces a program's fields.
+    ///
+    /// # Errors
+    /// `Conflict` on [`constraints::PROGRAM_SLUG`].
+    fn update_program(&mut self, program: &Program) -> Result<(), StoreError>;
+    /// A program of the organization (archived ones included).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn program(&mut self, org: OrgId, id: ProgramId) -> Result<Option<Program>, StoreError>;
+    /// Unarchived programs, newest first, at most `page.fetch_limit()` rows after the cursor.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn list_programs(&mut self, org: OrgId, page: &PageRequest) -> Result<Vec<Program>, StoreError>;
+}
+
+/// Affiliates and their links.
+pub trait AffiliateRepo {
+    /// Inserts an affiliate.
+    ///
+    /// # Errors
+    /// `Conflict` on [`constraints::AFFILIATE_EMAIL`].
+    fn insert_affiliate(&mut self, affiliate: &Affiliate) -> Result<(), StoreError>;
+    /// Replaces an affiliate's fields.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn update_affiliate(&mut self, affiliate: &Affiliate) -> Result<(), StoreError>;
+    /// Deletes an affiliate whose id is in the organization (its links and codes stay for
+    /// history but the affiliate no longer appears anywhere). Returns whether a row went.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn delete_affiliate(&mut self, org: OrgId, id: AffiliateId, now: OffsetDateTime) -> Result<bool, StoreError>;
+    /// An affiliate of the organization (deleted ones excluded).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn affiliate(&mut self, org: OrgId, id: AffiliateId) -> Result<Option<Affiliate>, StoreError>;
+    /// Affiliates matching the filter, newest first, at most `page.fetch_limit()` rows.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn list_affiliates(&mut self, org: OrgId, filter: &AffiliateFilter, page: &PageRequest) -> Result<Vec<Affiliate>, StoreError>;
+    /// Every affiliate row (in any organization) an affiliate-side caller owns: linked to
+    /// `user_id`, or unlinked with `email`.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn affiliates_of_user(&mut self, user_id: &str, email: &Email) -> Result<Vec<Affiliate>, StoreError>;
+    /// Inserts a link.
+    ///
+    /// # Errors
+    /// `Conflict` on [`constraints::LINK_SLUG`].
+    fn insert_link(&mut self, link: &AffiliateLink) -> Result<(), StoreError>;
+    /// The links of these affiliates, default first.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn links_of(&mut self, org: OrgId, affiliates: &[AffiliateId]) -> Result<Vec<AffiliateLink>, StoreError>;
+    /// Whether a link slug is taken in the organization.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn link_slug_taken(&mut self, org: OrgId, slug: &str) -> Result<bool, StoreError>;
+}
+
+/// Campaign and affiliate coupons.
+pub trait CouponRepo {
+    /// Inserts a campaign coupon.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn insert_campaign_coupon(&mut self, coupon: &CampaignCoupon) -> Result<(), StoreError>;
+    /// Replaces a campaign coupon's fields.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn update_campaign_coupon(&mut self, coupon: &CampaignCoupon) -> Result<(), StoreError>;
+    /// Deletes a campaign coupon.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn delete_campaign_coupon(&mut self, org: OrgId, id: CampaignCouponId) -> Result<(), StoreError>;
+    /// A campaign coupon of the organization (provisioning ones included).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn campaign_coupon(&mut self, org: OrgId, id: CampaignCouponId) -> Result<Option<CampaignCoupon>, StoreError>;
+    /// Provisioned campaign coupons of a program, newest first.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn list_campaign_coupons(&mut self, org: OrgId, program: ProgramId, page: &PageRequest) -> Result<Vec<CampaignCoupon>, StoreError>;
+    /// Campaign coupons of every organization still without a Stripe id and created before
+    /// `before` (for the reconciler).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn unprovisioned_campaign_coupons(&mut self, before: OffsetDateTime, limit: i64) -> Result<Vec<CampaignCoupon>, StoreError>;
+
+    /// Inserts an affiliate coupon.
+    ///
+    /// # Errors
+    /// `Conflict` on [`constraints::COUPON_CODE`].
+    fn insert_affiliate_coupon(&mut self, coupon: &AffiliateCoupon) -> Result<(), StoreError>;
+    /// Replaces an affiliate coupon's fields.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn update_affiliate_coupon(&mut self, coupon: &AffiliateCoupon) -> Result<(), StoreError>;
+    /// Deletes an affiliate coupon (only used to release a reservation Stripe refused).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn delete_affiliate_coupon(&mut self, org: OrgId, id: AffiliateCouponId) -> Result<(), StoreError>;
+    /// An affiliate coupon of the organization (provisioning ones included).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn affiliate_coupon(&mut self, org: OrgId, id: AffiliateCouponId) -> Result<Option<AffiliateCoupon>, StoreError>;
+    /// The affiliate coupon with this code (case-insensitive), provisioning ones included.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn affiliate_coupon_by_code(&mut self, org: OrgId, code: &CouponCode) -> Result<Option<AffiliateCoupon>, StoreError>;
+    /// The affiliate coupon with this Stripe promotion code id.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn affiliate_coupon_by_stripe_id(&mut self, org: OrgId, stripe_id: &str) -> Result<Option<AffiliateCoupon>, StoreError>;
+    /// Provisioned affiliate coupons matching the selector, newest first, at most
+    /// `page.fetch_limit()` rows.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn list_affiliate_coupons(
+        &mut self,
+        org: OrgId,
+        selector: &CouponSelector,
+        page: &PageRequest,
+    ) -> Result<Vec<AffiliateCoupon>, StoreError>;
+    /// Whether any affiliate coupon (in any state) exists under a campaign coupon.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn campaign_coupon_has_codes(&mut self, org: OrgId, id: CampaignCouponId) -> Result<bool, StoreError>;
+    /// Affiliate coupons of every organization still without a Stripe id and created before
+    /// `before` (for the reconciler).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn unprovisioned_affiliate_coupons(&mut self, before: OffsetDateTime, limit: i64) -> Result<Vec<AffiliateCoupon>, StoreError>;
+}
+
+/// The audit log.
+pub trait AuditRepo {
+    /// Appends an entry.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn append_audit(&mut self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// The organization's entries, newest first (for tests and the future audit API).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn audit_entries(&mut self, org: OrgId, limit: i64) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// One connection inside one transaction.
+pub trait Tx: OrgRepo + ProgramRepo + AffiliateRepo + CouponRepo + AuditRepo {}
+impl<T: OrgRepo + ProgramRepo + AffiliateRepo + CouponRepo + AuditRepo> Tx for T {}
+
+/// What a transaction's work returned: commit with a value, or roll back with an error.
+pub enum TxOutcome {
+    /// Commit; the boxed value is the work's result.
+    Commit(Box<dyn Any + Send>),
+    /// Roll back; the boxed value is the work's error.
+    Rollback(Box<dyn Any + Send>),
+}
+
+/// The boxed work of one transaction.
+pub type TxWork = Box<dyn FnOnce(&mut dyn Tx) -> TxOutcome + Send>;
+
+/// Runs work in transactions.
+#[async_trait]
+pub trait UnitOfWork: Send + Sync + 'static {
+    /// Runs `work` in one transaction, off the async executor's threads, committing on
+    /// [`TxOutcome::Commit`] and rolling back on [`TxOutcome::Rollback`].
+    ///
+    /// # Errors
+    /// `Unavailable` when no connection could be had or the commit failed for connectivity;
+    /// `Unexpected` for anything else. Errors of the work itself come back as a `Rollback`.
+    async fn run(&self, work: TxWork) -> Result<TxOutcome, StoreError>;
+
+    /// Whether the store answers (for `/readyz`).
+    ///
+    /// # Errors
+    /// `Unavailable` when it does not.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Runs `f` in one transaction of `uow` and returns its typed result.
+///
+/// # Errors
+/// `f`'s error (after rollback), or the store's error converted into `E`.
+pub async fn transact<R, E, F>(uow: &dyn UnitOfWork, f: F) -> Result<R, E>
+where
+    R: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+    F: FnOnce(&mut dyn Tx) -> Result<R, E> + Send + 'static,
+{
+    let work: TxWork = Box::new(move |tx: &mut dyn Tx| match f(tx) {
+        Ok(r) => TxOutcome::Commit(Box::new(r)),
+        Err(e) => TxOutcome::Rollback(Box::new(e)),
+    });
+    let mismatch = || E::from(StoreError::Unexpected(anyhow::anyhow!("transaction result of an unexpected type")));
+    match uow.run(work).await {
+        Ok(TxOutcome::Commit(value)) => value.downcast::<R>().map(|b| *b).map_err(|_| mismatch()),
+        Ok(TxOutcome::Rollback(err)) => Err(err.downcast::<E>().map(|b| *b).unwrap_or_else(|_| mismatch())),
+        Err(e) => Err(E::from(e)),
+    }
+}

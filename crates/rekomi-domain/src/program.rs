@@ -1,0 +1,567 @@
+//! Affiliate programs (campaigns): commission defaults, cookie window, recurring rules.
+
+use time::OffsetDateTime;
+
+use crate::error::FieldError;
+use crate::ids::{OrgId, ProgramId};
+
+macro_rules! api_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name { $(#[allow(missing_docs)] $variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The name as the API shows it.
+            pub fn as_str(&self) -> &'static str {
+                match self { $($name::$variant => stringify!($variant)),+ }
+            }
+
+            /// Parses the exact API name.
+            pub fn parse(raw: &str) -> Option<Self> {
+                match raw { $(stringify!($variant) => Some($name::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+pub(crate) use api_enum;
+
+api_enum!(/// How a commission is expressed.
+    CommissionType { Percentage, Fixed });
+api_enum!(/// What earns a commission. `Cpa`, `RevShare` and `Hybrid` are legacy values that
+    /// behave like `Cps`; existing programs may keep them but new programs cannot choose them.
+    CommissionModel { Cps, Cpc, Cpl, Cpa, RevShare, Hybrid });
+api_enum!(/// Which touch wins when several links were clicked.
+    AttributionModel { FirstTouch, LastTouch });
+api_enum!(/// Whether the program is listed in the affiliate network.
+    NetworkVisibility { Private, Networked, InviteOnly });
+
+impl CommissionModel {
+    /// Whether new programs may choose this model.
+    pub fn is_offered(&self) -> bool {
+        matches!(self, Self::Cps | Self::Cpc | Self::Cpl)
+    }
+}
+
+/// A non-negative decimal with exactly two places, stored as hundredths: `20.5` is `2050`.
+/// Commission percentages (`20.5` %) and fixed amounts (`20.50` in major units) use it, so no
+/// floating point reaches money arithmetic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Hundredths(i64);
+
+impl Hundredths {
+    /// From a count of hundredths.
+    pub const fn new(hundredths: i64) -> Self {
+        Self(hundredths)
+    }
+
+    /// The count of hundredths.
+    pub const fn get(&self) -> i64 {
+        self.0
+    }
+
+    /// Parses the decimal text of a JSON number (`"20"`, `"20.5"`, `"20.25"`, `"1e1"` is
+    /// refused). Parsing the text rather than an `f64` keeps `0.1 + 0.2` style drift out.
+    ///
+    /// # Errors
+    /// A `validation_failed` [`FieldError`] on `field` for negative numbers, more than two
+    /// decimal places, or numbers too large.
+    pub fn parse_decimal(field: &str, text: &str) -> Result<Self, FieldError> {
+        let err = || FieldError::invalid(field, "must be a non-negative number with at most 2 decimal places");
+        let (int, frac) = match text.split_once('.') {
+            Some((i, f)) => (i, f),
+            None => (text, ""),
+        };
+        if int.is_empty()
+            || int.len() > 12
+            || frac.len() > 2 && frac[2..].bytes().any(|b| b != b'0')
+            || !int.bytes().all(|b| b.is_ascii_digit())
+            || !frac.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(err());
+        }
+        let int: i64 = int.parse().map_err(|_| err())?;
+        let frac_digits: String = frac.chars().chain("00".chars()).take(2).collect();
+        let frac: i64 = frac_digits.parse().map_err(|_| err())?;
+        Ok(Self(int * 100 + frac))
+    }
+
+    /// The value as decimal text with two places (`"20.50"`).
+    pub fn to_decimal_string(&self) -> String {
+        format!("{}.{:02}", self.0 / 100, self.0 % 100)
+    }
+}
+
+/// A commission rate: a percentage of the sale, or a fixed amount in the sale's currency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Commission {
+    /// Percentage or Fixed.
+    pub kind: CommissionType,
+    /// The percentage (0–100) or the fixed amount in major units, in hundredths.
+    pub value: Hundredths,
+}
+
+/// Largest fixed commission, in major units (one million).
+const MAX_FIXED_HUNDREDTHS: i64 = 1_000_000_00;
+
+impl Commission {
+    /// Validates a commission.
+    ///
+    /// # Errors
+    /// A `validation_failed` [`FieldError`] on `value_field` when a percentage exceeds 100 or a
+    /// fixed amount exceeds one million.
+    pub fn new(kind: CommissionType, value: Hundredths, value_field: &str) -> Result<Self, FieldError> {
+        match kind {
+            CommissionType::Percentage if value.get() > 100_00 => {
+                Err(FieldError::invalid(value_field, "a percentage must be between 0 and 100"))
+            }
+            CommissionType::Fixed if value.get() > MAX_FIXED_HUNDREDTHS => {
+                Err(FieldError::invalid(value_field, "a fixed commission must be at most 1000000"))
+            }
+            _ => Ok(Self { kind, value }),
+        }
+    }
+}
+
+/// A program slug: `[a-z0-9-]{1,64}`, no leading or trailing hyphen; unique per organization.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ProgramSlug(String);
+
+impl ProgramSlug {
+    /// Validates a slug.
+    ///
+    /// # Errors
+    /// A `validation_failed` [`FieldError`] on `slug`.
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        if is_slug(raw, 1, 64) {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(FieldError::invalid("slug", "must be 1-64 characters of a-z, 0-9 and '-', not starting or ending with '-'"))
+        }
+    }
+
+    /// Derives a slug from a name: lower-case ASCII letters and digits, other runs become '-'.
+    pub fn from_name(name: &str) -> Option<Self> {
+        let slug = slugify(name, 64);
+        Self::parse(&slug).ok()
+    }
+
+    /// The slug text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Whether `s` is `min..=max` characters of `[a-z0-9-]` without a leading or trailing '-'.
+pub(crate) fn is_slug(s: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Lower-cases and hyphenates free text into at most `max` slug characters.
+pub(crate) fn slugify(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut pending_dash = false;
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            if pending_dash && !out.is_empty() {
+                out.push('-');
+            }
+            pending_dash = false;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            pending_dash = true;
+        }
+        if out.len() >= max {
+            break;
+        }
+    }
+    out.truncate(max);
+    out.trim_end_matches('-').to_owned()
+}
+
+/// An affiliate program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Program {
+    /// Id.
+    pub id: ProgramId,
+    /// Owning organization.
+    pub org_id: OrgId,
+    /// Name, 1–200 characters.
+    pub name: String,
+    /// Slug, unique per organization.
+    pub slug: ProgramSlug,
+    /// Description for affiliates.
+    pub description: Option<String>,
+    /// Terms URL (http or https).
+    pub terms_url: Option<String>,
+    /// Whether the program accepts new sales and affiliates.
+    pub is_active: bool,
+    /// Default commission.
+    pub default_commission: Commission,
+    /// What earns a commission.
+    pub default_commission_model: CommissionModel,
+    /// Click cookie lifetime, 1–365 days.
+    pub cookie_window_days: u16,
+    /// `None` = every renewal (lifetime); `Some(0)` = first invoice only; `Some(n)` = the first
+    /// `n` renewals.
+    pub recurring_months: Option<u16>,
+    /// The first N paid invoices earn nothing.
+    pub recurring_delay_invoices: u16,
+    /// Which touch wins.
+    pub attribution_model: AttributionModel,
+    /// Whether applications are approved automatically.
+    pub auto_approve: bool,
+    /// A custom domain for the landing page.
+    pub custom_domain: Option<String>,
+    /// Whether the custom domain was verified (reset when it changes).
+    pub custom_domain_verified: bool,
+    /// Network listing.
+    pub network_visibility: NetworkVisibility,
+    /// Whether the public landing page may be indexed.
+    pub is_publicly_discoverable: bool,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    pub updated_at: OffsetDateTime,
+    /// Soft-deletion time.
+    pub archived_at: Option<OffsetDateTime>,
+}
+
+/// The validated fields of a new program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewProgram {
+    /// Name.
+    pub name: String,
+    /// Slug; derived from the name when absent.
+    pub slug: Option<ProgramSlug>,
+    /// Description.
+    pub description: Option<String>,
+    /// Terms URL.
+    pub terms_url: Option<String>,
+    /// Default commission.
+    pub default_commission: Commission,
+    /// Model (must be offered).
+    pub default_commission_model: CommissionModel,
+    /// Cookie window.
+    pub cookie_window_days: u16,
+    /// Recurring months.
+    pub recurring_months: Option<u16>,
+    /// Delay invoices.
+    pub recurring_delay_invoices: u16,
+    /// Attribution model.
+    pub attribution_model: AttributionModel,
+    /// Auto-approve.
+    pub auto_approve: bool,
+    /// Network visibility.
+    pub network_visibility: NetworkVisibility,
+    /// Indexable landing page.
+    pub is_publicly_discoverable: bool,
+}
+
+/// A change to a program: `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProgramPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New slug.
+    pub slug: Option<ProgramSlug>,
+    /// New description (`Some(None)` clears).
+    pub description: Option<Option<String>>,
+    /// New terms URL (`Some(None)` clears).
+    pub terms_url: Option<Option<String>>,
+    /// Active flag.
+    pub is_active: Option<bool>,
+    /// Commission type.
+    pub default_commission_type: Option<CommissionType>,
+    /// Commission value.
+    pub default_commission_value: Option<Hundredths>,
+    /// Commission model.
+    pub default_commission_model: Option<CommissionModel>,
+    /// Cookie window.
+    pub cookie_window_days: Option<u16>,
+    /// `Some(None)` clears the cap back to lifetime (the API's `-1`).
+    pub recurring_months: Option<Option<u16>>,
+    /// Delay invoices.
+    pub recurring_delay_invoices: Option<u16>,
+    /// Attribution model.
+    pub attribution_model: Option<AttributionModel>,
+    /// Auto-approve.
+    pub auto_approve: Option<bool>,
+    /// Custom domain (`Some(None)` clears).
+    pub custom_domain: Option<Option<String>>,
+    /// Network visibility.
+    pub network_visibility: Option<NetworkVisibility>,
+    /// Indexable landing page.
+    pub is_publicly_discoverable: Option<bool>,
+}
+
+/// Validates a program name (1–200 characters after trimming).
+///
+/// # Errors
+/// A `validation_failed` [`FieldError`] on `name`.
+pub fn validate_name(field: &str, raw: &str, max: usize) -> Result<String, FieldError> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > max {
+        return Err(FieldError::invalid(field, format!("must be 1-{max} characters")));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Validates an optional free-text field (at most `max` characters; blank becomes `None`).
+///
+/// # Errors
+/// A `validation_failed` [`FieldError`] on `field`.
+pub fn validate_text(field: &str, raw: Option<String>, max: usize) -> Result<Option<String>, FieldError> {
+    match raw {
+        None => Ok(None),
+        Some(s) if s.trim().is_empty() => Ok(None),
+        Some(s) if s.chars().count() > max => Err(FieldError::invalid(field, format!("must be at most {max} characters"))),
+        Some(s) => Ok(Some(s)),
+    }
+}
+
+/// Validates an http(s) URL of at most 2048 characters.
+///
+/// # Errors
+/// A `validation_failed` [`FieldError`] on `field`.
+pub fn validate_url(field: &str, raw: Option<String>) -> Result<Option<String>, FieldError> {
+    match raw {
+        None => Ok(None),
+        Some(s) if s.trim().is_empty() => Ok(None),
+        Some(s) => {
+            let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
+            match rest {
+                Some(host) if !host.is_empty() && s.len() <= 2048 && !s.chars().any(char::is_whitespace) => Ok(Some(s)),
+                _ => Err(FieldError::invalid(field, "must be an http or https URL")),
+            }
+        }
+    }
+}
+
+/// Validates a custom domain: a lower-case host name with at least one dot.
+///
+/// # Errors
+/// A `validation_failed` [`FieldError`] on `customDomain`.
+pub fn validate_domain(raw: Option<String>) -> Result<Option<String>, FieldError> {
+    match raw {
+        None => Ok(None),
+        Some(s) if s.trim().is_empty() => Ok(None),
+        Some(s) => {
+            let host = s.trim().to_ascii_lowercase();
+            let labels_ok = host.split('.').all(|l| is_slug(l, 1, 63));
+            if host.len() <= 253 && host.contains('.') && labels_ok {
+                Ok(Some(host))
+            } else {
+                Err(FieldError::invalid("customDomain", "must be a host name such as go.yourbrand.com"))
+            }
+        }
+    }
+}
+
+/// Validates a cookie window (1–365 days).
+///
+/// # Errors
+/// A `validation_failed` [`FieldError`] on `cookieWindowDays`.
+pub fn validate_cookie_window(days: i64) -> Result<u16, FieldError> {
+    if (1..=365).contains(&days) {
+        Ok(days as u16)
+    } else {
+        Err(FieldError::invalid("cookieWindowDays", "must be between 1 and 365"))
+    }
+}
+
+/// Validates `recurringMonths` as sent on create (`null`, or 0–120) or on PATCH (also `-1`,
+/// which clears the cap back to lifetime). Returns `None` for lifetime.
+///
+/// # Errors
+/// A `validation_failed` [`FieldError`] on `recurringMonths`.
+pub fn validate_recurring_months(raw: Option<i64>, allow_clear: bool) -> Result<Option<u16>, FieldError> {
+    match raw {
+        None => Ok(None),
+        Some(-1) if allow_clear => Ok(None),
+        Some(n) if (0..=120).contains(&n) => Ok(Some(n as u16)),
+        Some(_) => Err(FieldError::invalid(
+            "recurringMonths",
+            if allow_clear { "must be null, -1 (lifetime) or 0-120" } else { "must be null (lifetime) or 0-120" },
+        )),
+    }
+}
+
+/// Validates `recurringDelayInvoices` (0–120).
+///
+/// # Errors
+/// A `validation_failed` [`FieldError`] on `recurringDelayInvoices`.
+pub fn validate_delay_invoices(raw: i64) -> Result<u16, FieldError> {
+    if (0..=120).contains(&raw) {
+        Ok(raw as u16)
+    } else {
+        Err(FieldError::invalid("recurringDelayInvoices", "must be between 0 and 120"))
+    }
+}
+
+impl Program {
+    /// Builds a new program.
+    ///
+    /// # Errors
+    /// `defaultCommissionModel` when a legacy model is chosen for a new program.
+    pub fn create(id: ProgramId, org_id: OrgId, new: NewProgram, slug: ProgramSlug, now: OffsetDateTime) -> Result<Self, FieldError> {
+        if !new.default_commission_model.is_offered() {
+            return Err(FieldError::coded(
+                "defaultCommissionModel",
+                "unsupported_value",
+                "new programs take Cps, Cpc or Cpl; Cpa, RevShare and Hybrid are legacy values",
+            ));
+        }
+        Ok(Self {
+            id,
+            org_id,
+            name: new.name,
+            slug,
+            description: new.description,
+            terms_url: new.terms_url,
+            is_active: true,
+            default_commission: new.default_commission,
+            default_commission_model: new.default_commission_model,
+            cookie_window_days: new.cookie_window_days,
+            recurring_months: new.recurring_months,
+            recurring_delay_invoices: new.recurring_delay_invoices,
+            attribution_model: new.attribution_model,
+            auto_approve: new.auto_approve,
+            custom_domain: None,
+            custom_domain_verified: false,
+            network_visibility: new.network_visibility,
+            is_publicly_discoverable: new.is_publicly_discoverable,
+            created_at: now,
+            updated_at: now,
+            archived_at: None,
+        })
+    }
+
+    /// Applies a patch. The commission type and value are validated together, so switching
+    /// to `Percentage` with a value above 100 is refused.
+    ///
+    /// # Errors
+    /// A `validation_failed` [`FieldError`] on the field at fault.
+    pub fn apply(&mut self, patch: ProgramPatch, now: OffsetDateTime) -> Result<(), FieldError> {
+        let kind = patch.default_commission_type.unwrap_or(self.default_commission.kind);
+        let value = patch.default_commission_value.unwrap_or(self.default_commission.value);
+        self.default_commission = Commission::new(kind, value, "defaultCommissionValue")?;
+        if let Some(v) = patch.name {
+            self.name = v;
+        }
+        if let Some(v) = patch.slug {
+            self.slug = v;
+        }
+        if let Some(v) = patch.description {
+            self.description = v;
+        }
+        if let Some(v) = patch.terms_url {
+            self.terms_url = v;
+        }
+        if let Some(v) = patch.is_active {
+            self.is_active = v;
+        }
+        if let Some(v) = patch.default_commission_model {
+            self.default_commission_model = v;
+        }
+        if let Some(v) = patch.cookie_window_days {
+            self.cookie_window_days = v;
+        }
+        if let Some(v) = patch.recurring_months {
+            self.recurring_months = v;
+        }
+        if let Some(v) = patch.recurring_delay_invoices {
+            self.recurring_delay_invoices = v;
+        }
+        if let Some(v) = patch.attribution_model {
+            self.attribution_model = v;
+        }
+        if let Some(v) = patch.auto_approve {
+            self.auto_approve = v;
+        }
+        if let Some(v) = patch.custom_domain {
+            if v != self.custom_domain {
+                self.custom_domain_verified = false;
+            }
+            self.custom_domain = v;
+        }
+        if let Some(v) = patch.network_visibility {
+            self.network_visibility = v;
+        }
+        if let Some(v) = patch.is_publicly_discoverable {
+            self.is_publicly_discoverable = v;
+        }
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// Whether the program is archived (soft-deleted).
+    pub fn is_archived(&self) -> bool {
+        self.archived_at.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_parse_exactly_into_hundredths() {
+        let ok = [("20", 2000), ("20.0", 2000), ("20.5", 2050), ("20.25", 2025), ("0", 0), ("35.00", 3500), ("1.250", 125)];
+        for (text, want) in ok {
+            assert_eq!(Hundredths::parse_decimal("v", text), Ok(Hundredths::new(want)), "{text}");
+        }
+        for bad in ["-1", "20.255", "1e3", "", ".5", "abc", "1.2.3", "9999999999999"] {
+            assert!(Hundredths::parse_decimal("v", bad).is_err(), "{bad}");
+        }
+        assert_eq!(Hundredths::new(2050).to_decimal_string(), "20.50");
+    }
+
+    #[test]
+    fn percentages_are_capped_at_one_hundred() {
+        assert!(Commission::new(CommissionType::Percentage, Hundredths::new(100_00), "v").is_ok());
+        assert!(Commission::new(CommissionType::Percentage, Hundredths::new(100_01), "v").is_err());
+        assert!(Commission::new(CommissionType::Fixed, Hundredths::new(500_00), "v").is_ok());
+    }
+
+    #[test]
+    fn recurring_months_null_zero_and_n_and_minus_one_only_on_patch() {
+        assert_eq!(validate_recurring_months(None, false), Ok(None));
+        assert_eq!(validate_recurring_months(Some(0), false), Ok(Some(0)));
+        assert_eq!(validate_recurring_months(Some(12), false), Ok(Some(12)));
+        assert!(validate_recurring_months(Some(-1), false).is_err());
+        assert_eq!(validate_recurring_months(Some(-1), true), Ok(None));
+        assert!(validate_recurring_months(Some(-2), true).is_err());
+        assert!(validate_recurring_months(Some(121), true).is_err());
+    }
+
+    #[test]
+    fn slugs_are_derived_from_names() {
+        assert_eq!(ProgramSlug::from_name("Holiday Promo 2026!").map(|s| s.as_str().to_owned()), Some("holiday-promo-2026".to_owned()));
+        assert_eq!(ProgramSlug::from_name("***"), None);
+        assert!(ProgramSlug::parse("holiday-2026").is_ok());
+        assert!(ProgramSlug::parse("Holiday").is_err());
+    }
+
+    #[test]
+    fn enums_parse_only_their_exact_api_names() {
+        assert_eq!(CommissionType::parse("Percentage"), Some(CommissionType::Percentage));
+        assert_eq!(CommissionType::parse("percentage"), None);
+        assert_eq!(NetworkVisibility::parse("Public"), None);
+        assert!(!CommissionModel::Hybrid.is_offered());
+    }
+
+    #[test]
+    fn urls_and_domains_are_checked() {
+        assert!(validate_url("termsUrl", Some("https://x.com/terms".into())).is_ok());
+        assert!(validate_url("termsUrl", Some("javascript:alert(1)".into())).is_err());
+        assert_eq!(validate_domain(Some("Go.YourBrand.com".into())), Ok(Some("go.yourbrand.com".into())));
+        assert!(validate_domain(Some("localhost".into())).is_err());
+    }
+}

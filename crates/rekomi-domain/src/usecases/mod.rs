@@ -1,0 +1,133 @@
+//! Use cases: the inbound port. Each public method is one operation of the product, runs its
+//! storage work in one transaction, and never holds a transaction across a Stripe call.
+
+mod affiliates;
+mod coupons;
+mod orgs;
+mod programs;
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::actor::{AuditActor, BrandActor, Role};
+use crate::audit::AuditEntry;
+use crate::error::DomainError;
+use crate::ids::{AuditId, OrgId};
+use crate::org::Organization;
+use crate::plan::{check_plan, PlanTier};
+use crate::ports::{Clock, Entropy, PaymentGateway, StoreError, Tx, UnitOfWork};
+
+pub use affiliates::{AffiliatePatch, AffiliateView, BulkAction, BulkOutcome, NewAffiliate};
+pub use coupons::{CodeView, PromoCodeQuery, PromoCodeResult, ReconcileReport};
+pub use orgs::{BillingState, NewOrganization};
+
+/// The ports every use case needs.
+#[derive(Clone)]
+pub struct Services {
+    /// Storage.
+    pub store: Arc<dyn UnitOfWork>,
+    /// Stripe.
+    pub gateway: Arc<dyn PaymentGateway>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Randomness.
+    pub entropy: Arc<dyn Entropy>,
+}
+
+/// An authenticated brand-side caller with its organization loaded.
+#[derive(Clone, Debug)]
+pub struct BrandContext {
+    /// Who is calling.
+    pub actor: BrandActor,
+    /// The caller's organization.
+    pub org: Organization,
+}
+
+impl BrandContext {
+    /// The organization every query is scoped to.
+    pub fn org_id(&self) -> OrgId {
+        self.org.id
+    }
+
+    /// Checks the plan gate of a resource family.
+    ///
+    /// # Errors
+    /// [`DomainError::PlanRequired`].
+    pub fn require_plan(&self, tier: PlanTier) -> Result<(), DomainError> {
+        check_plan(self.org.plan_tier, self.org.subscription_status, tier, self.actor.channel())?;
+        Ok(())
+    }
+
+    /// Checks a dashboard role (API keys pass).
+    ///
+    /// # Errors
+    /// [`DomainError::Forbidden`] with `insufficient_role`.
+    pub fn require_role(&self, role: Role) -> Result<(), DomainError> {
+        if self.actor.has_role(role) {
+            Ok(())
+        } else {
+            Err(DomainError::insufficient_role(match role {
+                Role::Owner => "Owner",
+                Role::Manager => "Manager",
+                Role::Viewer => "Viewer",
+            }))
+        }
+    }
+}
+
+/// Builds an audit entry; the caller appends it inside its transaction.
+pub(crate) struct Audit {
+    pub org: OrgId,
+    pub actor: AuditActor,
+    pub now: OffsetDateTime,
+    pub entropy: Arc<dyn Entropy>,
+}
+
+impl Audit {
+    pub(crate) fn record(
+        &self,
+        tx: &mut dyn Tx,
+        action: &str,
+        entity_type: &'static str,
+        entity_id: String,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        tx.append_audit(&AuditEntry {
+            id: AuditId::from_uuid(self.entropy.uuid_v7(self.now)),
+            org_id: self.org,
+            actor: self.actor.clone(),
+            action: action.to_owned(),
+            entity_type,
+            entity_id,
+            before,
+            after,
+            created_at: self.now,
+        })
+    }
+}
+
+impl Services {
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    pub(crate) fn new_uuid(&self, now: OffsetDateTime) -> uuid::Uuid {
+        self.entropy.uuid_v7(now)
+    }
+
+    /// An audit writer for `actor` in `org` at `now`, movable into a transaction closure.
+    pub(crate) fn audit(&self, org: OrgId, actor: AuditActor, now: OffsetDateTime) -> Audit {
+        Audit { org, actor, now, entropy: Arc::clone(&self.entropy) }
+    }
+
+    /// Runs `f` in one transaction.
+    pub(crate) async fn tx<R, F>(&self, f: F) -> Result<R, DomainError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<R, DomainError> + Send + 'static,
+    {
+        crate::ports::transact(self.store.as_ref(), f).await
+    }
+}

@@ -1,0 +1,191 @@
+//! Organization, API key and authentication use cases.
+
+use time::{Duration, OffsetDateTime};
+
+use crate::actor::{AuditActor, BrandActor};
+use crate::error::DomainError;
+use crate::ids::{ApiKeyId, OrgId};
+use crate::money::Currency;
+use crate::org::{hash_api_key, ApiKey, ApiKeyScope, ApiKeySecret, Handle, OrgUsage, Organization, API_KEY_PREFIX};
+use crate::plan::{PlanTier, SubscriptionStatus};
+use crate::ports::store::constraints;
+
+use super::{BrandContext, Services};
+
+/// The trial length of a new Trial organization.
+const TRIAL_DAYS: i64 = 14;
+
+/// An organization to create (admin command).
+#[derive(Clone, Debug)]
+pub struct NewOrganization {
+    /// Display name.
+    pub name: String,
+    /// Subdomain handle.
+    pub handle: Handle,
+    /// Plan.
+    pub plan: PlanTier,
+}
+
+/// The billing state and plan-limits snapshot.
+#[derive(Clone, Debug)]
+pub struct BillingState {
+    /// The organization.
+    pub org: Organization,
+    /// Current usage.
+    pub usage: OrgUsage,
+}
+
+impl Services {
+    /// Creates an organization with a `read_write` API key (admin command, actor `system`).
+    /// A Trial organization starts trialing for 14 days; paid tiers start Active.
+    ///
+    /// # Errors
+    /// `handle_already_taken`, validation.
+    pub async fn create_organization(&self, new: NewOrganization) -> Result<(Organization, ApiKeySecret), DomainError> {
+        let now = self.now();
+        let name = crate::program::validate_name("name", &new.name, 200)?;
+        let (status, trial_ends_at) = if new.plan == PlanTier::Trial {
+            (SubscriptionStatus::Trialing, Some(now + Duration::days(TRIAL_DAYS)))
+        } else {
+            (SubscriptionStatus::Active, None)
+        };
+        let org = Organization {
+            id: OrgId::from_uuid(self.new_uuid(now)),
+            name,
+            handle: new.handle,
+            billing_email: None,
+            timezone: "UTC".to_owned(),
+            plan_tier: new.plan,
+            subscription_status: status,
+            trial_ends_at,
+            home_currency: Currency::USD,
+            payout_grace_days: new.plan.payout_grace_days_max().min(30),
+            stripe_account_id: None,
+            created_at: now,
+        };
+        let (key, secret) = self.new_api_key(org.id, ApiKeyScope::ReadWrite, now);
+        let audit = self.audit(org.id, AuditActor::System, now);
+        let created = org.clone();
+        self.tx(move |tx| {
+            tx.insert_org(&org).map_err(|e| {
+                if e.is_conflict_on(constraints::ORG_HANDLE) {
+                    DomainError::conflict("handle_already_taken", "another organization uses this handle")
+                } else {
+                    e.into()
+                }
+            })?;
+            tx.insert_api_key(&key)?;
+            audit.record(
+                tx,
+                "organization.created",
+                "organization",
+                org.id.to_string(),
+                None,
+                Some(serde_json::json!({"name": org.name, "handle": org.handle.as_str(), "planTier": org.plan_tier.as_str()})),
+            )?;
+            audit.record(
+                tx,
+                "api_key.created",
+                "api_key",
+                key.id.to_string(),
+                None,
+                Some(serde_json::json!({"prefix": key.prefix, "scope": key.scope.as_str()})),
+            )?;
+            Ok(())
+        })
+        .await?;
+        Ok((created, secret))
+    }
+
+    /// Creates an API key for an organization (admin command).
+    ///
+    /// # Errors
+    /// `organization_not_found`.
+    pub async fn create_api_key(&self, org_id: OrgId, scope: ApiKeyScope) -> Result<ApiKeySecret, DomainError> {
+        let now = self.now();
+        let (key, secret) = self.new_api_key(org_id, scope, now);
+        let audit = self.audit(org_id, AuditActor::System, now);
+        self.tx(move |tx| {
+            tx.org(org_id)?.ok_or(DomainError::NotFound("organization_not_found"))?;
+            tx.insert_api_key(&key)?;
+            audit.record(
+                tx,
+                "api_key.created",
+                "api_key",
+                key.id.to_string(),
+                None,
+                Some(serde_json::json!({"prefix": key.prefix, "scope": key.scope.as_str()})),
+            )?;
+            Ok(())
+        })
+        .await?;
+        Ok(secret)
+    }
+
+    fn new_api_key(&self, org_id: OrgId, scope: ApiKeyScope, now: OffsetDateTime) -> (ApiKey, ApiKeySecret) {
+        let secret = ApiKeySecret::generate(self.entropy.as_ref());
+        let key = ApiKey {
+            id: ApiKeyId::from_uuid(self.new_uuid(now)),
+            org_id,
+            scope,
+            prefix: secret.display_prefix(),
+            hash: hash_api_key(secret.expose()),
+            created_at: now,
+            revoked_at: None,
+        };
+        (key, secret)
+    }
+
+    /// Resolves an `rk_live_…` secret to its caller and scope. `None` when the key is unknown,
+    /// revoked or malformed.
+    ///
+    /// # Errors
+    /// Storage only.
+    pub async fn authenticate_api_key(&self, secret: &str) -> Result<Option<(BrandContext, ApiKeyScope)>, DomainError> {
+        if !secret.starts_with(API_KEY_PREFIX) || secret.len() > 128 {
+            return Ok(None);
+        }
+        let hash = hash_api_key(secret);
+        self.tx(move |tx| {
+            let Some(key) = tx.api_key_by_hash(&hash)? else { return Ok(None) };
+            let Some(org) = tx.org(key.org_id)? else { return Ok(None) };
+            let actor = BrandActor::ApiKey { org: org.id, key: key.id };
+            Ok(Some((BrandContext { actor, org }, key.scope)))
+        })
+        .await
+    }
+
+    /// Loads the organization of a dashboard user. `None` when it does not exist.
+    ///
+    /// # Errors
+    /// Storage only.
+    pub async fn brand_context_for_user(&self, actor: BrandActor) -> Result<Option<BrandContext>, DomainError> {
+        let org_id = actor.org();
+        let org = self.tx(move |tx| Ok(tx.org(org_id)?)).await?;
+        Ok(org.map(|org| BrandContext { actor, org }))
+    }
+
+    /// The caller's organization profile.
+    pub fn organization_profile(&self, ctx: &BrandContext) -> Organization {
+        ctx.org.clone()
+    }
+
+    /// The billing state with current usage.
+    ///
+    /// # Errors
+    /// Storage only.
+    pub async fn billing_state(&self, ctx: &BrandContext) -> Result<BillingState, DomainError> {
+        let org = ctx.org.clone();
+        let id = org.id;
+        let usage = self.tx(move |tx| Ok(tx.org_usage(id)?)).await?;
+        Ok(BillingState { org, usage })
+    }
+
+    /// Whether the store answers.
+    ///
+    /// # Errors
+    /// `Store(Unavailable)` when it does not.
+    pub async fn readiness(&self) -> Result<(), DomainError> {
+        Ok(self.store.ping().await?)
+    }
+}

@@ -1,0 +1,36 @@
+//! Test doubles for Rekomi's ports: adapters on the outer ring of the hexagon that live in
+//! memory, so use-case and HTTP tests run without PostgreSQL or Stripe.
+//!
+//! - [`InMemoryStore`]: the storage port ([`UnitOfWork`](rekomi_domain::ports::UnitOfWork)).
+//!   Each transaction works on a copy of the state that replaces the committed state only on
+//!   commit, so rollback is as real as in PostgreSQL; the named unique constraints are enforced
+//!   and reported under the same names. The storage contract suite (`tests/`, package
+//!   `rekomi-e2e`) runs against it and against `PgStore`, so the two agree.
+//! - [`FakeGateway`]: the payment gateway port; records every call, returns deterministic
+//!   Stripe-like ids, replays idempotency keys like Stripe, and fails on demand.
+//! - [`FixedClock`] and [`SeededEntropy`]: time and randomness that tests pin.
+
+mod clock;
+mod entropy;
+mod gateway;
+mod store;
+
+pub use clock::FixedClock;
+pub use entropy::SeededEntropy;
+pub use gateway::{FailureRule, FakeCoupon, FakeGateway, FakePromotionCode, GatewayCall};
+pub use store::InMemoryStore;
+
+/// Drives a future that never waits on I/O (every future of these fakes) to completion on the
+/// current thread, for synchronous unit tests.
+#[cfg(test)]
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::yield_now();
+    }
+}

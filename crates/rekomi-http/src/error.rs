@@ -1,0 +1,180 @@
+//! The spec's error envelope, `{ "error", "message", "field" }`, for every 4xx and 5xx.
+//! Domain errors map onto it here; 5xx bodies are opaque and their cause is logged once.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use rekomi_domain::error::{DomainError, FieldError};
+use rekomi_domain::ports::{GatewayError, StoreError};
+use serde::Serialize;
+
+/// An HTTP error answered with the spec's envelope.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    code: String,
+    message: String,
+    field: Option<String>,
+    plan: Option<PlanBody>,
+    retry_after: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct PlanBody {
+    required: &'static str,
+    current: &'static str,
+    trialing: bool,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    plan: Option<&'a PlanBody>,
+}
+
+impl ApiError {
+    /// An error with a status, code and message.
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self { status, code: code.to_owned(), message: message.into(), field: None, plan: None, retry_after: None }
+    }
+
+    /// A 400 `validation_failed` on `field`.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "validation_failed", message).with_field(field)
+    }
+
+    /// Names the field at fault.
+    pub fn with_field(mut self, field: &str) -> Self {
+        if !field.is_empty() {
+            self.field = Some(field.to_owned());
+        }
+        self
+    }
+
+    /// A 401.
+    pub fn unauthorized(code: &str, message: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    /// A 429 with `Retry-After`.
+    pub fn rate_limited(retry_after: u64) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "rate limit of 600 requests per minute exceeded");
+        e.retry_after = Some(retry_after.max(1));
+        e
+    }
+
+    /// A 404 with a specific code.
+    pub fn not_found(code: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, "not found")
+    }
+
+    /// A 500 whose cause is logged here, once, and never sent.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error.cause = %cause, "request failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "an internal error occurred")
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The code.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut builder = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            builder.insert_header((header::RETRY_AFTER, secs.to_string()));
+            builder.insert_header(("X-RateLimit-Remaining", "0"));
+        }
+        builder.json(Envelope { error: &self.code, message: &self.message, field: self.field.as_deref(), plan: self.plan.as_ref() })
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, e.code, e.message).with_field(&e.field)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error.cause = %cause, "store unavailable");
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "the service is temporarily unavailable; retry shortly")
+            }
+            other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<GatewayError> for ApiError {
+    fn from(e: GatewayError) -> Self {
+        match e {
+            GatewayError::Rejected { message, param, .. } => {
+                tracing::warn!(stripe.message = %message, "stripe rejected a request");
+                let mut err =
+                    Self::new(StatusCode::BAD_GATEWAY, "stripe_request_failed", format!("Stripe rejected the request: {message}"));
+                if let Some(p) = param {
+                    err = err.with_field(&p);
+                }
+                err
+            }
+            GatewayError::NotFound => {
+                Self::new(StatusCode::BAD_GATEWAY, "stripe_request_failed", "Stripe does not know the referenced object")
+            }
+            GatewayError::Unavailable(cause) => {
+                tracing::warn!(error.cause = %cause, "stripe unavailable");
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "stripe_unavailable", "Stripe is unavailable; the request is safe to retry")
+            }
+            GatewayError::Unknown(cause) => Self::internal(&cause),
+        }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Validation(f) => f.into(),
+            DomainError::NotFound(code) => Self::not_found(code),
+            DomainError::Conflict { code, message } => Self::new(StatusCode::CONFLICT, code, message),
+            DomainError::Unprocessable { code, message, field } => {
+                let err = Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message);
+                match field {
+                    Some(f) => err.with_field(&f),
+                    None => err,
+                }
+            }
+            DomainError::Forbidden { code, message } => Self::new(StatusCode::FORBIDDEN, code, message),
+            DomainError::PlanRequired(p) => {
+                let mut err = Self::new(StatusCode::PAYMENT_REQUIRED, "plan_tier_required", p.to_string());
+                err.plan = Some(PlanBody { required: p.required.as_str(), current: p.current.as_str(), trialing: p.trialing });
+                err
+            }
+            DomainError::Gateway(g) => g.into(),
+            DomainError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// Handler results.
+pub type ApiResult<T> = Result<T, ApiError>;

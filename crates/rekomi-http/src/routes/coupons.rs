@@ -1,0 +1,217 @@
+//! Campaign coupons (`/api/v1/campaigns/{programId}/coupons`), affiliate coupons
+//! (`/api/v1/affiliates/{affiliateId}/coupons`), the promotional-code lookup
+//! (`/api/v1/promotional-codes`) and affiliate self-mint (`/api/me/coupons/mint`).
+
+use actix_web::{web, HttpResponse};
+use rekomi_domain::affiliate::Email;
+use rekomi_domain::coupon::{AffiliateCouponInput, CampaignCouponInput, CampaignCouponPatch, CouponCode, DiscountType, DurationKind};
+use rekomi_domain::ids::{AffiliateCouponId, AffiliateId, CampaignCouponId, ProgramId};
+use rekomi_domain::usecases::{PromoCodeQuery, PromoCodeResult};
+
+use crate::auth::{AffiliateAuth, Brand};
+use crate::dto::{
+    enum_field, page_request, parse_ts, AffiliateCouponResponse, CampaignCouponResponse, CreateAffiliateCouponRequest,
+    CreateCampaignCouponRequest, ListResponse, PageQuery, PatchCampaignCouponRequest, PromoCodeQueryParams, SelfMintRequest,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{parse_id, Json, OptionalJson, Query};
+use crate::AppState;
+
+fn campaign_path(path: &(String, String)) -> Result<(ProgramId, CampaignCouponId), ApiError> {
+    Ok((parse_id(&path.0, "programId")?, parse_id(&path.1, "id")?))
+}
+
+/// Create a campaign coupon (and its Stripe coupon).
+#[utoipa::path(post, path = "/api/v1/campaigns/{programId}/coupons", tag = "Coupons", request_body = CreateCampaignCouponRequest,
+    responses((status = 201, body = CampaignCouponResponse)), security(("bearer" = [])))]
+pub async fn create_campaign(
+    state: web::Data<AppState>,
+    Brand(ctx): Brand,
+    path: web::Path<String>,
+    Json(body): Json<CreateCampaignCouponRequest>,
+) -> ApiResult<HttpResponse> {
+    let program_id: ProgramId = parse_id(&path, "programId")?;
+    let input = CampaignCouponInput {
+        name: body.name,
+        discount_type: enum_field("discountType", &body.discount_type, DiscountType::parse, DiscountType::ALL, DiscountType::as_str)?,
+        discount_value: body.discount_value,
+        discount_currency: body.discount_currency,
+        duration: enum_field("duration", &body.duration, DurationKind::parse, DurationKind::ALL, DurationKind::as_str)?,
+        duration_in_months: body.duration_in_months,
+        max_redemptions_per_code: body.max_redemptions_per_code,
+        expires_at: parse_ts("expiresAt", body.expires_at.as_deref())?,
+        allow_affiliate_self_mint: body.allow_affiliate_self_mint.unwrap_or(false),
+        overrides_click_attribution: body.overrides_click_attribution.unwrap_or(true),
+    };
+    let coupon = state.services.create_campaign_coupon(&ctx, program_id, input).await?;
+    Ok(HttpResponse::Created().json(CampaignCouponResponse::from(coupon)))
+}
+
+/// List a program's campaign coupons.
+#[utoipa::path(get, path = "/api/v1/campaigns/{programId}/coupons", tag = "Coupons", params(PageQuery),
+    responses((status = 200, body = ListResponse<CampaignCouponResponse>)), security(("bearer" = [])))]
+pub async fn list_campaign(
+    state: web::Data<AppState>,
+    Brand(ctx): Brand,
+    path: web::Path<String>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<HttpResponse> {
+    let program_id: ProgramId = parse_id(&path, "programId")?;
+    let page = page_request(q.take, q.cursor.as_deref())?;
+    let coupons = state.services.list_campaign_coupons(&ctx, program_id, page).await?;
+    Ok(HttpResponse::Ok().json(ListResponse::from_page(coupons, CampaignCouponResponse::from)))
+}
+
+/// Get a campaign coupon.
+#[utoipa::path(get, path = "/api/v1/campaigns/{programId}/coupons/{id}", tag = "Coupons",
+    responses((status = 200, body = CampaignCouponResponse)), security(("bearer" = [])))]
+pub async fn get_campaign(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+    let (program_id, id) = campaign_path(&path)?;
+    Ok(HttpResponse::Ok().json(CampaignCouponResponse::from(state.services.get_campaign_coupon(&ctx, program_id, id).await?)))
+}
+
+/// Rename a campaign coupon or flip its toggles (the discount is immutable).
+#[utoipa::path(patch, path = "/api/v1/campaigns/{programId}/coupons/{id}", tag = "Coupons", request_body = PatchCampaignCouponRequest,
+    responses((status = 200, body = CampaignCouponResponse)), security(("bearer" = [])))]
+pub async fn update_campaign(
+    state: web::Data<AppState>,
+    Brand(ctx): Brand,
+    path: web::Path<(String, String)>,
+    Json(body): Json<PatchCampaignCouponRequest>,
+) -> ApiResult<HttpResponse> {
+    let (program_id, id) = campaign_path(&path)?;
+    let patch = CampaignCouponPatch {
+        name: body.name,
+        allow_affiliate_self_mint: body.allow_affiliate_self_mint,
+        overrides_click_attribution: body.overrides_click_attribution,
+    };
+    Ok(HttpResponse::Ok().json(CampaignCouponResponse::from(state.services.update_campaign_coupon(&ctx, program_id, id, patch).await?)))
+}
+
+/// Archive a campaign coupon: deactivates every child promotion code in Stripe.
+#[utoipa::path(post, path = "/api/v1/campaigns/{programId}/coupons/{id}/archive", tag = "Coupons",
+    responses((status = 200, body = CampaignCouponResponse)), security(("bearer" = [])))]
+pub async fn archive_campaign(
+    state: web::Data<AppState>,
+    Brand(ctx): Brand,
+    path: web::Path<(String, String)>,
+    _body: OptionalJson<crate::dto::EmptyRequest>,
+) -> ApiResult<HttpResponse> {
+    let (program_id, id) = campaign_path(&path)?;
+    Ok(HttpResponse::Ok().json(CampaignCouponResponse::from(state.services.archive_campaign_coupon(&ctx, program_id, id).await?)))
+}
+
+/// Delete a campaign coupon that has no affiliate codes.
+#[utoipa::path(delete, path = "/api/v1/campaigns/{programId}/coupons/{id}", tag = "Coupons",
+    responses((status = 204), (status = 409, description = "coupon_has_codes")), security(("bearer" = [])))]
+pub async fn delete_campaign(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+    let (program_id, id) = campaign_path(&path)?;
+    state.services.delete_campaign_coupon(&ctx, program_id, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Create an affiliate coupon (a Stripe promotion code).
+#[utoipa::path(post, path = "/api/v1/affiliates/{affiliateId}/coupons", tag = "Coupons", request_body = CreateAffiliateCouponRequest,
+    responses((status = 201, body = AffiliateCouponResponse), (status = 422, description = "code_already_taken")), security(("bearer" = [])))]
+pub async fn create_affiliate(
+    state: web::Data<AppState>,
+    Brand(ctx): Brand,
+    path: web::Path<String>,
+    Json(body): Json<CreateAffiliateCouponRequest>,
+) -> ApiResult<HttpResponse> {
+    let affiliate_id: AffiliateId = parse_id(&path, "affiliateId")?;
+    let input = AffiliateCouponInput {
+        code: body.code,
+        max_redemptions: body.max_redemptions,
+        expires_at: parse_ts("expiresAt", body.expires_at.as_deref())?,
+        first_time_order: body.first_time_order,
+        minimum_amount: body.minimum_amount,
+        minimum_amount_currency: body.minimum_amount_currency,
+        limit_to_customers: body.limit_to_customers,
+        customer_id: body.customer_id,
+        limit_to_affiliate: body.limit_to_affiliate,
+    };
+    let view =
+        state.services.create_affiliate_coupon(&ctx, affiliate_id, CampaignCouponId::from_uuid(body.campaign_coupon_id), input).await?;
+    Ok(HttpResponse::Created().json(AffiliateCouponResponse::from(view)))
+}
+
+/// List an affiliate's coupons.
+#[utoipa::path(get, path = "/api/v1/affiliates/{affiliateId}/coupons", tag = "Coupons", params(PageQuery),
+    responses((status = 200, body = ListResponse<AffiliateCouponResponse>)), security(("bearer" = [])))]
+pub async fn list_affiliate(
+    state: web::Data<AppState>,
+    Brand(ctx): Brand,
+    path: web::Path<String>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<HttpResponse> {
+    let affiliate_id: AffiliateId = parse_id(&path, "affiliateId")?;
+    let page = page_request(q.take, q.cursor.as_deref())?;
+    let codes = state.services.list_affiliate_coupons(&ctx, affiliate_id, page).await?;
+    Ok(HttpResponse::Ok().json(ListResponse::from_page(codes, AffiliateCouponResponse::from)))
+}
+
+/// Revoke an affiliate coupon (deactivates it in Stripe).
+#[utoipa::path(delete, path = "/api/v1/affiliates/{affiliateId}/coupons/{id}", tag = "Coupons",
+    responses((status = 204)), security(("bearer" = [])))]
+pub async fn revoke_affiliate(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+    let affiliate_id: AffiliateId = parse_id(&path.0, "affiliateId")?;
+    let id: AffiliateCouponId = parse_id(&path.1, "id")?;
+    state.services.revoke_affiliate_coupon(&ctx, affiliate_id, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+impl PromoCodeQueryParams {
+    fn into_domain(self) -> Result<PromoCodeQuery, ApiError> {
+        let given: Vec<(&str, String)> = [
+            ("id", self.id),
+            ("code", self.code),
+            ("externalId", self.external_id),
+            ("couponId", self.coupon_id),
+            ("affiliateId", self.affiliate_id),
+            ("affiliateEmail", self.affiliate_email),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+        let [(field, value)] = given.as_slice() else {
+            return Err(ApiError::invalid(
+                given.get(1).map_or("", |g| g.0),
+                "pass exactly one of id, code, externalId, couponId, affiliateId, affiliateEmail",
+            ));
+        };
+        Ok(match *field {
+            "id" => PromoCodeQuery::Id(parse_id(value, "id")?),
+            "code" => PromoCodeQuery::Code(CouponCode::parse(value)?),
+            "externalId" if !value.is_empty() && value.len() <= 255 => PromoCodeQuery::ExternalId(value.clone()),
+            "externalId" => return Err(ApiError::invalid("externalId", "externalId must be 1-255 characters")),
+            "couponId" => PromoCodeQuery::CouponId(parse_id(value, "couponId")?),
+            "affiliateId" => PromoCodeQuery::AffiliateId(parse_id(value, "affiliateId")?),
+            _ => PromoCodeQuery::AffiliateEmail(Email::parse("affiliateEmail", value)?),
+        })
+    }
+}
+
+/// Look up promotional codes by exactly one selector.
+#[utoipa::path(get, path = "/api/v1/promotional-codes", tag = "Coupons", params(PromoCodeQueryParams),
+    responses((status = 200, description = "one object for id/code/externalId, an array otherwise", body = AffiliateCouponResponse)), security(("bearer" = [])))]
+pub async fn lookup(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query<PromoCodeQueryParams>) -> ApiResult<HttpResponse> {
+    let query = q.into_domain()?;
+    Ok(match state.services.lookup_promotional_codes(&ctx, query).await? {
+        PromoCodeResult::One(view) => HttpResponse::Ok().json(AffiliateCouponResponse::from(*view)),
+        PromoCodeResult::Many(views) => HttpResponse::Ok().json(views.into_iter().map(AffiliateCouponResponse::from).collect::<Vec<_>>()),
+    })
+}
+
+/// Mint a vanity code as the calling affiliate (affiliate JWT).
+#[utoipa::path(post, path = "/api/me/coupons/mint", tag = "Affiliate self-service", request_body = SelfMintRequest,
+    responses((status = 201, body = AffiliateCouponResponse)), security(("affiliate_jwt" = [])))]
+pub async fn self_mint(
+    state: web::Data<AppState>,
+    AffiliateAuth(caller): AffiliateAuth,
+    Json(body): Json<SelfMintRequest>,
+) -> ApiResult<HttpResponse> {
+    let code = CouponCode::parse(&body.code)?;
+    let view = state.services.self_mint_coupon(&caller, CampaignCouponId::from_uuid(body.campaign_coupon_id), code).await?;
+    Ok(HttpResponse::Created().json(AffiliateCouponResponse::from(view)))
+}

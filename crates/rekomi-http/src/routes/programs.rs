@@ -1,0 +1,126 @@
+//! `/api/v1/programs`.
+
+use actix_web::{web, HttpResponse};
+use rekomi_domain::ids::ProgramId;
+use rekomi_domain::program::{
+    validate_cookie_window, validate_delay_invoices, validate_domain, validate_name, validate_recurring_months, validate_text,
+    validate_url, AttributionModel, Commission, CommissionModel, CommissionType, NetworkVisibility, NewProgram, ProgramPatch, ProgramSlug,
+};
+
+use crate::auth::Brand;
+use crate::dto::{enum_field, page_request, CreateProgramRequest, ListResponse, PageQuery, PatchProgramRequest, ProgramResponse};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{parse_id, Json, Query};
+use crate::AppState;
+
+fn commission_type(raw: &str) -> Result<CommissionType, ApiError> {
+    enum_field("defaultCommissionType", raw, CommissionType::parse, CommissionType::ALL, CommissionType::as_str)
+}
+fn commission_model(raw: &str) -> Result<CommissionModel, ApiError> {
+    enum_field("defaultCommissionModel", raw, CommissionModel::parse, CommissionModel::ALL, CommissionModel::as_str)
+}
+fn attribution_model(raw: &str) -> Result<AttributionModel, ApiError> {
+    enum_field("attributionModel", raw, AttributionModel::parse, AttributionModel::ALL, AttributionModel::as_str)
+}
+fn visibility(raw: &str) -> Result<NetworkVisibility, ApiError> {
+    enum_field("networkVisibility", raw, NetworkVisibility::parse, NetworkVisibility::ALL, NetworkVisibility::as_str)
+}
+
+impl CreateProgramRequest {
+    fn into_domain(self) -> Result<NewProgram, ApiError> {
+        let kind = commission_type(&self.default_commission_type)?;
+        let value = self.default_commission_value.hundredths("defaultCommissionValue")?;
+        Ok(NewProgram {
+            name: validate_name("name", &self.name, 200)?,
+            slug: self.slug.as_deref().map(ProgramSlug::parse).transpose()?,
+            description: validate_text("description", self.description, 2000)?,
+            terms_url: validate_url("termsUrl", self.terms_url)?,
+            default_commission: Commission::new(kind, value, "defaultCommissionValue")?,
+            default_commission_model: self
+                .default_commission_model
+                .as_deref()
+                .map(commission_model)
+                .transpose()?
+                .unwrap_or(CommissionModel::Cps),
+            cookie_window_days: self.cookie_window_days.map(validate_cookie_window).transpose()?.unwrap_or(30),
+            recurring_months: validate_recurring_months(self.recurring_months, false)?,
+            recurring_delay_invoices: self.recurring_delay_invoices.map(validate_delay_invoices).transpose()?.unwrap_or(0),
+            attribution_model: self.attribution_model.as_deref().map(attribution_model).transpose()?.unwrap_or(AttributionModel::LastTouch),
+            auto_approve: self.auto_approve.unwrap_or(false),
+            network_visibility: self.network_visibility.as_deref().map(visibility).transpose()?.unwrap_or(NetworkVisibility::Private),
+            is_publicly_discoverable: self.is_publicly_discoverable.unwrap_or(true),
+        })
+    }
+}
+
+impl PatchProgramRequest {
+    fn into_domain(self) -> Result<ProgramPatch, ApiError> {
+        Ok(ProgramPatch {
+            name: self.name.map(|n| validate_name("name", &n, 200)).transpose()?,
+            slug: self.slug.as_deref().map(ProgramSlug::parse).transpose()?,
+            description: self.description.map(|d| validate_text("description", d, 2000)).transpose()?,
+            terms_url: self.terms_url.map(|u| validate_url("termsUrl", u)).transpose()?,
+            is_active: self.is_active,
+            default_commission_type: self.default_commission_type.as_deref().map(commission_type).transpose()?,
+            default_commission_value: self.default_commission_value.map(|v| v.hundredths("defaultCommissionValue")).transpose()?,
+            default_commission_model: self.default_commission_model.as_deref().map(commission_model).transpose()?,
+            cookie_window_days: self.cookie_window_days.map(validate_cookie_window).transpose()?,
+            recurring_months: self.recurring_months.map(|m| validate_recurring_months(m, true)).transpose()?,
+            recurring_delay_invoices: self.recurring_delay_invoices.map(validate_delay_invoices).transpose()?,
+            attribution_model: self.attribution_model.as_deref().map(attribution_model).transpose()?,
+            auto_approve: self.auto_approve,
+            custom_domain: self.custom_domain.map(validate_domain).transpose()?,
+            network_visibility: self.network_visibility.as_deref().map(visibility).transpose()?,
+            is_publicly_discoverable: self.is_publicly_discoverable,
+        })
+    }
+}
+
+/// List programs.
+#[utoipa::path(get, path = "/api/v1/programs", tag = "Programs", params(PageQuery),
+    responses((status = 200, body = ListResponse<ProgramResponse>)), security(("bearer" = [])))]
+pub async fn list(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query<PageQuery>) -> ApiResult<HttpResponse> {
+    let page = page_request(q.take, q.cursor.as_deref())?;
+    let programs = state.services.list_programs(&ctx, page).await?;
+    Ok(HttpResponse::Ok().json(ListResponse::from_page(programs, ProgramResponse::from)))
+}
+
+/// Create a program.
+#[utoipa::path(post, path = "/api/v1/programs", tag = "Programs", request_body = CreateProgramRequest,
+    responses((status = 201, body = ProgramResponse)), security(("bearer" = [])))]
+pub async fn create(state: web::Data<AppState>, Brand(ctx): Brand, Json(body): Json<CreateProgramRequest>) -> ApiResult<HttpResponse> {
+    let program = state.services.create_program(&ctx, body.into_domain()?).await?;
+    Ok(HttpResponse::Created().json(ProgramResponse::from(program)))
+}
+
+/// Get a program.
+#[utoipa::path(get, path = "/api/v1/programs/{id}", tag = "Programs",
+    responses((status = 200, body = ProgramResponse)), security(("bearer" = [])))]
+pub async fn get(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let id: ProgramId = parse_id(&path, "id")?;
+    let program = state.services.get_program(&ctx, id).await?;
+    Ok(HttpResponse::Ok().json(ProgramResponse::from(program)))
+}
+
+/// Update a program.
+#[utoipa::path(patch, path = "/api/v1/programs/{id}", tag = "Programs", request_body = PatchProgramRequest,
+    responses((status = 200, body = ProgramResponse)), security(("bearer" = [])))]
+pub async fn update(
+    state: web::Data<AppState>,
+    Brand(ctx): Brand,
+    path: web::Path<String>,
+    Json(body): Json<PatchProgramRequest>,
+) -> ApiResult<HttpResponse> {
+    let id: ProgramId = parse_id(&path, "id")?;
+    let program = state.services.update_program(&ctx, id, body.into_domain()?).await?;
+    Ok(HttpResponse::Ok().json(ProgramResponse::from(program)))
+}
+
+/// Archive (soft-delete) a program.
+#[utoipa::path(delete, path = "/api/v1/programs/{id}", tag = "Programs",
+    responses((status = 204)), security(("bearer" = [])))]
+pub async fn delete(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let id: ProgramId = parse_id(&path, "id")?;
+    state.services.archive_program(&ctx, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,172 @@
+//! The diesel view of the tables in `migrations/`, written by hand so it documents exactly
+//! the columns the adapter reads and writes. Keep it in step with the SQL: the integration
+//! tests run the real migrations, so a drift shows up there as a query error.
+
+diesel::table! {
+    organizations (id) {
+        id -> Uuid,
+        name -> Text,
+        handle -> Text,
+        billing_email -> Nullable<Text>,
+        timezone -> Text,
+        plan_tier -> Text,
+        subscription_status -> Text,
+        trial_ends_at -> Nullable<Timestamptz>,
+        home_currency -> Text,
+        payout_grace_days -> Int4,
+        stripe_account_id -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        scope -> Text,
+        prefix -> Text,
+        hash -> Text,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    programs (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        name -> Text,
+        slug -> Text,
+        description -> Nullable<Text>,
+        terms_url -> Nullable<Text>,
+        is_active -> Bool,
+        default_commission_type -> Text,
+        default_commission_value -> Int8,
+        default_commission_model -> Text,
+        cookie_window_days -> Int4,
+        recurring_months -> Nullable<Int4>,
+        recurring_delay_invoices -> Int4,
+        attribution_model -> Text,
+        auto_approve -> Bool,
+        custom_domain -> Nullable<Text>,
+        custom_domain_verified -> Bool,
+        network_visibility -> Text,
+        is_publicly_discoverable -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        archived_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    affiliates (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        program_id -> Uuid,
+        email -> Text,
+        full_name -> Nullable<Text>,
+        status -> Text,
+        custom_commission_type -> Nullable<Text>,
+        custom_commission_value -> Nullable<Int8>,
+        tags -> Array<Text>,
+        notes -> Nullable<Text>,
+        source -> Text,
+        user_id -> Nullable<Text>,
+        rejection_reason -> Nullable<Text>,
+        applied_at -> Timestamptz,
+        approved_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    affiliate_links (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        affiliate_id -> Uuid,
+        slug -> Text,
+        custom_alias -> Nullable<Text>,
+        is_default -> Bool,
+        format -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    campaign_coupons (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        program_id -> Uuid,
+        name -> Text,
+        discount_type -> Text,
+        discount_value -> Int8,
+        discount_currency -> Nullable<Text>,
+        duration -> Text,
+        duration_in_months -> Nullable<Int4>,
+        max_redemptions_per_code -> Nullable<Int8>,
+        expires_at -> Nullable<Timestamptz>,
+        allow_affiliate_self_mint -> Bool,
+        overrides_click_attribution -> Bool,
+        is_active -> Bool,
+        stripe_coupon_id -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        archived_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    affiliate_coupons (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        program_id -> Uuid,
+        affiliate_id -> Uuid,
+        campaign_coupon_id -> Uuid,
+        code -> Text,
+        stripe_promotion_code_id -> Nullable<Text>,
+        is_active -> Bool,
+        max_redemptions -> Nullable<Int8>,
+        expires_at -> Nullable<Timestamptz>,
+        first_time_order -> Bool,
+        minimum_amount -> Nullable<Int8>,
+        minimum_amount_currency -> Nullable<Text>,
+        limit_to_customers -> Bool,
+        customer_id -> Nullable<Text>,
+        limit_to_affiliate -> Bool,
+        times_redeemed -> Int8,
+        last_redeemed_at -> Nullable<Timestamptz>,
+        is_auto_generated -> Bool,
+        self_minted -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        actor_type -> Text,
+        actor_id -> Nullable<Text>,
+        action -> Text,
+        entity_type -> Text,
+        entity_id -> Text,
+        before -> Nullable<Jsonb>,
+        after -> Nullable<Jsonb>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    organizations,
+    api_keys,
+    programs,
+    affiliates,
+    affiliate_links,
+    campaign_coupons,
+    affiliate_coupons,
+    audit_log,
+);

@@ -1,0 +1,117 @@
+//! Configuration from environment variables. Secrets are redacted in `Debug`.
+
+use std::fmt;
+
+use anyhow::{anyhow, Context};
+
+/// Everything the server reads from its environment.
+#[derive(Clone)]
+pub struct Config {
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `REKOMI_BIND` (default `127.0.0.1:8080`).
+    pub bind: String,
+    /// `REKOMI_STRIPE_SECRET_KEY`; without it the server runs in local mode.
+    pub stripe_secret_key: Option<String>,
+    /// `REKOMI_STRIPE_API_BASE` (default Stripe's).
+    pub stripe_api_base: Option<String>,
+    /// `REKOMI_JWT_SECRET`; without it dashboard and affiliate JWTs are refused.
+    pub jwt_secret: Option<String>,
+    /// `REKOMI_DB_POOL_SIZE` (default 16).
+    pub db_pool_size: u32,
+    /// `REKOMI_HTTP_WORKERS` (default: the number of cores).
+    pub http_workers: usize,
+    /// `REKOMI_MIGRATE_ON_START` (default false): apply migrations before serving.
+    pub migrate_on_start: bool,
+    /// `REKOMI_RECONCILE_INTERVAL_SECS` (default 30; 0 disables the reconciler).
+    pub reconcile_interval_secs: u64,
+}
+
+fn secret(v: &Option<String>) -> &'static str {
+    if v.is_some() {
+        "Some(<redacted>)"
+    } else {
+        "None"
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("bind", &self.bind)
+            .field("stripe_secret_key", &secret(&self.stripe_secret_key))
+            .field("stripe_api_base", &self.stripe_api_base)
+            .field("jwt_secret", &secret(&self.jwt_secret))
+            .field("db_pool_size", &self.db_pool_size)
+            .field("http_workers", &self.http_workers)
+            .field("migrate_on_start", &self.migrate_on_start)
+            .field("reconcile_interval_secs", &self.reconcile_interval_secs)
+            .finish()
+    }
+}
+
+/// Hides the password of a `postgres://user:password@host/db` URL.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:<redacted>{}", &url[..scheme + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn parse_var<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| anyhow!("{name} has an invalid value {v:?}")),
+    }
+}
+
+fn bool_var(name: &str) -> anyhow::Result<bool> {
+    match var(name).as_deref() {
+        None | Some("0" | "false" | "no") => Ok(false),
+        Some("1" | "true" | "yes") => Ok(true),
+        Some(other) => Err(anyhow!("{name} must be true or false, not {other:?}")),
+    }
+}
+
+impl Config {
+    /// Reads the configuration.
+    ///
+    /// # Errors
+    /// When `DATABASE_URL` is missing or a variable has an invalid value.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Ok(Self {
+            database_url: var("DATABASE_URL").context("DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/rekomi)")?,
+            bind: var("REKOMI_BIND").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
+            stripe_secret_key: var("REKOMI_STRIPE_SECRET_KEY"),
+            stripe_api_base: var("REKOMI_STRIPE_API_BASE"),
+            jwt_secret: var("REKOMI_JWT_SECRET"),
+            db_pool_size: parse_var("REKOMI_DB_POOL_SIZE", 16)?,
+            http_workers: parse_var("REKOMI_HTTP_WORKERS", cores)?,
+            migrate_on_start: bool_var("REKOMI_MIGRATE_ON_START")?,
+            reconcile_interval_secs: parse_var("REKOMI_RECONCILE_INTERVAL_SECS", 30)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://rekomi:s3cret@db:5432/rekomi"), "postgres://rekomi:<redacted>@db:5432/rekomi");
+        assert_eq!(redact_url("postgres://postgres@127.0.0.1/rekomi"), "postgres://postgres@127.0.0.1/rekomi");
+    }
+}

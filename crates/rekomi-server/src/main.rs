@@ -1,0 +1,113 @@
+//! `rekomi-server serve | migrate | admin …`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use rekomi_domain::ids::OrgId;
+use rekomi_domain::org::{ApiKeyScope, Handle};
+use rekomi_domain::plan::PlanTier;
+use rekomi_domain::usecases::NewOrganization;
+use rekomi_server::{Application, Config};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "rekomi-server", version, about = "Rekomi: open-source affiliate-program backend")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (and background work).
+    Serve {
+        /// Apply pending migrations first (same as REKOMI_MIGRATE_ON_START=true).
+        #[arg(long)]
+        migrate: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Administrative commands; they print JSON on stdout.
+    Admin {
+        #[command(subcommand)]
+        command: Admin,
+    },
+}
+
+#[derive(Subcommand)]
+enum Admin {
+    /// Create an organization with a read_write API key.
+    CreateOrg {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        handle: String,
+        /// trial | starter | growth | pro
+        #[arg(long)]
+        plan: String,
+    },
+    /// Create an API key for an organization.
+    CreateApiKey {
+        #[arg(long)]
+        org: String,
+        /// read | read_write
+        #[arg(long)]
+        scope: String,
+    },
+}
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("REKOMI_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    let mut config = Config::from_env()?;
+    tracing::debug!(?config, "configuration");
+    match cli.command {
+        Command::Migrate => {
+            let applied = rekomi_postgres::run_migrations(&config.database_url)?;
+            println!("{}", serde_json::json!({ "applied": applied }));
+            Ok(())
+        }
+        Command::Serve { migrate } => {
+            config.migrate_on_start |= migrate;
+            actix_web::rt::System::new().block_on(async move {
+                let app = Application::build(&config)?;
+                tracing::info!(bind = %config.bind, port = app.port(), "rekomi-server listening");
+                app.run_until_stopped().await
+            })
+        }
+        Command::Admin { command } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+            runtime.block_on(admin(&config, command))
+        }
+    }
+}
+
+async fn admin(config: &Config, command: Admin) -> anyhow::Result<()> {
+    let services = rekomi_server::services(config)?;
+    match command {
+        Admin::CreateOrg { name, handle, plan } => {
+            let plan: PlanTier = plan.parse().map_err(|_| anyhow::anyhow!("--plan must be trial, starter, growth or pro"))?;
+            let handle = Handle::parse(&handle).map_err(|e| anyhow::anyhow!("--handle: {}", e.message))?;
+            let (org, key) =
+                services.create_organization(NewOrganization { name, handle, plan }).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::json!({ "organizationId": org.id.to_string(), "apiKey": key.expose() }));
+        }
+        Admin::CreateApiKey { org, scope } => {
+            let org: OrgId = org.parse().context("--org must be an organization id (UUID)")?;
+            let scope = ApiKeyScope::parse(&scope).map_err(|_| anyhow::anyhow!("--scope must be read or read_write"))?;
+            let key = services.create_api_key(org, scope).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::json!({ "apiKey": key.expose() }));
+        }
+    }
+    Ok(())
+}

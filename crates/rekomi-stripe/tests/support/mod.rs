@@ -1,0 +1,262 @@
+//! A scripted Stripe double: a minimal HTTP/1.1 server on 127.0.0.1 that answers each request
+//! with the next scripted reply and records what it received (method, path, headers, decoded
+//! form body) for the test to assert on.
+//!
+//! Hand-written on tokio rather than wiremock: the client opens one connection per request and
+//! sends a `Content-Length` body, so a few dozen lines suffice and the tests compile no extra
+//! HTTP stack.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rekomi_stripe::{StripeConfig, StripeGateway};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+pub const SECRET_KEY: &str = "sk_test_51RekomiDoubleKey";
+
+pub const COUPON: &str = include_str!("../fixtures/coupon.json");
+pub const COUPON_ID: &str = "Z4OV52SU";
+pub const PROMOTION_CODE: &str = include_str!("../fixtures/promotion_code.json");
+pub const PROMOTION_CODE_ID: &str = "promo_1Pgc79B7WZ01zgkWNy4mn5NX";
+pub const DELETED_COUPON: &str = include_str!("../fixtures/deleted_coupon.json");
+pub const ERROR_CODE_TAKEN: &str = include_str!("../fixtures/error_code_taken.json");
+pub const ERROR_NOT_FOUND: &str = include_str!("../fixtures/error_not_found.json");
+pub const ERROR_API: &str = include_str!("../fixtures/error_api.json");
+pub const ERROR_RATE_LIMIT: &str = include_str!("../fixtures/error_rate_limit.json");
+
+/// One scripted answer.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: &str) -> Self {
+        Self { status, content_type: "application/json", body: body.to_owned() }
+    }
+
+    pub fn html(status: u16, body: &str) -> Self {
+        Self { status, content_type: "text/html", body: body.to_owned() }
+    }
+}
+
+/// One request as the double saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    /// Header names lower-cased, in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// The raw body.
+    pub body: String,
+    /// The form body, percent-decoded, sorted by key then value.
+    pub form: Vec<(String, String)>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn header_count(&self, name: &str) -> usize {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().filter(|(n, _)| *n == name).count()
+    }
+
+    /// Asserts that the form body is exactly `expected` (order-insensitive).
+    pub fn assert_form(&self, expected: &[(&str, &str)]) {
+        let mut expected: Vec<(String, String)> = expected.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        expected.sort();
+        assert_eq!(self.form, expected, "form body of {} {} was {:?}", self.method, self.path, self.body);
+    }
+}
+
+#[derive(Default)]
+struct State {
+    script: VecDeque<Reply>,
+    received: Vec<Recorded>,
+}
+
+pub struct StripeDouble {
+    port: u16,
+    state: Arc<Mutex<State>>,
+    server: JoinHandle<()>,
+}
+
+impl StripeDouble {
+    /// Starts a double that answers requests with `script`, in order. A request beyond the
+    /// script gets a 418, which no test expects.
+    pub async fn start(script: Vec<Reply>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the double");
+        let port = listener.local_addr().expect("local address").port();
+        let state = Arc::new(Mutex::new(State { script: script.into(), received: Vec::new() }));
+        let server_state = Arc::clone(&state);
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = Arc::clone(&server_state);
+                tokio::spawn(async move {
+                    serve(stream, state).await;
+                });
+            }
+        });
+        Self { port, state, server }
+    }
+
+    /// The base URL to give the gateway.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    /// A gateway pointed at this double, retrying fast.
+    pub fn gateway(&self) -> StripeGateway {
+        self.gateway_with_retries(3)
+    }
+
+    pub fn gateway_with_retries(&self, max_retries: u32) -> StripeGateway {
+        StripeGateway::new(StripeConfig {
+            api_base: self.url(),
+            max_retries,
+            base_backoff: Duration::from_millis(1),
+            request_timeout: Duration::from_secs(5),
+            ..StripeConfig::new(SECRET_KEY)
+        })
+        .expect("valid test configuration")
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.lock().expect("double state").received.clone()
+    }
+
+    /// The only request received; fails the test if there were more or none.
+    pub fn single_request(&self) -> Recorded {
+        let requests = self.requests();
+        assert_eq!(requests.len(), 1, "expected exactly one request, got {requests:#?}");
+        requests.into_iter().next().expect("one request")
+    }
+}
+
+impl Drop for StripeDouble {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
+    let Some(request) = read_request(&mut stream).await else {
+        return;
+    };
+    let reply = {
+        let mut state = state.lock().expect("double state");
+        state.received.push(request);
+        state.script.pop_front().unwrap_or_else(|| Reply::json(418, r#"{"error":{"type":"api_error","message":"unscripted request"}}"#))
+    };
+    let head = format!(
+        "HTTP/1.1 {} Scripted\r\ncontent-type: {}\r\ncontent-length: {}\r\nrequest-id: req_double\r\nconnection: close\r\n\r\n",
+        reply.status,
+        reply.content_type,
+        reply.body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(reply.body.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn read_request(stream: &mut TcpStream) -> Option<Recorded> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    let head_end = loop {
+        if let Some(at) = find(&buffer, b"\r\n\r\n") {
+            break at;
+        }
+        let read = stream.read(&mut chunk).await.ok()?;
+        if read == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    };
+    let head = String::from_utf8(buffer[..head_end].to_vec()).expect("UTF-8 request head");
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next()?.split(' ');
+    let method = request_line.next()?.to_owned();
+    let path = request_line.next()?.to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    assert!(
+        !headers.iter().any(|(n, v)| n == "transfer-encoding" && v.contains("chunked")),
+        "the double only understands content-length bodies"
+    );
+    let length: usize = headers.iter().find(|(n, _)| n == "content-length").map_or(0, |(_, v)| v.parse().expect("numeric content-length"));
+    let mut body = buffer[head_end + 4..].to_vec();
+    while body.len() < length {
+        let read = stream.read(&mut chunk).await.ok()?;
+        if read == 0 {
+            return None;
+        }
+        body.extend_from_slice(&chunk[..read]);
+    }
+    let body = String::from_utf8(body).expect("UTF-8 body");
+    let mut form = decode_form(&body);
+    form.sort();
+    Some(Recorded { method, path, headers, body, form })
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|window| window == needle)
+}
+
+/// `application/x-www-form-urlencoded` decoding.
+pub fn decode_form(body: &str) -> Vec<(String, String)> {
+    body.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(key), percent_decode(value))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("percent escape");
+                out.push(u8::from_str_radix(hex, 16).expect("hex percent escape"));
+                i += 3;
+            }
+            byte => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).expect("UTF-8 form value")
+}
+
+/// A base URL where nothing listens: bound then released, so connecting is refused.
+pub async fn unreachable_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("local address").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}/")
+}
