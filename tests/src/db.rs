@@ -34,7 +34,7 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postg
 
 /// Advisory-lock key serializing template builds across test processes ("rekomit"); distinct
 /// from the key `rekomi_postgres::run_migrations` takes.
-const TEMPLATE_LOCK_KEY: i64 = 0x7265_6b6f_6d69_74;
+const TEMPLATE_LOCK_KEY: i64 = 0x0072_656b_6f6d_6974;
 
 /// How long a connection attempt may take before the server counts as unreachable.
 const CONNECT_TIMEOUT_SECS: u32 = 5;

@@ -4,21 +4,28 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rekomi_domain::ports::Entropy;
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 /// The SplitMix64 increment (2^64 divided by the golden ratio).
 const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// SplitMix64 (Steele, Lea and Flood, 2014) from a 64-bit seed: the same seed always yields the
 /// same bytes. Fast and well distributed, and NOT cryptographically secure: for tests only.
+///
+/// Its UUID v7 ids carry a counter after the timestamp (RFC 9562, "fixed-length dedicated
+/// counter"), so ids drawn under a [`FixedClock`](crate::FixedClock) that does not move still
+/// sort in the order they were drawn, as newest-first lists expect.
 #[derive(Debug)]
 pub struct SeededEntropy {
     state: AtomicU64,
+    ids_issued: AtomicU64,
 }
 
 impl SeededEntropy {
     /// A sequence starting from `seed`.
     pub fn new(seed: u64) -> Self {
-        Self { state: AtomicU64::new(seed) }
+        Self { state: AtomicU64::new(seed), ids_issued: AtomicU64::new(0) }
     }
 
     /// The next 64 pseudo-random bits.
@@ -37,6 +44,15 @@ impl Entropy for SeededEntropy {
             let bytes = self.next_u64().to_le_bytes();
             chunk.copy_from_slice(&bytes[..chunk.len()]);
         }
+    }
+
+    /// `unix_ts_ms` (48 bits) | version 7 | 42-bit counter (12 bits of `rand_a`, 30 of
+    /// `rand_b`) | 32 pseudo-random bits: time-ordered first, then in drawing order.
+    fn uuid_v7(&self, now: OffsetDateTime) -> Uuid {
+        let millis = u128::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0) & 0xFFFF_FFFF_FFFF;
+        let counter = u128::from(self.ids_issued.fetch_add(1, Ordering::Relaxed)) & 0x3FF_FFFF_FFFF;
+        let random = u128::from(self.next_u64() as u32);
+        Uuid::from_u128((millis << 80) | (0x7 << 76) | ((counter >> 30) << 64) | (0b10 << 62) | ((counter & 0x3FFF_FFFF) << 32) | random)
     }
 }
 
@@ -61,6 +77,22 @@ mod tests {
         };
         assert_eq!(draw(42), draw(42));
         assert_ne!(draw(42), draw(43));
+    }
+
+    #[test]
+    fn uuid_v7_ids_are_valid_and_sort_in_drawing_order_even_when_time_stands_still() {
+        use time::macros::datetime;
+        let e = SeededEntropy::new(1);
+        let now = datetime!(2026-06-01 12:00 UTC);
+        let ids: Vec<Uuid> = (0..1000).map(|_| e.uuid_v7(now)).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        assert!(ids.iter().all(|id| id.get_version_num() == 7 && id.get_variant() == uuid::Variant::RFC4122));
+        let (secs, _) = ids[0].get_timestamp().map(|t| t.to_unix()).unwrap_or_default();
+        assert_eq!(i64::try_from(secs).ok(), Some(now.unix_timestamp()));
+        let later = e.uuid_v7(now + time::Duration::milliseconds(1));
+        let earlier = e.uuid_v7(now - time::Duration::milliseconds(1));
+        assert!(later > ids[999] && earlier < ids[0]);
+        assert_eq!(SeededEntropy::new(1).uuid_v7(now), ids[0], "deterministic");
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! The server is `REKOMI_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
 //! Without a reachable server the tests skip with a message, unless `CI=true`, where they fail.
 
+// A test that cannot set up its fixtures should stop right there, loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 use rekomi_domain::actor::AuditActor;
