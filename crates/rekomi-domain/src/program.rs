@@ -104,8 +104,10 @@ pub struct Commission {
     pub value: Hundredths,
 }
 
+/// 100 % in hundredths.
+const ONE_HUNDRED_PERCENT: i64 = 10_000;
 /// Largest fixed commission, in major units (one million).
-const MAX_FIXED_HUNDREDTHS: i64 = 1_000_000_00;
+const MAX_FIXED_HUNDREDTHS: i64 = 100_000_000;
 
 impl Commission {
     /// Validates a commission.
@@ -115,7 +117,7 @@ impl Commission {
     /// fixed amount exceeds one million.
     pub fn new(kind: CommissionType, value: Hundredths, value_field: &str) -> Result<Self, FieldError> {
         match kind {
-            CommissionType::Percentage if value.get() > 100_00 => {
+            CommissionType::Percentage if value.get() > ONE_HUNDRED_PERCENT => {
                 Err(FieldError::invalid(value_field, "a percentage must be between 0 and 100"))
             }
             CommissionType::Fixed if value.get() > MAX_FIXED_HUNDREDTHS => {
@@ -525,9 +527,9 @@ mod tests {
 
     #[test]
     fn percentages_are_capped_at_one_hundred() {
-        assert!(Commission::new(CommissionType::Percentage, Hundredths::new(100_00), "v").is_ok());
-        assert!(Commission::new(CommissionType::Percentage, Hundredths::new(100_01), "v").is_err());
-        assert!(Commission::new(CommissionType::Fixed, Hundredths::new(500_00), "v").is_ok());
+        assert!(Commission::new(CommissionType::Percentage, Hundredths::new(10_000), "v").is_ok());
+        assert!(Commission::new(CommissionType::Percentage, Hundredths::new(10_001), "v").is_err());
+        assert!(Commission::new(CommissionType::Fixed, Hundredths::new(50_000), "v").is_ok());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Use cases over the fakes: the in-memory store (with real rollback), the fake gateway, a
 //! fixed clock and seeded entropy.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 

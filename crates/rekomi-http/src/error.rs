@@ -7,9 +7,13 @@ use rekomi_domain::error::{DomainError, FieldError};
 use rekomi_domain::ports::{GatewayError, StoreError};
 use serde::Serialize;
 
-/// An HTTP error answered with the spec's envelope.
+/// An HTTP error answered with the spec's envelope. Boxed so `Result<_, ApiError>` stays one
+/// pointer wide on the happy path.
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub struct ApiError(Box<Inner>);
+
+#[derive(Debug, Clone)]
+struct Inner {
     status: StatusCode,
     code: String,
     message: String,
@@ -38,7 +42,7 @@ struct Envelope<'a> {
 impl ApiError {
     /// An error with a status, code and message.
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self { status, code: code.to_owned(), message: message.into(), field: None, plan: None, retry_after: None }
+        Self(Box::new(Inner { status, code: code.to_owned(), message: message.into(), field: None, plan: None, retry_after: None }))
     }
 
     /// A 400 `validation_failed` on `field`.
@@ -49,7 +53,7 @@ impl ApiError {
     /// Names the field at fault.
     pub fn with_field(mut self, field: &str) -> Self {
         if !field.is_empty() {
-            self.field = Some(field.to_owned());
+            self.0.field = Some(field.to_owned());
         }
         self
     }
@@ -62,7 +66,7 @@ impl ApiError {
     /// A 429 with `Retry-After`.
     pub fn rate_limited(retry_after: u64) -> Self {
         let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "rate limit of 600 requests per minute exceeded");
-        e.retry_after = Some(retry_after.max(1));
+        e.0.retry_after = Some(retry_after.max(1));
         e
     }
 
@@ -79,33 +83,34 @@ impl ApiError {
 
     /// The status.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     /// The code.
     pub fn code(&self) -> &str {
-        &self.code
+        &self.0.code
     }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(f, "{} {}: {}", self.0.status.as_u16(), self.0.code, self.0.message)
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut builder = HttpResponse::build(self.status);
-        if let Some(secs) = self.retry_after {
+        let e = &self.0;
+        let mut builder = HttpResponse::build(e.status);
+        if let Some(secs) = e.retry_after {
             builder.insert_header((header::RETRY_AFTER, secs.to_string()));
             builder.insert_header(("X-RateLimit-Remaining", "0"));
         }
-        builder.json(Envelope { error: &self.code, message: &self.message, field: self.field.as_deref(), plan: self.plan.as_ref() })
+        builder.json(Envelope { error: &e.code, message: &e.message, field: e.field.as_deref(), plan: e.plan.as_ref() })
     }
 }
 
@@ -167,7 +172,7 @@ impl From<DomainError> for ApiError {
             DomainError::Forbidden { code, message } => Self::new(StatusCode::FORBIDDEN, code, message),
             DomainError::PlanRequired(p) => {
                 let mut err = Self::new(StatusCode::PAYMENT_REQUIRED, "plan_tier_required", p.to_string());
-                err.plan = Some(PlanBody { required: p.required.as_str(), current: p.current.as_str(), trialing: p.trialing });
+                err.0.plan = Some(PlanBody { required: p.required.as_str(), current: p.current.as_str(), trialing: p.trialing });
                 err
             }
             DomainError::Gateway(g) => g.into(),

@@ -643,22 +643,22 @@ impl Services {
         ctx.require_plan(PlanTier::Growth)?;
         let org = ctx.org_id();
         self.tx(move |tx| {
-            let single = match &query {
-                PromoCodeQuery::Id(id) => Some(tx.affiliate_coupon(org, *id)?),
-                PromoCodeQuery::Code(code) => Some(tx.affiliate_coupon_by_code(org, code)?),
-                PromoCodeQuery::ExternalId(ext) => Some(tx.affiliate_coupon_by_stripe_id(org, ext)?),
-                _ => None,
-            };
-            if let Some(found) = single {
-                let found = found.filter(|c| c.stripe_promotion_code_id.is_some());
-                let view = found.map(|c| views(tx, org, vec![c])).transpose()?.and_then(|mut v| v.pop());
-                return view.map(|v| PromoCodeResult::One(Box::new(v))).ok_or(DomainError::NotFound("promotional_code_not_found"));
-            }
             let selector = match query {
+                PromoCodeQuery::Id(id) => {
+                    let found = tx.affiliate_coupon(org, id)?;
+                    return single_code(tx, org, found);
+                },
+                PromoCodeQuery::Code(code) => {
+                    let found = tx.affiliate_coupon_by_code(org, &code)?;
+                    return single_code(tx, org, found);
+                },
+                PromoCodeQuery::ExternalId(ext) => {
+                    let found = tx.affiliate_coupon_by_stripe_id(org, &ext)?;
+                    return single_code(tx, org, found);
+                },
                 PromoCodeQuery::CouponId(id) => CouponSelector::CampaignCoupon(id),
                 PromoCodeQuery::AffiliateId(id) => CouponSelector::Affiliate(id),
                 PromoCodeQuery::AffiliateEmail(email) => CouponSelector::AffiliateEmail(email),
-                PromoCodeQuery::Id(_) | PromoCodeQuery::Code(_) | PromoCodeQuery::ExternalId(_) => unreachable_selector()?,
             };
             let codes = all_codes(tx, org, &selector, LOOKUP_MAX)?;
             Ok(PromoCodeResult::Many(views(tx, org, codes)?))
@@ -799,8 +799,14 @@ fn tally(report: &mut ReconcileReport, outcome: Result<(), DomainError>) -> Resu
     Ok(())
 }
 
-fn unreachable_selector() -> Result<CouponSelector, DomainError> {
-    Err(DomainError::Store(anyhow::anyhow!("single-code selector reached the list branch").into()))
+/// One provisioned code with its campaign coupon and owner, or `promotional_code_not_found`.
+fn single_code(tx: &mut dyn Tx, org: OrgId, found: Option<AffiliateCoupon>) -> Result<PromoCodeResult, DomainError> {
+    let found = found.filter(|c| c.stripe_promotion_code_id.is_some());
+    let view = match found {
+        Some(c) => views(tx, org, vec![c])?.pop(),
+        None => None,
+    };
+    view.map(|v| PromoCodeResult::One(Box::new(v))).ok_or(DomainError::NotFound("promotional_code_not_found"))
 }
 
 /// Every active, provisioned code matching the selector (all pages).
@@ -839,9 +845,8 @@ fn views(tx: &mut dyn Tx, org: OrgId, codes: Vec<AffiliateCoupon>) -> Result<Vec
                 c
             }
         };
-        if !affiliates.contains_key(&coupon.affiliate_id) {
-            let a = tx.affiliate(org, coupon.affiliate_id)?;
-            affiliates.insert(coupon.affiliate_id, a);
+        if let std::collections::hash_map::Entry::Vacant(slot) = affiliates.entry(coupon.affiliate_id) {
+            slot.insert(tx.affiliate(org, coupon.affiliate_id)?);
         }
         if let Some(Some(affiliate)) = affiliates.get(&coupon.affiliate_id) {
             out.push(CodeView { coupon, campaign, affiliate: affiliate.clone() });
