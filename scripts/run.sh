@@ -19,6 +19,12 @@ bin=target/debug/rekomi-server
 state_dir=.rekomi
 demo="$state_dir/demo.json"
 mkdir -p "$state_dir"
+# A per-checkout development secret for dashboard and affiliate JWTs, so the affiliate
+# self-mint endpoint can be tried with `rekomi-server admin affiliate-token`.
+if [ -z "${REKOMI_JWT_SECRET:-}" ]; then
+  [ -s "$state_dir/jwt_secret" ] || head -c 32 /dev/urandom | base64 | tr -d '\n=+/' > "$state_dir/jwt_secret"
+  export REKOMI_JWT_SECRET="$(cat "$state_dir/jwt_secret")"
+fi
 if [ ! -s "$demo" ] || ! grep -q "$(printf '%s' "$DATABASE_URL" | sha256sum | cut -c1-16)" "$state_dir/demo.db" 2>/dev/null; then
   handle="demo-$(date +%s)"
   "$bin" admin create-org --name "Demo Brand" --handle "$handle" --plan growth > "$demo"
@@ -35,6 +41,9 @@ cat <<MSG
   Demo API key:      $api_key
 
   Try:  curl -s http://$bind/api/v1/programs -H "Authorization: Bearer $api_key"
+
+  JWTs are signed with the secret in .rekomi/jwt_secret (unless REKOMI_JWT_SECRET was set):
+        REKOMI_JWT_SECRET=\$(cat .rekomi/jwt_secret) $bin admin affiliate-token --sub user_1 --email you@example.com
 
   No REKOMI_STRIPE_SECRET_KEY is set unless you exported one: local mode, nothing goes to Stripe.
 

@@ -13,12 +13,12 @@ use std::time::Instant;
 use actix_web::dev::Payload;
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
-use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rekomi_domain::actor::{AffiliateActor, BrandActor, Role};
 use rekomi_domain::ids::OrgId;
 use rekomi_domain::org::{ApiKeyScope, API_KEY_PREFIX};
 use rekomi_domain::usecases::BrandContext;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::ratelimit::Decision;
@@ -47,6 +47,61 @@ struct DashboardClaims {
 struct AffiliateClaims {
     sub: String,
     email: String,
+}
+
+#[derive(Serialize)]
+struct IssuedDashboardClaims<'a> {
+    sub: &'a str,
+    org_id: String,
+    role: &'a str,
+    iat: i64,
+    exp: i64,
+}
+
+#[derive(Serialize)]
+struct IssuedAffiliateClaims<'a> {
+    sub: &'a str,
+    email: &'a str,
+    aud: &'a str,
+    iat: i64,
+    exp: i64,
+}
+
+/// Signs a dashboard JWT (for operators and local development; production dashboards get
+/// theirs from the identity provider sharing `REKOMI_JWT_SECRET`).
+///
+/// # Errors
+/// When signing fails.
+pub fn issue_dashboard_token(
+    secret: &str,
+    org: OrgId,
+    sub: &str,
+    role: Role,
+    now_unix: i64,
+    ttl_secs: i64,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let role = match role {
+        Role::Owner => "Owner",
+        Role::Manager => "Manager",
+        Role::Viewer => "Viewer",
+    };
+    let claims = IssuedDashboardClaims { sub, org_id: org.to_string(), role, iat: now_unix, exp: now_unix + ttl_secs };
+    encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
+}
+
+/// Signs an affiliate-side JWT (`aud` = `affiliate`).
+///
+/// # Errors
+/// When signing fails.
+pub fn issue_affiliate_token(
+    secret: &str,
+    sub: &str,
+    email: &str,
+    now_unix: i64,
+    ttl_secs: i64,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let claims = IssuedAffiliateClaims { sub, email, aud: AFFILIATE_AUDIENCE, iat: now_unix, exp: now_unix + ttl_secs };
+    encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
 }
 
 fn bearer(req: &HttpRequest) -> Result<String, ApiError> {

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use rekomi_domain::actor::Role;
 use rekomi_domain::ids::OrgId;
 use rekomi_domain::org::{ApiKeyScope, Handle};
 use rekomi_domain::plan::PlanTier;
@@ -53,6 +54,29 @@ enum Admin {
         #[arg(long)]
         scope: String,
     },
+    /// Sign a dashboard JWT with REKOMI_JWT_SECRET (local development and operations).
+    DashboardToken {
+        #[arg(long)]
+        org: String,
+        /// The user id (`sub`).
+        #[arg(long)]
+        sub: String,
+        /// Owner | Manager | Viewer
+        #[arg(long, default_value = "Owner")]
+        role: String,
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: i64,
+    },
+    /// Sign an affiliate JWT (`aud` = affiliate) with REKOMI_JWT_SECRET.
+    AffiliateToken {
+        /// The affiliate's user id (`sub`).
+        #[arg(long)]
+        sub: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: i64,
+    },
 }
 
 fn init_tracing() {
@@ -69,6 +93,10 @@ fn init_tracing() {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing();
+    if let Command::Admin { command } = cli.command {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+        return runtime.block_on(admin(command));
+    }
     let mut config = Config::from_env()?;
     tracing::debug!(?config, "configuration");
     match cli.command {
@@ -85,29 +113,51 @@ fn main() -> anyhow::Result<()> {
                 app.run_until_stopped().await
             })
         }
-        Command::Admin { command } => {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-            runtime.block_on(admin(&config, command))
-        }
+        Command::Admin { .. } => Ok(()),
     }
 }
 
-async fn admin(config: &Config, command: Admin) -> anyhow::Result<()> {
-    let services = rekomi_server::services(config)?;
-    match command {
+/// Token commands need only the signing secret, not a database.
+fn jwt_secret() -> anyhow::Result<String> {
+    std::env::var("REKOMI_JWT_SECRET")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .context("REKOMI_JWT_SECRET is not set: tokens are signed with it")
+}
+
+fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+async fn admin(command: Admin) -> anyhow::Result<()> {
+    let output = match command {
         Admin::CreateOrg { name, handle, plan } => {
             let plan: PlanTier = plan.parse().map_err(|_| anyhow::anyhow!("--plan must be trial, starter, growth or pro"))?;
             let handle = Handle::parse(&handle).map_err(|e| anyhow::anyhow!("--handle: {}", e.message))?;
+            let services = rekomi_server::services(&Config::from_env()?)?;
             let (org, key) =
                 services.create_organization(NewOrganization { name, handle, plan }).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("{}", serde_json::json!({ "organizationId": org.id.to_string(), "apiKey": key.expose() }));
+            serde_json::json!({ "organizationId": org.id.to_string(), "apiKey": key.expose() })
         }
         Admin::CreateApiKey { org, scope } => {
             let org: OrgId = org.parse().context("--org must be an organization id (UUID)")?;
             let scope = ApiKeyScope::parse(&scope).map_err(|_| anyhow::anyhow!("--scope must be read or read_write"))?;
+            let services = rekomi_server::services(&Config::from_env()?)?;
             let key = services.create_api_key(org, scope).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("{}", serde_json::json!({ "apiKey": key.expose() }));
+            serde_json::json!({ "apiKey": key.expose() })
         }
-    }
+        Admin::DashboardToken { org, sub, role, ttl_secs } => {
+            let org: OrgId = org.parse().context("--org must be an organization id (UUID)")?;
+            let role: Role = role.parse().map_err(|_| anyhow::anyhow!("--role must be Owner, Manager or Viewer"))?;
+            let token = rekomi_http::auth::issue_dashboard_token(&jwt_secret()?, org, &sub, role, now_unix(), ttl_secs)?;
+            serde_json::json!({ "token": token })
+        }
+        Admin::AffiliateToken { sub, email, ttl_secs } => {
+            let email = email.trim().to_lowercase();
+            let token = rekomi_http::auth::issue_affiliate_token(&jwt_secret()?, &sub, &email, now_unix(), ttl_secs)?;
+            serde_json::json!({ "token": token })
+        }
+    };
+    println!("{output}");
     Ok(())
 }

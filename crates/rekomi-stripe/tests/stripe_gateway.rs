@@ -1,5 +1,9 @@
 //! `StripeGateway` against a scripted local Stripe double: request shapes, headers, retries and
 //! error mapping.
+//!
+//! Tests whose double answers with a Stripe object read it from the shared reference folder
+//! (`REKOMI_SHARED_DIR`, else `shared/` beside the workspace): without it they print a skip
+//! message and return, or fail under `CI=true`. Error-path tests need no shared data.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -57,7 +61,8 @@ fn assert_authenticated_with_key(request: &Recorded, key: &str) {
 
 #[tokio::test]
 async fn percent_off_coupon_is_created_with_repeating_duration_redeem_by_and_metadata() {
-    let double = StripeDouble::start(vec![Reply::json(200, COUPON)]).await;
+    let Some(stripe) = StripeObjects::load() else { return };
+    let double = StripeDouble::start(vec![stripe.coupon()]).await;
 
     let id = double.gateway().create_coupon(&PLATFORM, &percent_coupon()).await.unwrap();
 
@@ -83,7 +88,8 @@ async fn percent_off_coupon_is_created_with_repeating_duration_redeem_by_and_met
 
 #[tokio::test]
 async fn amount_off_coupon_sends_the_amount_and_lower_case_currency_and_nothing_unset() {
-    let double = StripeDouble::start(vec![Reply::json(200, COUPON)]).await;
+    let Some(stripe) = StripeObjects::load() else { return };
+    let double = StripeDouble::start(vec![stripe.coupon()]).await;
     let request = CreateCoupon {
         idempotency_key: "rekomi:coupon:amount".to_owned(),
         name: "$15 off".to_owned(),
@@ -102,7 +108,8 @@ async fn amount_off_coupon_sends_the_amount_and_lower_case_currency_and_nothing_
 
 #[tokio::test]
 async fn once_coupon_sends_duration_once_without_months() {
-    let double = StripeDouble::start(vec![Reply::json(200, COUPON)]).await;
+    let Some(stripe) = StripeObjects::load() else { return };
+    let double = StripeDouble::start(vec![stripe.coupon()]).await;
     let request = CreateCoupon { duration: CouponDuration::Once, redeem_by: None, metadata: Vec::new(), ..percent_coupon() };
 
     double.gateway().create_coupon(&PLATFORM, &request).await.unwrap();
@@ -112,7 +119,8 @@ async fn once_coupon_sends_duration_once_without_months() {
 
 #[tokio::test]
 async fn promotion_code_is_created_in_the_current_api_shape() {
-    let double = StripeDouble::start(vec![Reply::json(200, PROMOTION_CODE)]).await;
+    let Some(stripe) = StripeObjects::load() else { return };
+    let double = StripeDouble::start(vec![stripe.created_promotion_code()]).await;
 
     let id = double.gateway().create_promotion_code(&PLATFORM, &full_promotion_code()).await.unwrap();
 
@@ -139,7 +147,8 @@ async fn promotion_code_is_created_in_the_current_api_shape() {
 
 #[tokio::test]
 async fn promotion_code_without_options_sends_only_the_promotion_and_the_code() {
-    let double = StripeDouble::start(vec![Reply::json(200, PROMOTION_CODE)]).await;
+    let Some(stripe) = StripeObjects::load() else { return };
+    let double = StripeDouble::start(vec![stripe.created_promotion_code()]).await;
     let request = CreatePromotionCode {
         max_redemptions: None,
         expires_at: None,
@@ -157,7 +166,8 @@ async fn promotion_code_without_options_sends_only_the_promotion_and_the_code() 
 
 #[tokio::test]
 async fn promotion_code_with_only_a_minimum_amount_omits_first_time_transaction() {
-    let double = StripeDouble::start(vec![Reply::json(200, PROMOTION_CODE)]).await;
+    let Some(stripe) = StripeObjects::load() else { return };
+    let double = StripeDouble::start(vec![stripe.created_promotion_code()]).await;
     let request = CreatePromotionCode {
         max_redemptions: None,
         expires_at: None,
@@ -180,7 +190,8 @@ async fn promotion_code_with_only_a_minimum_amount_omits_first_time_transaction(
 
 #[tokio::test]
 async fn deactivating_a_promotion_code_posts_active_false_to_its_path() {
-    let double = StripeDouble::start(vec![Reply::json(200, PROMOTION_CODE)]).await;
+    let Some(stripe) = StripeObjects::load() else { return };
+    let double = StripeDouble::start(vec![stripe.deactivated_promotion_code()]).await;
 
     double.gateway().deactivate_promotion_code(&PLATFORM, PROMOTION_CODE_ID, "rekomi:deactivate:1").await.unwrap();
 
@@ -193,7 +204,8 @@ async fn deactivating_a_promotion_code_posts_active_false_to_its_path() {
 
 #[tokio::test]
 async fn deleting_a_coupon_sends_delete_to_its_path() {
-    let double = StripeDouble::start(vec![Reply::json(200, DELETED_COUPON)]).await;
+    let Some(stripe) = StripeObjects::load() else { return };
+    let double = StripeDouble::start(vec![stripe.deleted_coupon()]).await;
 
     double.gateway().delete_coupon(&PLATFORM, COUPON_ID, "rekomi:delete:1").await.unwrap();
 
@@ -206,7 +218,8 @@ async fn deleting_a_coupon_sends_delete_to_its_path() {
 
 #[tokio::test]
 async fn a_server_error_is_retried_with_the_same_idempotency_key_and_body() {
-    let double = StripeDouble::start(vec![Reply::json(500, ERROR_API), Reply::json(200, PROMOTION_CODE)]).await;
+    let Some(stripe) = StripeObjects::load() else { return };
+    let double = StripeDouble::start(vec![Reply::json(500, ERROR_API), stripe.created_promotion_code()]).await;
 
     let id = double.gateway().create_promotion_code(&PLATFORM, &full_promotion_code()).await.unwrap();
 
@@ -221,7 +234,8 @@ async fn a_server_error_is_retried_with_the_same_idempotency_key_and_body() {
 
 #[tokio::test]
 async fn a_rate_limited_request_is_retried_then_succeeds() {
-    let double = StripeDouble::start(vec![Reply::json(429, ERROR_RATE_LIMIT), Reply::json(200, COUPON)]).await;
+    let Some(stripe) = StripeObjects::load() else { return };
+    let double = StripeDouble::start(vec![Reply::json(429, ERROR_RATE_LIMIT), stripe.coupon()]).await;
 
     let id = double.gateway().create_coupon(&PLATFORM, &percent_coupon()).await.unwrap();
 
@@ -233,9 +247,10 @@ async fn a_rate_limited_request_is_retried_then_succeeds() {
 
 #[tokio::test]
 async fn a_concurrent_use_of_the_idempotency_key_is_retried() {
+    let Some(stripe) = StripeObjects::load() else { return };
     // 409 `idempotency_key_in_use`: an earlier attempt with this key is still running at Stripe.
     let body = r#"{"error":{"type":"idempotency_error","code":"idempotency_key_in_use","message":"There is currently another in-progress request using this Idempotent Key."}}"#;
-    let double = StripeDouble::start(vec![Reply::json(409, body), Reply::json(200, PROMOTION_CODE)]).await;
+    let double = StripeDouble::start(vec![Reply::json(409, body), stripe.deactivated_promotion_code()]).await;
 
     double.gateway().deactivate_promotion_code(&PLATFORM, PROMOTION_CODE_ID, "rekomi:deactivate:2").await.unwrap();
 
@@ -246,10 +261,10 @@ async fn a_concurrent_use_of_the_idempotency_key_is_retried() {
 
 #[tokio::test]
 async fn an_error_answer_without_a_stripe_body_is_retried_like_a_server_error() {
+    let Some(stripe) = StripeObjects::load() else { return };
     // A load balancer's HTML 502: async-stripe cannot read a status from it, only that the
     // body is not Stripe's error JSON.
-    let double =
-        StripeDouble::start(vec![Reply::html(502, "<html><body>Bad gateway</body></html>"), Reply::json(200, DELETED_COUPON)]).await;
+    let double = StripeDouble::start(vec![Reply::html(502, "<html><body>Bad gateway</body></html>"), stripe.deleted_coupon()]).await;
 
     double.gateway().delete_coupon(&PLATFORM, COUPON_ID, "rekomi:delete:2").await.unwrap();
 
@@ -336,12 +351,13 @@ async fn an_unreachable_stripe_is_retried_and_reported_as_unavailable() {
 
 #[tokio::test]
 async fn the_stripe_account_header_is_sent_only_when_the_context_names_an_account() {
+    let Some(stripe) = StripeObjects::load() else { return };
     let double = StripeDouble::start(vec![
-        Reply::json(200, COUPON),
-        Reply::json(200, COUPON),
-        Reply::json(200, PROMOTION_CODE),
-        Reply::json(200, PROMOTION_CODE),
-        Reply::json(200, DELETED_COUPON),
+        stripe.coupon(),
+        stripe.coupon(),
+        stripe.created_promotion_code(),
+        stripe.deactivated_promotion_code(),
+        stripe.deleted_coupon(),
     ])
     .await;
     let gateway = double.gateway();
@@ -360,7 +376,8 @@ async fn the_stripe_account_header_is_sent_only_when_the_context_names_an_accoun
 
 #[tokio::test]
 async fn the_stripe_account_header_is_kept_on_retries() {
-    let double = StripeDouble::start(vec![Reply::json(503, ERROR_API), Reply::json(200, COUPON)]).await;
+    let Some(stripe) = StripeObjects::load() else { return };
+    let double = StripeDouble::start(vec![Reply::json(503, ERROR_API), stripe.coupon()]).await;
 
     double.gateway().create_coupon(&connected("acct_9"), &percent_coupon()).await.unwrap();
 
@@ -426,7 +443,8 @@ fn an_empty_secret_key_or_a_bad_url_is_refused_without_echoing_the_key() {
 
 #[tokio::test]
 async fn an_api_base_without_a_trailing_slash_still_reaches_v1() {
-    let double = StripeDouble::start(vec![Reply::json(200, DELETED_COUPON)]).await;
+    let Some(stripe) = StripeObjects::load() else { return };
+    let double = StripeDouble::start(vec![stripe.deleted_coupon()]).await;
     let gateway =
         StripeGateway::new(StripeConfig { api_base: double.url().trim_end_matches('/').to_owned(), ..StripeConfig::new(SECRET_KEY) })
             .unwrap();

@@ -5,29 +5,133 @@
 //! Hand-written on tokio rather than wiremock: the client opens one connection per request and
 //! sends a `Content-Length` body, so a few dozen lines suffice and the tests compile no extra
 //! HTTP stack.
+//!
+//! Successful replies are Stripe's published objects, read at run time from the shared reference
+//! folder (see [`StripeObjects`]); tests that need them skip with a message when that folder is
+//! absent (and fail under `CI=true`). Error replies are the project's own inline Stripe error JSON.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rekomi_stripe::{StripeConfig, StripeGateway};
+use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 pub const SECRET_KEY: &str = "sk_test_51RekomiDoubleKey";
 
-pub const COUPON: &str = include_str!("../fixtures/coupon.json");
 pub const COUPON_ID: &str = "Z4OV52SU";
-pub const PROMOTION_CODE: &str = include_str!("../fixtures/promotion_code.json");
 pub const PROMOTION_CODE_ID: &str = "promo_1Pgc79B7WZ01zgkWNy4mn5NX";
-pub const DELETED_COUPON: &str = include_str!("../fixtures/deleted_coupon.json");
-pub const ERROR_CODE_TAKEN: &str = include_str!("../fixtures/error_code_taken.json");
-pub const ERROR_NOT_FOUND: &str = include_str!("../fixtures/error_not_found.json");
-pub const ERROR_API: &str = include_str!("../fixtures/error_api.json");
-pub const ERROR_RATE_LIMIT: &str = include_str!("../fixtures/error_rate_limit.json");
+
+// Stripe error bodies for the project's own error scenarios (no shared data needed).
+pub const ERROR_CODE_TAKEN: &str = r#"{"error":{"code":"resource_already_exists","doc_url":"https://stripe.com/docs/error-codes/resource-already-exists","message":"An active promotion code with `code: ALICE20` already exists.","param":"code","request_log_url":"https://dashboard.stripe.com/test/logs/req_123","type":"invalid_request_error"}}"#;
+pub const ERROR_NOT_FOUND: &str = r#"{"error":{"code":"resource_missing","doc_url":"https://stripe.com/docs/error-codes/resource-missing","message":"No such coupon: 'Z4OV52SU'","param":"id","type":"invalid_request_error"}}"#;
+pub const ERROR_API: &str = r#"{"error":{"message":"An unknown error occurred","type":"api_error"}}"#;
+pub const ERROR_RATE_LIMIT: &str =
+    r#"{"error":{"code":"rate_limit","message":"Too many requests hit the API too quickly.","type":"invalid_request_error"}}"#;
+
+/// The shared reference folder: `REKOMI_SHARED_DIR`, else `shared/` beside the workspace root.
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("REKOMI_SHARED_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")), PathBuf::from)
+}
+
+/// Stripe's published objects from the shared reference folder (`<shared>/stripe/objects`),
+/// read at run time and never copied into the project; each reply is one of them with the
+/// fields a scenario needs patched in.
+pub struct StripeObjects {
+    dir: PathBuf,
+}
+
+impl StripeObjects {
+    /// The shared objects, or `None` after printing why the calling test skips when the shared
+    /// folder is absent. Under `CI=true` an absent folder fails the test instead.
+    pub fn load() -> Option<Self> {
+        let dir = shared_dir().join("stripe").join("objects");
+        if dir.is_dir() {
+            return Some(Self { dir });
+        }
+        let test = std::thread::current().name().unwrap_or("a Stripe adapter test").to_owned();
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!(
+                "{test}: CI=true but the shared Stripe objects are missing at {}; \
+                 check out the shared folder beside the workspace or point REKOMI_SHARED_DIR at it",
+                dir.display()
+            );
+        }
+        eprintln!(
+            "skipping {test}: the shared Stripe objects are missing at {}; \
+             set REKOMI_SHARED_DIR to the shared folder to run it",
+            dir.display()
+        );
+        None
+    }
+
+    fn read(&self, file: &str) -> Value {
+        let path = self.dir.join(file);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+    }
+
+    /// One object from the shared folder, e.g. `coupon` for `coupon.json`.
+    pub fn object(&self, name: &str) -> Value {
+        let object = self.read(&format!("{name}.json"));
+        assert!(object.is_object(), "{name}.json is not a JSON object");
+        object
+    }
+
+    /// One resource from Stripe's whole fixtures file (`fixtures3.json`), for objects that have
+    /// no file of their own, e.g. `deleted_coupon`.
+    pub fn fixture(&self, resource: &str) -> Value {
+        let mut fixtures = self.read("fixtures3.json");
+        let object = fixtures["resources"][resource].take();
+        assert!(object.is_object(), "fixtures3.json has no resource {resource:?}");
+        object
+    }
+
+    /// The coupon Stripe returns on creation, as coupon [`COUPON_ID`].
+    pub fn coupon(&self) -> Reply {
+        let mut coupon = self.object("coupon");
+        coupon["id"] = json!(COUPON_ID);
+        Reply::json_value(200, &coupon)
+    }
+
+    /// The answer to deleting coupon [`COUPON_ID`].
+    pub fn deleted_coupon(&self) -> Reply {
+        let mut deleted = self.fixture("deleted_coupon");
+        deleted["id"] = json!(COUPON_ID);
+        assert_eq!(deleted["deleted"], json!(true), "Stripe's deleted_coupon fixture");
+        Reply::json_value(200, &deleted)
+    }
+
+    /// Promotion code [`PROMOTION_CODE_ID`], `ALICE20` for coupon [`COUPON_ID`] in the current
+    /// (clover) shape, `active` as given: `true` on creation, `false` after deactivation.
+    pub fn promotion_code(&self, active: bool) -> Reply {
+        let mut promotion_code = self.object("promotion_code");
+        promotion_code["id"] = json!(PROMOTION_CODE_ID);
+        promotion_code["code"] = json!("ALICE20");
+        promotion_code["active"] = json!(active);
+        promotion_code["promotion"] = json!({ "type": "coupon", "coupon": COUPON_ID });
+        promotion_code["metadata"] = json!({ "rekomi_code_id": "code_1" });
+        Reply::json_value(200, &promotion_code)
+    }
+
+    /// A freshly created promotion code.
+    pub fn created_promotion_code(&self) -> Reply {
+        self.promotion_code(true)
+    }
+
+    /// The promotion code after `active=false`.
+    pub fn deactivated_promotion_code(&self) -> Reply {
+        self.promotion_code(false)
+    }
+}
 
 /// One scripted answer.
 #[derive(Clone, Debug)]
@@ -40,6 +144,10 @@ pub struct Reply {
 impl Reply {
     pub fn json(status: u16, body: &str) -> Self {
         Self { status, content_type: "application/json", body: body.to_owned() }
+    }
+
+    pub fn json_value(status: u16, body: &Value) -> Self {
+        Self { status, content_type: "application/json", body: body.to_string() }
     }
 
     pub fn html(status: u16, body: &str) -> Self {
