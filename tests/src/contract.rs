@@ -41,6 +41,7 @@ macro_rules! storage_contract {
         $callback! {
             an_organization_round_trips_by_id,
             an_organization_handle_is_unique,
+            an_organization_links_and_unlinks_its_stripe_account,
             an_api_key_is_found_by_its_hash_until_revoked,
             org_usage_counts_live_affiliates_and_unarchived_programs,
             a_program_round_trips_and_every_field_updates,
@@ -449,6 +450,20 @@ pub async fn an_organization_round_trips_by_id(store: &dyn UnitOfWork) {
     assert_eq!(got_full, Some(full));
     assert_eq!(got_bare, Some(bare));
     assert_eq!(missing, None);
+}
+
+/// `set_stripe_account` links and unlinks one organization and reports a missing one.
+pub async fn an_organization_links_and_unlinks_its_stripe_account(store: &dyn UnitOfWork) {
+    let mut acme = org(1, "acme");
+    acme.stripe_account_id = None;
+    let other = org(2, "globex");
+    seed(store, Seed { orgs: vec![acme, other.clone()], ..Seed::default() }).await;
+    assert!(commit(store, |tx| tx.set_stripe_account(id(1), Some("acct_linked"))).await);
+    assert_eq!(commit(store, |tx| tx.org(id(1))).await.and_then(|o| o.stripe_account_id).as_deref(), Some("acct_linked"));
+    assert_eq!(commit(store, |tx| tx.org(id(2))).await, Some(other), "another organization is untouched");
+    assert!(commit(store, |tx| tx.set_stripe_account(id(1), None)).await);
+    assert_eq!(commit(store, |tx| tx.org(id(1))).await.and_then(|o| o.stripe_account_id), None);
+    assert!(!commit(store, |tx| tx.set_stripe_account(id(9), Some("acct_x"))).await);
 }
 
 /// Two organizations cannot share a handle.

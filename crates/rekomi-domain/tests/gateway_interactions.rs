@@ -39,7 +39,12 @@ fn services(gateway: MockPaymentGateway) -> Services {
 }
 
 fn org(services: &Services, account: Option<&str>) -> BrandContext {
-    let (mut org, _) = block_on(services.create_organization(NewOrganization { name: "Acme".into(), handle: Handle::parse("acme").unwrap(), plan: PlanTier::Growth })).unwrap();
+    let (mut org, _) = block_on(services.create_organization(NewOrganization {
+        name: "Acme".into(),
+        handle: Handle::parse("acme").unwrap(),
+        plan: PlanTier::Growth,
+    }))
+    .unwrap();
     org.stripe_account_id = account.map(str::to_owned);
     BrandContext { actor: BrandActor::ApiKey { org: org.id, key: ApiKeyId::from_uuid(uuid::Uuid::nil()) }, org }
 }
@@ -118,14 +123,25 @@ fn a_code_carries_its_restrictions_and_rekomi_ids_to_stripe_and_revoking_twice_c
         })
         .times(1)
         .returning(|_, _| Ok("promo_1".to_owned()));
-    gateway.expect_deactivate_promotion_code().with(always(), mockall::predicate::eq("promo_1"), always()).times(1).returning(|_, _, _| Ok(()));
+    gateway
+        .expect_deactivate_promotion_code()
+        .with(always(), mockall::predicate::eq("promo_1"), always())
+        .times(1)
+        .returning(|_, _, _| Ok(()));
     gateway.expect_delete_coupon().never();
     let services = services(gateway);
     let ctx = org(&services, None);
     let program = program(&services, &ctx);
     let affiliate = block_on(services.create_affiliate(
         &ctx,
-        NewAffiliate { program_id: program, email: Email::parse("e", "sarah@creator.com").unwrap(), full_name: None, status: AffiliateStatus::Approved, custom_commission: None, custom_alias: None },
+        NewAffiliate {
+            program_id: program,
+            email: Email::parse("e", "sarah@creator.com").unwrap(),
+            full_name: None,
+            status: AffiliateStatus::Approved,
+            custom_commission: None,
+            custom_alias: None,
+        },
     ))
     .unwrap()
     .affiliate

@@ -298,6 +298,16 @@ impl OrgRepo for State {
         Ok(self.orgs.get(&id).cloned())
     }
 
+    fn set_stripe_account(&mut self, id: OrgId, account: Option<&str>) -> Result<bool, StoreError> {
+        Ok(match self.orgs.get_mut(&id) {
+            Some(org) => {
+                org.stripe_account_id = account.map(str::to_owned);
+                true
+            }
+            None => false,
+        })
+    }
+
     fn insert_api_key(&mut self, key: &ApiKey) -> Result<(), StoreError> {
         if self.api_keys.contains_key(&key.id) {
             return Err(conflict("api_keys_pkey"));

@@ -105,6 +105,13 @@ impl OrgRepo for PgTx<'_> {
         row.map(OrganizationRow::into_domain).transpose()
     }
 
+    fn set_stripe_account(&mut self, id: OrgId, account: Option<&str>) -> Result<bool, StoreError> {
+        let updated = self.write(|c| {
+            diesel::update(organizations::table.find(id.as_uuid())).set(organizations::stripe_account_id.eq(account)).execute(c)
+        })?;
+        Ok(updated == 1)
+    }
+
     fn insert_api_key(&mut self, key: &ApiKey) -> Result<(), StoreError> {
         let row = NewApiKeyRow::from(key);
         self.write(|c| diesel::insert_into(api_keys::table).values(&row).execute(c))?;

@@ -54,6 +54,17 @@ enum Admin {
         #[arg(long)]
         scope: String,
     },
+    /// Link an organization to its Stripe Connect account (Stripe calls then carry
+    /// `Stripe-Account`), or unlink it with --unlink.
+    LinkStripeAccount {
+        #[arg(long)]
+        org: String,
+        /// acct_…
+        #[arg(long, required_unless_present = "unlink")]
+        account: Option<String>,
+        #[arg(long)]
+        unlink: bool,
+    },
     /// Sign a dashboard JWT with REKOMI_JWT_SECRET (local development and operations).
     DashboardToken {
         #[arg(long)]
@@ -145,6 +156,13 @@ async fn admin(command: Admin) -> anyhow::Result<()> {
             let services = rekomi_server::services(&Config::from_env()?)?;
             let key = services.create_api_key(org, scope).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             serde_json::json!({ "apiKey": key.expose() })
+        }
+        Admin::LinkStripeAccount { org, account, unlink } => {
+            let org: OrgId = org.parse().context("--org must be an organization id (UUID)")?;
+            let account = if unlink { None } else { account };
+            let services = rekomi_server::services(&Config::from_env()?)?;
+            services.link_stripe_account(org, account.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            serde_json::json!({ "organizationId": org.to_string(), "stripeAccountId": account })
         }
         Admin::DashboardToken { org, sub, role, ttl_secs } => {
             let org: OrgId = org.parse().context("--org must be an organization id (UUID)")?;

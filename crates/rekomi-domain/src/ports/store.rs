@@ -95,6 +95,12 @@ pub trait OrgRepo {
     /// # Errors
     /// `Unavailable` or `Unexpected`.
     fn org(&mut self, id: OrgId) -> Result<Option<Organization>, StoreError>;
+    /// Links the organization to a Stripe Connect account (`None` unlinks). Returns whether
+    /// the organization exists.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn set_stripe_account(&mut self, id: OrgId, account: Option<&str>) -> Result<bool, StoreError>;
     /// Inserts an API key.
     ///
     /// # Errors

@@ -647,15 +647,15 @@ impl Services {
                 PromoCodeQuery::Id(id) => {
                     let found = tx.affiliate_coupon(org, id)?;
                     return single_code(tx, org, found);
-                },
+                }
                 PromoCodeQuery::Code(code) => {
                     let found = tx.affiliate_coupon_by_code(org, &code)?;
                     return single_code(tx, org, found);
-                },
+                }
                 PromoCodeQuery::ExternalId(ext) => {
                     let found = tx.affiliate_coupon_by_stripe_id(org, &ext)?;
                     return single_code(tx, org, found);
-                },
+                }
                 PromoCodeQuery::CouponId(id) => CouponSelector::CampaignCoupon(id),
                 PromoCodeQuery::AffiliateId(id) => CouponSelector::Affiliate(id),
                 PromoCodeQuery::AffiliateEmail(email) => CouponSelector::AffiliateEmail(email),

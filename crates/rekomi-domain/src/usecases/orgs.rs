@@ -122,6 +122,36 @@ impl Services {
         Ok(secret)
     }
 
+    /// Links an organization to its Stripe Connect account (`acct_…`), or unlinks it with
+    /// `None` (admin command). Stripe calls for a linked organization carry `Stripe-Account`.
+    ///
+    /// # Errors
+    /// `organization_not_found`; `account` validation.
+    pub async fn link_stripe_account(&self, org_id: OrgId, account: Option<String>) -> Result<(), DomainError> {
+        if let Some(a) = &account {
+            let valid = a.starts_with("acct_") && a.len() <= 255 && a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !valid {
+                return Err(crate::error::FieldError::invalid("account", "must be a Stripe account id (acct_…)").into());
+            }
+        }
+        let now = self.now();
+        let audit = self.audit(org_id, AuditActor::System, now);
+        self.tx(move |tx| {
+            let before = tx.org(org_id)?.ok_or(DomainError::NotFound("organization_not_found"))?.stripe_account_id;
+            tx.set_stripe_account(org_id, account.as_deref())?;
+            audit.record(
+                tx,
+                "organization.stripe_account_linked",
+                "organization",
+                org_id.to_string(),
+                Some(serde_json::json!({ "stripeAccountId": before })),
+                Some(serde_json::json!({ "stripeAccountId": account })),
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     fn new_api_key(&self, org_id: OrgId, scope: ApiKeyScope, now: OffsetDateTime) -> (ApiKey, ApiKeySecret) {
         let secret = ApiKeySecret::generate(self.entropy.as_ref());
         let key = ApiKey {
