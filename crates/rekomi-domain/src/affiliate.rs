@@ -127,15 +127,6 @@ impl Affiliate {
         self.updated_at = now;
         Ok(())
     }
-
-    /// Whether an affiliate-side caller owns this row: its linked user id equals the caller's,
-    /// or, while no user is linked, its email equals the caller's email.
-    pub fn is_owned_by(&self, user_id: &str, email: &str) -> bool {
-        match &self.user_id {
-            Some(linked) => linked == user_id,
-            None => self.email.as_str() == email,
-        }
-    }
 }
 
 /// Validates tags: at most 20, each 1–50 characters, trimmed, duplicates dropped.

@@ -111,16 +111,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
             return Box::pin(async { Ok(OptionalJson(None)) });
         }
         let inner = Json::<T>::from_request(req, payload);
-        Box::pin(async move {
-            match inner.await {
-                Ok(Json(v)) => Ok(OptionalJson(Some(v))),
-                Err(e) if e.code() == "invalid_json" && e.status() == StatusCode::BAD_REQUEST => {
-                    // A body-less POST with a chunked, empty stream counts as no body.
-                    Err(e)
-                }
-                Err(e) => Err(e),
-            }
-        })
+        Box::pin(async move { inner.await.map(|Json(v)| OptionalJson(Some(v))) })
     }
 }
 
@@ -157,12 +148,4 @@ fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
 /// When the segment is not a UUID.
 pub fn parse_id<T: FromStr>(raw: &str, field: &str) -> Result<T, ApiError> {
     raw.parse::<T>().map_err(|_| ApiError::invalid(field, format!("{field} must be a UUID")))
-}
-
-/// Parses an optional integer query value, naming `field` in the error.
-///
-/// # Errors
-/// When the value is not an integer.
-pub fn parse_int(raw: Option<&str>, field: &str) -> Result<Option<i64>, ApiError> {
-    raw.map(|s| s.trim().parse::<i64>().map_err(|_| ApiError::invalid(field, format!("{field} must be an integer")))).transpose()
 }

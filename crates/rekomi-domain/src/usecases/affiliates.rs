@@ -233,7 +233,7 @@ impl Services {
     ) -> Result<Page<AffiliateView>, DomainError> {
         ctx.require_plan(PlanTier::Starter)?;
         let org = ctx.org_id();
-        let (rows, has_more_id) = self
+        let (items, next_after) = self
             .tx(move |tx| {
                 let rows = tx.list_affiliates(org, &filter, &page)?;
                 let page = Page::from_rows(rows, &page, |a| a.id.as_uuid());
@@ -241,7 +241,7 @@ impl Services {
                 Ok((views_of(tx, org, page.items)?, next))
             })
             .await?;
-        Ok(Page { items: rows, next_after: has_more_id })
+        Ok(Page { items, next_after })
     }
 
     /// Updates the fields present in `patch`.

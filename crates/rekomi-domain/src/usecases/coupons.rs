@@ -684,6 +684,7 @@ impl Services {
         let now = self.now();
         let id = AffiliateCouponId::from_uuid(self.new_uuid(now));
         let caller = caller.clone();
+        let user_id = caller.user_id.clone();
         let email = Email::parse("email", &caller.email).map_err(|_| DomainError::Forbidden {
             code: "invalid_affiliate_token",
             message: "the affiliate token carries no valid email".to_owned(),
@@ -729,8 +730,7 @@ impl Services {
                 Ok(Reserved { coupon, campaign, affiliate, stripe_account: org.stripe_account_id })
             })
             .await?;
-        let actor = AuditActor::User(reserved_user(&reserved));
-        self.provision_affiliate_coupon(reserved, actor).await
+        self.provision_affiliate_coupon(reserved, AuditActor::User(user_id)).await
     }
 
     // ---- reconciler -------------------------------------------------------------------
@@ -783,10 +783,6 @@ impl Services {
         }
         Ok(report)
     }
-}
-
-fn reserved_user(r: &Reserved) -> String {
-    r.affiliate.user_id.clone().unwrap_or_default()
 }
 
 fn tally(report: &mut ReconcileReport, outcome: Result<(), DomainError>) -> Result<(), DomainError> {
