@@ -2,6 +2,8 @@
 //! use case makes, with which arguments, and which it must not make.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 
 use mockall::predicate::always;
@@ -13,21 +15,10 @@ use rekomi_domain::money::{Currency, Money};
 use rekomi_domain::org::Handle;
 use rekomi_domain::plan::PlanTier;
 use rekomi_domain::ports::gateway::{CouponDuration, DiscountSpec, MockPaymentGateway};
-use rekomi_domain::program::{AttributionModel, Commission, CommissionModel, CommissionType, Hundredths, NetworkVisibility, NewProgram};
 use rekomi_domain::usecases::{BrandContext, NewAffiliate, NewOrganization, Services};
 use rekomi_fakes::{FixedClock, InMemoryStore, SeededEntropy};
+use support::{block_on, new_program};
 use time::macros::datetime;
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    use std::task::{Context, Poll, Waker};
-    let mut future = std::pin::pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
 
 fn services(gateway: MockPaymentGateway) -> Services {
     Services {
@@ -50,22 +41,7 @@ fn org(services: &Services, account: Option<&str>) -> BrandContext {
 }
 
 fn program(services: &Services, ctx: &BrandContext) -> rekomi_domain::ids::ProgramId {
-    let new = NewProgram {
-        name: "Default".into(),
-        slug: None,
-        description: None,
-        terms_url: None,
-        default_commission: Commission::new(CommissionType::Percentage, Hundredths::new(2000), "v").unwrap(),
-        default_commission_model: CommissionModel::Cps,
-        cookie_window_days: 30,
-        recurring_months: None,
-        recurring_delay_invoices: 0,
-        attribution_model: AttributionModel::LastTouch,
-        auto_approve: false,
-        network_visibility: NetworkVisibility::Private,
-        is_publicly_discoverable: true,
-    };
-    block_on(services.create_program(ctx, new)).unwrap().id
+    block_on(services.create_program(ctx, new_program("Default"))).unwrap().id
 }
 
 fn amount_off_input() -> CampaignCouponInput {

@@ -2,13 +2,13 @@
 //! fixed clock and seeded entropy.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 
 use rekomi_domain::actor::{AffiliateActor, BrandActor, Role};
 use rekomi_domain::affiliate::{AffiliateStatus, Email};
-use rekomi_domain::coupon::{
-    AffiliateCouponInput, CampaignCouponInput, CampaignCouponPatch, CouponCode, DiscountType, DurationKind, GENERATED_CODE_ALPHABET,
-};
+use rekomi_domain::coupon::{AffiliateCouponInput, CampaignCouponInput, CampaignCouponPatch, CouponCode, GENERATED_CODE_ALPHABET};
 use rekomi_domain::error::DomainError;
 use rekomi_domain::ids::{AffiliateId, ApiKeyId, CampaignCouponId, OrgId, ProgramId};
 use rekomi_domain::org::Handle;
@@ -16,22 +16,11 @@ use rekomi_domain::page::PageRequest;
 use rekomi_domain::plan::PlanTier;
 use rekomi_domain::ports::store::{AffiliateFilter, CouponSelector};
 use rekomi_domain::ports::GatewayError;
-use rekomi_domain::program::{AttributionModel, Commission, CommissionModel, CommissionType, Hundredths, NetworkVisibility, NewProgram};
 use rekomi_domain::usecases::{BrandContext, BulkAction, NewAffiliate, NewOrganization, PromoCodeQuery, PromoCodeResult, Services};
 use rekomi_fakes::{FakeGateway, FixedClock, InMemoryStore, SeededEntropy};
+use support::{block_on, new_program, summer_coupon};
 use time::macros::datetime;
 use time::Duration;
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    use std::task::{Context, Poll, Waker};
-    let mut future = std::pin::pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
 
 struct World {
     services: Services,
@@ -65,22 +54,16 @@ impl World {
     }
 
     fn program(&self, ctx: &BrandContext, name: &str) -> ProgramId {
-        let new = NewProgram {
-            name: name.to_owned(),
-            slug: None,
-            description: None,
-            terms_url: None,
-            default_commission: Commission::new(CommissionType::Percentage, Hundredths::new(2000), "v").unwrap(),
-            default_commission_model: CommissionModel::Cps,
-            cookie_window_days: 30,
-            recurring_months: None,
-            recurring_delay_invoices: 0,
-            attribution_model: AttributionModel::LastTouch,
-            auto_approve: false,
-            network_visibility: NetworkVisibility::Private,
-            is_publicly_discoverable: true,
-        };
-        block_on(self.services.create_program(ctx, new)).unwrap().id
+        block_on(self.services.create_program(ctx, new_program(name))).unwrap().id
+    }
+
+    /// An org on Growth with one program, one approved affiliate and one campaign coupon.
+    fn standard(&self) -> Standard {
+        let ctx = self.org("acme", PlanTier::Growth);
+        let program = self.program(&ctx, "Default");
+        let affiliate = self.affiliate(&ctx, program, "sarah@creator.com", AffiliateStatus::Approved);
+        let coupon = self.campaign(&ctx, program, false);
+        Standard { ctx, program, affiliate, coupon }
     }
 
     fn affiliate(&self, ctx: &BrandContext, program: ProgramId, email: &str, status: AffiliateStatus) -> AffiliateId {
@@ -115,19 +98,15 @@ impl World {
     }
 }
 
+struct Standard {
+    ctx: BrandContext,
+    program: ProgramId,
+    affiliate: AffiliateId,
+    coupon: CampaignCouponId,
+}
+
 fn coupon_input(self_mint: bool) -> CampaignCouponInput {
-    CampaignCouponInput {
-        name: "Summer 20% off".into(),
-        discount_type: DiscountType::PercentOff,
-        discount_value: 20,
-        discount_currency: None,
-        duration: DurationKind::Once,
-        duration_in_months: None,
-        max_redemptions_per_code: Some(100),
-        expires_at: None,
-        allow_affiliate_self_mint: self_mint,
-        overrides_click_attribution: true,
-    }
+    summer_coupon(self_mint)
 }
 
 fn code_of(err: DomainError) -> String {
@@ -188,10 +167,7 @@ fn the_same_code_may_exist_in_another_organization_on_its_own_stripe_account() {
 #[test]
 fn a_generated_code_is_eight_characters_of_the_unambiguous_alphabet() {
     let w = world();
-    let ctx = w.org("acme", PlanTier::Growth);
-    let program = w.program(&ctx, "Default");
-    let a = w.affiliate(&ctx, program, "sarah@creator.com", AffiliateStatus::Approved);
-    let c = w.campaign(&ctx, program, false);
+    let Standard { ctx, program: _, affiliate: a, coupon: c } = w.standard();
     let view = w.code(&ctx, a, c, None).unwrap();
     assert_eq!(view.coupon.code.as_str().len(), 8);
     assert!(view.coupon.code.as_str().bytes().all(|b| GENERATED_CODE_ALPHABET.contains(&b)));
@@ -212,10 +188,7 @@ fn a_campaign_coupon_of_another_program_is_refused() {
 #[test]
 fn stripe_refusing_a_code_releases_the_reservation() {
     let w = world();
-    let ctx = w.org("acme", PlanTier::Growth);
-    let program = w.program(&ctx, "Default");
-    let a = w.affiliate(&ctx, program, "sarah@creator.com", AffiliateStatus::Approved);
-    let c = w.campaign(&ctx, program, false);
+    let Standard { ctx, program: _, affiliate: a, coupon: c } = w.standard();
     w.gateway.fail_next(GatewayError::Rejected {
         code: Some("parameter_invalid".into()),
         param: Some("customer".into()),
@@ -230,10 +203,7 @@ fn stripe_refusing_a_code_releases_the_reservation() {
 #[test]
 fn a_code_already_active_at_stripe_is_code_already_taken() {
     let w = world();
-    let ctx = w.org("acme", PlanTier::Growth);
-    let program = w.program(&ctx, "Default");
-    let a = w.affiliate(&ctx, program, "sarah@creator.com", AffiliateStatus::Approved);
-    let c = w.campaign(&ctx, program, false);
+    let Standard { ctx, program: _, affiliate: a, coupon: c } = w.standard();
     let coupon_stripe_id = w.gateway.coupons()[0].id.clone();
     w.gateway.seed_promotion_code(&Default::default(), "promo_outside", &coupon_stripe_id, "SARAH20");
     assert_eq!(code_of(w.code(&ctx, a, c, Some("SARAH20")).unwrap_err()), "code_already_taken");
@@ -242,10 +212,7 @@ fn a_code_already_active_at_stripe_is_code_already_taken() {
 #[test]
 fn stripe_unavailable_keeps_the_reservation_for_the_reconciler_which_reuses_the_key() {
     let w = world();
-    let ctx = w.org("acme", PlanTier::Growth);
-    let program = w.program(&ctx, "Default");
-    let a = w.affiliate(&ctx, program, "sarah@creator.com", AffiliateStatus::Approved);
-    let c = w.campaign(&ctx, program, false);
+    let Standard { ctx, program: _, affiliate: a, coupon: c } = w.standard();
     w.gateway.fail_next(GatewayError::Unavailable("timeout".into()));
     assert!(matches!(w.code(&ctx, a, c, Some("SARAH20")), Err(DomainError::Gateway(GatewayError::Unavailable(_)))));
     // Invisible while provisioning.
@@ -268,10 +235,7 @@ fn stripe_unavailable_keeps_the_reservation_for_the_reconciler_which_reuses_the_
 #[test]
 fn a_client_retry_of_the_same_vanity_code_resumes_its_reservation() {
     let w = world();
-    let ctx = w.org("acme", PlanTier::Growth);
-    let program = w.program(&ctx, "Default");
-    let a = w.affiliate(&ctx, program, "sarah@creator.com", AffiliateStatus::Approved);
-    let c = w.campaign(&ctx, program, false);
+    let Standard { ctx, program: _, affiliate: a, coupon: c } = w.standard();
     w.gateway.fail_next(GatewayError::Unavailable("timeout".into()));
     let _ = w.code(&ctx, a, c, Some("SARAH20"));
     let view = w.code(&ctx, a, c, Some("SARAH20")).unwrap();
@@ -283,10 +247,7 @@ fn a_client_retry_of_the_same_vanity_code_resumes_its_reservation() {
 #[test]
 fn archiving_deactivates_every_active_code_at_stripe_and_revokes_them() {
     let w = world();
-    let ctx = w.org("acme", PlanTier::Growth);
-    let program = w.program(&ctx, "Default");
-    let a = w.affiliate(&ctx, program, "sarah@creator.com", AffiliateStatus::Approved);
-    let c = w.campaign(&ctx, program, false);
+    let Standard { ctx, program, affiliate: a, coupon: c } = w.standard();
     let one = w.code(&ctx, a, c, Some("SARAH20")).unwrap();
     let two = w.code(&ctx, a, c, Some("SARAHSUMMER")).unwrap();
     let archived = block_on(w.services.archive_campaign_coupon(&ctx, program, c)).unwrap();
@@ -305,10 +266,7 @@ fn archiving_deactivates_every_active_code_at_stripe_and_revokes_them() {
 #[test]
 fn an_archive_interrupted_by_stripe_is_finished_by_archiving_again() {
     let w = world();
-    let ctx = w.org("acme", PlanTier::Growth);
-    let program = w.program(&ctx, "Default");
-    let a = w.affiliate(&ctx, program, "sarah@creator.com", AffiliateStatus::Approved);
-    let c = w.campaign(&ctx, program, false);
+    let Standard { ctx, program, affiliate: a, coupon: c } = w.standard();
     w.code(&ctx, a, c, Some("SARAH20")).unwrap();
     w.code(&ctx, a, c, Some("SARAHSUMMER")).unwrap();
     w.gateway.fail_when(|call| (call.method() == "deactivate_promotion_code").then(|| GatewayError::Unavailable("down".into())));
@@ -340,10 +298,7 @@ fn a_campaign_coupon_with_codes_cannot_be_deleted_but_one_without_can() {
 #[test]
 fn revoking_twice_deactivates_at_stripe_once() {
     let w = world();
-    let ctx = w.org("acme", PlanTier::Growth);
-    let program = w.program(&ctx, "Default");
-    let a = w.affiliate(&ctx, program, "sarah@creator.com", AffiliateStatus::Approved);
-    let c = w.campaign(&ctx, program, false);
+    let Standard { ctx, program: _, affiliate: a, coupon: c } = w.standard();
     let view = w.code(&ctx, a, c, Some("SARAH20")).unwrap();
     block_on(w.services.revoke_affiliate_coupon(&ctx, a, view.coupon.id)).unwrap();
     block_on(w.services.revoke_affiliate_coupon(&ctx, a, view.coupon.id)).unwrap();

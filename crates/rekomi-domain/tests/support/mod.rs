@@ -1,0 +1,52 @@
+//! Shared fixtures of the domain's integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use rekomi_domain::coupon::{CampaignCouponInput, DiscountType, DurationKind};
+use rekomi_domain::program::{AttributionModel, Commission, CommissionModel, CommissionType, Hundredths, NetworkVisibility, NewProgram};
+
+/// Drives a future that never waits on I/O (every port of the fakes) to completion.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+/// A 20 % program named `name`.
+pub fn new_program(name: &str) -> NewProgram {
+    NewProgram {
+        name: name.to_owned(),
+        slug: None,
+        description: None,
+        terms_url: None,
+        default_commission: Commission::new(CommissionType::Percentage, Hundredths::new(2000), "v").unwrap(),
+        default_commission_model: CommissionModel::Cps,
+        cookie_window_days: 30,
+        recurring_months: None,
+        recurring_delay_invoices: 0,
+        attribution_model: AttributionModel::LastTouch,
+        auto_approve: false,
+        network_visibility: NetworkVisibility::Private,
+        is_publicly_discoverable: true,
+    }
+}
+
+/// The spec's "Summer 20% off" coupon, with a per-code cap of 100.
+pub fn summer_coupon(self_mint: bool) -> CampaignCouponInput {
+    CampaignCouponInput {
+        name: "Summer 20% off".into(),
+        discount_type: DiscountType::PercentOff,
+        discount_value: 20,
+        discount_currency: None,
+        duration: DurationKind::Once,
+        duration_in_months: None,
+        max_redemptions_per_code: Some(100),
+        expires_at: None,
+        allow_affiliate_self_mint: self_mint,
+        overrides_click_attribution: true,
+    }
+}
