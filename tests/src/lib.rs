@@ -2,7 +2,13 @@
 //!
 //! - [`contract`]: the storage contract suite, written once against the storage port and run
 //!   against every store implementation (`tests/store_contract.rs`);
-//! - [`db`]: a fresh PostgreSQL database per test, cloned from a migrated template.
+//! - [`db`]: a fresh PostgreSQL database per test, cloned from a migrated template;
+//! - [`app`]: the end-to-end harness, the real server over HTTP on a fresh database
+//!   (`tests/coupon_walkthrough.rs`, `auth_and_plans.rs`, `tenant_isolation.rs`,
+//!   `bad_input.rs`);
+//! - [`stripe_double`]: the stateful Stripe HTTP double that server talks to.
 
+pub mod app;
 pub mod contract;
 pub mod db;
+pub mod stripe_double;

@@ -2,6 +2,12 @@
 //! naming the field; these decode with `serde_path_to_error` so a wrong type or an unknown
 //! enum value answers `400 validation_failed` with the offending `field`, through the same
 //! envelope as every other error.
+//!
+//! actix-web resolves a handler's extractors concurrently and answers with the first error,
+//! so a body error would beat a credential check still waiting on the database: an
+//! unauthenticated caller would learn how its body was judged. These extractors therefore never
+//! fail; they carry their outcome, and handlers open it (`let body = body?;`) after the
+//! authentication extractor has succeeded.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,8 +24,9 @@ use crate::error::ApiError;
 /// The largest JSON body accepted (64 KiB); larger bodies get `413 payload_too_large`.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
 
-/// A JSON request body decoded strictly.
-pub struct Json<T>(pub T);
+/// A JSON request body decoded strictly: an object, nothing after it, no unknown or duplicate
+/// keys. Holds the decoding outcome; see the module docs for why it is not an extractor error.
+pub struct Json<T>(pub Result<T, ApiError>);
 
 fn decode_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let path = err.path().to_string();
@@ -32,12 +39,22 @@ fn decode_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
         serde_json::error::Category::Data => {
             // serde names unknown and missing fields in the message, not in the path.
             let field = match path.as_str() {
-                "." | "?" | "" => unknown_field_name(&message).or_else(|| missing_field_name(&message)).unwrap_or_default(),
+                "." | "?" | "" => field_named_in(&message).unwrap_or_default(),
                 _ => path,
             };
             ApiError::invalid(&field, message)
         }
     }
+}
+
+/// serde names unknown, missing and duplicate fields in its message, not in the path.
+fn field_named_in(message: &str) -> Option<String> {
+    unknown_field_name(message).or_else(|| missing_field_name(message)).or_else(|| duplicate_field_name(message))
+}
+
+fn duplicate_field_name(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("duplicate field `")?;
+    Some(rest.split('`').next()?.to_owned())
 }
 
 fn missing_field_name(message: &str) -> Option<String> {
@@ -48,6 +65,20 @@ fn missing_field_name(message: &str) -> Option<String> {
 fn unknown_field_name(message: &str) -> Option<String> {
     let rest = message.strip_prefix("unknown field `")?;
     Some(rest.split('`').next()?.to_owned())
+}
+
+fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "a JSON body is required"));
+    }
+    // serde would read a struct from a positional array; request bodies are objects.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "validation_failed", "the body must be a JSON object, not an array"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(decode_error)?;
+    de.end().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
@@ -63,31 +94,29 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         let declared_len = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
         let mut payload = payload.take();
         Box::pin(async move {
-            if declared_len.is_some_and(|n| n > MAX_JSON_BODY) {
-                return Err(too_large());
-            }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk =
-                    chunk.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "the request body could not be read"))?;
-                if body.len() + chunk.len() > MAX_JSON_BODY {
+            let decoded = async {
+                if declared_len.is_some_and(|n| n > MAX_JSON_BODY) {
                     return Err(too_large());
                 }
-                body.extend_from_slice(&chunk);
-            }
-            if body.is_empty() {
-                return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "a JSON body is required"));
-            }
-            if content_type_ok != Some(true) {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    "send the body as Content-Type: application/json",
-                ));
-            }
-            let de = &mut serde_json::Deserializer::from_slice(&body);
-            let value = serde_path_to_error::deserialize(de).map_err(decode_error)?;
-            Ok(Json(value))
+                let mut body = web::BytesMut::new();
+                while let Some(chunk) = payload.next().await {
+                    let chunk =
+                        chunk.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "the request body could not be read"))?;
+                    if body.len() + chunk.len() > MAX_JSON_BODY {
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                if !body.is_empty() && content_type_ok != Some(true) {
+                    return Err(ApiError::new(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "unsupported_media_type",
+                        "send the body as Content-Type: application/json",
+                    ));
+                }
+                decode_body(&body)
+            };
+            Ok(Json(decoded.await))
         })
     }
 }
@@ -97,8 +126,8 @@ fn too_large() -> ApiError {
 }
 
 /// An optional JSON body: absent or empty is `None` (for `{}`-or-nothing endpoints such as
-/// approve), otherwise decoded as [`Json`].
-pub struct OptionalJson<T>(pub Option<T>);
+/// approve), otherwise decoded as [`Json`]. Holds the outcome like [`Json`].
+pub struct OptionalJson<T>(pub Result<Option<T>, ApiError>);
 
 impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
     type Error = ApiError;
@@ -108,16 +137,19 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
         let empty = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() == "0")
             || (req.headers().get(header::CONTENT_LENGTH).is_none() && req.headers().get(header::TRANSFER_ENCODING).is_none());
         if empty {
-            return Box::pin(async { Ok(OptionalJson(None)) });
+            return Box::pin(async { Ok(OptionalJson(Ok(None))) });
         }
         let inner = Json::<T>::from_request(req, payload);
-        Box::pin(async move { inner.await.map(|Json(v)| OptionalJson(Some(v))) })
+        Box::pin(async move {
+            let Json(decoded) = inner.await?;
+            Ok(OptionalJson(decoded.map(Some)))
+        })
     }
 }
 
 /// A query string decoded strictly (unknown parameters are refused so a typo such as
-/// `?stauts=` is not silently ignored).
-pub struct Query<T>(pub T);
+/// `?stauts=` is not silently ignored). Holds the outcome like [`Json`].
+pub struct Query<T>(pub Result<T, ApiError>);
 
 impl<T: DeserializeOwned + 'static> FromRequest for Query<T> {
     type Error = ApiError;
@@ -125,16 +157,16 @@ impl<T: DeserializeOwned + 'static> FromRequest for Query<T> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(req.query_string()));
-        let result = serde_path_to_error::deserialize(de).map(Query).map_err(|err| {
+        let decoded = serde_path_to_error::deserialize(de).map_err(|err| {
             let path = err.path().to_string();
             let message = err.into_inner().to_string();
             let field = match path.as_str() {
-                "." | "?" | "" => unknown_field_name(&message).or_else(|| missing_field_name(&message)).unwrap_or_default(),
+                "." | "?" | "" => field_named_in(&message).unwrap_or_default(),
                 _ => path,
             };
             ApiError::invalid(&field, message)
         });
-        std::future::ready(result)
+        std::future::ready(Ok(Query(decoded)))
     }
 }
 

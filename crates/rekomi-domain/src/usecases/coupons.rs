@@ -576,7 +576,13 @@ impl Services {
             }
             Err(e) if e.is_code_taken() => {
                 self.tx(move |tx| Ok(tx.delete_affiliate_coupon(org, id)?)).await?;
-                Err(code_taken())
+                // Stripe keeps promotion code texts unique per Stripe account, which several
+                // organizations may share when none of them is linked through Connect.
+                Err(DomainError::Unprocessable {
+                    code: "code_already_taken",
+                    message: "this code is already active on the Stripe account".to_owned(),
+                    field: Some("code".to_owned()),
+                })
             }
             Err(e @ GatewayError::Rejected { .. }) => {
                 self.tx(move |tx| Ok(tx.delete_affiliate_coupon(org, id)?)).await?;

@@ -28,6 +28,7 @@ fn full_name(raw: Option<String>) -> Result<Option<String>, ApiError> {
 #[utoipa::path(get, path = "/api/v1/affiliates", tag = "Affiliates", params(AffiliateListQuery),
     responses((status = 200, body = ListResponse<AffiliateResponse>)), security(("bearer" = [])))]
 pub async fn list(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query<AffiliateListQuery>) -> ApiResult<HttpResponse> {
+    let q = q?;
     let page = page_request(q.take, q.cursor.as_deref())?;
     let q_text = q.q.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
     if q_text.as_ref().is_some_and(|s| s.chars().count() > 200) {
@@ -46,6 +47,7 @@ pub async fn list(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query
 #[utoipa::path(get, path = "/api/v1/affiliates/applications", tag = "Affiliates", params(PageQuery),
     responses((status = 200, body = ListResponse<AffiliateResponse>)), security(("bearer" = [])))]
 pub async fn applications(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query<PageQuery>) -> ApiResult<HttpResponse> {
+    let q = q?;
     let page = page_request(q.take, q.cursor.as_deref())?;
     let filter = AffiliateFilter { status: Some(AffiliateStatus::Pending), ..Default::default() };
     let affiliates = state.services.list_affiliates(&ctx, filter, page).await?;
@@ -56,6 +58,7 @@ pub async fn applications(state: web::Data<AppState>, Brand(ctx): Brand, Query(q
 #[utoipa::path(post, path = "/api/v1/affiliates", tag = "Affiliates", request_body = CreateAffiliateRequest,
     responses((status = 201, body = AffiliateResponse)), security(("bearer" = [])))]
 pub async fn create(state: web::Data<AppState>, Brand(ctx): Brand, Json(body): Json<CreateAffiliateRequest>) -> ApiResult<HttpResponse> {
+    let body = body?;
     let new = NewAffiliate {
         program_id: ProgramId::from_uuid(body.program_id),
         email: Email::parse("email", &body.email)?,
@@ -90,6 +93,7 @@ pub async fn update(
     path: web::Path<String>,
     Json(body): Json<PatchAffiliateRequest>,
 ) -> ApiResult<HttpResponse> {
+    let body = body?;
     let id: AffiliateId = parse_id(&path, "id")?;
     let custom_commission = match (body.custom_commission_type, body.custom_commission_value) {
         (None, None) => None,
@@ -127,6 +131,7 @@ pub async fn approve(
     path: web::Path<String>,
     _body: OptionalJson<EmptyRequest>,
 ) -> ApiResult<HttpResponse> {
+    _body.0?;
     let id: AffiliateId = parse_id(&path, "id")?;
     Ok(HttpResponse::Ok().json(AffiliateResponse::from(state.services.approve_affiliate(&ctx, id).await?)))
 }
@@ -140,8 +145,9 @@ pub async fn reject(
     path: web::Path<String>,
     body: OptionalJson<RejectRequest>,
 ) -> ApiResult<HttpResponse> {
+    let body = body.0?;
     let id: AffiliateId = parse_id(&path, "id")?;
-    let reason = validate_text("reason", body.0.and_then(|b| b.reason), 1000)?;
+    let reason = validate_text("reason", body.and_then(|b| b.reason), 1000)?;
     Ok(HttpResponse::Ok().json(AffiliateResponse::from(state.services.reject_affiliate(&ctx, id, reason).await?)))
 }
 
@@ -149,6 +155,7 @@ pub async fn reject(
 #[utoipa::path(post, path = "/api/v1/affiliates/bulk-action", tag = "Affiliates", request_body = BulkActionRequest,
     responses((status = 200, body = BulkActionResponse)), security(("bearer" = [])))]
 pub async fn bulk(state: web::Data<AppState>, Brand(ctx): Brand, Json(body): Json<BulkActionRequest>) -> ApiResult<HttpResponse> {
+    let body = body?;
     let action = match body.action.as_str() {
         "approve" => BulkAction::Approve,
         "pause" => BulkAction::Pause,

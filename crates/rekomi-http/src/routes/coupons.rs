@@ -30,6 +30,7 @@ pub async fn create_campaign(
     path: web::Path<String>,
     Json(body): Json<CreateCampaignCouponRequest>,
 ) -> ApiResult<HttpResponse> {
+    let body = body?;
     let program_id: ProgramId = parse_id(&path, "programId")?;
     let input = CampaignCouponInput {
         name: body.name,
@@ -56,6 +57,7 @@ pub async fn list_campaign(
     path: web::Path<String>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
+    let q = q?;
     let program_id: ProgramId = parse_id(&path, "programId")?;
     let page = page_request(q.take, q.cursor.as_deref())?;
     let coupons = state.services.list_campaign_coupons(&ctx, program_id, page).await?;
@@ -79,6 +81,7 @@ pub async fn update_campaign(
     path: web::Path<(String, String)>,
     Json(body): Json<PatchCampaignCouponRequest>,
 ) -> ApiResult<HttpResponse> {
+    let body = body?;
     let (program_id, id) = campaign_path(&path)?;
     let patch = CampaignCouponPatch {
         name: body.name,
@@ -97,6 +100,7 @@ pub async fn archive_campaign(
     path: web::Path<(String, String)>,
     _body: OptionalJson<crate::dto::EmptyRequest>,
 ) -> ApiResult<HttpResponse> {
+    _body.0?;
     let (program_id, id) = campaign_path(&path)?;
     Ok(HttpResponse::Ok().json(CampaignCouponResponse::from(state.services.archive_campaign_coupon(&ctx, program_id, id).await?)))
 }
@@ -119,6 +123,7 @@ pub async fn create_affiliate(
     path: web::Path<String>,
     Json(body): Json<CreateAffiliateCouponRequest>,
 ) -> ApiResult<HttpResponse> {
+    let body = body?;
     let affiliate_id: AffiliateId = parse_id(&path, "affiliateId")?;
     let input = AffiliateCouponInput {
         code: body.code,
@@ -145,6 +150,7 @@ pub async fn list_affiliate(
     path: web::Path<String>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
+    let q = q?;
     let affiliate_id: AffiliateId = parse_id(&path, "affiliateId")?;
     let page = page_request(q.take, q.cursor.as_deref())?;
     let codes = state.services.list_affiliate_coupons(&ctx, affiliate_id, page).await?;
@@ -196,6 +202,7 @@ impl PromoCodeQueryParams {
 #[utoipa::path(get, path = "/api/v1/promotional-codes", tag = "Coupons", params(PromoCodeQueryParams),
     responses((status = 200, description = "one object for id/code/externalId, an array otherwise", body = AffiliateCouponResponse)), security(("bearer" = [])))]
 pub async fn lookup(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query<PromoCodeQueryParams>) -> ApiResult<HttpResponse> {
+    let q = q?;
     let query = q.into_domain()?;
     Ok(match state.services.lookup_promotional_codes(&ctx, query).await? {
         PromoCodeResult::One(view) => HttpResponse::Ok().json(AffiliateCouponResponse::from(*view)),
@@ -211,6 +218,7 @@ pub async fn self_mint(
     AffiliateAuth(caller): AffiliateAuth,
     Json(body): Json<SelfMintRequest>,
 ) -> ApiResult<HttpResponse> {
+    let body = body?;
     let code = CouponCode::parse(&body.code)?;
     let view = state.services.self_mint_coupon(&caller, CampaignCouponId::from_uuid(body.campaign_coupon_id), code).await?;
     Ok(HttpResponse::Created().json(AffiliateCouponResponse::from(view)))

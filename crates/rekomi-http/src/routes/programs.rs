@@ -80,6 +80,7 @@ impl PatchProgramRequest {
 #[utoipa::path(get, path = "/api/v1/programs", tag = "Programs", params(PageQuery),
     responses((status = 200, body = ListResponse<ProgramResponse>)), security(("bearer" = [])))]
 pub async fn list(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query<PageQuery>) -> ApiResult<HttpResponse> {
+    let q = q?;
     let page = page_request(q.take, q.cursor.as_deref())?;
     let programs = state.services.list_programs(&ctx, page).await?;
     Ok(HttpResponse::Ok().json(ListResponse::from_page(programs, ProgramResponse::from)))
@@ -89,6 +90,7 @@ pub async fn list(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query
 #[utoipa::path(post, path = "/api/v1/programs", tag = "Programs", request_body = CreateProgramRequest,
     responses((status = 201, body = ProgramResponse)), security(("bearer" = [])))]
 pub async fn create(state: web::Data<AppState>, Brand(ctx): Brand, Json(body): Json<CreateProgramRequest>) -> ApiResult<HttpResponse> {
+    let body = body?;
     let program = state.services.create_program(&ctx, body.into_domain()?).await?;
     Ok(HttpResponse::Created().json(ProgramResponse::from(program)))
 }
@@ -111,6 +113,7 @@ pub async fn update(
     path: web::Path<String>,
     Json(body): Json<PatchProgramRequest>,
 ) -> ApiResult<HttpResponse> {
+    let body = body?;
     let id: ProgramId = parse_id(&path, "id")?;
     let program = state.services.update_program(&ctx, id, body.into_domain()?).await?;
     Ok(HttpResponse::Ok().json(ProgramResponse::from(program)))

@@ -1,0 +1,638 @@
+//! A stateful Stripe double for the end-to-end tests: a small HTTP/1.1 server on 127.0.0.1
+//! that the real server's `StripeGateway` talks to instead of `api.stripe.com`.
+//!
+//! It keeps coupons and promotion codes like Stripe does, per account (the platform's own, or
+//! the connected account named by `Stripe-Account`): ids, an active code unique on the account
+//! regardless of case, a promotion code only under a coupon of its account, deactivation,
+//! deletion. It replays the first answer for a repeated
+//! `Idempotency-Key`, and records every request (method, path, headers, decoded form pairs) so
+//! a test can assert on exactly what Rekomi sent.
+//!
+//! Answers are built from Stripe's own object shapes, read at runtime from the shared reference
+//! data (`../shared/stripe/objects/coupon.json` and `promotion_code.json`, or
+//! `$REKOMI_SHARED_DIR/stripe/objects/…`), with the fields of the request filled in, so they
+//! deserialize in async-stripe's typed `Coupon` and `PromotionCode` exactly as Stripe's would.
+//! Those files are reference material and are never copied into the project.
+//!
+//! Hand-written on tokio: each request arrives on its own connection with a `Content-Length`
+//! body, and every answer closes the connection.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{json, Map, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// The secret key the server under test is configured with.
+pub const SECRET_KEY: &str = "sk_test_51RekomiE2eDoubleKey";
+
+/// The account of requests without a `Stripe-Account` header (the platform's own).
+pub const PLATFORM: &str = "platform";
+
+/// The environment variable naming the shared folder (default `<workspace>/../shared`).
+pub const SHARED_DIR_ENV: &str = "REKOMI_SHARED_DIR";
+
+/// One request as the double received it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    /// `GET`, `POST`, `DELETE`.
+    pub method: String,
+    /// The request target, e.g. `/v1/promotion_codes/promo_…`.
+    pub path: String,
+    /// Header names lower-cased, in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// The form body, percent-decoded, in the order sent.
+    pub form: Vec<(String, String)>,
+}
+
+impl Recorded {
+    /// The first value of a header (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The value of a form key such as `metadata[rekomi_id]`.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// The `Idempotency-Key` header.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.header("idempotency-key")
+    }
+
+    /// The connected account the request acts on (`Stripe-Account`), or [`PLATFORM`].
+    pub fn account(&self) -> &str {
+        self.header("stripe-account").unwrap_or(PLATFORM)
+    }
+}
+
+/// The Stripe object shapes the answers are built from.
+#[derive(Clone, Debug)]
+struct Shapes {
+    coupon: Value,
+    promotion_code: Value,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    requests: Vec<Recorded>,
+    /// Id → (account, coupon); the account is the `Stripe-Account` header or [`PLATFORM`].
+    coupons: BTreeMap<String, (String, Value)>,
+    /// Id → (account, promotion code).
+    promotion_codes: BTreeMap<String, (String, Value)>,
+    /// (account, method, idempotency key) → the first answer (status, body).
+    replies: HashMap<String, (u16, String)>,
+    /// Failures to answer the next requests with, whatever they are.
+    faults: VecDeque<(u16, String)>,
+    next_id: u64,
+}
+
+/// The running double. Dropping it stops it.
+#[derive(Debug)]
+pub struct StripeDouble {
+    port: u16,
+    state: Arc<Mutex<State>>,
+    shapes: Arc<Shapes>,
+    server: JoinHandle<()>,
+}
+
+/// Where the shared reference folder is: `$REKOMI_SHARED_DIR`, else `<workspace>/../shared`.
+pub fn shared_dir() -> PathBuf {
+    match std::env::var(SHARED_DIR_ENV) {
+        Ok(dir) if !dir.trim().is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("shared"),
+    }
+}
+
+fn load_shapes() -> Result<Shapes, String> {
+    let objects = shared_dir().join("stripe").join("objects");
+    let read = |name: &str| -> Result<Value, String> {
+        let path = objects.join(name);
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // Present but unparseable is a broken checkout, not a reason to skip.
+        Ok(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display())))
+    };
+    Ok(Shapes { coupon: read("coupon.json")?, promotion_code: read("promotion_code.json")? })
+}
+
+impl StripeDouble {
+    /// Starts the double. Returns `None` after printing a skip notice when the shared Stripe
+    /// reference data is absent, unless `CI=true`, where that panics.
+    ///
+    /// # Panics
+    /// Under `CI=true` without the shared folder, or when no local port can be bound.
+    pub async fn start() -> Option<StripeDouble> {
+        let shapes = match load_shapes() {
+            Ok(shapes) => Arc::new(shapes),
+            Err(why) => {
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("the shared Stripe reference data is required under CI=true: {why}; set {SHARED_DIR_ENV}");
+                }
+                eprintln!("skipping an end-to-end test: the shared Stripe reference data is missing ({why}); set {SHARED_DIR_ENV}");
+                return None;
+            }
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("binding the Stripe double: {e}"));
+        let port = listener.local_addr().unwrap_or_else(|e| panic!("the Stripe double's address: {e}")).port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let (server_state, server_shapes) = (Arc::clone(&state), Arc::clone(&shapes));
+        let server = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (state, shapes) = (Arc::clone(&server_state), Arc::clone(&server_shapes));
+                tokio::spawn(async move { serve(stream, &state, &shapes).await });
+            }
+        });
+        Some(StripeDouble { port, state, shapes, server })
+    }
+
+    /// The API base to configure (`http://127.0.0.1:PORT/`).
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// Every request received so far, in arrival order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state().requests.clone()
+    }
+
+    /// The requests with this method whose path is `path` exactly.
+    pub fn requests_to(&self, method: &str, path: &str) -> Vec<Recorded> {
+        self.requests().into_iter().filter(|r| r.method == method && r.path == path).collect()
+    }
+
+    /// How many requests arrived so far (to look only at later ones).
+    pub fn request_count(&self) -> usize {
+        self.state().requests.len()
+    }
+
+    /// The requests received after the first `from`.
+    pub fn requests_since(&self, from: usize) -> Vec<Recorded> {
+        self.requests().into_iter().skip(from).collect()
+    }
+
+    /// A coupon as the double holds it (`None` once deleted).
+    pub fn coupon(&self, id: &str) -> Option<Value> {
+        self.state().coupons.get(id).map(|(_, c)| c.clone())
+    }
+
+    /// The account a coupon lives on.
+    pub fn coupon_account(&self, id: &str) -> Option<String> {
+        self.state().coupons.get(id).map(|(a, _)| a.clone())
+    }
+
+    /// A promotion code as the double holds it.
+    pub fn promotion_code(&self, id: &str) -> Option<Value> {
+        self.state().promotion_codes.get(id).map(|(_, p)| p.clone())
+    }
+
+    /// Every promotion code the double holds, on every account.
+    pub fn promotion_codes(&self) -> Vec<Value> {
+        self.state().promotion_codes.values().map(|(_, p)| p.clone()).collect()
+    }
+
+    /// Answers the next `count` requests with `status` and Stripe's `api_error` body, as an
+    /// outage would (they are still recorded).
+    pub fn fail_next(&self, count: usize, status: u16) {
+        let body = json!({"error": {"type": "api_error", "message": "An unknown error occurred (injected by the test)."}}).to_string();
+        self.state().faults.extend(std::iter::repeat_n((status, body), count));
+    }
+
+    /// Creates an active promotion code directly on the platform account (as if made in
+    /// Stripe's dashboard, unknown to Rekomi), under a coupon of its own. Returns its id.
+    pub fn seed_promotion_code(&self, code: &str) -> String {
+        let mut state = self.state();
+        let coupon_id = state.new_id("DBLSEED");
+        let coupon = coupon_object(&self.shapes, &coupon_id, &[("duration".into(), "once".into()), ("percent_off".into(), "5".into())]);
+        state.coupons.insert(coupon_id.clone(), (PLATFORM.to_owned(), coupon));
+        let id = state.new_id("promo_dblseed");
+        let form = vec![("code".to_owned(), code.to_owned()), ("promotion[coupon]".to_owned(), coupon_id)];
+        let promo = promotion_code_object(&self.shapes, &id, &form);
+        state.promotion_codes.insert(id.clone(), (PLATFORM.to_owned(), promo));
+        id
+    }
+}
+
+impl Drop for StripeDouble {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    match state.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+impl State {
+    fn new_id(&mut self, prefix: &str) -> String {
+        self.next_id += 1;
+        format!("{prefix}{:06}", self.next_id)
+    }
+}
+
+// ---- Stripe's behaviour ------------------------------------------------------------------
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn stripe_error(status: u16, code: Option<&str>, param: Option<&str>, message: &str) -> (u16, String) {
+    let mut error = Map::new();
+    error.insert("type".into(), json!("invalid_request_error"));
+    error.insert("message".into(), json!(message));
+    if let Some(code) = code {
+        error.insert("code".into(), json!(code));
+    }
+    if let Some(param) = param {
+        error.insert("param".into(), json!(param));
+    }
+    (status, json!({ "error": error }).to_string())
+}
+
+fn no_such(kind: &str, id: &str, param: Option<&str>) -> (u16, String) {
+    stripe_error(404, Some("resource_missing"), param, &format!("No such {kind}: '{id}'"))
+}
+
+fn get<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn int(form: &[(String, String)], key: &str) -> Value {
+    get(form, key).and_then(|v| v.parse::<i64>().ok()).map_or(Value::Null, Value::from)
+}
+
+fn text(form: &[(String, String)], key: &str) -> Value {
+    get(form, key).map_or(Value::Null, Value::from)
+}
+
+fn metadata(form: &[(String, String)]) -> Value {
+    let map: Map<String, Value> = form
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("metadata[")?.strip_suffix(']')?.to_owned(), Value::from(v.as_str()))))
+        .collect();
+    Value::Object(map)
+}
+
+fn coupon_object(shapes: &Shapes, id: &str, form: &[(String, String)]) -> Value {
+    let mut c = shapes.coupon.clone();
+    c["id"] = json!(id);
+    c["object"] = json!("coupon");
+    c["created"] = json!(now());
+    c["livemode"] = json!(false);
+    c["name"] = text(form, "name");
+    c["percent_off"] = get(form, "percent_off").and_then(|v| v.parse::<f64>().ok()).map_or(Value::Null, Value::from);
+    c["amount_off"] = int(form, "amount_off");
+    c["currency"] = text(form, "currency");
+    c["duration"] = text(form, "duration");
+    c["duration_in_months"] = int(form, "duration_in_months");
+    c["max_redemptions"] = int(form, "max_redemptions");
+    c["redeem_by"] = int(form, "redeem_by");
+    c["metadata"] = metadata(form);
+    c["times_redeemed"] = json!(0);
+    c["valid"] = json!(true);
+    c
+}
+
+fn promotion_code_object(shapes: &Shapes, id: &str, form: &[(String, String)]) -> Value {
+    let mut p = shapes.promotion_code.clone();
+    p["id"] = json!(id);
+    p["object"] = json!("promotion_code");
+    p["active"] = json!(true);
+    p["code"] = text(form, "code");
+    p["created"] = json!(now());
+    p["livemode"] = json!(false);
+    p["customer"] = text(form, "customer");
+    p["expires_at"] = int(form, "expires_at");
+    p["max_redemptions"] = int(form, "max_redemptions");
+    p["metadata"] = metadata(form);
+    p["promotion"] = json!({ "type": get(form, "promotion[type]").unwrap_or("coupon"), "coupon": text(form, "promotion[coupon]") });
+    let mut restrictions = match p.get("restrictions") {
+        Some(Value::Object(r)) => r.clone(),
+        _ => Map::new(),
+    };
+    restrictions.insert("first_time_transaction".into(), json!(get(form, "restrictions[first_time_transaction]") == Some("true")));
+    restrictions.insert("minimum_amount".into(), int(form, "restrictions[minimum_amount]"));
+    restrictions.insert("minimum_amount_currency".into(), text(form, "restrictions[minimum_amount_currency]"));
+    p["restrictions"] = Value::Object(restrictions);
+    p["times_redeemed"] = json!(0);
+    p
+}
+
+/// Validates like Stripe would, then creates the coupon on `account`.
+fn create_coupon(state: &mut State, shapes: &Shapes, account: &str, form: &[(String, String)]) -> (u16, String) {
+    let duration = get(form, "duration");
+    if !matches!(duration, Some("once" | "repeating" | "forever")) {
+        return stripe_error(400, Some("parameter_invalid_empty"), Some("duration"), "Invalid duration");
+    }
+    if (duration == Some("repeating")) != get(form, "duration_in_months").is_some() {
+        return stripe_error(400, Some("parameter_invalid_integer"), Some("duration_in_months"), "duration_in_months goes with repeating");
+    }
+    match (get(form, "percent_off"), get(form, "amount_off"), get(form, "currency")) {
+        (Some(_), None, None) | (None, Some(_), Some(_)) => {}
+        _ => return stripe_error(400, Some("parameter_missing"), Some("percent_off"), "Pass percent_off, or amount_off with currency"),
+    }
+    if get(form, "name").is_some_and(|n| n.chars().count() > 40) {
+        return stripe_error(400, Some("parameter_invalid_string_too_long"), Some("name"), "Coupon names are at most 40 characters");
+    }
+    let id = state.new_id("DBLCPN");
+    let coupon = coupon_object(shapes, &id, form);
+    state.coupons.insert(id, (account.to_owned(), coupon.clone()));
+    (200, coupon.to_string())
+}
+
+/// Validates like Stripe would (the coupon must be on the same account; an active code is
+/// unique on the account regardless of case), then creates the promotion code.
+fn create_promotion_code(state: &mut State, shapes: &Shapes, account: &str, form: &[(String, String)]) -> (u16, String) {
+    if get(form, "promotion[type]") != Some("coupon") {
+        return stripe_error(400, Some("parameter_missing"), Some("promotion[type]"), "Missing required param: promotion[type].");
+    }
+    let Some(coupon) = get(form, "promotion[coupon]") else {
+        return stripe_error(400, Some("parameter_missing"), Some("promotion[coupon]"), "Missing required param: promotion[coupon].");
+    };
+    let on_account = state.coupons.get(coupon).is_some_and(|(a, _)| a == account);
+    if !on_account {
+        return stripe_error(400, Some("resource_missing"), Some("promotion[coupon]"), &format!("No such coupon: '{coupon}'"));
+    }
+    let Some(code) = get(form, "code") else {
+        return stripe_error(400, Some("parameter_missing"), Some("code"), "Rekomi always sends a code");
+    };
+    let taken = state
+        .promotion_codes
+        .values()
+        .any(|(a, p)| a == account && p["active"] == json!(true) && p["code"].as_str().is_some_and(|c| c.eq_ignore_ascii_case(code)));
+    if taken {
+        return stripe_error(
+            400,
+            Some("resource_already_exists"),
+            Some("code"),
+            &format!("An active promotion code with `code: {code}` already exists."),
+        );
+    }
+    if get(form, "restrictions[minimum_amount]").is_some() != get(form, "restrictions[minimum_amount_currency]").is_some() {
+        return stripe_error(
+            400,
+            Some("parameter_missing"),
+            Some("restrictions[minimum_amount_currency]"),
+            "minimum amount needs a currency",
+        );
+    }
+    let id = state.new_id("promo_dbl");
+    let promo = promotion_code_object(shapes, &id, form);
+    state.promotion_codes.insert(id, (account.to_owned(), promo.clone()));
+    (200, promo.to_string())
+}
+
+fn update_promotion_code(state: &mut State, account: &str, id: &str, form: &[(String, String)]) -> (u16, String) {
+    let Some((_, promo)) = state.promotion_codes.get_mut(id).filter(|(a, _)| a == account) else {
+        return no_such("promotion code", id, Some("id"));
+    };
+    match get(form, "active") {
+        Some("false") => promo["active"] = json!(false),
+        Some("true") => promo["active"] = json!(true),
+        _ => {}
+    }
+    if form.iter().any(|(k, _)| k.starts_with("metadata[")) {
+        promo["metadata"] = metadata(form);
+    }
+    (200, promo.to_string())
+}
+
+fn delete_coupon(state: &mut State, account: &str, id: &str) -> (u16, String) {
+    let on_account = state.coupons.get(id).is_some_and(|(a, _)| a == account);
+    if !on_account {
+        return no_such("coupon", id, Some("id"));
+    }
+    state.coupons.remove(id);
+    (200, json!({ "id": id, "object": "coupon", "deleted": true }).to_string())
+}
+
+fn route(state: &mut State, shapes: &Shapes, request: &Recorded) -> (u16, String) {
+    let authorized = request.header("authorization").is_some_and(|v| v.strip_prefix("Bearer ") == Some(SECRET_KEY));
+    if !authorized {
+        return (401, json!({"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}).to_string());
+    }
+    let path = request.path.split('?').next().unwrap_or_default();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (form, account) = (&request.form, request.account());
+    match (request.method.as_str(), segments.as_slice()) {
+        ("POST", ["v1", "coupons"]) => create_coupon(state, shapes, account, form),
+        ("GET", ["v1", "coupons", id]) => match state.coupons.get(*id).filter(|(a, _)| a == account) {
+            Some((_, c)) => (200, c.to_string()),
+            None => no_such("coupon", id, Some("id")),
+        },
+        ("DELETE", ["v1", "coupons", id]) => delete_coupon(state, account, id),
+        ("POST", ["v1", "promotion_codes"]) => create_promotion_code(state, shapes, account, form),
+        ("GET", ["v1", "promotion_codes", id]) => match state.promotion_codes.get(*id).filter(|(a, _)| a == account) {
+            Some((_, p)) => (200, p.to_string()),
+            None => no_such("promotion code", id, Some("id")),
+        },
+        ("POST", ["v1", "promotion_codes", id]) => update_promotion_code(state, account, id, form),
+        _ => stripe_error(404, None, None, &format!("Unrecognized request URL ({} {path}).", request.method)),
+    }
+}
+
+fn answer(state: &Mutex<State>, shapes: &Shapes, request: Recorded) -> (u16, String) {
+    let mut state = lock(state);
+    state.requests.push(request.clone());
+    if let Some(fault) = state.faults.pop_front() {
+        return fault;
+    }
+    let key = request.idempotency_key().map(|k| format!("{} {} {k}", request.account(), request.method));
+    if let Some(reply) = key.as_ref().and_then(|k| state.replies.get(k)) {
+        return reply.clone();
+    }
+    let reply = route(&mut state, shapes, &request);
+    // Stripe does not store answers to requests that failed validation before running.
+    if let (Some(key), true) = (key, reply.0 < 400 || reply.0 >= 500) {
+        state.replies.insert(key, reply.clone());
+    }
+    reply
+}
+
+// ---- HTTP/1.1 ----------------------------------------------------------------------------
+
+async fn serve(mut stream: TcpStream, state: &Mutex<State>, shapes: &Shapes) {
+    let Some(request) = read_request(&mut stream).await else { return };
+    let (status, body) = answer(state, shapes, request);
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        _ => "Other",
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nrequest-id: req_e2e_double\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn read_request(stream: &mut TcpStream) -> Option<Recorded> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    let head_end = loop {
+        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at;
+        }
+        let read = stream.read(&mut chunk).await.ok()?;
+        if read == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next()?.split(' ');
+    let method = request_line.next()?.to_owned();
+    let path = request_line.next()?.to_owned();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|line| line.split_once(':')).map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned())).collect();
+    let length = headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse::<usize>().ok()).unwrap_or(0);
+    let mut body = buffer[head_end + 4..].to_vec();
+    while body.len() < length {
+        let read = stream.read(&mut chunk).await.ok()?;
+        if read == 0 {
+            return None;
+        }
+        body.extend_from_slice(&chunk[..read]);
+    }
+    let form = decode_form(&String::from_utf8_lossy(&body));
+    Some(Recorded { method, path, headers, form })
+}
+
+/// `application/x-www-form-urlencoded` decoding.
+pub fn decode_form(body: &str) -> Vec<(String, String)> {
+    body.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(key), percent_decode(value))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(byte) => {
+                        out.push(byte);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            byte => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn post(double: &StripeDouble, path: &str, key: Option<&str>, form: &str) -> (u16, Value) {
+        let mut request = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .post(format!("{}{}", double.url(), path.trim_start_matches('/')))
+            .bearer_auth(SECRET_KEY)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.to_owned());
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_double_keeps_state_per_account_and_replays_idempotent_requests() {
+        let Some(double) = StripeDouble::start().await else { return };
+        let coupon_form = "duration=once&percent_off=20&metadata%5Brekomi_id%5D=abc";
+        let (status, first) = post(&double, "/v1/coupons", Some("k1"), coupon_form).await;
+        assert_eq!(status, 200, "{first}");
+        assert_eq!((first["object"].clone(), first["percent_off"].clone()), (json!("coupon"), json!(20.0)));
+        assert_eq!(first["metadata"], json!({"rekomi_id": "abc"}));
+        let (_, replay) = post(&double, "/v1/coupons", Some("k1"), coupon_form).await;
+        assert_eq!(replay, first, "same key, same object");
+        let (_, other) = post(&double, "/v1/coupons", Some("k2"), coupon_form).await;
+        assert_ne!(other["id"], first["id"]);
+
+        let coupon = first["id"].as_str().unwrap();
+        let promo_form = format!("code=SARAH20&promotion%5Btype%5D=coupon&promotion%5Bcoupon%5D={coupon}");
+        let (status, promo) = post(&double, "/v1/promotion_codes", Some("p1"), &promo_form).await;
+        assert_eq!(status, 200, "{promo}");
+        assert_eq!((promo["active"].clone(), promo["promotion"]["coupon"].clone()), (json!(true), json!(coupon)));
+        let (status, taken) = post(&double, "/v1/promotion_codes", Some("p2"), &promo_form.replace("SARAH20", "sarah20")).await;
+        assert_eq!(status, 400);
+        assert_eq!(taken["error"]["code"], "resource_already_exists");
+        assert_eq!(taken["error"]["param"], "code");
+        let promo_id = promo["id"].as_str().unwrap();
+        let (status, inactive) = post(&double, &format!("/v1/promotion_codes/{promo_id}"), Some("p3"), "active=false").await;
+        assert_eq!((status, inactive["active"].clone()), (200, json!(false)));
+        // Inactive codes free the code text.
+        assert_eq!(post(&double, "/v1/promotion_codes", Some("p4"), &promo_form).await.0, 200);
+
+        let base = double.url();
+        let delete = |id: String| {
+            let url = format!("{base}v1/coupons/{id}");
+            async move {
+                let client = reqwest::Client::builder().no_proxy().build().unwrap();
+                let response = client.delete(url).bearer_auth(SECRET_KEY).send().await.unwrap();
+                (response.status().as_u16(), response.json::<Value>().await.unwrap())
+            }
+        };
+        assert_eq!(delete(coupon.to_owned()).await, (200, json!({"id": coupon, "object": "coupon", "deleted": true})));
+        assert_eq!(delete(coupon.to_owned()).await.0, 404);
+        assert!(double.coupon(coupon).is_none());
+        assert_eq!(double.requests().len(), 9);
+        assert_eq!(double.requests()[0].param("metadata[rekomi_id]"), Some("abc"));
+    }
+
+    #[test]
+    fn form_bodies_decode_brackets_plus_and_escapes() {
+        let form = decode_form("metadata%5Brekomi_id%5D=abc&name=Summer+20%25+off&code=SARAH20&bad=%zz");
+        assert_eq!(
+            form,
+            vec![
+                ("metadata[rekomi_id]".to_owned(), "abc".to_owned()),
+                ("name".to_owned(), "Summer 20% off".to_owned()),
+                ("code".to_owned(), "SARAH20".to_owned()),
+                ("bad".to_owned(), "%zz".to_owned()),
+            ]
+        );
+    }
+}
