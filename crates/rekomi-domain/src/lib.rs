@@ -4,7 +4,9 @@
 
 pub mod actor;
 pub mod affiliate;
+pub mod attribution;
 pub mod audit;
+pub mod commission;
 pub mod coupon;
 pub mod error;
 pub mod ids;
@@ -14,4 +16,5 @@ pub mod page;
 pub mod plan;
 pub mod ports;
 pub mod program;
+pub mod signature;
 pub mod usecases;

@@ -37,6 +37,15 @@ impl Currency {
         self.0
     }
 
+    /// How many decimal places the currency's minor unit has (Stripe's convention: JPY and
+    /// KRW are zero-decimal, every other supported currency has cents).
+    pub fn exponent(&self) -> u32 {
+        match self.0 {
+            "JPY" | "KRW" => 0,
+            _ => 2,
+        }
+    }
+
     /// The lower-case code, as Stripe expects it.
     pub fn stripe_code(&self) -> String {
         self.0.to_ascii_lowercase()

@@ -1,0 +1,157 @@
+//! Attribution: which affiliate a payment credits, and why. Pure rules over the signals the
+//! webhook pipeline gathered; the decision and the signals are stored with the conversion as
+//! its attribution trace.
+
+use crate::ids::{AffiliateCouponId, AffiliateId};
+
+/// A redeemed promotion code that maps to an affiliate coupon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CouponSignal {
+    /// The code's owner.
+    pub affiliate: AffiliateId,
+    /// The code.
+    pub coupon: AffiliateCouponId,
+    /// Its text.
+    pub code: String,
+    /// The campaign coupon's `overridesClickAttribution`.
+    pub overrides_click: bool,
+}
+
+/// Everything that may point at an affiliate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Signals {
+    /// The redeemed code, if it is one of Rekomi's.
+    pub coupon: Option<CouponSignal>,
+    /// The affiliate named by referral metadata (`metadata.rekomi_ref` slug or click, or the
+    /// checkout `client_reference_id`).
+    pub referral: Option<AffiliateId>,
+    /// The affiliate already credited for this customer (an earlier sale or lead).
+    pub customer_history: Option<AffiliateId>,
+}
+
+/// How a conversion was attributed (`attributionMethod`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// The redeemed code decided.
+    Coupon,
+    /// The code decided and the referral or history pointed at the same affiliate.
+    CouponWithMetadata,
+    /// Referral metadata or customer history decided.
+    MetadataOrCustomer,
+}
+
+impl Method {
+    /// The API value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Coupon => "coupon",
+            Self::CouponWithMetadata => "coupon_with_metadata",
+            Self::MetadataOrCustomer => "metadata_or_customer",
+        }
+    }
+
+    /// Parses the stored value.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "coupon" => Some(Self::Coupon),
+            "coupon_with_metadata" => Some(Self::CouponWithMetadata),
+            "metadata_or_customer" => Some(Self::MetadataOrCustomer),
+            _ => None,
+        }
+    }
+}
+
+/// The outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// The credited affiliate.
+    pub affiliate: AffiliateId,
+    /// How.
+    pub method: Method,
+    /// The code, when the decision involved one.
+    pub coupon: Option<CouponSignal>,
+    /// The rule that decided, for the trace.
+    pub rule: &'static str,
+}
+
+/// Applies the spec's precedence:
+/// - a code whose campaign coupon overrides click attribution wins;
+/// - otherwise referral metadata, then customer history, decide, and the code is the fallback;
+/// - a code and a referral or history pointing at the same affiliate is `coupon_with_metadata`.
+pub fn decide(signals: &Signals) -> Option<Decision> {
+    let other = signals.referral.or(signals.customer_history);
+    let other_rule = if signals.referral.is_some() { "referral_metadata" } else { "customer_history" };
+    match (&signals.coupon, other) {
+        (Some(coupon), Some(a)) if a == coupon.affiliate => Some(Decision {
+            affiliate: a,
+            method: Method::CouponWithMetadata,
+            coupon: Some(coupon.clone()),
+            rule: "coupon_and_metadata_agree",
+        }),
+        (Some(coupon), _) if coupon.overrides_click => Some(Decision {
+            affiliate: coupon.affiliate,
+            method: Method::Coupon,
+            coupon: Some(coupon.clone()),
+            rule: "coupon_overrides_click_attribution",
+        }),
+        (Some(_), Some(a)) => Some(Decision { affiliate: a, method: Method::MetadataOrCustomer, coupon: None, rule: other_rule }),
+        (Some(coupon), None) => {
+            Some(Decision { affiliate: coupon.affiliate, method: Method::Coupon, coupon: Some(coupon.clone()), rule: "coupon_fallback" })
+        }
+        (None, Some(a)) => Some(Decision { affiliate: a, method: Method::MetadataOrCustomer, coupon: None, rule: other_rule }),
+        (None, None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn aff(n: u128) -> AffiliateId {
+        AffiliateId::from_uuid(Uuid::from_u128(n))
+    }
+
+    fn coupon(owner: u128, overrides: bool) -> CouponSignal {
+        CouponSignal {
+            affiliate: aff(owner),
+            coupon: AffiliateCouponId::from_uuid(Uuid::from_u128(99)),
+            code: "SARAH20".into(),
+            overrides_click: overrides,
+        }
+    }
+
+    #[test]
+    fn attribution_precedence_table() {
+        // (coupon (owner, overrides), referral, history) -> (affiliate, method, rule)
+        type Row = (Option<(u128, bool)>, Option<u128>, Option<u128>, Option<(u128, Method, &'static str)>);
+        let table: Vec<Row> = vec![
+            (Some((1, true)), None, None, Some((1, Method::Coupon, "coupon_overrides_click_attribution"))),
+            (Some((1, true)), Some(2), None, Some((1, Method::Coupon, "coupon_overrides_click_attribution"))),
+            (Some((1, true)), None, Some(2), Some((1, Method::Coupon, "coupon_overrides_click_attribution"))),
+            (Some((1, true)), Some(1), None, Some((1, Method::CouponWithMetadata, "coupon_and_metadata_agree"))),
+            (Some((1, false)), Some(2), None, Some((2, Method::MetadataOrCustomer, "referral_metadata"))),
+            (Some((1, false)), None, Some(3), Some((3, Method::MetadataOrCustomer, "customer_history"))),
+            (Some((1, false)), Some(2), Some(3), Some((2, Method::MetadataOrCustomer, "referral_metadata"))),
+            (Some((1, false)), None, None, Some((1, Method::Coupon, "coupon_fallback"))),
+            (Some((1, false)), Some(1), None, Some((1, Method::CouponWithMetadata, "coupon_and_metadata_agree"))),
+            (Some((1, false)), None, Some(1), Some((1, Method::CouponWithMetadata, "coupon_and_metadata_agree"))),
+            (None, Some(2), None, Some((2, Method::MetadataOrCustomer, "referral_metadata"))),
+            (None, None, Some(3), Some((3, Method::MetadataOrCustomer, "customer_history"))),
+            (None, None, None, None),
+        ];
+        for (i, (c, referral, history, want)) in table.into_iter().enumerate() {
+            let signals =
+                Signals { coupon: c.map(|(o, ov)| coupon(o, ov)), referral: referral.map(aff), customer_history: history.map(aff) };
+            let got = decide(&signals).map(|d| (d.affiliate, d.method, d.rule));
+            assert_eq!(got, want.map(|(a, m, r)| (aff(a), m, r)), "row {i}");
+        }
+    }
+
+    #[test]
+    fn methods_round_trip_their_api_names() {
+        for m in [Method::Coupon, Method::CouponWithMetadata, Method::MetadataOrCustomer] {
+            assert_eq!(Method::parse(m.as_str()), Some(m));
+        }
+    }
+}
