@@ -315,7 +315,8 @@ impl TestApp {
         WRITE_TABLES.into_iter().zip(joined.split(',').map(str::to_owned)).collect()
     }
 
-    async fn single_text(&self, sql: String) -> String {
+    /// Runs SQL returning one text column named `digest` (test set-up and fingerprints).
+    pub async fn single_text(&self, sql: String) -> String {
         self.with_connection(move |conn| sql_query(&sql).get_result::<Fingerprint>(conn).unwrap_or_else(|e| panic!("{sql}: {e}")).digest)
             .await
     }

@@ -660,3 +660,28 @@ async fn list_and_lookup_queries_validate_take_cursor_filters_and_selectors() {
     cases.extend([none, two]);
     run(&app, &fx, cases).await;
 }
+
+#[tokio::test]
+async fn control_characters_nulls_and_nulls_for_required_patch_fields_are_refused_never_a_500() {
+    let Some(app) = TestApp::spawn().await else { return };
+    let fx = fixture(&app).await;
+    let nul = "Spring\u{0}sale".to_owned();
+    let bell = "Spring\u{7}".to_owned();
+    let cases = vec![
+        fx.invalid("POST programs", json!({"name": nul}), "name"),
+        fx.invalid("POST programs", json!({"description": bell}), "description"),
+        fx.invalid("POST programs", json!({"termsUrl": "https://x.com/\u{0}"}), "termsUrl"),
+        fx.invalid("PATCH programs", json!({"name": nul}), "name"),
+        fx.invalid("PATCH programs", json!({"name": null}), "name"),
+        fx.invalid("PATCH programs", json!({"isActive": null}), "isActive"),
+        fx.invalid("POST affiliates", json!({"fullName": nul}), "fullName"),
+        fx.invalid("PATCH affiliates", json!({"notes": "a\u{0}b"}), "notes"),
+        fx.invalid("PATCH affiliates", json!({"tags": ["ok", "bad\u{0}"]}), "tags"),
+        fx.invalid("PATCH affiliates", json!({"status": null}), "status"),
+        fx.invalid("POST campaign coupons", json!({"name": nul}), "name"),
+        fx.invalid("PATCH campaign coupons", json!({"name": null}), "name"),
+        fx.request(Method::GET, "/api/v1/affiliates?q=%00".to_owned(), "q"),
+        fx.request(Method::GET, "/api/v1/promotional-codes?externalId=promo%00x".to_owned(), "externalId"),
+    ];
+    run(&app, &fx, cases).await;
+}

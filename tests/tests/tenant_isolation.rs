@@ -42,6 +42,10 @@ async fn every_resource_of_one_organization_is_invisible_and_untouchable_for_ano
     let a_stripe_coupon = coupon["stripeCouponId"].as_str().unwrap();
     assert_eq!(app.stripe.coupon_account(a_stripe_coupon).as_deref(), Some(PLATFORM), "A's coupon lives on the platform account");
 
+    // Bob's first affiliate call would link his own (org B) row to his user id; link it up
+    // front so the fingerprints below show only what B's requests did to A's data.
+    app.single_text("UPDATE affiliates SET user_id = 'user_bob' WHERE email = 'bob@creator.com' RETURNING 'linked' AS digest".to_owned())
+        .await;
     let rows_before = app.fingerprints().await;
     let stripe_before = app.stripe.request_count();
     let a_before = a_views(&app, &a, &pa, &aa, &ap, &ca, &code_id).await;

@@ -140,8 +140,8 @@ pub fn validate_tags(raw: Vec<String>) -> Result<Vec<String>, FieldError> {
     let mut out: Vec<String> = Vec::with_capacity(raw.len());
     for tag in raw {
         let t = tag.trim().to_owned();
-        if t.is_empty() || t.chars().count() > 50 {
-            return Err(FieldError::invalid("tags", "each tag must be 1-50 characters"));
+        if t.is_empty() || t.chars().count() > 50 || crate::program::has_control(&t, false) {
+            return Err(FieldError::invalid("tags", "each tag must be 1-50 characters without control characters"));
         }
         if !out.contains(&t) {
             out.push(t);

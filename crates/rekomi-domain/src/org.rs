@@ -38,6 +38,16 @@ pub struct Organization {
     pub created_at: OffsetDateTime,
 }
 
+impl Organization {
+    /// The subscription status at `now`: a trial whose end has passed counts as `None`.
+    pub fn status_at(&self, now: OffsetDateTime) -> SubscriptionStatus {
+        match (self.subscription_status, self.trial_ends_at) {
+            (SubscriptionStatus::Trialing, Some(end)) if end <= now => SubscriptionStatus::None,
+            (status, _) => status,
+        }
+    }
+}
+
 /// An organization handle: `[a-z0-9-]{3,63}`, no leading or trailing hyphen.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Handle(String);

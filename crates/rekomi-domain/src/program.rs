@@ -75,12 +75,11 @@ impl Hundredths {
             Some((i, f)) => (i, f),
             None => (text, ""),
         };
-        if int.is_empty()
-            || int.len() > 12
-            || frac.len() > 2 && frac[2..].bytes().any(|b| b != b'0')
-            || !int.bytes().all(|b| b.is_ascii_digit())
-            || !frac.bytes().all(|b| b.is_ascii_digit())
-        {
+        // Digits are checked first, so the byte slicing below only ever sees ASCII.
+        if int.is_empty() || int.len() > 12 || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err());
+        }
+        if frac.len() > 2 && frac.as_bytes()[2..].iter().any(|b| *b != b'0') {
             return Err(err());
         }
         let int: i64 = int.parse().map_err(|_| err())?;
@@ -154,6 +153,14 @@ impl ProgramSlug {
     /// The slug text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// This slug with a random 4-character suffix (`holiday-2026-k3m9`), trimmed to fit.
+    pub fn with_suffix(&self, entropy: &dyn crate::ports::Entropy) -> Option<Self> {
+        const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+        let suffix: String = (0..4).map(|_| char::from(ALPHABET[entropy.index(ALPHABET.len())])).collect();
+        let stem: String = self.0.chars().take(64 - 5).collect();
+        Self::parse(&format!("{}-{suffix}", stem.trim_end_matches('-'))).ok()
     }
 }
 
@@ -303,6 +310,12 @@ pub struct ProgramPatch {
     pub is_publicly_discoverable: Option<bool>,
 }
 
+/// Whether `s` holds a control character (NUL included, which PostgreSQL cannot store);
+/// `allow_breaks` permits line breaks and tabs in free text.
+pub fn has_control(s: &str, allow_breaks: bool) -> bool {
+    s.chars().any(|c| c.is_control() && !(allow_breaks && matches!(c, '\n' | '\r' | '\t')))
+}
+
 /// Validates a program name (1–200 characters after trimming).
 ///
 /// # Errors
@@ -311,6 +324,9 @@ pub fn validate_name(field: &str, raw: &str, max: usize) -> Result<String, Field
     let trimmed = raw.trim();
     if trimmed.is_empty() || trimmed.chars().count() > max {
         return Err(FieldError::invalid(field, format!("must be 1-{max} characters")));
+    }
+    if has_control(trimmed, false) {
+        return Err(FieldError::invalid(field, "must not contain control characters"));
     }
     Ok(trimmed.to_owned())
 }
@@ -324,6 +340,7 @@ pub fn validate_text(field: &str, raw: Option<String>, max: usize) -> Result<Opt
         None => Ok(None),
         Some(s) if s.trim().is_empty() => Ok(None),
         Some(s) if s.chars().count() > max => Err(FieldError::invalid(field, format!("must be at most {max} characters"))),
+        Some(s) if has_control(&s, true) => Err(FieldError::invalid(field, "must not contain control characters")),
         Some(s) => Ok(Some(s)),
     }
 }
@@ -339,7 +356,7 @@ pub fn validate_url(field: &str, raw: Option<String>) -> Result<Option<String>, 
         Some(s) => {
             let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
             match rest {
-                Some(host) if !host.is_empty() && s.len() <= 2048 && !s.chars().any(char::is_whitespace) => Ok(Some(s)),
+                Some(host) if !host.is_empty() && s.len() <= 2048 && !s.chars().any(|c| c.is_whitespace() || c.is_control()) => Ok(Some(s)),
                 _ => Err(FieldError::invalid(field, "must be an http or https URL")),
             }
         }
@@ -519,7 +536,7 @@ mod tests {
         for (text, want) in ok {
             assert_eq!(Hundredths::parse_decimal("v", text), Ok(Hundredths::new(want)), "{text}");
         }
-        for bad in ["-1", "20.255", "1e3", "", ".5", "abc", "1.2.3", "9999999999999"] {
+        for bad in ["-1", "20.255", "1e3", "", ".5", "abc", "1.2.3", "9999999999999", "1.aé", "1.é0", "\"20\""] {
             assert!(Hundredths::parse_decimal("v", bad).is_err(), "{bad}");
         }
         assert_eq!(Hundredths::new(2050).to_decimal_string(), "20.50");
@@ -557,6 +574,14 @@ mod tests {
         assert_eq!(CommissionType::parse("percentage"), None);
         assert_eq!(NetworkVisibility::parse("Public"), None);
         assert!(!CommissionModel::Hybrid.is_offered());
+    }
+
+    #[test]
+    fn control_characters_are_refused_but_line_breaks_are_allowed_in_free_text() {
+        assert!(validate_name("name", "a\u{0}b", 200).is_err());
+        assert!(validate_text("notes", Some("a\u{7}b".into()), 200).is_err());
+        assert_eq!(validate_text("notes", Some("line one\nline two".into()), 200), Ok(Some("line one\nline two".to_owned())));
+        assert!(validate_url("termsUrl", Some("https://x.com/\u{0}".into())).is_err());
     }
 
     #[test]

@@ -37,7 +37,11 @@ fn org(services: &Services, account: Option<&str>) -> BrandContext {
     }))
     .unwrap();
     org.stripe_account_id = account.map(str::to_owned);
-    BrandContext { actor: BrandActor::ApiKey { org: org.id, key: ApiKeyId::from_uuid(uuid::Uuid::nil()) }, org }
+    BrandContext {
+        actor: BrandActor::ApiKey { org: org.id, key: ApiKeyId::from_uuid(uuid::Uuid::nil()) },
+        org,
+        now: datetime!(2026-06-01 12:00 UTC),
+    }
 }
 
 fn program(services: &Services, ctx: &BrandContext) -> rekomi_domain::ids::ProgramId {

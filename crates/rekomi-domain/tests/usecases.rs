@@ -50,7 +50,11 @@ impl World {
             plan,
         }))
         .unwrap();
-        BrandContext { actor: BrandActor::ApiKey { org: org.id, key: ApiKeyId::from_uuid(uuid::Uuid::nil()) }, org }
+        BrandContext {
+            actor: BrandActor::ApiKey { org: org.id, key: ApiKeyId::from_uuid(uuid::Uuid::nil()) },
+            org,
+            now: datetime!(2026-06-01 12:00 UTC),
+        }
     }
 
     fn program(&self, ctx: &BrandContext, name: &str) -> ProgramId {
@@ -220,7 +224,7 @@ fn stripe_unavailable_keeps_the_reservation_for_the_reconciler_which_reuses_the_
     assert!(listed.items.is_empty());
     // Too young for the reconciler.
     assert_eq!(block_on(w.services.reconcile_provisioning()).unwrap().provisioned, 0);
-    w.clock.advance(Duration::seconds(61));
+    w.clock.advance(Duration::minutes(5) + Duration::seconds(1));
     let report = block_on(w.services.reconcile_provisioning()).unwrap();
     assert_eq!(report.provisioned, 1);
     let keys: Vec<String> =
@@ -333,6 +337,7 @@ fn api_keys_below_growth_get_plan_tier_required_for_coupons_but_dashboard_users_
     let user = BrandContext {
         actor: BrandActor::User { org: starter.org_id(), user_id: "u1".into(), role: Role::Manager },
         org: starter.org.clone(),
+        now: datetime!(2026-06-01 12:00 UTC),
     };
     assert!(block_on(w.services.create_campaign_coupon(&user, program, coupon_input(false))).is_ok());
 }
@@ -342,7 +347,11 @@ fn a_viewer_cannot_write_and_a_manager_cannot_delete_programs() {
     let w = world();
     let ctx = w.org("acme", PlanTier::Growth);
     let program = w.program(&ctx, "Default");
-    let as_role = |role| BrandContext { actor: BrandActor::User { org: ctx.org_id(), user_id: "u".into(), role }, org: ctx.org.clone() };
+    let as_role = |role| BrandContext {
+        actor: BrandActor::User { org: ctx.org_id(), user_id: "u".into(), role },
+        org: ctx.org.clone(),
+        now: datetime!(2026-06-01 12:00 UTC),
+    };
     let patch = rekomi_domain::program::ProgramPatch { name: Some("x".into()), ..Default::default() };
     assert_eq!(code_of(block_on(w.services.update_program(&as_role(Role::Viewer), program, patch)).unwrap_err()), "insufficient_role");
     assert_eq!(code_of(block_on(w.services.archive_program(&as_role(Role::Manager), program)).unwrap_err()), "insufficient_role");
@@ -485,4 +494,75 @@ fn a_failed_use_case_leaves_nothing_behind() {
     };
     assert_eq!(code_of(block_on(w.services.create_affiliate(&ctx, dup)).unwrap_err()), "affiliate_already_exists");
     assert_eq!(w.audit_actions(ctx.org_id()).len(), before);
+}
+
+#[test]
+fn an_expired_trial_passes_no_gate() {
+    let w = world();
+    let mut ctx = w.org("acme", PlanTier::Trial);
+    assert!(block_on(w.services.list_programs(&ctx, PageRequest::first())).is_ok(), "a running trial counts as Starter");
+    ctx.now = ctx.org.trial_ends_at.unwrap() + Duration::seconds(1);
+    assert_eq!(code_of(block_on(w.services.list_programs(&ctx, PageRequest::first())).unwrap_err()), "plan:Starter");
+}
+
+#[test]
+fn banning_or_deleting_an_affiliate_deactivates_its_codes_at_stripe() {
+    let w = world();
+    let Standard { ctx, program, affiliate: a, coupon: c } = w.standard();
+    w.code(&ctx, a, c, Some("SARAH20")).unwrap();
+    let patch = rekomi_domain::usecases::AffiliatePatch { status: Some(AffiliateStatus::Banned), ..Default::default() };
+    block_on(w.services.update_affiliate(&ctx, a, patch)).unwrap();
+    assert!(w.gateway.active_codes().is_empty());
+    let b = w.affiliate(&ctx, program, "bob@creator.com", AffiliateStatus::Approved);
+    w.code(&ctx, b, c, Some("BOB20")).unwrap();
+    block_on(w.services.bulk_affiliate_action(&ctx, vec![b], BulkAction::Delete)).unwrap();
+    assert!(w.gateway.active_codes().is_empty());
+    assert_eq!(code_of(w.code(&ctx, a, c, Some("BANNED")).unwrap_err()), "affiliate_not_eligible");
+}
+
+#[test]
+fn archiving_a_program_closes_its_coupons_and_refuses_changes() {
+    let w = world();
+    let Standard { ctx, program, affiliate: a, coupon: c } = w.standard();
+    w.code(&ctx, a, c, Some("SARAH20")).unwrap();
+    block_on(w.services.archive_program(&ctx, program)).unwrap();
+    assert!(w.gateway.active_codes().is_empty());
+    assert!(!block_on(w.services.get_campaign_coupon(&ctx, program, c)).unwrap().is_active);
+    let patch = rekomi_domain::program::ProgramPatch { is_active: Some(true), ..Default::default() };
+    assert_eq!(code_of(block_on(w.services.update_program(&ctx, program, patch)).unwrap_err()), "program_archived");
+}
+
+#[test]
+fn a_derived_slug_that_is_taken_gets_a_suffix_but_a_chosen_one_conflicts() {
+    let w = world();
+    let ctx = w.org("acme", PlanTier::Growth);
+    w.program(&ctx, "Holiday Promo");
+    let second = block_on(w.services.create_program(&ctx, new_program("Holiday Promo"))).unwrap();
+    assert!(second.slug.as_str().starts_with("holiday-promo-"), "{}", second.slug.as_str());
+    let mut chosen = new_program("Other");
+    chosen.slug = Some(rekomi_domain::program::ProgramSlug::parse("holiday-promo").unwrap());
+    assert_eq!(code_of(block_on(w.services.create_program(&ctx, chosen)).unwrap_err()), "slug_already_taken");
+}
+
+#[test]
+fn an_organization_with_stripe_objects_cannot_move_to_another_account() {
+    let w = world();
+    let Standard { ctx, .. } = w.standard();
+    assert_eq!(
+        code_of(block_on(w.services.link_stripe_account(ctx.org_id(), Some("acct_other".into()))).unwrap_err()),
+        "stripe_objects_exist"
+    );
+    let fresh = w.org("fresh", PlanTier::Growth);
+    block_on(w.services.link_stripe_account(fresh.org_id(), Some("acct_fresh".into()))).unwrap();
+    assert_eq!(code_of(block_on(w.services.link_stripe_account(fresh.org_id(), Some("bogus".into()))).unwrap_err()), "validation:account");
+}
+
+#[test]
+fn a_retry_with_other_settings_does_not_resume_the_reservation() {
+    let w = world();
+    let Standard { ctx, affiliate: a, coupon: c, .. } = w.standard();
+    w.gateway.fail_next(GatewayError::Unavailable("timeout".into()));
+    let _ = w.code(&ctx, a, c, Some("SARAH20"));
+    let other = AffiliateCouponInput { code: Some("SARAH20".into()), max_redemptions: Some(5), ..Default::default() };
+    assert_eq!(code_of(block_on(w.services.create_affiliate_coupon(&ctx, a, c, other)).unwrap_err()), "code_already_taken");
 }

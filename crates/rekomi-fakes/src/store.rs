@@ -579,6 +579,10 @@ impl CouponRepo for State {
         Ok(self.affiliate_coupons.values().any(|c| c.org_id == org && c.campaign_coupon_id == id))
     }
 
+    fn org_has_stripe_objects(&mut self, org: OrgId) -> Result<bool, StoreError> {
+        Ok(self.campaign_coupons.values().any(|c| c.org_id == org && c.stripe_coupon_id.is_some()))
+    }
+
     fn unprovisioned_affiliate_coupons(&mut self, before: OffsetDateTime, limit: i64) -> Result<Vec<AffiliateCoupon>, StoreError> {
         let mut rows: Vec<AffiliateCoupon> =
             self.affiliate_coupons.values().filter(|c| c.stripe_promotion_code_id.is_none() && c.created_at < before).cloned().collect();

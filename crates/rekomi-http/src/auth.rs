@@ -178,7 +178,12 @@ async fn authenticate_brand(state: web::Data<AppState>, req: HttpRequest) -> Res
     let data =
         decode::<DashboardClaims>(&token, &DecodingKey::from_secret(secret.as_bytes()), &validation(None)).map_err(|_| invalid_token())?;
     let claims = data.claims;
-    if claims.aud.as_ref().and_then(|a| a.as_str()) == Some(AFFILIATE_AUDIENCE) {
+    let affiliate_audience = match &claims.aud {
+        Some(serde_json::Value::String(a)) => a == AFFILIATE_AUDIENCE,
+        Some(serde_json::Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(AFFILIATE_AUDIENCE)),
+        _ => false,
+    };
+    if affiliate_audience || claims.sub.trim().is_empty() {
         return Err(ApiError::unauthorized("invalid_token", "affiliate tokens cannot call brand endpoints"));
     }
     let org: OrgId = claims.org_id.parse().map_err(|_| invalid_token())?;
@@ -234,8 +239,12 @@ impl FromRequest for AffiliateAuth {
             let data =
                 decode::<AffiliateClaims>(&token, &DecodingKey::from_secret(secret.as_bytes()), &validation(Some(AFFILIATE_AUDIENCE)))
                     .map_err(|_| invalid_token())?;
+            let email = rekomi_domain::affiliate::Email::parse("email", &data.claims.email).map_err(|_| invalid_token())?;
+            if data.claims.sub.trim().is_empty() {
+                return Err(invalid_token());
+            }
             rate_limit(&state, &req, &format!("affiliate:{}", data.claims.sub))?;
-            Ok(AffiliateAuth(AffiliateActor { user_id: data.claims.sub, email: data.claims.email.trim().to_lowercase() }))
+            Ok(AffiliateAuth(AffiliateActor { user_id: data.claims.sub, email: email.as_str().to_owned() }))
         })
     }
 }

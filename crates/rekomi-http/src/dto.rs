@@ -44,6 +44,12 @@ pub fn parse_ts(field: &str, raw: Option<&str>) -> Result<Option<OffsetDateTime>
     .transpose()
 }
 
+/// Deserializes an optional field that must not be `null` when present (PATCH fields that
+/// cannot be cleared): absent is `None`, `null` is a type error naming the field.
+pub fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// Deserializes a field that distinguishes "absent" (`None`) from "null" (`Some(None)`).
 pub fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
@@ -66,18 +72,19 @@ pub fn enum_field<T: Copy>(
     })
 }
 
-/// A JSON number kept as its decimal text, for exact two-place values such as 20.5.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+/// A JSON number kept as the exact text the client sent, for two-place values such as 20.5:
+/// it never passes through a float, and `1e1` or `"20"` are refused as what they are.
+#[derive(Debug, Deserialize, ToSchema)]
 #[schema(value_type = f64)]
-pub struct Decimal(serde_json::Number);
+pub struct Decimal(Box<serde_json::value::RawValue>);
 
 impl Decimal {
     /// The value in hundredths.
     ///
     /// # Errors
-    /// 400 naming `field` for negative values or more than two decimal places.
+    /// 400 naming `field` for anything but a non-negative number with at most two decimals.
     pub fn hundredths(&self, field: &str) -> Result<Hundredths, ApiError> {
-        Ok(Hundredths::parse_decimal(field, &self.0.to_string())?)
+        Ok(Hundredths::parse_decimal(field, self.0.get().trim())?)
     }
 }
 
@@ -253,7 +260,9 @@ pub struct CreateProgramRequest {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchProgramRequest {
+    #[serde(default, deserialize_with = "present")]
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub slug: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
@@ -261,22 +270,32 @@ pub struct PatchProgramRequest {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub terms_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
     pub is_active: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
     pub default_commission_type: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub default_commission_value: Option<Decimal>,
+    #[serde(default, deserialize_with = "present")]
     pub default_commission_model: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub cookie_window_days: Option<i64>,
     /// -1 clears the cap back to lifetime.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<i64>)]
     pub recurring_months: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
     pub recurring_delay_invoices: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
     pub attribution_model: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub auto_approve: Option<bool>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub custom_domain: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
     pub network_visibility: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub is_publicly_discoverable: Option<bool>,
 }
 
@@ -376,6 +395,7 @@ pub struct PatchAffiliateRequest {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub full_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
     pub status: Option<String>,
     /// Send with `customCommissionValue`; both null clears the override.
     #[serde(default, deserialize_with = "nullable")]
@@ -387,6 +407,7 @@ pub struct PatchAffiliateRequest {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub notes: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
     pub tags: Option<Vec<String>>,
 }
 
@@ -519,8 +540,11 @@ pub struct CreateCampaignCouponRequest {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchCampaignCouponRequest {
+    #[serde(default, deserialize_with = "present")]
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub allow_affiliate_self_mint: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
     pub overrides_click_attribution: Option<bool>,
 }
 

@@ -136,24 +136,51 @@ impl From<GatewayError> for ApiError {
     fn from(e: GatewayError) -> Self {
         match e {
             GatewayError::Rejected { message, param, .. } => {
-                tracing::warn!(stripe.message = %message, "stripe rejected a request");
-                let mut err =
-                    Self::new(StatusCode::BAD_GATEWAY, "stripe_request_failed", format!("Stripe rejected the request: {message}"));
-                if let Some(p) = param {
-                    err = err.with_field(&p);
+                // Stripe refuses what the caller asked for (an unknown customer, a minimum amount
+                // below its floor): a client error, named with the API's own field where one maps.
+                tracing::info!(stripe.message = %message, "stripe rejected a request");
+                let err = Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "payment_provider_rejected",
+                    format!("Stripe refused the request: {message}"),
+                );
+                match param.as_deref().and_then(api_field_of_stripe_param) {
+                    Some(field) => err.with_field(field),
+                    None => err,
                 }
-                err
             }
             GatewayError::NotFound => {
                 Self::new(StatusCode::BAD_GATEWAY, "stripe_request_failed", "Stripe does not know the referenced object")
             }
             GatewayError::Unavailable(cause) => {
                 tracing::warn!(error.cause = %cause, "stripe unavailable");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "stripe_unavailable", "Stripe is unavailable; the request is safe to retry")
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "stripe_unavailable",
+                    "Stripe is unavailable; Rekomi finishes this record automatically once Stripe answers (retrying the same vanity code resumes it)",
+                )
             }
             GatewayError::Unknown(cause) => Self::internal(&cause),
         }
     }
+}
+
+/// The API field behind a Stripe request parameter.
+fn api_field_of_stripe_param(param: &str) -> Option<&'static str> {
+    Some(match param {
+        "code" => "code",
+        "customer" => "customerId",
+        "max_redemptions" => "maxRedemptions",
+        "expires_at" => "expiresAt",
+        "redeem_by" => "expiresAt",
+        "restrictions[minimum_amount]" => "minimumAmount",
+        "restrictions[minimum_amount_currency]" | "currency" => "minimumAmountCurrency",
+        "restrictions[first_time_transaction]" => "firstTimeOrder",
+        "amount_off" | "percent_off" => "discountValue",
+        "duration_in_months" => "durationInMonths",
+        "name" => "name",
+        _ => return None,
+    })
 }
 
 impl From<DomainError> for ApiError {

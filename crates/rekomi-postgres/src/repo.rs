@@ -176,6 +176,19 @@ impl ProgramRepo for PgTx<'_> {
         row.map(ProgramRow::into_domain).transpose()
     }
 
+    fn program_for_update(&mut self, org: OrgId, id: ProgramId) -> Result<Option<Program>, StoreError> {
+        let row = self.read(|c| {
+            programs::table
+                .filter(programs::org_id.eq(org.as_uuid()))
+                .filter(programs::id.eq(id.as_uuid()))
+                .select(ProgramRow::as_select())
+                .for_update()
+                .first(c)
+                .optional()
+        })?;
+        row.map(ProgramRow::into_domain).transpose()
+    }
+
     fn list_programs(&mut self, org: OrgId, page: &PageRequest) -> Result<Vec<Program>, StoreError> {
         let rows = self.read(|c| {
             let base = programs::table
@@ -247,6 +260,20 @@ impl AffiliateRepo for PgTx<'_> {
                 .filter(affiliates::id.eq(id.as_uuid()))
                 .filter(affiliates::deleted_at.is_null())
                 .select(AffiliateRow::as_select())
+                .first(c)
+                .optional()
+        })?;
+        row.map(AffiliateRow::into_domain).transpose()
+    }
+
+    fn affiliate_for_update(&mut self, org: OrgId, id: AffiliateId) -> Result<Option<Affiliate>, StoreError> {
+        let row = self.read(|c| {
+            affiliates::table
+                .filter(affiliates::org_id.eq(org.as_uuid()))
+                .filter(affiliates::id.eq(id.as_uuid()))
+                .filter(affiliates::deleted_at.is_null())
+                .select(AffiliateRow::as_select())
+                .for_update()
                 .first(c)
                 .optional()
         })?;
@@ -364,6 +391,19 @@ impl CouponRepo for PgTx<'_> {
         row.map(CampaignCouponRow::into_domain).transpose()
     }
 
+    fn campaign_coupon_for_update(&mut self, org: OrgId, id: CampaignCouponId) -> Result<Option<CampaignCoupon>, StoreError> {
+        let row = self.read(|c| {
+            campaign_coupons::table
+                .filter(campaign_coupons::org_id.eq(org.as_uuid()))
+                .filter(campaign_coupons::id.eq(id.as_uuid()))
+                .select(CampaignCouponRow::as_select())
+                .for_update()
+                .first(c)
+                .optional()
+        })?;
+        row.map(CampaignCouponRow::into_domain).transpose()
+    }
+
     fn list_campaign_coupons(&mut self, org: OrgId, program: ProgramId, page: &PageRequest) -> Result<Vec<CampaignCoupon>, StoreError> {
         let rows = self.read(|c| {
             let base = campaign_coupons::table
@@ -424,6 +464,19 @@ impl CouponRepo for PgTx<'_> {
                 .filter(affiliate_coupons::org_id.eq(org.as_uuid()))
                 .filter(affiliate_coupons::id.eq(id.as_uuid()))
                 .select(AffiliateCouponRow::as_select())
+                .first(c)
+                .optional()
+        })?;
+        row.map(AffiliateCouponRow::into_domain).transpose()
+    }
+
+    fn affiliate_coupon_for_update(&mut self, org: OrgId, id: AffiliateCouponId) -> Result<Option<AffiliateCoupon>, StoreError> {
+        let row = self.read(|c| {
+            affiliate_coupons::table
+                .filter(affiliate_coupons::org_id.eq(org.as_uuid()))
+                .filter(affiliate_coupons::id.eq(id.as_uuid()))
+                .select(AffiliateCouponRow::as_select())
+                .for_update()
                 .first(c)
                 .optional()
         })?;
@@ -493,6 +546,17 @@ impl CouponRepo for PgTx<'_> {
                 affiliate_coupons::table
                     .filter(affiliate_coupons::org_id.eq(org.as_uuid()))
                     .filter(affiliate_coupons::campaign_coupon_id.eq(id.as_uuid())),
+            ))
+            .get_result(c)
+        })
+    }
+
+    fn org_has_stripe_objects(&mut self, org: OrgId) -> Result<bool, StoreError> {
+        self.read(|c| {
+            diesel::select(diesel::dsl::exists(
+                campaign_coupons::table
+                    .filter(campaign_coupons::org_id.eq(org.as_uuid()))
+                    .filter(campaign_coupons::stripe_coupon_id.is_not_null()),
             ))
             .get_result(c)
         })

@@ -135,6 +135,15 @@ pub trait ProgramRepo {
     /// # Errors
     /// `Unavailable` or `Unexpected`.
     fn program(&mut self, org: OrgId, id: ProgramId) -> Result<Option<Program>, StoreError>;
+    /// [`ProgramRepo::program`] holding the row locked until the transaction ends, for
+    /// read-modify-write use cases, so concurrent changes serialize instead of overwriting each
+    /// other. Stores whose transactions already run one at a time keep this default.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn program_for_update(&mut self, org: OrgId, id: ProgramId) -> Result<Option<Program>, StoreError> {
+        self.program(org, id)
+    }
     /// Unarchived programs, newest first, at most `page.fetch_limit()` rows after the cursor.
     ///
     /// # Errors
@@ -165,6 +174,14 @@ pub trait AffiliateRepo {
     /// # Errors
     /// `Unavailable` or `Unexpected`.
     fn affiliate(&mut self, org: OrgId, id: AffiliateId) -> Result<Option<Affiliate>, StoreError>;
+    /// [`AffiliateRepo::affiliate`] holding the row locked (see
+    /// [`ProgramRepo::program_for_update`]).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn affiliate_for_update(&mut self, org: OrgId, id: AffiliateId) -> Result<Option<Affiliate>, StoreError> {
+        self.affiliate(org, id)
+    }
     /// Affiliates matching the filter, newest first, at most `page.fetch_limit()` rows.
     ///
     /// # Errors
@@ -215,6 +232,15 @@ pub trait CouponRepo {
     /// # Errors
     /// `Unavailable` or `Unexpected`.
     fn campaign_coupon(&mut self, org: OrgId, id: CampaignCouponId) -> Result<Option<CampaignCoupon>, StoreError>;
+    /// [`CouponRepo::campaign_coupon`] holding the row locked (see
+    /// [`ProgramRepo::program_for_update`]). Archive, delete, code reservation and code
+    /// provisioning all take this lock, so none of them acts on a stale view of the others.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn campaign_coupon_for_update(&mut self, org: OrgId, id: CampaignCouponId) -> Result<Option<CampaignCoupon>, StoreError> {
+        self.campaign_coupon(org, id)
+    }
     /// Provisioned campaign coupons of a program, newest first.
     ///
     /// # Errors
@@ -247,6 +273,14 @@ pub trait CouponRepo {
     /// # Errors
     /// `Unavailable` or `Unexpected`.
     fn affiliate_coupon(&mut self, org: OrgId, id: AffiliateCouponId) -> Result<Option<AffiliateCoupon>, StoreError>;
+    /// [`CouponRepo::affiliate_coupon`] holding the row locked (see
+    /// [`ProgramRepo::program_for_update`]).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn affiliate_coupon_for_update(&mut self, org: OrgId, id: AffiliateCouponId) -> Result<Option<AffiliateCoupon>, StoreError> {
+        self.affiliate_coupon(org, id)
+    }
     /// The affiliate coupon with this code (case-insensitive), provisioning ones included.
     ///
     /// # Errors
@@ -273,6 +307,12 @@ pub trait CouponRepo {
     /// # Errors
     /// `Unavailable` or `Unexpected`.
     fn campaign_coupon_has_codes(&mut self, org: OrgId, id: CampaignCouponId) -> Result<bool, StoreError>;
+    /// Whether the organization holds any provisioned campaign coupon (its Stripe objects live
+    /// on the linked Stripe account).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn org_has_stripe_objects(&mut self, org: OrgId) -> Result<bool, StoreError>;
     /// Affiliate coupons of every organization still without a Stripe id and created before
     /// `before` (for the reconciler).
     ///

@@ -254,30 +254,38 @@ impl Services {
         let org = ctx.org_id();
         let now = self.now();
         let audit = self.audit(org, ctx.actor.audit_actor(), now);
-        self.tx(move |tx| {
-            let mut a = tx.affiliate(org, id)?.ok_or(DomainError::NotFound("affiliate_not_found"))?;
-            let before = affiliate_snapshot(&a);
-            if let Some(status) = patch.status {
-                a.transition(status, now).map_err(illegal)?;
-            }
-            if let Some(v) = patch.full_name {
-                a.full_name = v;
-            }
-            if let Some(v) = patch.custom_commission {
-                a.custom_commission = v;
-            }
-            if let Some(v) = patch.notes {
-                a.notes = v;
-            }
-            if let Some(v) = patch.tags {
-                a.tags = v;
-            }
-            a.updated_at = now;
-            tx.update_affiliate(&a)?;
-            audit.record(tx, "affiliate.updated", "affiliate", id.to_string(), Some(before), Some(affiliate_snapshot(&a)))?;
-            Ok(view_of(tx, org, a)?)
-        })
-        .await
+        let banning = patch.status == Some(AffiliateStatus::Banned);
+        let view = self
+            .tx(move |tx| {
+                let mut a = tx.affiliate_for_update(org, id)?.ok_or(DomainError::NotFound("affiliate_not_found"))?;
+                let before = affiliate_snapshot(&a);
+                if let Some(status) = patch.status {
+                    a.transition(status, now).map_err(illegal)?;
+                }
+                if let Some(v) = patch.full_name {
+                    a.full_name = v;
+                }
+                if let Some(v) = patch.custom_commission {
+                    a.custom_commission = v;
+                }
+                if let Some(v) = patch.notes {
+                    a.notes = v;
+                }
+                if let Some(v) = patch.tags {
+                    a.tags = v;
+                }
+                a.updated_at = now;
+                tx.update_affiliate(&a)?;
+                audit.record(tx, "affiliate.updated", "affiliate", id.to_string(), Some(before), Some(affiliate_snapshot(&a)))?;
+                Ok(view_of(tx, org, a)?)
+            })
+            .await?;
+        // A banned affiliate's codes must stop working at Stripe. Banning again (Banned to
+        // Banned is allowed) retries this if Stripe was unavailable.
+        if banning {
+            self.revoke_codes_of(ctx, vec![id]).await?;
+        }
+        Ok(view)
     }
 
     /// Approves a pending (or previously rejected) application.
@@ -314,7 +322,7 @@ impl Services {
         let now = self.now();
         let audit = self.audit(org, ctx.actor.audit_actor(), now);
         self.tx(move |tx| {
-            let mut a = tx.affiliate(org, id)?.ok_or(DomainError::NotFound("affiliate_not_found"))?;
+            let mut a = tx.affiliate_for_update(org, id)?.ok_or(DomainError::NotFound("affiliate_not_found"))?;
             if !matches!(a.status, AffiliateStatus::Pending | AffiliateStatus::Rejected) || a.status == to {
                 return Err(DomainError::conflict(
                     "invalid_status_transition",
@@ -357,11 +365,12 @@ impl Services {
         let org = ctx.org_id();
         let now = self.now();
         let audit = self.audit(org, ctx.actor.audit_actor(), now);
-        let affected = self
+        let (affected, deleted) = self
             .tx(move |tx| {
                 let mut affected = 0;
+                let mut deleted = Vec::new();
                 for id in ids {
-                    let Some(mut a) = tx.affiliate(org, id)? else { continue };
+                    let Some(mut a) = tx.affiliate_for_update(org, id)? else { continue };
                     let before = affiliate_snapshot(&a);
                     let name = match action {
                         BulkAction::Approve if a.status == AffiliateStatus::Pending => {
@@ -378,6 +387,7 @@ impl Services {
                             tx.delete_affiliate(org, id, now)?;
                             audit.record(tx, "affiliate.deleted", "affiliate", id.to_string(), Some(before), None)?;
                             affected += 1;
+                            deleted.push(id);
                             continue;
                         }
                         _ => continue,
@@ -385,9 +395,15 @@ impl Services {
                     audit.record(tx, name, "affiliate", id.to_string(), Some(before), Some(affiliate_snapshot(&a)))?;
                     affected += 1;
                 }
-                Ok(affected)
+                Ok((affected, deleted))
             })
             .await?;
+        // Deleted affiliates' codes must stop working at Stripe. The deletion has committed,
+        // so a Stripe outage here is logged and left to the operator rather than reported as
+        // a failed deletion.
+        if let Err(e) = self.revoke_codes_of(ctx, deleted).await {
+            tracing::warn!(error.cause = %e, "codes of deleted affiliates could not all be deactivated at Stripe");
+        }
         Ok(BulkOutcome { affected, total, action })
     }
 }

@@ -76,12 +76,18 @@ pub struct ReconcileReport {
 /// The most codes a list-style lookup returns.
 pub const LOOKUP_MAX: usize = 1000;
 
-/// How long a reservation may wait before the reconciler takes it over, so it never races
-/// the request that made it.
-pub const RECONCILE_AFTER: Duration = Duration::seconds(60);
+/// How long a reservation may wait before the reconciler takes it over. It is longer than a
+/// request's whole Stripe retry budget (4 attempts of up to 30 s plus backoff), so the
+/// reconciler does not race the request that made the reservation; should they meet anyway,
+/// both use the same idempotency key and the locked finalizing transaction records once.
+pub const RECONCILE_AFTER: Duration = Duration::minutes(5);
 
 fn gateway_context(stripe_account: Option<String>) -> GatewayContext {
     GatewayContext { stripe_account }
+}
+
+fn has_codes() -> DomainError {
+    DomainError::conflict("coupon_has_codes", "this campaign coupon has affiliate codes; archive it instead of deleting it")
 }
 
 fn code_taken() -> DomainError {
@@ -96,6 +102,37 @@ fn load_campaign(tx: &mut dyn Tx, org: OrgId, program: Option<ProgramId>, id: Ca
     tx.campaign_coupon(org, id)?
         .filter(|c| c.stripe_coupon_id.is_some() && program.is_none_or(|p| p == c.program_id))
         .ok_or(DomainError::NotFound("campaign_coupon_not_found"))
+}
+
+/// [`load_campaign`] with the row locked for the rest of the transaction.
+fn lock_campaign(tx: &mut dyn Tx, org: OrgId, program: Option<ProgramId>, id: CampaignCouponId) -> Result<CampaignCoupon, DomainError> {
+    tx.campaign_coupon_for_update(org, id)?
+        .filter(|c| c.stripe_coupon_id.is_some() && program.is_none_or(|p| p == c.program_id))
+        .ok_or(DomainError::NotFound("campaign_coupon_not_found"))
+}
+
+/// Every provisioned campaign coupon of a program (all pages).
+pub(crate) fn all_campaign_coupons(tx: &mut dyn Tx, org: OrgId, program: ProgramId) -> Result<Vec<CampaignCoupon>, DomainError> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = PageRequest::parse(Some(i64::from(MAX_TAKE)), after).map_err(|e| FieldError::invalid("take", e.to_string()))?;
+        let rows = tx.list_campaign_coupons(org, program, &page)?;
+        let page = Page::from_rows(rows, &page, |c| c.id.as_uuid());
+        out.extend(page.items);
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => return Ok(out),
+        }
+    }
+}
+
+fn check_program_open(tx: &mut dyn Tx, org: OrgId, program: ProgramId) -> Result<(), DomainError> {
+    match tx.program(org, program)? {
+        Some(p) if !p.is_archived() => Ok(()),
+        Some(_) => Err(DomainError::conflict("program_archived", "the program is archived")),
+        None => Err(DomainError::NotFound("program_not_found")),
+    }
 }
 
 /// A reserved affiliate coupon and what its provisioning needs.
@@ -132,7 +169,10 @@ fn reserve_code(
             let resumable = vanity.is_some()
                 && existing.stripe_promotion_code_id.is_none()
                 && existing.affiliate_id == affiliate.id
-                && existing.campaign_coupon_id == campaign.id;
+                && existing.campaign_coupon_id == campaign.id
+                && existing.max_redemptions == settings.max_redemptions
+                && existing.expires_at == settings.expires_at
+                && existing.restrictions == settings.restrictions;
             if resumable {
                 return Ok((existing, campaign, affiliate));
             }
@@ -255,7 +295,7 @@ impl Services {
                 let now = self.now();
                 let audit = self.audit(org, actor, now);
                 self.tx(move |tx| {
-                    let mut c = tx.campaign_coupon(org, id)?.ok_or(DomainError::NotFound("campaign_coupon_not_found"))?;
+                    let mut c = tx.campaign_coupon_for_update(org, id)?.ok_or(DomainError::NotFound("campaign_coupon_not_found"))?;
                     if c.stripe_coupon_id.is_some() {
                         return Ok(c);
                     }
@@ -335,7 +375,7 @@ impl Services {
         let now = self.now();
         let audit = self.audit(org, ctx.actor.audit_actor(), now);
         self.tx(move |tx| {
-            let mut c = load_campaign(tx, org, Some(program_id), id)?;
+            let mut c = lock_campaign(tx, org, Some(program_id), id)?;
             let before = campaign_coupon_snapshot(&c);
             c.apply(patch, now)?;
             tx.update_campaign_coupon(&c)?;
@@ -367,12 +407,26 @@ impl Services {
         ctx.require_plan(PlanTier::Growth)?;
         ctx.require_role(Role::Manager)?;
         let org = ctx.org_id();
+        let coupon = self.tx(move |tx| load_campaign(tx, org, Some(program_id), id)).await?;
+        self.close_campaign_coupon(ctx.org.stripe_account_id.clone(), ctx.actor.audit_actor(), org, program_id, coupon).await?;
+        self.tx(move |tx| load_campaign(tx, org, Some(program_id), id)).await
+    }
+
+    /// The archive itself, without the caller's gates (a program archive reuses it).
+    pub(crate) async fn close_campaign_coupon(
+        &self,
+        stripe_account: Option<String>,
+        actor: AuditActor,
+        org: OrgId,
+        program_id: ProgramId,
+        coupon: CampaignCoupon,
+    ) -> Result<(), DomainError> {
+        let id = coupon.id;
         let now = self.now();
-        let actor = ctx.actor.audit_actor();
         let audit = self.audit(org, actor.clone(), now);
         let codes = self
             .tx(move |tx| {
-                let mut c = load_campaign(tx, org, Some(program_id), id)?;
+                let mut c = lock_campaign(tx, org, Some(program_id), id)?;
                 if c.is_active {
                     let before = campaign_coupon_snapshot(&c);
                     c.is_active = false;
@@ -391,11 +445,31 @@ impl Services {
                 active_codes(tx, org, CouponSelector::CampaignCoupon(id))
             })
             .await?;
-        let gw = gateway_context(ctx.org.stripe_account_id.clone());
+        let gw = gateway_context(stripe_account);
         for code in codes {
             self.deactivate_code(&gw, code, actor.clone()).await?;
         }
-        self.tx(move |tx| load_campaign(tx, org, Some(program_id), id)).await
+        Ok(())
+    }
+
+    /// Deactivates every active code of these affiliates (after a ban or a deletion), so none
+    /// stays redeemable at Stripe.
+    pub(crate) async fn revoke_codes_of(&self, ctx: &BrandContext, affiliates: Vec<AffiliateId>) -> Result<(), DomainError> {
+        let org = ctx.org_id();
+        let codes = self
+            .tx(move |tx| {
+                let mut out = Vec::new();
+                for a in affiliates {
+                    out.extend(active_codes(tx, org, CouponSelector::Affiliate(a))?);
+                }
+                Ok(out)
+            })
+            .await?;
+        let gw = gateway_context(ctx.org.stripe_account_id.clone());
+        for code in codes {
+            self.deactivate_code(&gw, code, ctx.actor.audit_actor()).await?;
+        }
+        Ok(())
     }
 
     /// Deactivates one code at Stripe, then marks it revoked.
@@ -410,7 +484,7 @@ impl Services {
         let (org, id) = (code.org_id, code.id);
         let audit = self.audit(org, actor, now);
         self.tx(move |tx| {
-            let Some(mut c) = tx.affiliate_coupon(org, id)? else { return Ok(()) };
+            let Some(mut c) = tx.affiliate_coupon_for_update(org, id)? else { return Ok(()) };
             if !c.is_active {
                 return Ok(());
             }
@@ -440,21 +514,29 @@ impl Services {
         ctx.require_role(Role::Manager)?;
         let org = ctx.org_id();
         let now = self.now();
-        // Closing the coupon first means no code can be minted while Stripe deletes it.
+        // Closing the coupon first (under its row lock, which code reservations also take) means
+        // no code can be minted while Stripe deletes it.
+        let audit = self.audit(org, ctx.actor.audit_actor(), now);
         let coupon = self
             .tx(move |tx| {
-                let mut c = load_campaign(tx, org, Some(program_id), id)?;
+                let mut c = lock_campaign(tx, org, Some(program_id), id)?;
                 if tx.campaign_coupon_has_codes(org, id)? {
-                    return Err(DomainError::conflict(
-                        "coupon_has_codes",
-                        "this campaign coupon has affiliate codes; archive it instead of deleting it",
-                    ));
+                    return Err(has_codes());
                 }
                 if c.is_active {
+                    let before = campaign_coupon_snapshot(&c);
                     c.is_active = false;
                     c.archived_at = Some(now);
                     c.updated_at = now;
                     tx.update_campaign_coupon(&c)?;
+                    audit.record(
+                        tx,
+                        "campaign_coupon.archived",
+                        "campaign_coupon",
+                        id.to_string(),
+                        Some(before),
+                        Some(campaign_coupon_snapshot(&c)),
+                    )?;
                 }
                 Ok(c)
             })
@@ -506,10 +588,11 @@ impl Services {
         let stripe_account = ctx.org.stripe_account_id.clone();
         let reserved = self
             .tx(move |tx| {
-                let affiliate = tx.affiliate(org, affiliate_id)?.ok_or(DomainError::NotFound("affiliate_not_found"))?;
+                let affiliate = tx.affiliate_for_update(org, affiliate_id)?.ok_or(DomainError::NotFound("affiliate_not_found"))?;
                 check_affiliate_may_hold_codes(&affiliate)?;
-                let campaign = load_campaign(tx, org, None, campaign_coupon_id)?;
+                let campaign = lock_campaign(tx, org, None, campaign_coupon_id)?;
                 check_campaign_open(&campaign, &affiliate, now)?;
+                check_program_open(tx, org, affiliate.program_id)?;
                 let settings = CodeSettings::parse(input, &campaign, now)?;
                 let (coupon, campaign, affiliate) = reserve_code(tx, id, affiliate, campaign, settings, generated, false, now)?;
                 Ok(Reserved { coupon, campaign, affiliate, stripe_account })
@@ -548,8 +631,9 @@ impl Services {
                 let audit = self.audit(org, actor.clone(), now);
                 let (view, campaign_closed) = self
                     .tx(move |tx| {
-                        let mut c = tx.affiliate_coupon(org, id)?.ok_or(DomainError::NotFound("promotional_code_not_found"))?;
-                        let campaign = tx.campaign_coupon(org, c.campaign_coupon_id)?.unwrap_or(campaign);
+                        // Campaign first, then code: the order every transaction here takes.
+                        let campaign = tx.campaign_coupon_for_update(org, campaign.id)?.unwrap_or(campaign);
+                        let mut c = tx.affiliate_coupon_for_update(org, id)?.ok_or(DomainError::NotFound("promotional_code_not_found"))?;
                         if c.stripe_promotion_code_id.is_none() {
                             c.stripe_promotion_code_id = Some(stripe_id);
                             c.updated_at = now;
@@ -695,28 +779,42 @@ impl Services {
             code: "invalid_affiliate_token",
             message: "the affiliate token carries no valid email".to_owned(),
         })?;
-        let entropy = std::sync::Arc::clone(&self.entropy);
+        // The first call links unlinked rows matched by email to the caller, whatever becomes of
+        // the mint itself.
+        let (link_caller, link_email) = (caller.clone(), email.clone());
+        let link_audit_entropy = std::sync::Arc::clone(&self.entropy);
+        self.tx(move |tx| {
+            for mut affiliate in tx.affiliates_of_user(&link_caller.user_id, &link_email)? {
+                if affiliate.user_id.is_none() {
+                    let audit = super::Audit {
+                        org: affiliate.org_id,
+                        actor: AuditActor::User(link_caller.user_id.clone()),
+                        now,
+                        entropy: std::sync::Arc::clone(&link_audit_entropy),
+                    };
+                    affiliate.user_id = Some(link_caller.user_id.clone());
+                    affiliate.updated_at = now;
+                    tx.update_affiliate(&affiliate)?;
+                    audit.record(tx, "affiliate.user_linked", "affiliate", affiliate.id.to_string(), None, None)?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
         let reserved = self
             .tx(move |tx| {
                 let mut found = None;
                 for affiliate in tx.affiliates_of_user(&caller.user_id, &email)? {
-                    if let Some(c) = tx.campaign_coupon(affiliate.org_id, campaign_coupon_id)? {
+                    if let Some(c) = tx.campaign_coupon_for_update(affiliate.org_id, campaign_coupon_id)? {
                         if c.program_id == affiliate.program_id && c.stripe_coupon_id.is_some() {
                             found = Some((affiliate, c));
                             break;
                         }
                     }
                 }
-                let (mut affiliate, campaign) = found.ok_or(DomainError::NotFound("campaign_coupon_not_found"))?;
+                let (affiliate, campaign) = found.ok_or(DomainError::NotFound("campaign_coupon_not_found"))?;
                 let org = tx.org(affiliate.org_id)?.ok_or(DomainError::NotFound("campaign_coupon_not_found"))?;
-                check_plan(org.plan_tier, org.subscription_status, PlanTier::Starter, Channel::Dashboard)?;
-                let audit = super::Audit { org: org.id, actor: AuditActor::User(caller.user_id.clone()), now, entropy };
-                if affiliate.user_id.is_none() {
-                    affiliate.user_id = Some(caller.user_id.clone());
-                    affiliate.updated_at = now;
-                    tx.update_affiliate(&affiliate)?;
-                    audit.record(tx, "affiliate.user_linked", "affiliate", affiliate.id.to_string(), None, None)?;
-                }
+                check_plan(org.plan_tier, org.status_at(now), PlanTier::Starter, Channel::Dashboard)?;
                 if affiliate.status != AffiliateStatus::Approved {
                     return Err(DomainError::Forbidden {
                         code: "affiliate_not_approved",
@@ -730,6 +828,7 @@ impl Services {
                     });
                 }
                 check_campaign_open(&campaign, &affiliate, now)?;
+                check_program_open(tx, org.id, affiliate.program_id)?;
                 let input = AffiliateCouponInput { code: Some(code.as_str().to_owned()), ..Default::default() };
                 let settings = CodeSettings::parse(input, &campaign, now)?;
                 let (coupon, campaign, affiliate) = reserve_code(tx, id, affiliate, campaign, settings, Vec::new(), true, now)?;
@@ -762,7 +861,7 @@ impl Services {
             .await?;
         for (coupon, account) in campaigns {
             let outcome = self.provision_campaign_coupon(coupon, account, AuditActor::System).await.map(|_| ());
-            tally(&mut report, outcome)?;
+            tally(&mut report, outcome);
         }
         let codes = self
             .tx(move |tx| {
@@ -785,20 +884,23 @@ impl Services {
             .await?;
         for reserved in codes {
             let outcome = self.provision_affiliate_coupon(reserved, AuditActor::System).await.map(|_| ());
-            tally(&mut report, outcome)?;
+            tally(&mut report, outcome);
         }
         Ok(report)
     }
 }
 
-fn tally(report: &mut ReconcileReport, outcome: Result<(), DomainError>) -> Result<(), DomainError> {
+/// Counts one reconciled reservation. One failing reservation never stops the pass: it is
+/// logged and retried on the next one.
+fn tally(report: &mut ReconcileReport, outcome: Result<(), DomainError>) {
     match outcome {
         Ok(()) => report.provisioned += 1,
         Err(DomainError::Gateway(GatewayError::Rejected { .. })) | Err(DomainError::Unprocessable { .. }) => report.released += 1,
-        Err(DomainError::Gateway(_)) => report.pending += 1,
-        Err(e) => return Err(e),
+        Err(e) => {
+            tracing::warn!(error.cause = %e, "a reservation could not be reconciled; retrying next pass");
+            report.pending += 1;
+        }
     }
-    Ok(())
 }
 
 /// One provisioned code with its campaign coupon and owner, or `promotional_code_not_found`.

@@ -42,6 +42,8 @@ pub struct BrandContext {
     pub actor: BrandActor,
     /// The caller's organization.
     pub org: Organization,
+    /// When the caller was authenticated (a trial that ended before then passes no gate).
+    pub now: OffsetDateTime,
 }
 
 impl BrandContext {
@@ -55,7 +57,7 @@ impl BrandContext {
     /// # Errors
     /// [`DomainError::PlanRequired`].
     pub fn require_plan(&self, tier: PlanTier) -> Result<(), DomainError> {
-        check_plan(self.org.plan_tier, self.org.subscription_status, tier, self.actor.channel())?;
+        check_plan(self.org.plan_tier, self.org.status_at(self.now), tier, self.actor.channel())?;
         Ok(())
     }
 

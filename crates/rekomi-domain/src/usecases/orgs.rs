@@ -138,6 +138,14 @@ impl Services {
         let audit = self.audit(org_id, AuditActor::System, now);
         self.tx(move |tx| {
             let before = tx.org(org_id)?.ok_or(DomainError::NotFound("organization_not_found"))?.stripe_account_id;
+            // Coupons and codes live on the account they were created on; moving the
+            // organization would leave them unreachable (deactivations would 404 elsewhere).
+            if before != account && tx.org_has_stripe_objects(org_id)? {
+                return Err(DomainError::conflict(
+                    "stripe_objects_exist",
+                    "this organization already has coupons on its current Stripe account; it cannot be moved to another",
+                ));
+            }
             tx.set_stripe_account(org_id, account.as_deref())?;
             audit.record(
                 tx,
@@ -176,11 +184,12 @@ impl Services {
             return Ok(None);
         }
         let hash = hash_api_key(secret);
+        let now = self.now();
         self.tx(move |tx| {
             let Some(key) = tx.api_key_by_hash(&hash)? else { return Ok(None) };
             let Some(org) = tx.org(key.org_id)? else { return Ok(None) };
             let actor = BrandActor::ApiKey { org: org.id, key: key.id };
-            Ok(Some((BrandContext { actor, org }, key.scope)))
+            Ok(Some((BrandContext { actor, org, now }, key.scope)))
         })
         .await
     }
@@ -192,7 +201,8 @@ impl Services {
     pub async fn brand_context_for_user(&self, actor: BrandActor) -> Result<Option<BrandContext>, DomainError> {
         let org_id = actor.org();
         let org = self.tx(move |tx| Ok(tx.org(org_id)?)).await?;
-        Ok(org.map(|org| BrandContext { actor, org }))
+        let now = self.now();
+        Ok(org.map(|org| BrandContext { actor, org, now }))
     }
 
     /// The caller's organization profile.

@@ -30,17 +30,39 @@ impl Services {
         ctx.require_plan(PlanTier::Starter)?;
         ctx.require_role(Role::Manager)?;
         let now = self.now();
-        let slug = match new.slug.clone() {
-            Some(s) => s,
-            None => ProgramSlug::from_name(&new.name)
-                .ok_or_else(|| FieldError::invalid("slug", "could not be derived from the name; send a slug"))?,
+        let chosen = new.slug.clone();
+        let derived = match &chosen {
+            Some(_) => None,
+            None => Some(
+                ProgramSlug::from_name(&new.name)
+                    .ok_or_else(|| FieldError::invalid("slug", "could not be derived from the name; send a slug"))?,
+            ),
         };
-        let program = Program::create(ProgramId::from_uuid(self.new_uuid(now)), ctx.org_id(), new, slug, now)?;
-        let audit = self.audit(ctx.org_id(), ctx.actor.audit_actor(), now);
+        // A derived slug that is taken gets a short suffix instead of failing on a field the
+        // caller never sent; a slug the caller chose is never altered.
+        let candidates: Vec<ProgramSlug> = match (chosen, derived) {
+            (Some(s), _) => vec![s],
+            (None, Some(base)) => {
+                std::iter::once(base.clone()).chain((0..4).filter_map(|_| base.with_suffix(self.entropy.as_ref()))).collect()
+            }
+            (None, None) => Vec::new(),
+        };
+        let id = ProgramId::from_uuid(self.new_uuid(now));
+        let org = ctx.org_id();
+        let audit = self.audit(org, ctx.actor.audit_actor(), now);
         self.tx(move |tx| {
-            tx.insert_program(&program).map_err(slug_conflict)?;
-            audit.record(tx, "program.created", "program", program.id.to_string(), None, Some(program_snapshot(&program)))?;
-            Ok(program)
+            let mut last = None;
+            for slug in candidates {
+                let program = Program::create(id, org, new.clone(), slug, now)?;
+                match tx.insert_program(&program) {
+                    Ok(()) => {
+                        audit.record(tx, "program.created", "program", program.id.to_string(), None, Some(program_snapshot(&program)))?;
+                        return Ok(program);
+                    }
+                    Err(e) => last = Some(slug_conflict(e)),
+                }
+            }
+            Err(last.unwrap_or_else(|| DomainError::conflict("slug_already_taken", "another program of this organization uses this slug")))
         })
         .await
     }
@@ -77,7 +99,10 @@ impl Services {
         let now = self.now();
         let audit = self.audit(org, ctx.actor.audit_actor(), now);
         self.tx(move |tx| {
-            let mut program = tx.program(org, id)?.ok_or(DomainError::NotFound("program_not_found"))?;
+            let mut program = tx.program_for_update(org, id)?.ok_or(DomainError::NotFound("program_not_found"))?;
+            if program.is_archived() {
+                return Err(DomainError::conflict("program_archived", "the program is archived"));
+            }
             let before = program_snapshot(&program);
             program.apply(patch, now)?;
             tx.update_program(&program).map_err(slug_conflict)?;
@@ -87,30 +112,35 @@ impl Services {
         .await
     }
 
-    /// Soft-deletes (archives) a program (Owner role). Archiving an archived program changes
-    /// nothing.
+    /// Soft-deletes (archives) a program (Owner role), then archives its campaign coupons so
+    /// none of their codes stays redeemable at Stripe. Archiving again finishes what a Stripe
+    /// outage interrupted.
     ///
     /// # Errors
-    /// `program_not_found`.
+    /// `program_not_found`, gateway failures while closing the coupons.
     pub async fn archive_program(&self, ctx: &BrandContext, id: ProgramId) -> Result<(), DomainError> {
         ctx.require_plan(PlanTier::Starter)?;
         ctx.require_role(Role::Owner)?;
         let org = ctx.org_id();
         let now = self.now();
         let audit = self.audit(org, ctx.actor.audit_actor(), now);
-        self.tx(move |tx| {
-            let mut program = tx.program(org, id)?.ok_or(DomainError::NotFound("program_not_found"))?;
-            if program.is_archived() {
-                return Ok(());
-            }
-            let before = program_snapshot(&program);
-            program.archived_at = Some(now);
-            program.is_active = false;
-            program.updated_at = now;
-            tx.update_program(&program)?;
-            audit.record(tx, "program.deleted", "program", id.to_string(), Some(before), Some(program_snapshot(&program)))?;
-            Ok(())
-        })
-        .await
+        let coupons = self
+            .tx(move |tx| {
+                let mut program = tx.program_for_update(org, id)?.ok_or(DomainError::NotFound("program_not_found"))?;
+                if !program.is_archived() {
+                    let before = program_snapshot(&program);
+                    program.archived_at = Some(now);
+                    program.is_active = false;
+                    program.updated_at = now;
+                    tx.update_program(&program)?;
+                    audit.record(tx, "program.deleted", "program", id.to_string(), Some(before), Some(program_snapshot(&program)))?;
+                }
+                super::coupons::all_campaign_coupons(tx, org, id)
+            })
+            .await?;
+        for coupon in coupons {
+            self.close_campaign_coupon(ctx.org.stripe_account_id.clone(), ctx.actor.audit_actor(), org, id, coupon).await?;
+        }
+        Ok(())
     }
 }

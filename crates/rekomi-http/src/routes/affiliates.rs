@@ -31,8 +31,8 @@ pub async fn list(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query
     let q = q?;
     let page = page_request(q.take, q.cursor.as_deref())?;
     let q_text = q.q.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-    if q_text.as_ref().is_some_and(|s| s.chars().count() > 200) {
-        return Err(ApiError::invalid("q", "q must be at most 200 characters"));
+    if q_text.as_ref().is_some_and(|s| s.chars().count() > 200 || rekomi_domain::program::has_control(s, false)) {
+        return Err(ApiError::invalid("q", "q must be at most 200 characters without control characters"));
     }
     let filter = AffiliateFilter {
         program_id: q.program_id.map(ProgramId::from_uuid),

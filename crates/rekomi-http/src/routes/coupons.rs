@@ -189,7 +189,9 @@ impl PromoCodeQueryParams {
         Ok(match *field {
             "id" => PromoCodeQuery::Id(parse_id(value, "id")?),
             "code" => PromoCodeQuery::Code(CouponCode::parse(value)?),
-            "externalId" if !value.is_empty() && value.len() <= 255 => PromoCodeQuery::ExternalId(value.clone()),
+            "externalId" if !value.is_empty() && value.len() <= 255 && !rekomi_domain::program::has_control(value, false) => {
+                PromoCodeQuery::ExternalId(value.clone())
+            }
             "externalId" => return Err(ApiError::invalid("externalId", "externalId must be 1-255 characters")),
             "couponId" => PromoCodeQuery::CouponId(parse_id(value, "couponId")?),
             "affiliateId" => PromoCodeQuery::AffiliateId(parse_id(value, "affiliateId")?),
