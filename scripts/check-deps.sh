@@ -13,7 +13,7 @@ for banned in diesel r2d2 actix-web async-stripe tokio reqwest; do
   fi
 done
 
-adapters="rekomi-postgres rekomi-stripe rekomi-http rekomi-fakes"
+adapters="rekomi-postgres rekomi-stripe rekomi-http rekomi-fakes rekomi-webhooks"
 for a in $adapters; do
   deps=$(cargo tree -p "$a" -e normal --prefix none --format '{p}' | awk '{print $1}' | sort -u)
   for b in $adapters; do

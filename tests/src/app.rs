@@ -134,10 +134,20 @@ impl TestApp {
     /// When the application cannot be built (a product failure), or under `CI=true` without
     /// PostgreSQL or the shared Stripe data.
     pub async fn spawn() -> Option<TestApp> {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// [`TestApp::spawn`] with the configuration adjusted by `configure` before the server is
+    /// built (e.g. `webhook_allow_private_targets` and a short `delivery_interval_ms` for
+    /// outbound webhook tests). Background workers are off unless `configure` turns them on.
+    ///
+    /// # Panics
+    /// As [`TestApp::spawn`].
+    pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> Option<TestApp> {
         init_test_log();
         let db = TestDb::create()?;
         let stripe = StripeDouble::start().await?;
-        let config = Config {
+        let mut config = Config {
             database_url: without_tls_on_loopback(db.url()),
             bind: "127.0.0.1:0".to_owned(),
             stripe_secret_key: Some(SECRET_KEY.to_owned()),
@@ -147,7 +157,12 @@ impl TestApp {
             http_workers: 2,
             migrate_on_start: false,
             reconcile_interval_secs: 0,
+            stripe_webhook_secrets: Vec::new(),
+            inbox_interval_ms: 0,
+            webhook_allow_private_targets: false,
+            delivery_interval_ms: 0,
         };
+        configure(&mut config);
         let app = Application::build(&config).unwrap_or_else(|e| panic!("building the application: {e:#}"));
         let address = format!("http://127.0.0.1:{}", app.port());
         let server = tokio::spawn(async move {

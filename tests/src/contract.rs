@@ -20,15 +20,19 @@ use std::fmt::Debug;
 use rekomi_domain::actor::AuditActor;
 use rekomi_domain::affiliate::{AffiliateStatus, Email};
 use rekomi_domain::audit::{affiliate_snapshot, program_snapshot};
+use rekomi_domain::conversion::{Conversion, ConversionStatus, ConversionType, LedgerKind, SubAffiliateConfig};
 use rekomi_domain::coupon::{CodeRestrictions, CouponCode};
+use rekomi_domain::ids::AffiliateId;
+use rekomi_domain::inbox::{InboxEvent, InboxStatus};
 use rekomi_domain::money::Money;
 use rekomi_domain::org::{hash_api_key, ApiKeyScope, OrgUsage};
+use rekomi_domain::outbound::{Delivery, DeliveryStatus, EndpointStatus};
 use rekomi_domain::page::{Page, PageRequest};
 use rekomi_domain::plan::{PlanTier, SubscriptionStatus};
-use rekomi_domain::ports::store::{constraints, AffiliateFilter, CouponSelector};
+use rekomi_domain::ports::store::{constraints, AffiliateFilter, ConversionFilter, CouponSelector};
 use rekomi_domain::ports::{transact, CouponDuration, DiscountSpec, StoreError, Tx, UnitOfWork};
 use rekomi_domain::program::{AttributionModel, Commission, CommissionModel, CommissionType, Hundredths, NetworkVisibility, ProgramSlug};
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use self::fixtures::*;
@@ -68,9 +72,35 @@ macro_rules! storage_contract {
             a_campaign_coupon_has_codes_once_any_code_exists,
             unprovisioned_affiliate_coupons_span_organizations_and_respect_the_cutoff,
             audit_entries_come_back_newest_first_per_organization,
+            a_source_is_claimed_once_per_organization,
+            a_conversion_round_trips_and_every_field_updates,
+            the_sale_conversion_of_a_subscription_skips_leads_and_overrides,
+            a_conversion_is_found_by_invoice_through_its_ledger_or_first_event,
+            overrides_come_back_for_their_parent_oldest_first,
+            the_affiliate_of_a_customer_is_the_latest_credited_by_id_or_email,
+            conversion_lists_filter_and_page_newest_first,
+            conversions_due_for_approval_span_organizations_longest_due_first,
+            a_ledger_comes_back_oldest_first,
+            an_inbox_event_is_stored_once_and_its_processing_state_updates,
+            inbox_claims_lease_events_and_count_attempts,
+            inbox_events_list_by_organization_status_and_arrival,
+            a_webhook_endpoint_round_trips_updates_and_deletes_with_its_deliveries,
+            a_delivery_round_trips_updates_and_pages_newest_first,
+            delivery_claims_take_only_enabled_endpoints_and_lease_them,
+            a_redemption_count_never_falls_below_zero,
+            an_affiliate_is_found_by_link_slug_in_any_case_unless_deleted,
+            recruiters_are_recorded_and_replaced_and_recruits_listed,
+            a_sub_affiliate_config_defaults_to_disabled_and_upserts,
+            an_organization_is_found_by_its_stripe_account,
+            some_orgs_come_oldest_first,
+            stripe_ids_resolve_coupons_in_any_organization,
             no_getter_reveals_another_organizations_rows,
+            no_conversion_or_webhook_getter_reveals_another_organizations_rows,
             no_write_reaches_into_another_organization,
+            no_conversion_or_webhook_write_reaches_into_another_organization,
             a_row_cannot_point_into_another_organization,
+            conversion_and_webhook_rows_cannot_point_into_another_organization,
+            self_references_are_refused,
             a_failed_transaction_leaves_nothing_behind,
             a_conflict_rolls_back_the_writes_before_it,
             the_store_answers_pings,
@@ -92,6 +122,26 @@ pub mod foreign_keys {
     /// An affiliate coupon's campaign coupon is in the coupon's organization (and a campaign
     /// coupon with codes cannot be deleted).
     pub const AFFILIATE_COUPON_CAMPAIGN_COUPON: &str = "affiliate_coupons_campaign_coupon_fkey";
+    /// A conversion's program is in the conversion's organization.
+    pub const CONVERSION_PROGRAM: &str = "conversions_program_fkey";
+    /// A conversion's affiliate is in the conversion's organization.
+    pub const CONVERSION_AFFILIATE: &str = "conversions_affiliate_fkey";
+    /// A conversion's affiliate coupon is in the conversion's organization.
+    pub const CONVERSION_AFFILIATE_COUPON: &str = "conversions_affiliate_coupon_fkey";
+    /// An override's parent conversion is in the override's organization.
+    pub const CONVERSION_PARENT: &str = "conversions_parent_fkey";
+    /// A ledger entry's conversion is in the entry's organization.
+    pub const LEDGER_CONVERSION: &str = "ledger_events_conversion_fkey";
+    /// A delivery's endpoint is in the delivery's organization.
+    pub const DELIVERY_ENDPOINT: &str = "webhook_deliveries_endpoint_fkey";
+    /// A delivery's outbox event is in the delivery's organization.
+    pub const DELIVERY_EVENT: &str = "webhook_deliveries_event_fkey";
+    /// A recruited affiliate is in the recruitment's organization.
+    pub const RECRUITMENT_AFFILIATE: &str = "affiliate_recruitments_affiliate_fkey";
+    /// A recruiter is in the recruitment's organization.
+    pub const RECRUITMENT_RECRUITER: &str = "affiliate_recruitments_recruiter_fkey";
+    /// A sub-affiliate setting's program is in the setting's organization.
+    pub const SUB_AFFILIATE_CONFIG_PROGRAM: &str = "program_sub_affiliate_configs_program_fkey";
 }
 
 /// Test data: entities built with every optional field set (so round trips cover every
@@ -101,9 +151,12 @@ pub mod fixtures {
     use rekomi_domain::actor::AuditActor;
     use rekomi_domain::affiliate::{Affiliate, AffiliateLink, AffiliateSource, AffiliateStatus, Email, LinkFormat};
     use rekomi_domain::audit::AuditEntry;
+    use rekomi_domain::conversion::{Conversion, ConversionStatus, ConversionType, LedgerEvent, LedgerKind};
     use rekomi_domain::coupon::{AffiliateCoupon, CampaignCoupon, CodeRestrictions, CouponCode};
+    use rekomi_domain::inbox::{InboxEvent, InboxStatus};
     use rekomi_domain::money::{Currency, Money};
     use rekomi_domain::org::{hash_api_key, ApiKey, ApiKeyScope, Handle, Organization};
+    use rekomi_domain::outbound::{Delivery, DeliveryStatus, EndpointStatus, OutboxEvent, WebhookEndpoint};
     use rekomi_domain::plan::{PlanTier, SubscriptionStatus};
     use rekomi_domain::ports::{transact, CouponDuration, DiscountSpec, StoreError, Tx, UnitOfWork};
     use rekomi_domain::program::{
@@ -292,6 +345,147 @@ pub mod fixtures {
         }
     }
 
+    /// A pending recurring sale of `affiliate`, numbered `n`: customer `cus_{n}`, subscription
+    /// `sub_{n}`, first invoice `in_{n}`, email `buyer{n}@shop.test`, created at `T0`.
+    pub fn conversion(affiliate: &Affiliate, n: u128) -> Conversion {
+        Conversion {
+            id: id(n),
+            org_id: affiliate.org_id,
+            program_id: affiliate.program_id,
+            affiliate_id: affiliate.id,
+            kind: ConversionType::Recurring,
+            status: ConversionStatus::Pending,
+            amount_minor: 49_00,
+            currency: currency("USD"),
+            commission_minor: 9_80,
+            attribution_method: Some("metadata_or_customer".to_owned()),
+            coupon_code: None,
+            affiliate_coupon_id: None,
+            stripe_customer_id: Some(format!("cus_{n}")),
+            stripe_subscription_id: Some(format!("sub_{n}")),
+            external_event_id: Some(format!("in_{n}")),
+            customer_email: Some(format!("buyer{n}@shop.test")),
+            denial_reason: None,
+            parent_conversion_id: None,
+            attribution_trace: serde_json::json!({
+                "signals": [{ "kind": "metadata", "affiliate": affiliate.id.to_string() }, { "kind": "customer", "value": null }],
+                "decided_by": "metadata_or_customer",
+                "cookie_age_days": 3,
+                "nested": { "ok": true, "weight": 0.5 },
+            }),
+            paid_invoices: 1,
+            approve_after: T0 + Duration::days(30),
+            approved_at: None,
+            refunded_at: None,
+            created_at: T0,
+            updated_at: T0,
+        }
+    }
+
+    /// The override `recruiter` earned on `parent` (no amount, no customer data of its own).
+    pub fn override_of(parent: &Conversion, recruiter: &Affiliate, n: u128) -> Conversion {
+        Conversion {
+            id: id(n),
+            affiliate_id: recruiter.id,
+            program_id: recruiter.program_id,
+            amount_minor: 0,
+            commission_minor: 98,
+            attribution_method: Some("sub_affiliate_override".to_owned()),
+            parent_conversion_id: Some(parent.id),
+            attribution_trace: serde_json::json!({ "override_of": parent.id.to_string() }),
+            ..parent.clone()
+        }
+    }
+
+    /// A ledger entry of `conversion` for `invoice`.
+    pub fn ledger_event(
+        conversion: &Conversion,
+        n: u128,
+        kind: LedgerKind,
+        invoice: Option<&str>,
+        occurred_at: OffsetDateTime,
+    ) -> LedgerEvent {
+        let refund = kind == LedgerKind::Refund;
+        LedgerEvent {
+            id: id(n),
+            org_id: conversion.org_id,
+            conversion_id: conversion.id,
+            kind,
+            amount_minor: if refund { -20_00 } else { 49_00 },
+            commission_minor: if refund { -4_00 } else { 9_80 },
+            stripe_invoice_id: invoice.map(str::to_owned),
+            refunded_total: refund.then_some(20_00),
+            occurred_at,
+            created_at: occurred_at + Duration::seconds(5),
+        }
+    }
+
+    /// A pending, due, unheld `invoice.paid` event `evt_{n}` of `org` (`None`: not resolved yet).
+    pub fn inbox_event(n: u128, org: Option<&Organization>, received_at: OffsetDateTime) -> InboxEvent {
+        InboxEvent {
+            id: format!("evt_{n}"),
+            org_id: org.map(|o| o.id),
+            account: org.and_then(|o| o.stripe_account_id.clone()),
+            event_type: "invoice.paid".to_owned(),
+            payload: format!(r#"{{"id":"evt_{n}","type":"invoice.paid","data":{{"object":{{"id":"in_{n}"}}}}}}"#),
+            status: InboxStatus::Pending,
+            attempts: 0,
+            next_attempt_at: received_at,
+            locked_until: None,
+            last_error: None,
+            received_at,
+            processed_at: None,
+        }
+    }
+
+    /// An enabled endpoint of `org` subscribed to two event families.
+    pub fn endpoint(org: &Organization, n: u128) -> WebhookEndpoint {
+        WebhookEndpoint {
+            id: id(n),
+            org_id: org.id,
+            url: format!("https://hooks.{}.test/rekomi/{n}", org.handle.as_str()),
+            description: Some("CRM sync".to_owned()),
+            events: vec!["conversion.created".to_owned(), "affiliate_coupon.*".to_owned()],
+            secret: format!("whsec_{n}"),
+            status: EndpointStatus::Enabled,
+            disabled_reason: None,
+            consecutive_failures: 0,
+            created_at: T0,
+            updated_at: T0,
+        }
+    }
+
+    /// An outbox event of `org`.
+    pub fn outbox_event(org: &Organization, n: u128) -> OutboxEvent {
+        OutboxEvent {
+            id: id(n),
+            org_id: org.id,
+            event_type: "conversion.created".to_owned(),
+            data: serde_json::json!({ "id": n.to_string(), "amount": 4900, "tags": ["a", "b"] }),
+            created_at: T0,
+        }
+    }
+
+    /// A pending, due, unheld delivery of `event` to `endpoint`, created at `created_at`.
+    pub fn delivery(endpoint: &WebhookEndpoint, event: &OutboxEvent, n: u128, created_at: OffsetDateTime) -> Delivery {
+        Delivery {
+            id: id(n),
+            org_id: endpoint.org_id,
+            endpoint_id: endpoint.id,
+            event_id: event.id,
+            event_type: event.event_type.clone(),
+            body: format!(r#"{{"id":"{n}","type":"{}","data":{}}}"#, event.event_type, event.data),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_attempt_at: created_at,
+            locked_until: None,
+            last_status: None,
+            last_error: None,
+            created_at,
+            delivered_at: None,
+        }
+    }
+
     /// Rows to insert, in dependency order.
     #[derive(Clone, Default)]
     pub struct Seed {
@@ -309,6 +503,18 @@ pub mod fixtures {
         pub campaign_coupons: Vec<CampaignCoupon>,
         /// Affiliate coupons.
         pub affiliate_coupons: Vec<AffiliateCoupon>,
+        /// Conversions (a parent before its overrides).
+        pub conversions: Vec<Conversion>,
+        /// Ledger entries.
+        pub ledger: Vec<LedgerEvent>,
+        /// Inbound events.
+        pub inbox: Vec<InboxEvent>,
+        /// Webhook endpoints.
+        pub endpoints: Vec<WebhookEndpoint>,
+        /// Outbox events.
+        pub outbox: Vec<OutboxEvent>,
+        /// Deliveries.
+        pub deliveries: Vec<Delivery>,
         /// Audit entries.
         pub audit: Vec<AuditEntry>,
     }
@@ -326,6 +532,16 @@ pub mod fixtures {
             self.links.iter().try_for_each(|r| tx.insert_link(r))?;
             self.campaign_coupons.iter().try_for_each(|r| tx.insert_campaign_coupon(r))?;
             self.affiliate_coupons.iter().try_for_each(|r| tx.insert_affiliate_coupon(r))?;
+            self.conversions.iter().try_for_each(|r| tx.insert_conversion(r))?;
+            self.ledger.iter().try_for_each(|r| tx.insert_ledger_event(r))?;
+            for event in &self.inbox {
+                if !tx.insert_inbox_event(event)? {
+                    panic!("seeding: inbox event {} was already stored", event.id);
+                }
+            }
+            self.endpoints.iter().try_for_each(|r| tx.insert_endpoint(r))?;
+            self.outbox.iter().try_for_each(|r| tx.insert_outbox_event(r))?;
+            self.deliveries.iter().try_for_each(|r| tx.insert_delivery(r))?;
             self.audit.iter().try_for_each(|r| tx.append_audit(r))
         }
     }
@@ -1343,6 +1559,1077 @@ pub async fn audit_entries_come_back_newest_first_per_organization(store: &dyn U
 }
 
 // ---------------------------------------------------------------------------------------------
+// Processed sources
+// ---------------------------------------------------------------------------------------------
+
+/// A source is claimed once per organization: a second claim answers false without failing the
+/// transaction (later writes in it still land), another organization claims the same source
+/// for itself, and a claim that is rolled back is released.
+pub async fn a_source_is_claimed_once_per_organization(store: &dyn UnitOfWork) {
+    let (a, b) = (org(1, "acme"), org(2, "globex"));
+    seed(store, Seed { orgs: vec![a.clone(), b], ..Seed::default() }).await;
+
+    let p = program(&a, 100, "spring");
+    let (first, again, seen) = commit(store, move |tx| {
+        let first = tx.claim_source(id(1), "invoice:in_1", T0)?;
+        let again = tx.claim_source(id(1), "invoice:in_1", T0 + Duration::seconds(1))?;
+        tx.insert_program(&p)?;
+        Ok((first, again, tx.program(id(1), id(100))?.is_some()))
+    })
+    .await;
+    assert!(first, "the first claim wins");
+    assert!(!again, "the same source is claimed once");
+    assert!(seen);
+    assert!(commit(store, |tx| tx.program(id(1), id(100))).await.is_some(), "a refused claim does not abort the transaction");
+
+    let (later, other_org, other_source) = commit(store, |tx| {
+        Ok((
+            tx.claim_source(id(1), "invoice:in_1", T0 + Duration::days(1))?,
+            tx.claim_source(id(2), "invoice:in_1", T0)?,
+            tx.claim_source(id(1), "checkout:cs_1", T0)?,
+        ))
+    })
+    .await;
+    assert!(!later, "a claim holds in later transactions");
+    assert!(other_org, "another organization claims the same source for itself");
+    assert!(other_source);
+    assert!(!commit(store, |tx| tx.claim_source(id(2), "invoice:in_1", T0)).await);
+
+    let abandoned: Result<(), StoreError> = attempt(store, |tx| {
+        assert!(tx.claim_source(id(1), "lead:sub_1", T0)?);
+        Err(StoreError::Unavailable("abandoned".to_owned()))
+    })
+    .await;
+    assert!(abandoned.is_err());
+    assert!(commit(store, |tx| tx.claim_source(id(1), "lead:sub_1", T0)).await, "a rolled-back claim is released");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversions and their ledger
+// ---------------------------------------------------------------------------------------------
+
+fn conversion_uuid(c: &Conversion) -> Uuid {
+    c.id.as_uuid()
+}
+
+/// `c` with its kind, status and creation time set.
+fn shaped(mut c: Conversion, kind: ConversionType, status: ConversionStatus, created_at: OffsetDateTime) -> Conversion {
+    c.kind = kind;
+    c.status = status;
+    c.created_at = created_at;
+    c.updated_at = created_at;
+    c
+}
+
+/// Every field of a conversion survives storage (the attribution trace as JSON, every optional
+/// field set or not, the full `u32` range), the locking read sees the same row, and
+/// `update_conversion` replaces every field.
+pub async fn a_conversion_round_trips_and_every_field_updates(store: &dyn UnitOfWork) {
+    let a = org(1, "acme");
+    let p = program(&a, 100, "spring");
+    let (jane, bob) = (affiliate(&p, 200, "jane@creator.test"), affiliate(&p, 201, "bob@creator.test"));
+    let cc = campaign_coupon(&p, 400, Some("coupon_400"));
+    let code = affiliate_coupon(&jane, &cc, 500, "JANE20", Some("promo_500"));
+
+    let mut sale = shaped(conversion(&jane, 800), ConversionType::OneTime, ConversionStatus::Refunded, T0);
+    sale.attribution_method = Some("coupon".to_owned());
+    sale.coupon_code = Some("JANE20".to_owned());
+    sale.affiliate_coupon_id = Some(code.id);
+    sale.denial_reason = Some("kept for the record".to_owned());
+    sale.paid_invoices = u32::MAX;
+    sale.approved_at = Some(T0 + Duration::days(30));
+    sale.refunded_at = Some(T0 + Duration::days(40));
+    let mut bare = shaped(conversion(&bob, 801), ConversionType::LeadReward, ConversionStatus::Denied, T0);
+    bare.amount_minor = 0;
+    bare.commission_minor = 0;
+    bare.currency = currency("JPY");
+    bare.attribution_method = None;
+    bare.stripe_customer_id = None;
+    bare.stripe_subscription_id = None;
+    bare.external_event_id = None;
+    bare.customer_email = None;
+    bare.denial_reason = Some("self_referral".to_owned());
+    bare.attribution_trace = serde_json::Value::Null;
+    bare.paid_invoices = 0;
+    let over = override_of(&sale, &bob, 802);
+    seed(
+        store,
+        Seed {
+            orgs: vec![a],
+            programs: vec![p],
+            affiliates: vec![jane, bob.clone()],
+            campaign_coupons: vec![cc],
+            affiliate_coupons: vec![code],
+            conversions: vec![sale.clone(), bare.clone(), over.clone()],
+            ..Seed::default()
+        },
+    )
+    .await;
+
+    let got = commit(store, |tx| {
+        Ok((tx.conversion(id(1), id(800))?, tx.conversion(id(1), id(801))?, tx.conversion(id(1), id(802))?, tx.conversion(id(1), id(899))?))
+    })
+    .await;
+    assert_eq!(got, (Some(sale.clone()), Some(bare), Some(over), None));
+    assert_eq!(commit(store, |tx| tx.conversion_for_update(id(1), id(800))).await, Some(sale.clone()));
+
+    let mut changed = sale;
+    changed.affiliate_id = bob.id;
+    changed.kind = ConversionType::Recurring;
+    changed.status = ConversionStatus::Approved;
+    changed.amount_minor = 99_00;
+    changed.currency = currency("EUR");
+    changed.commission_minor = 19_80;
+    changed.attribution_method = None;
+    changed.coupon_code = None;
+    changed.affiliate_coupon_id = None;
+    changed.stripe_customer_id = Some("cus_changed".to_owned());
+    changed.stripe_subscription_id = None;
+    changed.external_event_id = Some("cs_changed".to_owned());
+    changed.customer_email = None;
+    changed.denial_reason = None;
+    changed.attribution_trace = serde_json::json!(["reordered", { "b": 2, "a": 1 }]);
+    changed.paid_invoices = 2;
+    changed.approve_after = T0 + Duration::days(1);
+    changed.approved_at = None;
+    changed.refunded_at = None;
+    changed.updated_at = T0 + Duration::hours(5);
+    let update = changed.clone();
+    commit(store, move |tx| tx.update_conversion(&update)).await;
+    assert_eq!(commit(store, |tx| tx.conversion(id(1), id(800))).await, Some(changed.clone()));
+
+    let ghost = Conversion { id: id(899), ..changed };
+    let _ = attempt(store, move |tx| tx.update_conversion(&ghost)).await;
+    assert_eq!(commit(store, |tx| tx.conversion(id(1), id(899))).await, None, "an update creates nothing");
+}
+
+/// A subscription's sale conversion is its most recent one-time or recurring conversion that
+/// is not an override: leads, bonuses and overrides carrying the subscription are passed over.
+pub async fn the_sale_conversion_of_a_subscription_skips_leads_and_overrides(store: &dyn UnitOfWork) {
+    let (a, b) = (org(1, "acme"), org(2, "globex"));
+    let (p, q) = (program(&a, 100, "spring"), program(&b, 101, "spring"));
+    let (jane, bob, theirs) =
+        (affiliate(&p, 200, "jane@creator.test"), affiliate(&p, 201, "bob@creator.test"), affiliate(&q, 202, "eve@creator.test"));
+    let on_sub = |c: Conversion, sub: &str| Conversion { stripe_subscription_id: Some(sub.to_owned()), ..c };
+    let sale =
+        on_sub(shaped(conversion(&jane, 800), ConversionType::Recurring, ConversionStatus::Approved, T0 - Duration::days(2)), "sub_X");
+    let lead =
+        on_sub(shaped(conversion(&jane, 801), ConversionType::LeadReward, ConversionStatus::Pending, T0 - Duration::days(1)), "sub_X");
+    let over = shaped(override_of(&sale, &bob, 802), ConversionType::Recurring, ConversionStatus::Pending, T0);
+    let bonus = on_sub(shaped(conversion(&jane, 803), ConversionType::Bonus, ConversionStatus::Pending, T0), "sub_X");
+    let one_time = on_sub(shaped(conversion(&jane, 804), ConversionType::OneTime, ConversionStatus::Pending, T0), "sub_Y");
+    let elsewhere =
+        on_sub(shaped(conversion(&theirs, 805), ConversionType::Recurring, ConversionStatus::Pending, T0 + Duration::days(1)), "sub_X");
+    assert_eq!(over.stripe_subscription_id.as_deref(), Some("sub_X"));
+    seed(
+        store,
+        Seed {
+            orgs: vec![a, b],
+            programs: vec![p, q],
+            affiliates: vec![jane.clone(), bob, theirs],
+            conversions: vec![sale.clone(), lead, over, bonus, one_time.clone(), elsewhere.clone()],
+            ..Seed::default()
+        },
+    )
+    .await;
+
+    let got = commit(store, |tx| {
+        Ok((
+            tx.sale_conversion_of_subscription(id(1), "sub_X")?,
+            tx.sale_conversion_of_subscription(id(1), "sub_Y")?,
+            tx.sale_conversion_of_subscription(id(1), "sub_Z")?,
+            tx.sale_conversion_of_subscription(id(2), "sub_X")?,
+            tx.sale_conversion_of_subscription(id(2), "sub_Y")?,
+        ))
+    })
+    .await;
+    assert_eq!(got, (Some(sale), Some(one_time), None, Some(elsewhere), None));
+
+    let newer =
+        on_sub(shaped(conversion(&jane, 806), ConversionType::Recurring, ConversionStatus::Pending, T0 - Duration::hours(1)), "sub_X");
+    let insert = newer.clone();
+    commit(store, move |tx| tx.insert_conversion(&insert)).await;
+    assert_eq!(commit(store, |tx| tx.sale_conversion_of_subscription(id(1), "sub_X")).await, Some(newer), "the most recent sale wins");
+}
+
+/// An invoice or checkout session leads to the non-override conversion whose ledger records it
+/// as a sale (initial or renewal), or whose first event it was.
+pub async fn a_conversion_is_found_by_invoice_through_its_ledger_or_first_event(store: &dyn UnitOfWork) {
+    let (a, b) = (org(1, "acme"), org(2, "globex"));
+    let (p, q) = (program(&a, 100, "spring"), program(&b, 101, "spring"));
+    let (jane, bob, theirs) =
+        (affiliate(&p, 200, "jane@creator.test"), affiliate(&p, 201, "bob@creator.test"), affiliate(&q, 202, "eve@creator.test"));
+    let first_event = |c: Conversion, event: &str| Conversion { external_event_id: Some(event.to_owned()), ..c };
+    let sale = first_event(conversion(&jane, 800), "in_first");
+    let over = override_of(&sale, &bob, 801);
+    let mut checkout = first_event(conversion(&jane, 802), "cs_checkout");
+    checkout.kind = ConversionType::OneTime;
+    let elsewhere = first_event(conversion(&theirs, 803), "in_first");
+    let day = Duration::days(1);
+    seed(
+        store,
+        Seed {
+            orgs: vec![a, b],
+            programs: vec![p, q],
+            affiliates: vec![jane, bob, theirs],
+            conversions: vec![sale.clone(), over.clone(), checkout.clone(), elsewhere.clone()],
+            ledger: vec![
+                ledger_event(&sale, 900, LedgerKind::Initial, Some("in_first"), T0),
+                ledger_event(&sale, 901, LedgerKind::Renewal, Some("in_second"), T0 + 30 * day),
+                ledger_event(&sale, 902, LedgerKind::Refund, Some("in_second"), T0 + 31 * day),
+                ledger_event(&sale, 903, LedgerKind::Adjustment, Some("in_adjusted"), T0 + 32 * day),
+                ledger_event(&over, 904, LedgerKind::Renewal, Some("in_third"), T0 + 60 * day),
+                ledger_event(&checkout, 905, LedgerKind::Refund, Some("in_refund_only"), T0 + day),
+            ],
+            ..Seed::default()
+        },
+    )
+    .await;
+
+    let got = commit(store, |tx| {
+        Ok(vec![
+            tx.conversion_of_invoice(id(1), "in_first")?,
+            tx.conversion_of_invoice(id(1), "in_second")?,
+            tx.conversion_of_invoice(id(1), "cs_checkout")?,
+            tx.conversion_of_invoice(id(1), "in_third")?,
+            tx.conversion_of_invoice(id(1), "in_adjusted")?,
+            tx.conversion_of_invoice(id(1), "in_refund_only")?,
+            tx.conversion_of_invoice(id(1), "in_unknown")?,
+            tx.conversion_of_invoice(id(2), "in_first")?,
+            tx.conversion_of_invoice(id(2), "in_second")?,
+        ])
+    })
+    .await;
+    let ids: Vec<Option<Uuid>> = got.iter().map(|c| c.as_ref().map(conversion_uuid)).collect();
+    let n = |v: u128| Some(Uuid::from_u128(v));
+    assert_eq!(ids, vec![n(800), n(800), n(802), None, None, None, None, n(803), None]);
+    assert_eq!(got[0], Some(sale), "the whole row comes back");
+}
+
+/// The overrides earned on a conversion come back oldest first, and only those.
+pub async fn overrides_come_back_for_their_parent_oldest_first(store: &dyn UnitOfWork) {
+    let a = org(1, "acme");
+    let p = program(&a, 100, "spring");
+    let (jane, bob, ann) =
+        (affiliate(&p, 200, "jane@creator.test"), affiliate(&p, 201, "bob@creator.test"), affiliate(&p, 202, "ann@creator.test"));
+    let (first, second) = (conversion(&jane, 800), conversion(&jane, 801));
+    let overrides = vec![override_of(&first, &bob, 802), override_of(&second, &bob, 803), override_of(&first, &ann, 804)];
+    let mut rows = vec![first, second];
+    rows.extend(overrides.clone());
+    seed(
+        store,
+        Seed { orgs: vec![a, org(2, "globex")], programs: vec![p], affiliates: vec![jane, bob, ann], conversions: rows, ..Seed::default() },
+    )
+    .await;
+
+    let (of_first, of_second, of_override, elsewhere) = commit(store, |tx| {
+        Ok((
+            tx.overrides_of(id(1), id(800))?,
+            tx.overrides_of(id(1), id(801))?,
+            tx.overrides_of(id(1), id(802))?,
+            tx.overrides_of(id(2), id(800))?,
+        ))
+    })
+    .await;
+    assert_eq!(of_first, vec![overrides[0].clone(), overrides[2].clone()]);
+    assert_eq!(of_second, vec![overrides[1].clone()]);
+    assert!(of_override.is_empty());
+    assert!(elsewhere.is_empty());
+}
+
+/// The affiliate of a customer is the one of the most recent conversion (by creation, then
+/// id) matching the Stripe customer or the email in any case, leads included, denied
+/// conversions and overrides excluded.
+pub async fn the_affiliate_of_a_customer_is_the_latest_credited_by_id_or_email(store: &dyn UnitOfWork) {
+    let (a, b) = (org(1, "acme"), org(2, "globex"));
+    let p = program(&a, 100, "spring");
+    let (jane, bob, eve, ann) = (
+        affiliate(&p, 200, "jane@creator.test"),
+        affiliate(&p, 201, "bob@creator.test"),
+        affiliate(&p, 202, "eve@creator.test"),
+        affiliate(&p, 203, "ann@creator.test"),
+    );
+    let buyer = |c: Conversion, customer: Option<&str>, email: Option<&str>| Conversion {
+        stripe_customer_id: customer.map(str::to_owned),
+        customer_email: email.map(str::to_owned),
+        ..c
+    };
+    let day = Duration::days(1);
+    let jane_sale = buyer(
+        shaped(conversion(&jane, 800), ConversionType::Recurring, ConversionStatus::Approved, T0 - 3 * day),
+        Some("cus_A"),
+        Some("Buyer@Shop.test"),
+    );
+    let bob_denied = buyer(
+        shaped(conversion(&bob, 801), ConversionType::OneTime, ConversionStatus::Denied, T0 - day),
+        Some("cus_A"),
+        Some("buyer@shop.test"),
+    );
+    let eve_override = buyer(
+        shaped(override_of(&jane_sale, &eve, 802), ConversionType::Recurring, ConversionStatus::Pending, T0),
+        Some("cus_A"),
+        Some("buyer@shop.test"),
+    );
+    let ann_by_email = buyer(
+        shaped(conversion(&ann, 803), ConversionType::OneTime, ConversionStatus::Refunded, T0 - 2 * day),
+        None,
+        Some("BUYER@shop.test"),
+    );
+    let bob_lead = buyer(
+        shaped(conversion(&bob, 804), ConversionType::LeadReward, ConversionStatus::Pending, T0 - Duration::hours(1)),
+        Some("cus_B"),
+        None,
+    );
+    // Two conversions created at the same instant: the larger id breaks the tie.
+    let tie_jane = buyer(shaped(conversion(&jane, 805), ConversionType::OneTime, ConversionStatus::Pending, T0), Some("cus_C"), None);
+    let tie_eve = buyer(shaped(conversion(&eve, 806), ConversionType::OneTime, ConversionStatus::Pending, T0), Some("cus_C"), None);
+    seed(
+        store,
+        Seed {
+            orgs: vec![a, b],
+            programs: vec![p],
+            affiliates: vec![jane, bob, eve, ann],
+            conversions: vec![jane_sale, bob_denied, eve_override, ann_by_email, bob_lead, tie_jane, tie_eve],
+            ..Seed::default()
+        },
+    )
+    .await;
+
+    let got = commit(store, |tx| {
+        Ok(vec![
+            ("customer only", tx.affiliate_of_customer(id(1), Some("cus_A"), None)?),
+            ("email only, any case", tx.affiliate_of_customer(id(1), None, Some("bUYER@SHOP.test"))?),
+            ("either matches", tx.affiliate_of_customer(id(1), Some("cus_A"), Some("buyer@shop.test"))?),
+            ("unknown customer, known email", tx.affiliate_of_customer(id(1), Some("cus_unknown"), Some("buyer@shop.test"))?),
+            ("a lead counts", tx.affiliate_of_customer(id(1), Some("cus_B"), None)?),
+            ("tie on creation", tx.affiliate_of_customer(id(1), Some("cus_C"), None)?),
+            ("unknown", tx.affiliate_of_customer(id(1), Some("cus_unknown"), Some("nobody@shop.test"))?),
+            ("nothing asked", tx.affiliate_of_customer(id(1), None, None)?),
+            ("another organization", tx.affiliate_of_customer(id(2), Some("cus_A"), Some("buyer@shop.test"))?),
+        ])
+    })
+    .await;
+    let want: Vec<Option<AffiliateId>> =
+        vec![Some(id(200)), Some(id(203)), Some(id(203)), Some(id(203)), Some(id(201)), Some(id(202)), None, None, None];
+    for ((case, got), want) in got.into_iter().zip(want) {
+        assert_eq!(got, want, "{case}");
+    }
+}
+
+/// The conversion list filters by affiliate, program, status and creation window (`since`
+/// inclusive, `until` exclusive) and pages newest first by id.
+pub async fn conversion_lists_filter_and_page_newest_first(store: &dyn UnitOfWork) {
+    let (a, b) = (org(1, "acme"), org(2, "globex"));
+    let (spring, summer, q) = (program(&a, 100, "spring"), program(&a, 101, "summer"), program(&b, 102, "spring"));
+    let (jane, bob, ann, theirs) = (
+        affiliate(&spring, 200, "jane@creator.test"),
+        affiliate(&spring, 201, "bob@creator.test"),
+        affiliate(&summer, 202, "ann@creator.test"),
+        affiliate(&q, 203, "eve@creator.test"),
+    );
+    let day = Duration::days(1);
+    let (pending, approved, denied, one) =
+        (ConversionStatus::Pending, ConversionStatus::Approved, ConversionStatus::Denied, ConversionType::OneTime);
+    let rows = vec![
+        shaped(conversion(&jane, 800), one, pending, T0 - 3 * day),
+        shaped(conversion(&bob, 801), one, approved, T0 - 2 * day),
+        shaped(conversion(&ann, 802), one, pending, T0 - day),
+        shaped(conversion(&jane, 803), one, denied, T0),
+        shaped(conversion(&jane, 804), one, pending, T0 + Duration::hours(1)),
+        shaped(conversion(&bob, 805), one, pending, T0 + day),
+        shaped(conversion(&ann, 806), one, approved, T0 + 2 * day),
+        shaped(conversion(&jane, 807), one, approved, T0 + 3 * day),
+        shaped(conversion(&theirs, 808), one, pending, T0),
+    ];
+    seed(
+        store,
+        Seed {
+            orgs: vec![a, b],
+            programs: vec![spring, summer, q],
+            affiliates: vec![jane, bob, ann, theirs],
+            conversions: rows,
+            ..Seed::default()
+        },
+    )
+    .await;
+
+    let list = |filter: ConversionFilter| async move {
+        let rows = commit(store, move |tx| tx.list_conversions(id(1), &filter, &PageRequest::first())).await;
+        uuids(&rows, conversion_uuid)
+    };
+    let all = ConversionFilter::default();
+    assert_eq!(list(all.clone()).await, nums(&[807, 806, 805, 804, 803, 802, 801, 800]));
+    assert_eq!(list(ConversionFilter { affiliate_id: Some(id(200)), ..all.clone() }).await, nums(&[807, 804, 803, 800]));
+    assert_eq!(list(ConversionFilter { program_id: Some(id(101)), ..all.clone() }).await, nums(&[806, 802]));
+    assert_eq!(list(ConversionFilter { status: Some(pending), ..all.clone() }).await, nums(&[805, 804, 802, 800]));
+    assert_eq!(list(ConversionFilter { since: Some(T0), ..all.clone() }).await, nums(&[807, 806, 805, 804, 803]));
+    assert_eq!(list(ConversionFilter { until: Some(T0), ..all.clone() }).await, nums(&[802, 801, 800]));
+    assert_eq!(
+        list(ConversionFilter { since: Some(T0 - 2 * day), until: Some(T0 + day), ..all.clone() }).await,
+        nums(&[804, 803, 802, 801])
+    );
+    assert_eq!(
+        list(ConversionFilter { affiliate_id: Some(id(200)), status: Some(approved), since: Some(T0), ..all.clone() }).await,
+        nums(&[807])
+    );
+    assert_eq!(list(ConversionFilter { affiliate_id: Some(id(203)), ..all.clone() }).await, nums(&[]), "another organization's affiliate");
+
+    let pages = read_pages(store, 3, conversion_uuid, |tx, p| tx.list_conversions(id(1), &ConversionFilter::default(), p)).await;
+    assert_eq!(pages, vec![nums(&[807, 806, 805]), nums(&[804, 803, 802]), nums(&[801, 800])]);
+    let janes = ConversionFilter { affiliate_id: Some(id(200)), ..ConversionFilter::default() };
+    let pages = read_pages(store, 2, conversion_uuid, move |tx, p| tx.list_conversions(id(1), &janes, p)).await;
+    assert_eq!(pages, vec![nums(&[807, 804]), nums(&[803, 800])]);
+}
+
+/// Pending conversions whose `approve_after` has passed (inclusive), of every organization,
+/// longest due first, at most `limit`.
+pub async fn conversions_due_for_approval_span_organizations_longest_due_first(store: &dyn UnitOfWork) {
+    let (a, b) = (org(1, "acme"), org(2, "globex"));
+    let (p, q) = (program(&a, 100, "spring"), program(&b, 101, "spring"));
+    let (jane, theirs) = (affiliate(&p, 200, "jane@creator.test"), affiliate(&q, 201, "eve@creator.test"));
+    let due = |c: Conversion, status: ConversionStatus, approve_after: OffsetDateTime| Conversion { status, approve_after, ..c };
+    let (pending, day) = (ConversionStatus::Pending, Duration::days(1));
+    seed(
+        store,
+        Seed {
+            orgs: vec![a, b],
+            programs: vec![p, q],
+            affiliates: vec![jane.clone(), theirs.clone()],
+            conversions: vec![
+                due(conversion(&jane, 800), pending, T0 - day),
+                due(conversion(&jane, 801), pending, T0),
+                due(conversion(&jane, 802), pending, T0 + Duration::seconds(1)),
+                due(conversion(&jane, 803), ConversionStatus::Approved, T0 - 5 * day),
+                due(conversion(&jane, 804), ConversionStatus::Denied, T0 - 5 * day),
+                due(conversion(&theirs, 805), pending, T0 - 2 * day),
+                due(conversion(&jane, 806), pending, T0 - day),
+            ],
+            ..Seed::default()
+        },
+    )
+    .await;
+
+    let (all, two, none) = commit(store, move |tx| {
+        Ok((
+            tx.conversions_due_for_approval(T0, 10)?,
+            tx.conversions_due_for_approval(T0, 2)?,
+            tx.conversions_due_for_approval(T0 - 3 * day, 10)?,
+        ))
+    })
+    .await;
+    assert_eq!(uuids(&all, conversion_uuid), nums(&[805, 800, 806, 801]));
+    assert_eq!(uuids(&two, conversion_uuid), nums(&[805, 800]));
+    assert!(none.is_empty());
+}
+
+/// A conversion's ledger comes back whole and oldest first (by occurrence, then id), only its
+/// own entries.
+pub async fn a_ledger_comes_back_oldest_first(store: &dyn UnitOfWork) {
+    let a = org(1, "acme");
+    let p = program(&a, 100, "spring");
+    let jane = affiliate(&p, 200, "jane@creator.test");
+    let (sale, other) = (conversion(&jane, 800), conversion(&jane, 801));
+    let hour = Duration::hours(1);
+    let mut manual = ledger_event(&sale, 903, LedgerKind::Adjustment, None, T0 + hour);
+    manual.amount_minor = 0;
+    manual.commission_minor = -1;
+    let entries = vec![
+        ledger_event(&sale, 900, LedgerKind::Renewal, Some("in_2"), T0 + 2 * hour),
+        ledger_event(&sale, 901, LedgerKind::Initial, Some("in_1"), T0),
+        ledger_event(&sale, 902, LedgerKind::Refund, Some("in_1"), T0 + hour),
+        manual,
+        ledger_event(&other, 904, LedgerKind::Initial, Some("in_9"), T0 - hour),
+    ];
+    seed(
+        store,
+        Seed {
+            orgs: vec![a, org(2, "globex")],
+            programs: vec![p],
+            affiliates: vec![jane],
+            conversions: vec![sale, other],
+            ledger: entries.clone(),
+            ..Seed::default()
+        },
+    )
+    .await;
+
+    let (ledger, elsewhere, none) =
+        commit(store, |tx| Ok((tx.ledger_of(id(1), id(800))?, tx.ledger_of(id(2), id(800))?, tx.ledger_of(id(1), id(899))?))).await;
+    assert_eq!(ledger, vec![entries[1].clone(), entries[2].clone(), entries[3].clone(), entries[0].clone()]);
+    assert!(elsewhere.is_empty());
+    assert!(none.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inbox
+// ---------------------------------------------------------------------------------------------
+
+fn inbox_ids(events: &[InboxEvent]) -> Vec<String> {
+    events.iter().map(|e| e.id.clone()).collect()
+}
+
+fn evts(ns: &[u128]) -> Vec<String> {
+    ns.iter().map(|n| format!("evt_{n}")).collect()
+}
+
+/// An inbound event is stored whole once: a redelivery answers false and changes nothing, and
+/// `update_inbox_event` replaces the processing state (status, organization, attempts, next
+/// attempt, lock, error, processed time) but never what arrived.
+pub async fn an_inbox_event_is_stored_once_and_its_processing_state_updates(store: &dyn UnitOfWork) {
+    let a = org(1, "acme");
+    seed(store, Seed { orgs: vec![a.clone()], ..Seed::default() }).await;
+
+    let unresolved = inbox_event(1300, None, T0);
+    let mut full = inbox_event(1301, Some(&a), T0 + Duration::seconds(1));
+    full.status = InboxStatus::Failed;
+    full.attempts = u32::MAX;
+    full.next_attempt_at = T0 + Duration::hours(1);
+    full.locked_until = Some(T0 + Duration::minutes(5));
+    full.last_error = Some("no organization for account acct_9".to_owned());
+    full.processed_at = Some(T0 + Duration::minutes(1));
+    let (u, f) = (unresolved.clone(), full.clone());
+    let stored = commit(store, move |tx| Ok((tx.insert_inbox_event(&u)?, tx.insert_inbox_event(&f)?))).await;
+    assert_eq!(stored, (true, true));
+
+    let mut redelivery = unresolved.clone();
+    redelivery.payload = r#"{"id":"evt_1300","changed":true}"#.to_owned();
+    redelivery.received_at = T0 + Duration::hours(2);
+    let again = commit(store, move |tx| tx.insert_inbox_event(&redelivery)).await;
+    assert!(!again, "a redelivery is not stored again");
+    let got = commit(store, |tx| Ok((tx.inbox_event("evt_1300")?, tx.inbox_event("evt_1301")?, tx.inbox_event("evt_unknown")?))).await;
+    assert_eq!(got, (Some(unresolved.clone()), Some(full), None));
+
+    let mut processed = unresolved.clone();
+    processed.org_id = Some(a.id);
+    processed.status = InboxStatus::Done;
+    processed.attempts = 3;
+    processed.next_attempt_at = T0 + Duration::minutes(10);
+    processed.locked_until = None;
+    processed.last_error = Some("retried twice".to_owned());
+    processed.processed_at = Some(T0 + Duration::minutes(11));
+    let mut sent = processed.clone();
+    sent.payload = "tampered".to_owned();
+    sent.event_type = "tampered".to_owned();
+    commit(store, move |tx| tx.update_inbox_event(&sent)).await;
+    assert_eq!(commit(store, |tx| tx.inbox_event("evt_1300")).await, Some(processed), "the processing state changed, the arrival did not");
+}
+
+/// A claim takes due, pending, unheld events oldest arrival first, holds them until the lease
+/// ends and counts an attempt; a claim before the lease ends passes over them, one after takes
+/// them again. Done events and events not due yet are never taken.
+pub async fn inbox_claims_lease_events_and_count_attempts(store: &dyn UnitOfWork) {
+    let a = org(1, "acme");
+    let minute = Duration::minutes(1);
+    let mut events = vec![
+        inbox_event(1301, Some(&a), T0 - 180 * minute),
+        inbox_event(1302, None, T0 - 120 * minute),
+        inbox_event(1303, Some(&a), T0 - 60 * minute),
+        inbox_event(1304, Some(&a), T0 - 240 * minute),
+        inbox_event(1305, Some(&a), T0 - 30 * minute),
+        inbox_event(1306, Some(&a), T0 - 20 * minute),
+    ];
+    events[2].next_attempt_at = T0 + 60 * minute; // not due yet
+    events[3].status = InboxStatus::Done;
+    events[4].locked_until = Some(T0 + 5 * minute); // held by another worker
+    events[5].locked_until = Some(T0 - minute); // a lease that ran out
+    events[5].attempts = 4;
+    seed(store, Seed { orgs: vec![a], inbox: events, ..Seed::default() }).await;
+
+    let lease = T0 + 5 * minute;
+    let first = commit(store, move |tx| tx.claim_inbox_events(T0, lease, 2)).await;
+    assert_eq!(inbox_ids(&first), evts(&[1301, 1302]));
+    assert!(first.iter().all(|e| e.locked_until == Some(lease) && e.attempts == 1), "{first:?}");
+    assert_eq!(commit(store, |tx| tx.inbox_event("evt_1301")).await, Some(first[0].clone()), "the claim is stored");
+
+    let rest = commit(store, move |tx| tx.claim_inbox_events(T0, lease, 10)).await;
+    assert_eq!(inbox_ids(&rest), evts(&[1306]), "held, undue and done events are passed over");
+    assert_eq!(rest[0].attempts, 5);
+
+    let during = commit(store, move |tx| tx.claim_inbox_events(T0 + 4 * minute, T0 + 9 * minute, 10)).await;
+    assert!(during.is_empty(), "a claim before the lease ends gets nothing: {during:?}");
+
+    let later = T0 + 10 * minute;
+    let after = commit(store, move |tx| tx.claim_inbox_events(lease, later, 10)).await;
+    assert_eq!(inbox_ids(&after), evts(&[1301, 1302, 1305, 1306]), "a lease that ran out frees the event");
+    let attempts: Vec<u32> = after.iter().map(|e| e.attempts).collect();
+    assert_eq!(attempts, vec![2, 2, 1, 6]);
+    assert!(after.iter().all(|e| e.locked_until == Some(later)));
+
+    let mut done = after[0].clone();
+    done.status = InboxStatus::Done;
+    done.locked_until = None;
+    done.processed_at = Some(later);
+    commit(store, move |tx| tx.update_inbox_event(&done)).await;
+    let hour_later = commit(store, |tx| tx.claim_inbox_events(T0 + Duration::hours(2), T0 + Duration::hours(3), 10)).await;
+    assert_eq!(inbox_ids(&hour_later), evts(&[1302, 1303, 1305, 1306]), "done events are never claimed; due ones join");
+}
+
+/// The inbox list is newest arrival first, of one organization or (`None`) of all, optionally
+/// of one status, strictly before a time, at most `limit`.
+pub async fn inbox_events_list_by_organization_status_and_arrival(store: &dyn UnitOfWork) {
+    let (a, b) = (org(1, "acme"), org(2, "globex"));
+    let minute = Duration::minutes(1);
+    let mut events = vec![
+        inbox_event(1301, Some(&a), T0),
+        inbox_event(1302, Some(&b), T0 + minute),
+        inbox_event(1303, None, T0 + 2 * minute),
+        inbox_event(1304, Some(&a), T0 + 3 * minute),
+        inbox_event(1305, Some(&a), T0 + 4 * minute),
+    ];
+    events[3].status = InboxStatus::Failed;
+    events[1].status = InboxStatus::Failed;
+    seed(store, Seed { orgs: vec![a, b], inbox: events, ..Seed::default() }).await;
+
+    let got = commit(store, move |tx| {
+        Ok(vec![
+            ("of acme", tx.list_inbox_events(Some(id(1)), None, None, 10)?),
+            ("of everyone", tx.list_inbox_events(None, None, None, 10)?),
+            ("failed", tx.list_inbox_events(None, Some(InboxStatus::Failed), None, 10)?),
+            ("failed of acme", tx.list_inbox_events(Some(id(1)), Some(InboxStatus::Failed), None, 10)?),
+            ("before, exclusive", tx.list_inbox_events(None, None, Some(T0 + 3 * minute), 10)?),
+            ("limit", tx.list_inbox_events(None, None, None, 2)?),
+            ("of globex before", tx.list_inbox_events(Some(id(2)), None, Some(T0 + minute), 10)?),
+            ("of nobody", tx.list_inbox_events(Some(id(3)), None, None, 10)?),
+            ("done", tx.list_inbox_events(None, Some(InboxStatus::Done), None, 10)?),
+        ])
+    })
+    .await;
+    let want = [
+        evts(&[1305, 1304, 1301]),
+        evts(&[1305, 1304, 1303, 1302, 1301]),
+        evts(&[1304, 1302]),
+        evts(&[1304]),
+        evts(&[1303, 1302, 1301]),
+        evts(&[1305, 1304]),
+        evts(&[]),
+        evts(&[]),
+        evts(&[]),
+    ];
+    for ((case, events), want) in got.into_iter().zip(want) {
+        assert_eq!(inbox_ids(&events), want, "{case}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outbound webhooks
+// ---------------------------------------------------------------------------------------------
+
+fn delivery_uuid(d: &Delivery) -> Uuid {
+    d.id.as_uuid()
+}
+
+/// Every field of an endpoint survives storage (its event filters as a list, empty or not),
+/// `update_endpoint` replaces every field, the organization's endpoints come newest first,
+/// and deleting an endpoint deletes its deliveries (once).
+pub async fn a_webhook_endpoint_round_trips_updates_and_deletes_with_its_deliveries(store: &dyn UnitOfWork) {
+    let (a, b) = (org(1, "acme"), org(2, "globex"));
+    let hook = endpoint(&a, 1000);
+    let mut every_event = endpoint(&a, 1001);
+    every_event.events = Vec::new();
+    every_event.description = None;
+    every_event.status = EndpointStatus::Disabled;
+    every_event.disabled_reason = Some("5 deliveries failed in a row".to_owned());
+    every_event.consecutive_failures = u32::MAX;
+    let theirs = endpoint(&b, 1002);
+    let event = outbox_event(&a, 1100);
+    let deliveries = vec![delivery(&hook, &event, 1200, T0), delivery(&every_event, &event, 1201, T0), delivery(&hook, &event, 1202, T0)];
+    seed(
+        store,
+        Seed {
+            orgs: vec![a, b],
+            endpoints: vec![hook.clone(), every_event.clone(), theirs.clone()],
+            outbox: vec![event],
+            deliveries: deliveries.clone(),
+            ..Seed::default()
+        },
+    )
+    .await;
+
+    let got = commit(store, |tx| {
+        Ok((
+            tx.endpoint(id(1), id(1000))?,
+            tx.endpoint(id(1), id(1001))?,
+            tx.endpoints(id(1))?,
+            tx.endpoint_any_org(id(1002))?,
+            tx.endpoint_any_org(id(1099))?,
+        ))
+    })
+    .await;
+    assert_eq!(got, (Some(hook.clone()), Some(every_event.clone()), vec![every_event.clone(), hook.clone()], Some(theirs), None));
+
+    let mut changed = hook.clone();
+    changed.url = "https://hooks.acme.test/v2".to_owned();
+    changed.description = None;
+    changed.events = vec!["conversion.*".to_owned(), "affiliate.created".to_owned(), "payout.paid".to_owned()];
+    changed.secret = "whsec_rotated".to_owned();
+    changed.status = EndpointStatus::Disabled;
+    changed.disabled_reason = Some("disabled by the brand".to_owned());
+    changed.consecutive_failures = 3;
+    changed.updated_at = T0 + Duration::hours(1);
+    let update = changed.clone();
+    commit(store, move |tx| tx.update_endpoint(&update)).await;
+    assert_eq!(commit(store, |tx| tx.endpoint(id(1), id(1000))).await, Some(changed));
+
+    let (deleted, again) = commit(store, |tx| Ok((tx.delete_endpoint(id(1), id(1000))?, tx.delete_endpoint(id(1), id(1000))?))).await;
+    assert!(deleted);
+    assert!(!again, "an endpoint is deleted once");
+    let after = commit(store, |tx| {
+        Ok((
+            tx.endpoint(id(1), id(1000))?,
+            tx.delivery(id(1), id(1200))?,
+            tx.delivery(id(1), id(1202))?,
+            tx.deliveries_of(id(1), id(1000), &PageRequest::first())?,
+            tx.delivery(id(1), id(1201))?,
+            tx.endpoints(id(1))?.len(),
+        ))
+    })
+    .await;
+    assert_eq!(
+        after,
+        (None, None, None, Vec::new(), Some(deliveries[1].clone()), 1),
+        "the deliveries went with their endpoint, and only those"
+    );
+}
+
+/// Every field of a delivery survives storage, `update_delivery` replaces its retry state, and
+/// an endpoint's deliveries page newest first.
+pub async fn a_delivery_round_trips_updates_and_pages_newest_first(store: &dyn UnitOfWork) {
+    let a = org(1, "acme");
+    let (hook, other) = (endpoint(&a, 1000), endpoint(&a, 1001));
+    let event = outbox_event(&a, 1100);
+    let mut full = delivery(&hook, &event, 1200, T0);
+    full.status = DeliveryStatus::Failed;
+    full.attempts = u32::MAX;
+    full.locked_until = Some(T0 + Duration::minutes(1));
+    full.last_status = Some(u16::MAX);
+    full.last_error = Some("connection refused".to_owned());
+    full.delivered_at = Some(T0 + Duration::seconds(3));
+    let mut rows = vec![full.clone()];
+    rows.extend((1201..1206).map(|n| delivery(&hook, &event, n, T0)));
+    rows.push(delivery(&other, &event, 1206, T0));
+    seed(store, Seed { orgs: vec![a], endpoints: vec![hook, other], outbox: vec![event], deliveries: rows.clone(), ..Seed::default() })
+        .await;
+
+    assert_eq!(commit(store, |tx| tx.delivery(id(1), id(1200))).await, Some(full));
+    let pages = read_pages(store, 2, delivery_uuid, |tx, p| tx.deliveries_of(id(1), id(1000), p)).await;
+    assert_eq!(pages, vec![nums(&[1205, 1204]), nums(&[1203, 1202]), nums(&[1201, 1200])]);
+
+    let mut sent = rows[1].clone();
+    sent.status = DeliveryStatus::Succeeded;
+    sent.attempts = 2;
+    sent.next_attempt_at = T0 + Duration::seconds(10);
+    sent.locked_until = None;
+    sent.last_status = Some(204);
+    sent.last_error = Some("timed out once".to_owned());
+    sent.delivered_at = Some(T0 + Duration::seconds(12));
+    let update = sent.clone();
+    commit(store, move |tx| tx.update_delivery(&update)).await;
+    assert_eq!(commit(store, |tx| tx.delivery(id(1), id(1201))).await, Some(sent));
+}
+
+/// A delivery claim takes due, pending, unheld deliveries of enabled endpoints only, oldest
+/// first, holds them until the lease ends and counts an attempt.
+pub async fn delivery_claims_take_only_enabled_endpoints_and_lease_them(store: &dyn UnitOfWork) {
+    let (a, b) = (org(1, "acme"), org(2, "globex"));
+    let (on, mut off, theirs) = (endpoint(&a, 1000), endpoint(&a, 1001), endpoint(&b, 1002));
+    off.status = EndpointStatus::Disabled;
+    let (event, their_event) = (outbox_event(&a, 1100), outbox_event(&b, 1101));
+    let minute = Duration::minutes(1);
+    let mut rows = vec![
+        delivery(&on, &event, 1200, T0 - 20 * minute),
+        delivery(&off, &event, 1201, T0 - 30 * minute),
+        delivery(&on, &event, 1202, T0 - 40 * minute),
+        delivery(&on, &event, 1203, T0 - 50 * minute),
+        delivery(&theirs, &their_event, 1204, T0 - 10 * minute),
+        delivery(&on, &event, 1205, T0 - 60 * minute),
+    ];
+    rows[2].status = DeliveryStatus::Succeeded;
+    rows[3].next_attempt_at = T0 + 60 * minute; // a retry not due yet
+    rows[5].locked_until = Some(T0 + minute); // held by another worker
+    seed(
+        store,
+        Seed {
+            orgs: vec![a, b],
+            endpoints: vec![on, off.clone(), theirs],
+            outbox: vec![event, their_event],
+            deliveries: rows,
+            ..Seed::default()
+        },
+    )
+    .await;
+
+    let lease = T0 + minute;
+    let claimed = commit(store, move |tx| tx.claim_deliveries(T0, lease, 10)).await;
+    assert_eq!(uuids(&claimed, delivery_uuid), nums(&[1200, 1204]), "oldest first, of every organization, enabled endpoints only");
+    assert!(claimed.iter().all(|d| d.attempts == 1 && d.locked_until == Some(lease)), "{claimed:?}");
+    assert_eq!(commit(store, |tx| tx.delivery(id(1), id(1200))).await, Some(claimed[0].clone()));
+
+    assert!(commit(store, move |tx| tx.claim_deliveries(T0, lease, 10)).await.is_empty(), "held until the lease ends");
+    let one = commit(store, move |tx| tx.claim_deliveries(lease, T0 + 2 * minute, 1)).await;
+    assert_eq!(uuids(&one, delivery_uuid), nums(&[1205]), "at most limit, oldest first");
+
+    let mut enabled = off;
+    enabled.status = EndpointStatus::Enabled;
+    enabled.disabled_reason = None;
+    commit(store, move |tx| tx.update_endpoint(&enabled)).await;
+    let again = commit(store, move |tx| tx.claim_deliveries(T0 + 2 * minute, T0 + 3 * minute, 10)).await;
+    assert_eq!(uuids(&again, delivery_uuid), nums(&[1205, 1201, 1200, 1204]));
+    let attempts: Vec<u32> = again.iter().map(|d| d.attempts).collect();
+    assert_eq!(attempts, vec![2, 1, 2, 2]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redemptions, link slugs, recruitment, sub-affiliate settings, organization lookups
+// ---------------------------------------------------------------------------------------------
+
+/// `add_redemption` moves the count by `delta` but never below zero, stamps
+/// `last_redeemed_at` only when adding, always stamps `updated_at`, and touches nothing else.
+pub async fn a_redemption_count_never_falls_below_zero(store: &dyn UnitOfWork) {
+    let a = org(1, "acme");
+    let p = program(&a, 100, "spring");
+    let jane = affiliate(&p, 200, "jane@creator.test");
+    let cc = campaign_coupon(&p, 400, Some("coupon_400"));
+    let code = affiliate_coupon(&jane, &cc, 500, "JANE20", Some("promo_500"));
+    let untouched = affiliate_coupon(&jane, &cc, 501, "JANE21", Some("promo_501"));
+    seed(
+        store,
+        Seed {
+            orgs: vec![a, org(2, "globex")],
+            programs: vec![p],
+            affiliates: vec![jane],
+            campaign_coupons: vec![cc],
+            affiliate_coupons: vec![code.clone(), untouched.clone()],
+            ..Seed::default()
+        },
+    )
+    .await;
+
+    let at = |minutes: i64| T0 + Duration::minutes(minutes);
+    let read = || async { commit(store, |tx| tx.affiliate_coupon(id(1), id(500))).await.unwrap() };
+    let expect = |times: i64, last: Option<OffsetDateTime>, updated: OffsetDateTime| {
+        let mut c = code.clone();
+        c.times_redeemed = times;
+        c.last_redeemed_at = last;
+        c.updated_at = updated;
+        c
+    };
+
+    commit(store, move |tx| tx.add_redemption(id(1), id(500), -1, at(1))).await;
+    assert_eq!(read().await, expect(0, None, at(1)), "never below zero");
+    commit(store, move |tx| tx.add_redemption(id(1), id(500), 1, at(2))).await;
+    commit(store, move |tx| tx.add_redemption(id(1), id(500), 1, at(3))).await;
+    assert_eq!(read().await, expect(2, Some(at(3)), at(3)));
+    commit(store, move |tx| tx.add_redemption(id(1), id(500), -1, at(4))).await;
+    assert_eq!(read().await, expect(1, Some(at(3)), at(4)), "a refund keeps the last redemption time");
+    commit(store, move |tx| {
+        tx.add_redemption(id(1), id(500), -1, at(5))?;
+        tx.add_redemption(id(1), id(500), -1, at(6))
+    })
+    .await;
+    assert_eq!(read().await, expect(0, Some(at(3)), at(6)));
+
+    commit(store, move |tx| tx.add_redemption(id(2), id(500), 1, at(7))).await;
+    assert_eq!(read().await, expect(0, Some(at(3)), at(6)), "another organization cannot count a redemption");
+    commit(store, move |tx| tx.add_redemption(id(1), id(599), 1, at(7))).await;
+    assert_eq!(commit(store, |tx| tx.affiliate_coupon(id(1), id(501))).await, Some(untouched));
+}
+
+/// A link slug names its (not deleted) affiliate, whatever the case it is typed in.
+pub async fn an_affiliate_is_found_by_link_slug_in_any_case_unless_deleted(store: &dyn UnitOfWork) {
+    let a = org(1, "acme");
+    let p = program(&a, 100, "spring");
+    let (jane, bob) = (affiliate(&p, 200, "jane@creator.test"), affiliate(&p, 201, "bob@creator.test"));
+    seed(
+        store,
+        Seed {
+            orgs: vec![a, org(2, "globex")],
+            programs: vec![p],
+            links: vec![link(&jane, 300, "Jane-Doe", true), link(&jane, 301, "jane-yt", false), link(&bob, 302, "bob", true)],
+            affiliates: vec![jane.clone(), bob],
+            ..Seed::default()
+        },
+    )
+    .await;
+    commit(store, |tx| tx.delete_affiliate(id(1), id(201), T0).map(drop)).await;
+
+    let got = commit(store, |tx| {
+        Ok(vec![
+            tx.affiliate_by_link_slug(id(1), "jane-doe")?,
+            tx.affiliate_by_link_slug(id(1), "JANE-DOE")?,
+            tx.affiliate_by_link_slug(id(1), "Jane-YT")?,
+            tx.affiliate_by_link_slug(id(1), "bob")?,
+            tx.affiliate_by_link_slug(id(1), "nobody")?,
+            tx.affiliate_by_link_slug(id(2), "jane-doe")?,
+        ])
+    })
+    .await;
+    assert_eq!(got, vec![Some(jane.clone()), Some(jane.clone()), Some(jane), None, None, None]);
+}
+
+/// Recruitment: one recruiter per affiliate (set again, it is replaced), and a recruiter's
+/// recruits oldest first, deleted ones left out.
+pub async fn recruiters_are_recorded_and_replaced_and_recruits_listed(store: &dyn UnitOfWork) {
+    let a = org(1, "acme");
+    let p = program(&a, 100, "spring");
+    let (jane, bob, eve, ann) = (
+        affiliate(&p, 200, "jane@creator.test"),
+        affiliate(&p, 201, "bob@creator.test"),
+        affiliate(&p, 202, "eve@creator.test"),
+        affiliate(&p, 203, "ann@creator.test"),
+    );
+    seed(
+        store,
+        Seed { orgs: vec![a], programs: vec![p], affiliates: vec![jane, bob.clone(), eve.clone(), ann.clone()], ..Seed::default() },
+    )
+    .await;
+
+    commit(store, |tx| {
+        tx.set_recruiter(id(1), id(203), id(200))?;
+        tx.set_recruiter(id(1), id(201), id(200))?;
+        tx.set_recruiter(id(1), id(202), id(201))
+    })
+    .await;
+    let (of_bob, of_jane, janes, bobs) = commit(store, |tx| {
+        Ok((
+            tx.recruiter_of(id(1), id(201))?,
+            tx.recruiter_of(id(1), id(200))?,
+            tx.recruits_of(id(1), id(200))?,
+            tx.recruits_of(id(1), id(201))?,
+        ))
+    })
+    .await;
+    assert_eq!(of_bob, Some(id(200)));
+    assert_eq!(of_jane, None);
+    assert_eq!(janes, vec![bob.clone(), ann.clone()], "oldest first");
+    assert_eq!(bobs, vec![eve.clone()]);
+
+    commit(store, |tx| tx.set_recruiter(id(1), id(203), id(201))).await;
+    let (of_ann, janes, bobs) =
+        commit(store, |tx| Ok((tx.recruiter_of(id(1), id(203))?, tx.recruits_of(id(1), id(200))?, tx.recruits_of(id(1), id(201))?))).await;
+    assert_eq!(of_ann, Some(id(201)), "a second record replaces the first");
+    assert_eq!(janes, vec![bob]);
+    assert_eq!(bobs, vec![eve, ann.clone()]);
+
+    commit(store, |tx| tx.delete_affiliate(id(1), id(202), T0).map(drop)).await;
+    assert_eq!(commit(store, |tx| tx.recruits_of(id(1), id(201))).await, vec![ann], "deleted recruits are left out");
+}
+
+/// A program's sub-affiliate setting is the default (disabled) until stored, and storing it
+/// again replaces it.
+pub async fn a_sub_affiliate_config_defaults_to_disabled_and_upserts(store: &dyn UnitOfWork) {
+    let a = org(1, "acme");
+    let (spring, summer) = (program(&a, 100, "spring"), program(&a, 101, "summer"));
+    seed(store, Seed { orgs: vec![a], programs: vec![spring, summer], ..Seed::default() }).await;
+
+    let unset = commit(store, |tx| tx.sub_affiliate_config(id(1), id(100))).await;
+    assert_eq!(unset, SubAffiliateConfig::default());
+    assert!(!unset.enabled);
+
+    let on = SubAffiliateConfig { enabled: true, percent: Hundredths::new(10_50) };
+    commit(store, move |tx| tx.put_sub_affiliate_config(id(1), id(100), &on)).await;
+    assert_eq!(commit(store, |tx| tx.sub_affiliate_config(id(1), id(100))).await, on);
+    let off = SubAffiliateConfig { enabled: false, percent: Hundredths::new(5_00) };
+    commit(store, move |tx| tx.put_sub_affiliate_config(id(1), id(100), &off)).await;
+    let (spring, summer) =
+        commit(store, |tx| Ok((tx.sub_affiliate_config(id(1), id(100))?, tx.sub_affiliate_config(id(1), id(101))?))).await;
+    assert_eq!(spring, off, "a second put replaces the first");
+    assert_eq!(summer, SubAffiliateConfig::default(), "another program keeps the default");
+}
+
+/// An organization is found by the exact Stripe account it is linked to, and no longer once
+/// unlinked.
+pub async fn an_organization_is_found_by_its_stripe_account(store: &dyn UnitOfWork) {
+    let mut unlinked = org(3, "initech");
+    unlinked.stripe_account_id = None;
+    seed(store, Seed { orgs: vec![org(1, "acme"), org(2, "globex"), unlinked], ..Seed::default() }).await;
+
+    let got = commit(store, |tx| {
+        Ok((tx.org_by_stripe_account("acct_2")?, tx.org_by_stripe_account("ACCT_2")?, tx.org_by_stripe_account("acct_9")?))
+    })
+    .await;
+    assert_eq!(got, (Some(org(2, "globex")), None, None));
+    commit(store, |tx| tx.set_stripe_account(id(2), None).map(drop)).await;
+    assert_eq!(commit(store, |tx| tx.org_by_stripe_account("acct_2")).await, None);
+}
+
+/// `some_orgs` returns up to `limit` organizations, oldest first (then by id).
+pub async fn some_orgs_come_oldest_first(store: &dyn UnitOfWork) {
+    let at = |mut o: rekomi_domain::org::Organization, created_at: OffsetDateTime| {
+        o.created_at = created_at;
+        o
+    };
+    let day = Duration::days(1);
+    seed(
+        store,
+        Seed {
+            orgs: vec![
+                at(org(1, "acme"), T0 - day),
+                at(org(2, "globex"), T0),
+                at(org(3, "initech"), T0 - 2 * day),
+                at(org(4, "umbrella"), T0),
+            ],
+            ..Seed::default()
+        },
+    )
+    .await;
+
+    let ids_of = |orgs: Vec<rekomi_domain::org::Organization>| orgs.iter().map(|o| o.id.as_uuid()).collect::<Vec<_>>();
+    let (all, two, none) = commit(store, |tx| Ok((tx.some_orgs(10)?, tx.some_orgs(2)?, tx.some_orgs(0)?))).await;
+    assert_eq!(ids_of(all), nums(&[3, 1, 2, 4]));
+    assert_eq!(ids_of(two), nums(&[3, 1]));
+    assert!(none.is_empty());
+}
+
+/// Stripe ids resolve coupons in whichever organization holds them: a promotion code to its
+/// affiliate coupon, a coupon id to every campaign coupon using it (newest first).
+pub async fn stripe_ids_resolve_coupons_in_any_organization(store: &dyn UnitOfWork) {
+    let (a, b) = (org(1, "acme"), org(2, "globex"));
+    let (p, q) = (program(&a, 100, "spring"), program(&b, 101, "spring"));
+    let (jane, theirs) = (affiliate(&p, 200, "jane@creator.test"), affiliate(&q, 201, "eve@creator.test"));
+    let coupons = vec![
+        campaign_coupon(&p, 400, Some("coupon_shared")),
+        campaign_coupon(&q, 401, Some("coupon_shared")),
+        campaign_coupon(&p, 402, Some("coupon_own")),
+        campaign_coupon(&q, 403, None),
+    ];
+    let codes = vec![
+        affiliate_coupon(&jane, &coupons[0], 500, "JANE20", Some("promo_a")),
+        affiliate_coupon(&theirs, &coupons[1], 501, "EVE20", Some("promo_b")),
+        affiliate_coupon(&theirs, &coupons[1], 502, "EVE21", None),
+    ];
+    seed(
+        store,
+        Seed {
+            orgs: vec![a, b],
+            programs: vec![p, q],
+            affiliates: vec![jane, theirs],
+            campaign_coupons: coupons.clone(),
+            affiliate_coupons: codes.clone(),
+            ..Seed::default()
+        },
+    )
+    .await;
+
+    let got = commit(store, |tx| {
+        Ok((
+            tx.affiliate_coupon_by_stripe_id_any_org("promo_a")?,
+            tx.affiliate_coupon_by_stripe_id_any_org("promo_b")?,
+            tx.affiliate_coupon_by_stripe_id_any_org("promo_unknown")?,
+            tx.campaign_coupons_by_stripe_id("coupon_shared")?,
+            tx.campaign_coupons_by_stripe_id("coupon_own")?,
+            tx.campaign_coupons_by_stripe_id("coupon_unknown")?,
+        ))
+    })
+    .await;
+    assert_eq!(got.0, Some(codes[0].clone()));
+    assert_eq!(got.1, Some(codes[1].clone()));
+    assert_eq!(got.2, None);
+    assert_eq!(got.3, vec![coupons[1].clone(), coupons[0].clone()]);
+    assert_eq!(got.4, vec![coupons[2].clone()]);
+    assert!(got.5.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
 // Tenant isolation
 // ---------------------------------------------------------------------------------------------
 
@@ -1511,6 +2798,214 @@ pub async fn a_row_cannot_point_into_another_organization(store: &dyn UnitOfWork
     );
 }
 
+/// One organization's conversion, ledger, recruitment, sub-affiliate setting, webhook rows and
+/// inbox event, for the isolation tests.
+fn tenant_rows() -> Seed {
+    let (a, b) = (org(1, "acme"), org(2, "globex"));
+    let p = program(&a, 100, "spring");
+    let (jane, bob) = (affiliate(&p, 200, "jane@creator.test"), affiliate(&p, 201, "bob@creator.test"));
+    let cc = campaign_coupon(&p, 400, Some("coupon_400"));
+    let code = affiliate_coupon(&jane, &cc, 500, "JANE20", Some("promo_500"));
+    let mut sale = conversion(&jane, 800);
+    sale.affiliate_coupon_id = Some(code.id);
+    let over = override_of(&sale, &bob, 801);
+    let (hook, event) = (endpoint(&a, 1000), outbox_event(&a, 1100));
+    Seed {
+        orgs: vec![a.clone(), b],
+        programs: vec![p],
+        affiliates: vec![jane.clone(), bob],
+        links: vec![link(&jane, 300, "jane-doe", true)],
+        campaign_coupons: vec![cc],
+        affiliate_coupons: vec![code],
+        ledger: vec![ledger_event(&sale, 900, LedgerKind::Initial, Some("in_paid"), T0)],
+        conversions: vec![sale, over],
+        inbox: vec![inbox_event(1300, Some(&a), T0)],
+        endpoints: vec![hook.clone()],
+        outbox: vec![event.clone()],
+        deliveries: vec![delivery(&hook, &event, 1200, T0)],
+        ..Seed::default()
+    }
+}
+
+/// The getters added for conversions, recruitment, sub-affiliate settings, link slugs, webhooks
+/// and the inbox treat another organization's ids, slugs and Stripe ids as absent.
+pub async fn no_conversion_or_webhook_getter_reveals_another_organizations_rows(store: &dyn UnitOfWork) {
+    seed(store, tenant_rows()).await;
+    commit(store, |tx| {
+        tx.set_recruiter(id(1), id(201), id(200))?;
+        tx.put_sub_affiliate_config(id(1), id(100), &SubAffiliateConfig { enabled: true, percent: Hundredths::new(10_00) })
+    })
+    .await;
+
+    let read_as = |org: u128| {
+        move |tx: &mut dyn Tx| -> Result<Vec<(&'static str, bool)>, StoreError> {
+            let o = id(org);
+            let first = PageRequest::first();
+            Ok(vec![
+                ("conversion", tx.conversion(o, id(800))?.is_some()),
+                ("conversion_for_update", tx.conversion_for_update(o, id(800))?.is_some()),
+                ("sale_conversion_of_subscription", tx.sale_conversion_of_subscription(o, "sub_800")?.is_some()),
+                ("conversion_of_invoice by ledger", tx.conversion_of_invoice(o, "in_paid")?.is_some()),
+                ("conversion_of_invoice by first event", tx.conversion_of_invoice(o, "in_800")?.is_some()),
+                ("overrides_of", !tx.overrides_of(o, id(800))?.is_empty()),
+                ("affiliate_of_customer", tx.affiliate_of_customer(o, Some("cus_800"), Some("buyer800@shop.test"))?.is_some()),
+                ("list_conversions", !tx.list_conversions(o, &ConversionFilter::default(), &first)?.is_empty()),
+                (
+                    "list_conversions by affiliate",
+                    !tx.list_conversions(o, &ConversionFilter { affiliate_id: Some(id(200)), ..ConversionFilter::default() }, &first)?
+                        .is_empty(),
+                ),
+                ("ledger_of", !tx.ledger_of(o, id(800))?.is_empty()),
+                ("affiliate_by_link_slug", tx.affiliate_by_link_slug(o, "jane-doe")?.is_some()),
+                ("recruiter_of", tx.recruiter_of(o, id(201))?.is_some()),
+                ("recruits_of", !tx.recruits_of(o, id(200))?.is_empty()),
+                ("sub_affiliate_config", tx.sub_affiliate_config(o, id(100))? != SubAffiliateConfig::default()),
+                ("endpoint", tx.endpoint(o, id(1000))?.is_some()),
+                ("endpoints", !tx.endpoints(o)?.is_empty()),
+                ("delivery", tx.delivery(o, id(1200))?.is_some()),
+                ("deliveries_of", !tx.deliveries_of(o, id(1000), &first)?.is_empty()),
+                ("list_inbox_events", !tx.list_inbox_events(Some(o), None, None, 10)?.is_empty()),
+            ])
+        }
+    };
+    let owner = commit(store, read_as(1)).await;
+    let stranger = commit(store, read_as(2)).await;
+    for ((getter, owner_saw), (_, stranger_saw)) in owner.into_iter().zip(stranger) {
+        assert!(owner_saw, "{getter}: the owner must see its row (the check would be vacuous otherwise)");
+        assert!(!stranger_saw, "{getter}: another organization must not see the row");
+    }
+}
+
+/// Updates and deletes of conversions, webhooks, redemptions, recruitment and sub-affiliate
+/// settings naming another organization change nothing.
+pub async fn no_conversion_or_webhook_write_reaches_into_another_organization(store: &dyn UnitOfWork) {
+    seed(store, tenant_rows()).await;
+    commit(store, |tx| {
+        tx.set_recruiter(id(1), id(201), id(200))?;
+        // Stored, so a forged put meets the row (the upsert's update path) rather than nothing.
+        tx.put_sub_affiliate_config(id(1), id(100), &SubAffiliateConfig { enabled: false, percent: Hundredths::new(7_00) })
+    })
+    .await;
+    let before = commit(store, |tx| {
+        Ok((
+            tx.conversion(id(1), id(800))?,
+            tx.endpoint(id(1), id(1000))?,
+            tx.delivery(id(1), id(1200))?,
+            tx.affiliate_coupon(id(1), id(500))?,
+            tx.recruiter_of(id(1), id(201))?,
+            tx.sub_affiliate_config(id(1), id(100))?,
+        ))
+    })
+    .await;
+
+    let mut forged_conversion = before.0.clone().unwrap();
+    forged_conversion.org_id = id(2);
+    forged_conversion.status = ConversionStatus::Paid;
+    let mut forged_endpoint = before.1.clone().unwrap();
+    forged_endpoint.org_id = id(2);
+    forged_endpoint.url = "https://evil.test".to_owned();
+    let mut forged_delivery = before.2.clone().unwrap();
+    forged_delivery.org_id = id(2);
+    forged_delivery.status = DeliveryStatus::Succeeded;
+    // Whether a store reports these as errors or as no-ops is its choice; none may land.
+    let _ = attempt(store, move |tx| tx.update_conversion(&forged_conversion)).await;
+    let _ = attempt(store, move |tx| tx.update_endpoint(&forged_endpoint)).await;
+    let _ = attempt(store, move |tx| tx.update_delivery(&forged_delivery)).await;
+    let _ = attempt(store, |tx| tx.add_redemption(id(2), id(500), 1, T0)).await;
+    let _ = attempt(store, |tx| tx.set_recruiter(id(2), id(201), id(200))).await;
+    let on = SubAffiliateConfig { enabled: true, percent: Hundredths::new(50_00) };
+    let _ = attempt(store, move |tx| tx.put_sub_affiliate_config(id(2), id(100), &on)).await;
+    let deleted = commit(store, |tx| tx.delete_endpoint(id(2), id(1000))).await;
+    assert!(!deleted, "another organization cannot delete the endpoint");
+
+    let after = commit(store, |tx| {
+        Ok((
+            tx.conversion(id(1), id(800))?,
+            tx.endpoint(id(1), id(1000))?,
+            tx.delivery(id(1), id(1200))?,
+            tx.affiliate_coupon(id(1), id(500))?,
+            tx.recruiter_of(id(1), id(201))?,
+            tx.sub_affiliate_config(id(1), id(100))?,
+        ))
+    })
+    .await;
+    assert_eq!(after, before);
+    let theirs = commit(store, |tx| {
+        Ok((tx.conversion(id(2), id(800))?, tx.sub_affiliate_config(id(2), id(100))?, tx.recruiter_of(id(2), id(201))?))
+    })
+    .await;
+    assert_eq!(theirs, (None, SubAffiliateConfig::default(), None));
+}
+
+/// The composite foreign keys of the new tables refuse a row of one organization that points
+/// at another's program, affiliate, code, conversion, endpoint or outbox event.
+pub async fn conversion_and_webhook_rows_cannot_point_into_another_organization(store: &dyn UnitOfWork) {
+    let mut rows = tenant_rows();
+    let b = rows.orgs[1].clone();
+    let q = program(&b, 101, "spring");
+    let theirs = affiliate(&q, 202, "eve@creator.test");
+    let their_coupon = campaign_coupon(&q, 401, Some("coupon_401"));
+    let (their_hook, their_event) = (endpoint(&b, 1001), outbox_event(&b, 1101));
+    rows.programs.push(q.clone());
+    rows.affiliates.push(theirs.clone());
+    rows.campaign_coupons.push(their_coupon);
+    rows.endpoints.push(their_hook.clone());
+    rows.outbox.push(their_event.clone());
+    seed(store, rows).await;
+
+    let refused = |c: Conversion, constraint: &'static str| async move {
+        assert_conflict(attempt(store, move |tx| tx.insert_conversion(&c)).await, constraint);
+    };
+    refused(Conversion { program_id: id(100), ..conversion(&theirs, 810) }, foreign_keys::CONVERSION_PROGRAM).await;
+    refused(Conversion { affiliate_id: id(200), ..conversion(&theirs, 811) }, foreign_keys::CONVERSION_AFFILIATE).await;
+    refused(Conversion { affiliate_coupon_id: Some(id(500)), ..conversion(&theirs, 812) }, foreign_keys::CONVERSION_AFFILIATE_COUPON).await;
+    refused(Conversion { parent_conversion_id: Some(id(800)), ..conversion(&theirs, 813) }, foreign_keys::CONVERSION_PARENT).await;
+
+    let their_sale = conversion(&theirs, 814);
+    let insert = their_sale.clone();
+    commit(store, move |tx| tx.insert_conversion(&insert)).await;
+    let mut forged = their_sale.clone();
+    forged.affiliate_id = id(200);
+    assert_conflict(attempt(store, move |tx| tx.update_conversion(&forged)).await, foreign_keys::CONVERSION_AFFILIATE);
+    let mut entry = ledger_event(&their_sale, 910, LedgerKind::Initial, None, T0);
+    entry.conversion_id = id(800);
+    assert_conflict(attempt(store, move |tx| tx.insert_ledger_event(&entry)).await, foreign_keys::LEDGER_CONVERSION);
+
+    let mut to_their_hook = delivery(&their_hook, &their_event, 1210, T0);
+    to_their_hook.endpoint_id = id(1000);
+    assert_conflict(attempt(store, move |tx| tx.insert_delivery(&to_their_hook)).await, foreign_keys::DELIVERY_ENDPOINT);
+    let mut of_their_event = delivery(&their_hook, &their_event, 1211, T0);
+    of_their_event.event_id = id(1100);
+    assert_conflict(attempt(store, move |tx| tx.insert_delivery(&of_their_event)).await, foreign_keys::DELIVERY_EVENT);
+
+    assert_conflict(attempt(store, |tx| tx.set_recruiter(id(2), id(202), id(200))).await, foreign_keys::RECRUITMENT_RECRUITER);
+    assert_conflict(attempt(store, |tx| tx.set_recruiter(id(2), id(200), id(202))).await, foreign_keys::RECRUITMENT_AFFILIATE);
+    let on = SubAffiliateConfig { enabled: true, percent: Hundredths::new(10_00) };
+    assert_conflict(
+        attempt(store, move |tx| tx.put_sub_affiliate_config(id(2), id(100), &on)).await,
+        foreign_keys::SUB_AFFILIATE_CONFIG_PROGRAM,
+    );
+}
+
+/// An affiliate cannot recruit itself and a conversion cannot be its own parent: the store
+/// refuses (as an unexpected error: it is a bug in the caller, not a conflict to handle).
+pub async fn self_references_are_refused(store: &dyn UnitOfWork) {
+    seed(store, tenant_rows()).await;
+    let own_recruiter = attempt(store, |tx| tx.set_recruiter(id(1), id(200), id(200))).await;
+    assert!(matches!(own_recruiter, Err(StoreError::Unexpected(_))), "{own_recruiter:?}");
+    let mut own_parent = commit(store, |tx| tx.conversion(id(1), id(801))).await.unwrap();
+    own_parent.parent_conversion_id = Some(own_parent.id);
+    let update = own_parent.clone();
+    let refused = attempt(store, move |tx| tx.update_conversion(&update)).await;
+    assert!(matches!(refused, Err(StoreError::Unexpected(_))), "{refused:?}");
+    own_parent.id = id(815);
+    own_parent.parent_conversion_id = Some(id(815));
+    let refused = attempt(store, move |tx| tx.insert_conversion(&own_parent)).await;
+    assert!(matches!(refused, Err(StoreError::Unexpected(_))), "{refused:?}");
+    assert_eq!(commit(store, |tx| tx.recruiter_of(id(1), id(200))).await, None);
+    assert_eq!(commit(store, |tx| tx.conversion(id(1), id(801))).await.and_then(|c| c.parent_conversion_id), Some(id(800)));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Transactions
 // ---------------------------------------------------------------------------------------------
@@ -1533,6 +3028,8 @@ fn everything() -> Seed {
     let p = program(&a, 100, "spring");
     let jane = affiliate(&p, 200, "jane@creator.test");
     let cc = campaign_coupon(&p, 400, None);
+    let sale = conversion(&jane, 800);
+    let (hook, event) = (endpoint(&a, 1000), outbox_event(&a, 1100));
     Seed {
         orgs: vec![a.clone()],
         api_keys: vec![api_key(&a, 700, "rk_live_secret")],
@@ -1541,6 +3038,12 @@ fn everything() -> Seed {
         links: vec![link(&jane, 300, "jane-doe", true)],
         campaign_coupons: vec![cc.clone()],
         affiliate_coupons: vec![affiliate_coupon(&jane, &cc, 500, "JANE20", None)],
+        conversions: vec![sale.clone()],
+        ledger: vec![ledger_event(&sale, 900, LedgerKind::Initial, Some("in_800"), T0)],
+        inbox: vec![inbox_event(1300, Some(&a), T0)],
+        endpoints: vec![hook.clone()],
+        outbox: vec![event.clone()],
+        deliveries: vec![delivery(&hook, &event, 1200, T0)],
         audit: vec![audit(&a, 600, AuditActor::System, "program.created", &p)],
     }
 }
@@ -1551,6 +3054,8 @@ pub async fn a_failed_transaction_leaves_nothing_behind(store: &dyn UnitOfWork) 
     let rows = everything();
     let result: Result<(), WorkError> = transact(store, move |tx| {
         rows.insert(tx)?;
+        assert!(tx.claim_source(id(1), "invoice:in_800", T0)?);
+        tx.put_sub_affiliate_config(id(1), id(100), &SubAffiliateConfig { enabled: true, percent: Hundredths::new(10_00) })?;
         assert!(tx.program(id(1), id(100))?.is_some(), "a transaction reads its own writes");
         Err(WorkError::GaveUp)
     })
@@ -1575,6 +3080,14 @@ pub async fn a_failed_transaction_leaves_nothing_behind(store: &dyn UnitOfWork) 
             ("affiliate coupon", tx.affiliate_coupon(id(1), id(500))?.is_some()),
             ("code", tx.affiliate_coupon_by_code(id(1), &CouponCode::parse("JANE20").unwrap())?.is_some()),
             ("unprovisioned codes", !tx.unprovisioned_affiliate_coupons(T0 + Duration::days(1), 10)?.is_empty()),
+            ("conversion", tx.conversion(id(1), id(800))?.is_some()),
+            ("due conversions", !tx.conversions_due_for_approval(T0 + Duration::days(60), 10)?.is_empty()),
+            ("ledger", !tx.ledger_of(id(1), id(800))?.is_empty()),
+            ("inbox event", tx.inbox_event("evt_1300")?.is_some()),
+            ("inbox list", !tx.list_inbox_events(None, None, None, 10)?.is_empty()),
+            ("endpoint", tx.endpoint_any_org(id(1000))?.is_some()),
+            ("delivery", tx.delivery(id(1), id(1200))?.is_some()),
+            ("sub-affiliate config", tx.sub_affiliate_config(id(1), id(100))? != SubAffiliateConfig::default()),
             ("audit", !tx.audit_entries(id(1), 10)?.is_empty()),
         ])
     })
@@ -1585,6 +3098,7 @@ pub async fn a_failed_transaction_leaves_nothing_behind(store: &dyn UnitOfWork) 
 
     seed(store, everything()).await;
     assert!(commit(store, |tx| tx.program(id(1), id(100))).await.is_some());
+    assert!(commit(store, |tx| tx.claim_source(id(1), "invoice:in_800", T0)).await, "the rolled-back claim was released");
 }
 
 /// A write refused by a constraint fails the transaction, and the writes before it in the same

@@ -61,3 +61,13 @@ entity_id!(/// An affiliate coupon (maps to a Stripe promotion code).
     AffiliateCouponId);
 entity_id!(/// An audit-log entry.
     AuditId);
+entity_id!(/// A conversion (a credited sale or lead).
+    ConversionId);
+entity_id!(/// A commission ledger entry of a conversion.
+    LedgerEventId);
+entity_id!(/// An outbound webhook endpoint.
+    WebhookEndpointId);
+entity_id!(/// An outbound event (outbox row).
+    OutboxEventId);
+entity_id!(/// One delivery of an outbound event to one endpoint.
+    DeliveryId);

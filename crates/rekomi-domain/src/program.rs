@@ -49,7 +49,7 @@ impl CommissionModel {
 /// A non-negative decimal with exactly two places, stored as hundredths: `20.5` is `2050`.
 /// Commission percentages (`20.5` %) and fixed amounts (`20.50` in major units) use it, so no
 /// floating point reaches money arithmetic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Hundredths(i64);
 
 impl Hundredths {

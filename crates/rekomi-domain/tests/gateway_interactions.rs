@@ -26,6 +26,8 @@ fn services(gateway: MockPaymentGateway) -> Services {
         gateway: Arc::new(gateway),
         clock: Arc::new(FixedClock::new(datetime!(2026-06-01 12:00 UTC))),
         entropy: Arc::new(SeededEntropy::new(1)),
+        events: Arc::new(support::NoEvents),
+        webhooks: Arc::new(rekomi_fakes::FakeWebhookSender::new()),
     }
 }
 
@@ -121,6 +123,7 @@ fn a_code_carries_its_restrictions_and_rekomi_ids_to_stripe_and_revoking_twice_c
             status: AffiliateStatus::Approved,
             custom_commission: None,
             custom_alias: None,
+            recruited_by: None,
         },
     ))
     .unwrap()

@@ -38,6 +38,8 @@ fn world() -> World {
         gateway: Arc::new(gateway.clone()),
         clock: Arc::new(clock.clone()),
         entropy: Arc::new(SeededEntropy::new(7)),
+        events: Arc::new(support::NoEvents),
+        webhooks: Arc::new(rekomi_fakes::FakeWebhookSender::new()),
     };
     World { services, store, gateway, clock }
 }
@@ -78,6 +80,7 @@ impl World {
             status,
             custom_commission: None,
             custom_alias: None,
+            recruited_by: None,
         };
         block_on(self.services.create_affiliate(ctx, new)).unwrap().affiliate.id
     }
@@ -491,6 +494,7 @@ fn a_failed_use_case_leaves_nothing_behind() {
         status: AffiliateStatus::Approved,
         custom_commission: None,
         custom_alias: None,
+        recruited_by: None,
     };
     assert_eq!(code_of(block_on(w.services.create_affiliate(&ctx, dup)).unwrap_err()), "affiliate_already_exists");
     assert_eq!(w.audit_actions(ctx.org_id()).len(), before);

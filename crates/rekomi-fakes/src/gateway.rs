@@ -12,6 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
+use rekomi_domain::ports::events::PromotionCodeRef;
 use rekomi_domain::ports::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, PaymentGateway};
 
 /// One call the gateway received, with its arguments.
@@ -40,6 +41,29 @@ pub enum GatewayCall {
         /// The idempotency key.
         idempotency_key: String,
     },
+    /// [`PaymentGateway::invoice_promotion_codes`].
+    InvoicePromotionCodes {
+        /// The account acted on.
+        ctx: GatewayContext,
+        /// The invoice.
+        invoice_id: String,
+    },
+    /// [`PaymentGateway::subscription_promotion_codes`].
+    SubscriptionPromotionCodes {
+        /// The account acted on.
+        ctx: GatewayContext,
+        /// The subscription.
+        subscription_id: String,
+    },
+    /// [`PaymentGateway::invoice_of_payment`].
+    InvoiceOfPayment {
+        /// The account acted on.
+        ctx: GatewayContext,
+        /// The charge.
+        charge_id: String,
+        /// The payment intent.
+        payment_intent_id: Option<String>,
+    },
     /// [`PaymentGateway::delete_coupon`].
     DeleteCoupon {
         /// The account acted on.
@@ -59,6 +83,9 @@ impl GatewayCall {
             Self::CreatePromotionCode { .. } => "create_promotion_code",
             Self::DeactivatePromotionCode { .. } => "deactivate_promotion_code",
             Self::DeleteCoupon { .. } => "delete_coupon",
+            Self::InvoicePromotionCodes { .. } => "invoice_promotion_codes",
+            Self::SubscriptionPromotionCodes { .. } => "subscription_promotion_codes",
+            Self::InvoiceOfPayment { .. } => "invoice_of_payment",
         }
     }
 
@@ -68,6 +95,8 @@ impl GatewayCall {
             Self::CreateCoupon { request, .. } => &request.idempotency_key,
             Self::CreatePromotionCode { request, .. } => &request.idempotency_key,
             Self::DeactivatePromotionCode { idempotency_key, .. } | Self::DeleteCoupon { idempotency_key, .. } => idempotency_key,
+            // Reads carry no idempotency key.
+            Self::InvoicePromotionCodes { .. } | Self::SubscriptionPromotionCodes { .. } | Self::InvoiceOfPayment { .. } => "",
         }
     }
 
@@ -76,7 +105,10 @@ impl GatewayCall {
             Self::CreateCoupon { ctx, .. }
             | Self::CreatePromotionCode { ctx, .. }
             | Self::DeactivatePromotionCode { ctx, .. }
-            | Self::DeleteCoupon { ctx, .. } => ctx,
+            | Self::DeleteCoupon { ctx, .. }
+            | Self::InvoicePromotionCodes { ctx, .. }
+            | Self::SubscriptionPromotionCodes { ctx, .. }
+            | Self::InvoiceOfPayment { ctx, .. } => ctx,
         }
     }
 }
@@ -139,6 +171,10 @@ struct Inner {
     rule: Option<FailureRule>,
     issued_coupons: u64,
     issued_promotion_codes: u64,
+    /// Scripted answers of the reads, by object id.
+    invoice_codes: HashMap<String, Vec<PromotionCodeRef>>,
+    subscription_codes: HashMap<String, Vec<PromotionCodeRef>>,
+    payment_invoices: HashMap<String, String>,
 }
 
 /// A stored answer: the call it answered (without the key's context) and the result.
@@ -173,6 +209,20 @@ impl Inner {
     fn remember(&mut self, call: GatewayCall, id: Option<String>) {
         let key = (call.ctx().stripe_account.clone(), call.idempotency_key().to_owned());
         self.replays.insert(key, Replay { call, id });
+    }
+
+    /// Records a read and answers a scripted failure if there is one (reads are not replayed).
+    fn begin_read(&mut self, call: GatewayCall) -> Result<(), GatewayError> {
+        self.calls.push(call.clone());
+        if let Some(error) = self.queued_failures.pop_front() {
+            return Err(error);
+        }
+        if let Some(rule) = self.rule.as_mut() {
+            if let Some(error) = rule(&call) {
+                return Err(error);
+            }
+        }
+        Ok(())
     }
 
     /// Records the call, then answers a scripted failure or a replay if there is one.
@@ -326,6 +376,21 @@ impl FakeGateway {
         });
     }
 
+    /// Scripts the promotion codes an invoice's expanded discounts show.
+    pub fn set_invoice_promotion_codes(&self, invoice_id: &str, codes: Vec<PromotionCodeRef>) {
+        self.lock().invoice_codes.insert(invoice_id.to_owned(), codes);
+    }
+
+    /// Scripts the promotion codes a subscription's expanded discounts show.
+    pub fn set_subscription_promotion_codes(&self, subscription_id: &str, codes: Vec<PromotionCodeRef>) {
+        self.lock().subscription_codes.insert(subscription_id.to_owned(), codes);
+    }
+
+    /// Scripts the invoice a payment (charge or payment intent id) belongs to.
+    pub fn set_invoice_of_payment(&self, payment_id: &str, invoice_id: &str) {
+        self.lock().payment_invoices.insert(payment_id.to_owned(), invoice_id.to_owned());
+    }
+
     /// Every call received, in order (failed and replayed ones included).
     pub fn calls(&self) -> Vec<GatewayCall> {
         self.lock().calls.clone()
@@ -398,6 +463,38 @@ impl PaymentGateway for FakeGateway {
 
     async fn delete_coupon(&self, ctx: &GatewayContext, coupon_id: &str, idempotency_key: &str) -> Result<(), GatewayError> {
         self.lock().delete_coupon(ctx, coupon_id, idempotency_key)
+    }
+
+    async fn invoice_promotion_codes(&self, ctx: &GatewayContext, invoice_id: &str) -> Result<Vec<PromotionCodeRef>, GatewayError> {
+        let mut inner = self.lock();
+        inner.begin_read(GatewayCall::InvoicePromotionCodes { ctx: ctx.clone(), invoice_id: invoice_id.to_owned() })?;
+        Ok(inner.invoice_codes.get(invoice_id).cloned().unwrap_or_default())
+    }
+
+    async fn subscription_promotion_codes(
+        &self,
+        ctx: &GatewayContext,
+        subscription_id: &str,
+    ) -> Result<Vec<PromotionCodeRef>, GatewayError> {
+        let mut inner = self.lock();
+        inner.begin_read(GatewayCall::SubscriptionPromotionCodes { ctx: ctx.clone(), subscription_id: subscription_id.to_owned() })?;
+        Ok(inner.subscription_codes.get(subscription_id).cloned().unwrap_or_default())
+    }
+
+    async fn invoice_of_payment(
+        &self,
+        ctx: &GatewayContext,
+        charge_id: &str,
+        payment_intent_id: Option<String>,
+    ) -> Result<Option<String>, GatewayError> {
+        let mut inner = self.lock();
+        inner.begin_read(GatewayCall::InvoiceOfPayment {
+            ctx: ctx.clone(),
+            charge_id: charge_id.to_owned(),
+            payment_intent_id: payment_intent_id.clone(),
+        })?;
+        let by_intent = payment_intent_id.and_then(|pi| inner.payment_invoices.get(&pi).cloned());
+        Ok(by_intent.or_else(|| inner.payment_invoices.get(charge_id).cloned()))
     }
 }
 

@@ -8,16 +8,20 @@
 //!   `rekomi-e2e`) runs against it and against `PgStore`, so the two agree.
 //! - [`FakeGateway`]: the payment gateway port; records every call, returns deterministic
 //!   Stripe-like ids, replays idempotency keys like Stripe, and fails on demand.
+//! - [`FakeWebhookSender`]: the outbound webhook transport; records requests, answers from a
+//!   script (then 200), and refuses targets on demand.
 //! - [`FixedClock`] and [`SeededEntropy`]: time and randomness that tests pin.
 
 mod clock;
 mod entropy;
 mod gateway;
+mod sender;
 mod store;
 
 pub use clock::FixedClock;
 pub use entropy::SeededEntropy;
 pub use gateway::{FailureRule, FakeCoupon, FakeGateway, FakePromotionCode, GatewayCall};
+pub use sender::FakeWebhookSender;
 pub use store::InMemoryStore;
 
 /// Drives a future that never waits on I/O (every future of these fakes) to completion on the

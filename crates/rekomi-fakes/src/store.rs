@@ -15,12 +15,19 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use rekomi_domain::affiliate::{Affiliate, AffiliateLink, Email};
 use rekomi_domain::audit::AuditEntry;
+use rekomi_domain::conversion::{Conversion, ConversionStatus, ConversionType, LedgerEvent, LedgerKind, SubAffiliateConfig};
 use rekomi_domain::coupon::{AffiliateCoupon, CampaignCoupon, CouponCode};
-use rekomi_domain::ids::{AffiliateCouponId, AffiliateId, ApiKeyId, AuditId, CampaignCouponId, LinkId, OrgId, ProgramId};
+use rekomi_domain::ids::{
+    AffiliateCouponId, AffiliateId, ApiKeyId, AuditId, CampaignCouponId, ConversionId, DeliveryId, LedgerEventId, LinkId, OrgId,
+    OutboxEventId, ProgramId, WebhookEndpointId,
+};
+use rekomi_domain::inbox::{InboxEvent, InboxStatus};
 use rekomi_domain::org::{ApiKey, OrgUsage, Organization};
+use rekomi_domain::outbound::{Delivery, DeliveryStatus, EndpointStatus, OutboxEvent, WebhookEndpoint};
 use rekomi_domain::page::PageRequest;
 use rekomi_domain::ports::store::{
-    constraints, AffiliateFilter, AffiliateRepo, AuditRepo, CouponRepo, CouponSelector, OrgRepo, ProgramRepo,
+    constraints, AffiliateFilter, AffiliateRepo, AuditRepo, ConversionFilter, ConversionRepo, CouponRepo, CouponSelector, InboxRepo,
+    OrgRepo, OutboundRepo, ProgramRepo,
 };
 use rekomi_domain::ports::{StoreError, Tx, TxOutcome, TxWork, UnitOfWork};
 use rekomi_domain::program::Program;
@@ -62,6 +69,25 @@ struct State {
     campaign_coupons: BTreeMap<CampaignCouponId, CampaignCoupon>,
     affiliate_coupons: BTreeMap<AffiliateCouponId, AffiliateCoupon>,
     audit: BTreeMap<AuditId, AuditEntry>,
+    /// Claimed sources and when they were claimed.
+    processed_sources: BTreeMap<(OrgId, String), OffsetDateTime>,
+    /// Per program: its organization and setting.
+    sub_affiliate_configs: BTreeMap<ProgramId, (OrgId, SubAffiliateConfig)>,
+    /// Per recruited affiliate.
+    recruitments: BTreeMap<AffiliateId, Recruitment>,
+    conversions: BTreeMap<ConversionId, Conversion>,
+    ledger: BTreeMap<LedgerEventId, LedgerEvent>,
+    inbox: BTreeMap<String, InboxEvent>,
+    endpoints: BTreeMap<WebhookEndpointId, WebhookEndpoint>,
+    outbox: BTreeMap<OutboxEventId, OutboxEvent>,
+    deliveries: BTreeMap<DeliveryId, Delivery>,
+}
+
+/// Who recruited an affiliate.
+#[derive(Clone, Copy)]
+struct Recruitment {
+    org_id: OrgId,
+    recruiter_id: AffiliateId,
 }
 
 /// An affiliate and its soft-deletion time (the domain entity does not carry it).
@@ -178,6 +204,17 @@ fn conflict(constraint: &str) -> StoreError {
     StoreError::Conflict { constraint: constraint.to_owned() }
 }
 
+/// A CHECK constraint refused the write: PostgreSQL reports it as an unexpected error (only
+/// unique and foreign-key violations are `Conflict`s).
+fn check_violation(constraint: &str) -> StoreError {
+    StoreError::Unexpected(anyhow::anyhow!("check constraint {constraint} refused the write"))
+}
+
+/// Whether a row held until `locked_until` may be taken at `now`.
+fn unlocked(locked_until: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+    locked_until.is_none_or(|until| until <= now)
+}
+
 fn limit_of(limit: i64) -> usize {
     usize::try_from(limit).unwrap_or(0)
 }
@@ -208,6 +245,31 @@ mod foreign_keys {
     pub const AFFILIATE_COUPON_AFFILIATE: &str = "affiliate_coupons_affiliate_fkey";
     pub const AFFILIATE_COUPON_CAMPAIGN_COUPON: &str = "affiliate_coupons_campaign_coupon_fkey";
     pub const AUDIT_ORG: &str = "audit_log_org_id_fkey";
+    pub const PROCESSED_SOURCE_ORG: &str = "processed_sources_org_id_fkey";
+    pub const SUB_AFFILIATE_CONFIG_ORG: &str = "program_sub_affiliate_configs_org_id_fkey";
+    pub const SUB_AFFILIATE_CONFIG_PROGRAM: &str = "program_sub_affiliate_configs_program_fkey";
+    pub const RECRUITMENT_ORG: &str = "affiliate_recruitments_org_id_fkey";
+    pub const RECRUITMENT_AFFILIATE: &str = "affiliate_recruitments_affiliate_fkey";
+    pub const RECRUITMENT_RECRUITER: &str = "affiliate_recruitments_recruiter_fkey";
+    pub const CONVERSION_ORG: &str = "conversions_org_id_fkey";
+    pub const CONVERSION_PROGRAM: &str = "conversions_program_fkey";
+    pub const CONVERSION_AFFILIATE: &str = "conversions_affiliate_fkey";
+    pub const CONVERSION_AFFILIATE_COUPON: &str = "conversions_affiliate_coupon_fkey";
+    pub const CONVERSION_PARENT: &str = "conversions_parent_fkey";
+    pub const LEDGER_ORG: &str = "ledger_events_org_id_fkey";
+    pub const LEDGER_CONVERSION: &str = "ledger_events_conversion_fkey";
+    pub const INBOX_ORG: &str = "inbox_events_org_id_fkey";
+    pub const ENDPOINT_ORG: &str = "webhook_endpoints_org_id_fkey";
+    pub const OUTBOX_ORG: &str = "outbox_events_org_id_fkey";
+    pub const DELIVERY_ORG: &str = "webhook_deliveries_org_id_fkey";
+    pub const DELIVERY_ENDPOINT: &str = "webhook_deliveries_endpoint_fkey";
+    pub const DELIVERY_EVENT: &str = "webhook_deliveries_event_fkey";
+}
+
+/// CHECK constraint names of the migrations that the domain types cannot rule out.
+mod checks {
+    pub const RECRUITMENT_NOT_SELF: &str = "affiliate_recruitments_not_self_check";
+    pub const CONVERSION_NOT_OWN_PARENT: &str = "conversions_not_own_parent_check";
 }
 
 /// Checks foreign keys in declaration order (PostgreSQL fires them in that order, so the first
@@ -235,6 +297,42 @@ impl State {
 
     fn has_campaign_coupon(&self, org: OrgId, id: CampaignCouponId) -> bool {
         self.campaign_coupons.get(&id).is_some_and(|c| c.org_id == org)
+    }
+
+    fn has_affiliate_coupon(&self, org: OrgId, id: AffiliateCouponId) -> bool {
+        self.affiliate_coupons.get(&id).is_some_and(|c| c.org_id == org)
+    }
+
+    fn has_conversion(&self, org: OrgId, id: ConversionId) -> bool {
+        self.conversions.get(&id).is_some_and(|c| c.org_id == org)
+    }
+
+    fn has_endpoint(&self, org: OrgId, id: WebhookEndpointId) -> bool {
+        self.endpoints.get(&id).is_some_and(|e| e.org_id == org)
+    }
+
+    /// The checks and foreign keys of a conversion row, in the order PostgreSQL applies them
+    /// (CHECK constraints before the foreign-key triggers).
+    fn check_conversion(&self, c: &Conversion) -> Result<(), StoreError> {
+        if c.parent_conversion_id == Some(c.id) {
+            return Err(check_violation(checks::CONVERSION_NOT_OWN_PARENT));
+        }
+        references(&[
+            (self.has_org(c.org_id), foreign_keys::CONVERSION_ORG),
+            (self.has_program(c.org_id, c.program_id), foreign_keys::CONVERSION_PROGRAM),
+            (self.has_affiliate(c.org_id, c.affiliate_id), foreign_keys::CONVERSION_AFFILIATE),
+            (c.affiliate_coupon_id.is_none_or(|id| self.has_affiliate_coupon(c.org_id, id)), foreign_keys::CONVERSION_AFFILIATE_COUPON),
+            (c.parent_conversion_id.is_none_or(|id| self.has_conversion(c.org_id, id)), foreign_keys::CONVERSION_PARENT),
+        ])
+    }
+
+    /// Non-override conversions of the organization, the most recent (by creation, then id)
+    /// of those `keep` accepts.
+    fn latest_conversion(&self, org: OrgId, keep: impl Fn(&Conversion) -> bool) -> Option<&Conversion> {
+        self.conversions
+            .values()
+            .filter(|c| c.org_id == org && c.parent_conversion_id.is_none() && keep(c))
+            .max_by_key(|c| (c.created_at, c.id))
     }
 
     fn check_program_refs(&self, p: &Program) -> Result<(), StoreError> {
@@ -324,6 +422,17 @@ impl OrgRepo for State {
         Ok(self.api_keys.values().find(|k| k.revoked_at.is_none() && k.hash == hash).cloned())
     }
 
+    fn org_by_stripe_account(&mut self, account: &str) -> Result<Option<Organization>, StoreError> {
+        Ok(self.orgs.values().filter(|o| o.stripe_account_id.as_deref() == Some(account)).min_by_key(|o| (o.created_at, o.id)).cloned())
+    }
+
+    fn some_orgs(&mut self, limit: i64) -> Result<Vec<Organization>, StoreError> {
+        let mut orgs: Vec<Organization> = self.orgs.values().cloned().collect();
+        orgs.sort_by_key(|o| (o.created_at, o.id));
+        orgs.truncate(limit_of(limit));
+        Ok(orgs)
+    }
+
     fn org_usage(&mut self, org: OrgId) -> Result<OrgUsage, StoreError> {
         let affiliates = self.affiliates.values().filter_map(AffiliateRow::live).filter(|a| a.org_id == org).count();
         let campaigns = self.programs.values().filter(|p| p.org_id == org && p.archived_at.is_none()).count();
@@ -357,6 +466,19 @@ impl ProgramRepo for State {
 
     fn program(&mut self, org: OrgId, id: ProgramId) -> Result<Option<Program>, StoreError> {
         Ok(self.programs.get(&id).filter(|p| p.org_id == org).cloned())
+    }
+
+    fn sub_affiliate_config(&mut self, org: OrgId, program: ProgramId) -> Result<SubAffiliateConfig, StoreError> {
+        Ok(self.sub_affiliate_configs.get(&program).filter(|(o, _)| *o == org).map(|(_, c)| *c).unwrap_or_default())
+    }
+
+    fn put_sub_affiliate_config(&mut self, org: OrgId, program: ProgramId, config: &SubAffiliateConfig) -> Result<(), StoreError> {
+        references(&[
+            (self.has_org(org), foreign_keys::SUB_AFFILIATE_CONFIG_ORG),
+            (self.has_program(org, program), foreign_keys::SUB_AFFILIATE_CONFIG_PROGRAM),
+        ])?;
+        self.sub_affiliate_configs.insert(program, (org, *config));
+        Ok(())
     }
 
     fn list_programs(&mut self, org: OrgId, page: &PageRequest) -> Result<Vec<Program>, StoreError> {
@@ -458,6 +580,40 @@ impl AffiliateRepo for State {
         Ok(links)
     }
 
+    fn affiliate_by_link_slug(&mut self, org: OrgId, slug: &str) -> Result<Option<Affiliate>, StoreError> {
+        let slug = slug.to_lowercase();
+        let link = self.links.values().find(|l| l.org_id == org && l.slug.to_lowercase() == slug);
+        Ok(link.and_then(|l| self.affiliates.get(&l.affiliate_id)).and_then(AffiliateRow::live).filter(|a| a.org_id == org).cloned())
+    }
+
+    fn recruiter_of(&mut self, org: OrgId, affiliate: AffiliateId) -> Result<Option<AffiliateId>, StoreError> {
+        Ok(self.recruitments.get(&affiliate).filter(|r| r.org_id == org).map(|r| r.recruiter_id))
+    }
+
+    fn set_recruiter(&mut self, org: OrgId, affiliate: AffiliateId, recruiter: AffiliateId) -> Result<(), StoreError> {
+        if affiliate == recruiter {
+            return Err(check_violation(checks::RECRUITMENT_NOT_SELF));
+        }
+        references(&[
+            (self.has_org(org), foreign_keys::RECRUITMENT_ORG),
+            (self.has_affiliate(org, affiliate), foreign_keys::RECRUITMENT_AFFILIATE),
+            (self.has_affiliate(org, recruiter), foreign_keys::RECRUITMENT_RECRUITER),
+        ])?;
+        self.recruitments.insert(affiliate, Recruitment { org_id: org, recruiter_id: recruiter });
+        Ok(())
+    }
+
+    fn recruits_of(&mut self, org: OrgId, recruiter: AffiliateId) -> Result<Vec<Affiliate>, StoreError> {
+        // Keyed by the recruit's id, so oldest first.
+        Ok(self
+            .recruitments
+            .iter()
+            .filter(|(_, r)| r.org_id == org && r.recruiter_id == recruiter)
+            .filter_map(|(id, _)| self.affiliates.get(id).and_then(AffiliateRow::live))
+            .cloned()
+            .collect())
+    }
+
     fn link_slug_taken(&mut self, org: OrgId, slug: &str) -> Result<bool, StoreError> {
         Ok(self.links.values().any(|l| l.org_id == org && l.slug.to_lowercase() == slug.to_lowercase()))
     }
@@ -551,7 +707,32 @@ impl CouponRepo for State {
     }
 
     fn affiliate_coupon_by_stripe_id(&mut self, org: OrgId, stripe_id: &str) -> Result<Option<AffiliateCoupon>, StoreError> {
-        Ok(self.affiliate_coupons.values().find(|c| c.org_id == org && c.stripe_promotion_code_id.as_deref() == Some(stripe_id)).cloned())
+        // Newest first, like PgStore (Stripe ids are unique anyway).
+        Ok(self
+            .affiliate_coupons
+            .values()
+            .rev()
+            .find(|c| c.org_id == org && c.stripe_promotion_code_id.as_deref() == Some(stripe_id))
+            .cloned())
+    }
+
+    fn affiliate_coupon_by_stripe_id_any_org(&mut self, stripe_id: &str) -> Result<Option<AffiliateCoupon>, StoreError> {
+        Ok(self.affiliate_coupons.values().rev().find(|c| c.stripe_promotion_code_id.as_deref() == Some(stripe_id)).cloned())
+    }
+
+    fn campaign_coupons_by_stripe_id(&mut self, stripe_id: &str) -> Result<Vec<CampaignCoupon>, StoreError> {
+        Ok(self.campaign_coupons.values().rev().filter(|c| c.stripe_coupon_id.as_deref() == Some(stripe_id)).cloned().collect())
+    }
+
+    fn add_redemption(&mut self, org: OrgId, id: AffiliateCouponId, delta: i64, at: OffsetDateTime) -> Result<(), StoreError> {
+        if let Some(code) = self.affiliate_coupons.get_mut(&id).filter(|c| c.org_id == org) {
+            code.times_redeemed = code.times_redeemed.saturating_add(delta).max(0);
+            if delta > 0 {
+                code.last_redeemed_at = Some(at);
+            }
+            code.updated_at = at;
+        }
+        Ok(())
     }
 
     fn list_affiliate_coupons(
@@ -589,6 +770,310 @@ impl CouponRepo for State {
         rows.sort_by_key(|c| (c.created_at, c.id));
         rows.truncate(limit_of(limit));
         Ok(rows)
+    }
+}
+
+impl ConversionRepo for State {
+    fn claim_source(&mut self, org: OrgId, source: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let key = (org, source.to_owned());
+        if self.processed_sources.contains_key(&key) {
+            return Ok(false);
+        }
+        references(&[(self.has_org(org), foreign_keys::PROCESSED_SOURCE_ORG)])?;
+        self.processed_sources.insert(key, at);
+        Ok(true)
+    }
+
+    fn insert_conversion(&mut self, conversion: &Conversion) -> Result<(), StoreError> {
+        // PostgreSQL checks CHECK constraints before the primary key, and both before the
+        // foreign keys (check_conversion repeats the check harmlessly).
+        if conversion.parent_conversion_id == Some(conversion.id) {
+            return Err(check_violation(checks::CONVERSION_NOT_OWN_PARENT));
+        }
+        if self.conversions.contains_key(&conversion.id) {
+            return Err(conflict("conversions_pkey"));
+        }
+        self.check_conversion(conversion)?;
+        self.conversions.insert(conversion.id, conversion.clone());
+        Ok(())
+    }
+
+    fn update_conversion(&mut self, conversion: &Conversion) -> Result<(), StoreError> {
+        if !self.has_conversion(conversion.org_id, conversion.id) {
+            return Ok(());
+        }
+        self.check_conversion(conversion)?;
+        self.conversions.insert(conversion.id, conversion.clone());
+        Ok(())
+    }
+
+    fn conversion(&mut self, org: OrgId, id: ConversionId) -> Result<Option<Conversion>, StoreError> {
+        Ok(self.conversions.get(&id).filter(|c| c.org_id == org).cloned())
+    }
+
+    fn sale_conversion_of_subscription(&mut self, org: OrgId, subscription_id: &str) -> Result<Option<Conversion>, StoreError> {
+        Ok(self
+            .latest_conversion(org, |c| {
+                matches!(c.kind, ConversionType::OneTime | ConversionType::Recurring)
+                    && c.stripe_subscription_id.as_deref() == Some(subscription_id)
+            })
+            .cloned())
+    }
+
+    fn conversion_of_invoice(&mut self, org: OrgId, invoice_id: &str) -> Result<Option<Conversion>, StoreError> {
+        let by_ledger: Vec<ConversionId> = self
+            .ledger
+            .values()
+            .filter(|e| {
+                e.org_id == org
+                    && matches!(e.kind, LedgerKind::Initial | LedgerKind::Renewal)
+                    && e.stripe_invoice_id.as_deref() == Some(invoice_id)
+            })
+            .map(|e| e.conversion_id)
+            .collect();
+        Ok(self.latest_conversion(org, |c| by_ledger.contains(&c.id) || c.external_event_id.as_deref() == Some(invoice_id)).cloned())
+    }
+
+    fn overrides_of(&mut self, org: OrgId, parent: ConversionId) -> Result<Vec<Conversion>, StoreError> {
+        Ok(self.conversions.values().filter(|c| c.org_id == org && c.parent_conversion_id == Some(parent)).cloned().collect())
+    }
+
+    fn affiliate_of_customer(
+        &mut self,
+        org: OrgId,
+        customer_id: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<Option<AffiliateId>, StoreError> {
+        let email = email.map(str::to_lowercase);
+        Ok(self
+            .latest_conversion(org, |c| {
+                c.status != ConversionStatus::Denied
+                    && (customer_id.is_some_and(|id| c.stripe_customer_id.as_deref() == Some(id))
+                        || email.as_deref().is_some_and(|e| c.customer_email.as_deref().is_some_and(|mine| mine.to_lowercase() == e)))
+            })
+            .map(|c| c.affiliate_id))
+    }
+
+    fn list_conversions(&mut self, org: OrgId, filter: &ConversionFilter, page: &PageRequest) -> Result<Vec<Conversion>, StoreError> {
+        Ok(page_of(&self.conversions, page, ConversionId::as_uuid, |c| {
+            let matches = c.org_id == org
+                && filter.affiliate_id.is_none_or(|a| c.affiliate_id == a)
+                && filter.program_id.is_none_or(|p| c.program_id == p)
+                && filter.status.is_none_or(|s| c.status == s)
+                && filter.since.is_none_or(|since| c.created_at >= since)
+                && filter.until.is_none_or(|until| c.created_at < until);
+            matches.then(|| c.clone())
+        }))
+    }
+
+    fn conversions_due_for_approval(&mut self, now: OffsetDateTime, limit: i64) -> Result<Vec<Conversion>, StoreError> {
+        let mut due: Vec<Conversion> =
+            self.conversions.values().filter(|c| c.status == ConversionStatus::Pending && c.approve_after <= now).cloned().collect();
+        due.sort_by_key(|c| (c.approve_after, c.id));
+        due.truncate(limit_of(limit));
+        Ok(due)
+    }
+
+    fn insert_ledger_event(&mut self, event: &LedgerEvent) -> Result<(), StoreError> {
+        if self.ledger.contains_key(&event.id) {
+            return Err(conflict("ledger_events_pkey"));
+        }
+        references(&[
+            (self.has_org(event.org_id), foreign_keys::LEDGER_ORG),
+            (self.has_conversion(event.org_id, event.conversion_id), foreign_keys::LEDGER_CONVERSION),
+        ])?;
+        self.ledger.insert(event.id, event.clone());
+        Ok(())
+    }
+
+    fn ledger_of(&mut self, org: OrgId, conversion: ConversionId) -> Result<Vec<LedgerEvent>, StoreError> {
+        let mut entries: Vec<LedgerEvent> =
+            self.ledger.values().filter(|e| e.org_id == org && e.conversion_id == conversion).cloned().collect();
+        entries.sort_by_key(|e| (e.occurred_at, e.id));
+        Ok(entries)
+    }
+}
+
+impl InboxRepo for State {
+    fn insert_inbox_event(&mut self, event: &InboxEvent) -> Result<bool, StoreError> {
+        if self.inbox.contains_key(&event.id) {
+            return Ok(false);
+        }
+        references(&[(event.org_id.is_none_or(|org| self.has_org(org)), foreign_keys::INBOX_ORG)])?;
+        self.inbox.insert(event.id.clone(), event.clone());
+        Ok(true)
+    }
+
+    fn claim_inbox_events(&mut self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: i64) -> Result<Vec<InboxEvent>, StoreError> {
+        // Transactions run one at a time here, so "not held by another worker" is the lease.
+        let mut due: Vec<(OffsetDateTime, String)> = self
+            .inbox
+            .values()
+            .filter(|e| e.status == InboxStatus::Pending && e.next_attempt_at <= now && unlocked(e.locked_until, now))
+            .map(|e| (e.received_at, e.id.clone()))
+            .collect();
+        due.sort();
+        due.truncate(limit_of(limit));
+        Ok(due
+            .into_iter()
+            .filter_map(|(_, id)| {
+                let event = self.inbox.get_mut(&id)?;
+                event.locked_until = Some(lease_until);
+                event.attempts = event.attempts.saturating_add(1);
+                Some(event.clone())
+            })
+            .collect())
+    }
+
+    fn update_inbox_event(&mut self, event: &InboxEvent) -> Result<(), StoreError> {
+        if !self.inbox.contains_key(&event.id) {
+            return Ok(());
+        }
+        references(&[(event.org_id.is_none_or(|org| self.has_org(org)), foreign_keys::INBOX_ORG)])?;
+        if let Some(stored) = self.inbox.get_mut(&event.id) {
+            // The processing state only: what arrived never changes.
+            stored.org_id = event.org_id;
+            stored.status = event.status;
+            stored.attempts = event.attempts;
+            stored.next_attempt_at = event.next_attempt_at;
+            stored.locked_until = event.locked_until;
+            stored.last_error = event.last_error.clone();
+            stored.processed_at = event.processed_at;
+        }
+        Ok(())
+    }
+
+    fn inbox_event(&mut self, id: &str) -> Result<Option<InboxEvent>, StoreError> {
+        Ok(self.inbox.get(id).cloned())
+    }
+
+    fn list_inbox_events(
+        &mut self,
+        org: Option<OrgId>,
+        status: Option<InboxStatus>,
+        before: Option<OffsetDateTime>,
+        limit: i64,
+    ) -> Result<Vec<InboxEvent>, StoreError> {
+        let mut events: Vec<&InboxEvent> = self
+            .inbox
+            .values()
+            .filter(|e| {
+                org.is_none_or(|o| e.org_id == Some(o)) && status.is_none_or(|s| e.status == s) && before.is_none_or(|b| e.received_at < b)
+            })
+            .collect();
+        // Newest arrival first; ties by id, descending, as PgStore.
+        events.sort_by(|a, b| (b.received_at, &b.id).cmp(&(a.received_at, &a.id)));
+        Ok(events.into_iter().take(limit_of(limit)).cloned().collect())
+    }
+}
+
+impl OutboundRepo for State {
+    fn insert_endpoint(&mut self, endpoint: &WebhookEndpoint) -> Result<(), StoreError> {
+        if self.endpoints.contains_key(&endpoint.id) {
+            return Err(conflict("webhook_endpoints_pkey"));
+        }
+        references(&[(self.has_org(endpoint.org_id), foreign_keys::ENDPOINT_ORG)])?;
+        self.endpoints.insert(endpoint.id, endpoint.clone());
+        Ok(())
+    }
+
+    fn update_endpoint(&mut self, endpoint: &WebhookEndpoint) -> Result<(), StoreError> {
+        if self.has_endpoint(endpoint.org_id, endpoint.id) {
+            self.endpoints.insert(endpoint.id, endpoint.clone());
+        }
+        Ok(())
+    }
+
+    fn delete_endpoint(&mut self, org: OrgId, id: WebhookEndpointId) -> Result<bool, StoreError> {
+        if !self.has_endpoint(org, id) {
+            return Ok(false);
+        }
+        self.endpoints.remove(&id);
+        self.deliveries.retain(|_, d| d.endpoint_id != id);
+        Ok(true)
+    }
+
+    fn endpoint(&mut self, org: OrgId, id: WebhookEndpointId) -> Result<Option<WebhookEndpoint>, StoreError> {
+        Ok(self.endpoints.get(&id).filter(|e| e.org_id == org).cloned())
+    }
+
+    fn endpoints(&mut self, org: OrgId) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        Ok(self.endpoints.values().rev().filter(|e| e.org_id == org).cloned().collect())
+    }
+
+    fn insert_outbox_event(&mut self, event: &OutboxEvent) -> Result<(), StoreError> {
+        if self.outbox.contains_key(&event.id) {
+            return Err(conflict("outbox_events_pkey"));
+        }
+        references(&[(self.has_org(event.org_id), foreign_keys::OUTBOX_ORG)])?;
+        self.outbox.insert(event.id, event.clone());
+        Ok(())
+    }
+
+    fn insert_delivery(&mut self, delivery: &Delivery) -> Result<(), StoreError> {
+        if self.deliveries.contains_key(&delivery.id) {
+            return Err(conflict("webhook_deliveries_pkey"));
+        }
+        let org = delivery.org_id;
+        references(&[
+            (self.has_org(org), foreign_keys::DELIVERY_ORG),
+            (self.has_endpoint(org, delivery.endpoint_id), foreign_keys::DELIVERY_ENDPOINT),
+            (self.outbox.get(&delivery.event_id).is_some_and(|e| e.org_id == org), foreign_keys::DELIVERY_EVENT),
+        ])?;
+        self.deliveries.insert(delivery.id, delivery.clone());
+        Ok(())
+    }
+
+    fn update_delivery(&mut self, delivery: &Delivery) -> Result<(), StoreError> {
+        if let Some(stored) = self.deliveries.get_mut(&delivery.id).filter(|d| d.org_id == delivery.org_id) {
+            // The retry state only: what is delivered never changes.
+            stored.status = delivery.status;
+            stored.attempts = delivery.attempts;
+            stored.next_attempt_at = delivery.next_attempt_at;
+            stored.locked_until = delivery.locked_until;
+            stored.last_status = delivery.last_status;
+            stored.last_error = delivery.last_error.clone();
+            stored.delivered_at = delivery.delivered_at;
+        }
+        Ok(())
+    }
+
+    fn delivery(&mut self, org: OrgId, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+        Ok(self.deliveries.get(&id).filter(|d| d.org_id == org).cloned())
+    }
+
+    fn deliveries_of(&mut self, org: OrgId, endpoint: WebhookEndpointId, page: &PageRequest) -> Result<Vec<Delivery>, StoreError> {
+        Ok(page_of(&self.deliveries, page, DeliveryId::as_uuid, |d| (d.org_id == org && d.endpoint_id == endpoint).then(|| d.clone())))
+    }
+
+    fn claim_deliveries(&mut self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: i64) -> Result<Vec<Delivery>, StoreError> {
+        let endpoints = &self.endpoints;
+        let mut due: Vec<(OffsetDateTime, DeliveryId)> = self
+            .deliveries
+            .values()
+            .filter(|d| {
+                d.status == DeliveryStatus::Pending
+                    && d.next_attempt_at <= now
+                    && unlocked(d.locked_until, now)
+                    && endpoints.get(&d.endpoint_id).is_some_and(|e| e.status == EndpointStatus::Enabled)
+            })
+            .map(|d| (d.created_at, d.id))
+            .collect();
+        due.sort();
+        due.truncate(limit_of(limit));
+        Ok(due
+            .into_iter()
+            .filter_map(|(_, id)| {
+                let delivery = self.deliveries.get_mut(&id)?;
+                delivery.locked_until = Some(lease_until);
+                delivery.attempts = delivery.attempts.saturating_add(1);
+                Some(delivery.clone())
+            })
+            .collect())
+    }
+
+    fn endpoint_any_org(&mut self, id: WebhookEndpointId) -> Result<Option<WebhookEndpoint>, StoreError> {
+        Ok(self.endpoints.get(&id).cloned())
     }
 }
 

@@ -386,6 +386,9 @@ pub struct CreateAffiliateRequest {
     pub custom_commission_value: Option<Decimal>,
     /// Becomes the default link's slug (`[a-z0-9-]{3,64}`).
     pub custom_alias: Option<String>,
+    /// The recruiting affiliate (sub-affiliate overrides); ignored unless an Approved affiliate
+    /// of your organization.
+    pub recruited_by_affiliate_id: Option<Uuid>,
 }
 
 /// `PATCH /api/v1/affiliates/{id}`.

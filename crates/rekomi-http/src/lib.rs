@@ -33,12 +33,19 @@ pub struct AppState {
     pub jwt_secret: Option<Arc<str>>,
     /// The per-key limiter.
     pub limiter: RateLimiter,
+    /// Stripe webhook signing secrets (`whsec_…`; several during rotation).
+    pub stripe_webhook_secrets: Vec<String>,
 }
 
 impl AppState {
     /// State with the standard 600 requests/minute limiter.
-    pub fn new(services: Services, jwt_secret: Option<String>) -> Self {
-        Self { services, jwt_secret: jwt_secret.map(Arc::from), limiter: RateLimiter::per_minute(REQUESTS_PER_MINUTE) }
+    pub fn new(services: Services, jwt_secret: Option<String>, stripe_webhook_secrets: Vec<String>) -> Self {
+        Self {
+            services,
+            jwt_secret: jwt_secret.map(Arc::from),
+            limiter: RateLimiter::per_minute(REQUESTS_PER_MINUTE),
+            stripe_webhook_secrets,
+        }
     }
 }
 
@@ -60,7 +67,8 @@ fn resource(path: &str) -> actix_web::Resource {
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use routes::{affiliates, coupons, org, programs};
+    use routes::webhook_endpoints as endpoints;
+    use routes::{affiliates, conversions, coupons, org, programs, stripe_webhooks};
     cfg.service(resource("/healthz").route(web::get().to(org::healthz)))
         .service(resource("/readyz").route(web::get().to(org::readyz)))
         .service(resource("/api/v1/openapi.json").route(web::get().to(openapi_json)))
@@ -98,7 +106,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/api/v1/campaigns/{programId}/coupons/{id}/archive").route(web::post().to(coupons::archive_campaign)))
         .service(resource("/api/v1/promotional-codes").route(web::get().to(coupons::lookup)))
-        .service(resource("/api/me/coupons/mint").route(web::post().to(coupons::self_mint)));
+        .service(resource("/api/me/coupons/mint").route(web::post().to(coupons::self_mint)))
+        .service(resource("/api/v1/webhook-endpoints").route(web::get().to(endpoints::list)).route(web::post().to(endpoints::create)))
+        .service(
+            resource("/api/v1/webhook-endpoints/{id}")
+                .route(web::get().to(endpoints::get))
+                .route(web::patch().to(endpoints::update))
+                .route(web::delete().to(endpoints::delete)),
+        )
+        .service(resource("/api/v1/webhook-endpoints/{id}/rotate-secret").route(web::post().to(endpoints::rotate_secret)))
+        .service(resource("/api/v1/webhook-endpoints/{id}/deliveries").route(web::get().to(endpoints::deliveries)))
+        .service(resource("/api/v1/webhook-endpoints/{id}/deliveries/{deliveryId}/redeliver").route(web::post().to(endpoints::redeliver)))
+        .service(resource("/api/webhooks/stripe").route(web::post().to(stripe_webhooks::receive)))
+        .service(resource("/api/v1/webhooks/stripe/events").route(web::get().to(conversions::list_events)))
+        .service(resource("/api/v1/webhooks/stripe/events/{id}/replay").route(web::post().to(conversions::replay_event)))
+        .service(resource("/api/v1/conversions").route(web::get().to(conversions::list)))
+        .service(resource("/api/v1/conversions/export.csv").route(web::get().to(conversions::export)))
+        .service(resource("/api/v1/conversions/{id}").route(web::get().to(conversions::get)))
+        .service(resource("/api/v1/conversions/{id}/attribution").route(web::get().to(conversions::attribution)))
+        .service(
+            resource("/api/v1/programs/{id}/sub-affiliate-config")
+                .route(web::get().to(conversions::get_sub_config))
+                .route(web::put().to(conversions::put_sub_config)),
+        )
+        .service(resource("/api/v1/affiliates/{id}/sub-affiliates").route(web::get().to(conversions::sub_affiliates)));
 }
 
 /// Builds the HTTP server on an already bound listener (tests bind port 0).

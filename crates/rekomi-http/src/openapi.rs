@@ -5,7 +5,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::dto;
-use crate::routes::{affiliates, coupons, org, programs};
+use crate::routes::webhook_endpoints;
+use crate::routes::{affiliates, conversions, coupons, org, programs, stripe_webhooks};
 
 struct Security;
 
@@ -43,6 +44,11 @@ impl Modify for Security {
         coupons::archive_campaign, coupons::delete_campaign, coupons::create_affiliate, coupons::list_affiliate,
         coupons::revoke_affiliate, coupons::lookup, coupons::self_mint,
         org::me, org::billing, org::healthz, org::readyz,
+        webhook_endpoints::list, webhook_endpoints::create, webhook_endpoints::get, webhook_endpoints::update,
+        webhook_endpoints::delete, webhook_endpoints::rotate_secret, webhook_endpoints::deliveries, webhook_endpoints::redeliver,
+        conversions::list, conversions::get, conversions::attribution, conversions::export,
+        conversions::get_sub_config, conversions::put_sub_config, conversions::sub_affiliates,
+        conversions::list_events, conversions::replay_event, stripe_webhooks::receive,
     ),
     components(schemas(dto::ErrorBody)),
     modifiers(&Security),

@@ -10,9 +10,12 @@ use diesel::prelude::*;
 use rekomi_domain::actor::AuditActor;
 use rekomi_domain::affiliate::{Affiliate, AffiliateLink, AffiliateSource, AffiliateStatus, Email, LinkFormat};
 use rekomi_domain::audit::AuditEntry;
+use rekomi_domain::conversion::{Conversion, ConversionStatus, ConversionType, LedgerEvent, LedgerKind};
 use rekomi_domain::coupon::{AffiliateCoupon, CampaignCoupon, CodeRestrictions, CouponCode};
+use rekomi_domain::inbox::{InboxEvent, InboxStatus};
 use rekomi_domain::money::{Currency, Money};
 use rekomi_domain::org::{ApiKey, ApiKeyScope, Handle, Organization};
+use rekomi_domain::outbound::{Delivery, DeliveryStatus, EndpointStatus, OutboxEvent, WebhookEndpoint};
 use rekomi_domain::plan::{PlanTier, SubscriptionStatus};
 use rekomi_domain::ports::gateway::{CouponDuration, DiscountSpec};
 use rekomi_domain::ports::StoreError;
@@ -24,7 +27,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::bad_row;
-use crate::schema::{affiliate_coupons, affiliate_links, affiliates, api_keys, audit_log, campaign_coupons, organizations, programs};
+use crate::schema::{
+    affiliate_coupons, affiliate_links, affiliates, api_keys, audit_log, campaign_coupons, conversions, inbox_events, ledger_events,
+    organizations, outbox_events, programs, webhook_deliveries, webhook_endpoints,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Column decoding helpers
@@ -716,6 +722,516 @@ impl<'a> From<&'a AffiliateCoupon> for NewAffiliateCouponRow<'a> {
             created_at: c.created_at,
             updated_at: c.updated_at,
             revoked_at: c.revoked_at,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// conversions
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = conversions, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct ConversionRow {
+    id: Uuid,
+    org_id: Uuid,
+    program_id: Uuid,
+    affiliate_id: Uuid,
+    kind: String,
+    status: String,
+    amount_minor: i64,
+    currency: String,
+    commission_minor: i64,
+    attribution_method: Option<String>,
+    coupon_code: Option<String>,
+    affiliate_coupon_id: Option<Uuid>,
+    stripe_customer_id: Option<String>,
+    stripe_subscription_id: Option<String>,
+    external_event_id: Option<String>,
+    customer_email: Option<String>,
+    denial_reason: Option<String>,
+    parent_conversion_id: Option<Uuid>,
+    attribution_trace: Value,
+    paid_invoices: i64,
+    approve_after: OffsetDateTime,
+    approved_at: Option<OffsetDateTime>,
+    refunded_at: Option<OffsetDateTime>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl ConversionRow {
+    pub(crate) fn into_domain(self) -> Result<Conversion, StoreError> {
+        const T: &str = "conversions";
+        Ok(Conversion {
+            id: self.id.into(),
+            org_id: self.org_id.into(),
+            program_id: self.program_id.into(),
+            affiliate_id: self.affiliate_id.into(),
+            kind: api_enum(T, "kind", &self.kind, ConversionType::parse)?,
+            status: api_enum(T, "status", &self.status, ConversionStatus::parse)?,
+            amount_minor: self.amount_minor,
+            currency: currency(T, "currency", &self.currency)?,
+            commission_minor: self.commission_minor,
+            attribution_method: self.attribution_method,
+            coupon_code: self.coupon_code,
+            affiliate_coupon_id: self.affiliate_coupon_id.map(Into::into),
+            stripe_customer_id: self.stripe_customer_id,
+            stripe_subscription_id: self.stripe_subscription_id,
+            external_event_id: self.external_event_id,
+            customer_email: self.customer_email,
+            denial_reason: self.denial_reason,
+            parent_conversion_id: self.parent_conversion_id.map(Into::into),
+            attribution_trace: self.attribution_trace,
+            paid_invoices: to_u32(T, "paid_invoices", self.paid_invoices)?,
+            approve_after: self.approve_after,
+            approved_at: self.approved_at,
+            refunded_at: self.refunded_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// INSERT and full-row UPDATE.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = conversions, treat_none_as_null = true)]
+pub(crate) struct NewConversionRow<'a> {
+    id: Uuid,
+    org_id: Uuid,
+    program_id: Uuid,
+    affiliate_id: Uuid,
+    kind: &'static str,
+    status: &'static str,
+    amount_minor: i64,
+    currency: &'static str,
+    commission_minor: i64,
+    attribution_method: Option<&'a str>,
+    coupon_code: Option<&'a str>,
+    affiliate_coupon_id: Option<Uuid>,
+    stripe_customer_id: Option<&'a str>,
+    stripe_subscription_id: Option<&'a str>,
+    external_event_id: Option<&'a str>,
+    customer_email: Option<&'a str>,
+    denial_reason: Option<&'a str>,
+    parent_conversion_id: Option<Uuid>,
+    attribution_trace: &'a Value,
+    paid_invoices: i64,
+    approve_after: OffsetDateTime,
+    approved_at: Option<OffsetDateTime>,
+    refunded_at: Option<OffsetDateTime>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl<'a> From<&'a Conversion> for NewConversionRow<'a> {
+    fn from(c: &'a Conversion) -> Self {
+        Self {
+            id: c.id.as_uuid(),
+            org_id: c.org_id.as_uuid(),
+            program_id: c.program_id.as_uuid(),
+            affiliate_id: c.affiliate_id.as_uuid(),
+            kind: c.kind.as_str(),
+            status: c.status.as_str(),
+            amount_minor: c.amount_minor,
+            currency: c.currency.code(),
+            commission_minor: c.commission_minor,
+            attribution_method: c.attribution_method.as_deref(),
+            coupon_code: c.coupon_code.as_deref(),
+            affiliate_coupon_id: c.affiliate_coupon_id.map(|id| id.as_uuid()),
+            stripe_customer_id: c.stripe_customer_id.as_deref(),
+            stripe_subscription_id: c.stripe_subscription_id.as_deref(),
+            external_event_id: c.external_event_id.as_deref(),
+            customer_email: c.customer_email.as_deref(),
+            denial_reason: c.denial_reason.as_deref(),
+            parent_conversion_id: c.parent_conversion_id.map(|id| id.as_uuid()),
+            attribution_trace: &c.attribution_trace,
+            paid_invoices: i64::from(c.paid_invoices),
+            approve_after: c.approve_after,
+            approved_at: c.approved_at,
+            refunded_at: c.refunded_at,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ledger_events
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = ledger_events, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct LedgerEventRow {
+    id: Uuid,
+    org_id: Uuid,
+    conversion_id: Uuid,
+    kind: String,
+    amount_minor: i64,
+    commission_minor: i64,
+    stripe_invoice_id: Option<String>,
+    refunded_total: Option<i64>,
+    occurred_at: OffsetDateTime,
+    created_at: OffsetDateTime,
+}
+
+impl LedgerEventRow {
+    pub(crate) fn into_domain(self) -> Result<LedgerEvent, StoreError> {
+        Ok(LedgerEvent {
+            id: self.id.into(),
+            org_id: self.org_id.into(),
+            conversion_id: self.conversion_id.into(),
+            kind: api_enum("ledger_events", "kind", &self.kind, LedgerKind::parse)?,
+            amount_minor: self.amount_minor,
+            commission_minor: self.commission_minor,
+            stripe_invoice_id: self.stripe_invoice_id,
+            refunded_total: self.refunded_total,
+            occurred_at: self.occurred_at,
+            created_at: self.created_at,
+        })
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = ledger_events)]
+pub(crate) struct NewLedgerEventRow<'a> {
+    id: Uuid,
+    org_id: Uuid,
+    conversion_id: Uuid,
+    kind: &'static str,
+    amount_minor: i64,
+    commission_minor: i64,
+    stripe_invoice_id: Option<&'a str>,
+    refunded_total: Option<i64>,
+    occurred_at: OffsetDateTime,
+    created_at: OffsetDateTime,
+}
+
+impl<'a> From<&'a LedgerEvent> for NewLedgerEventRow<'a> {
+    fn from(e: &'a LedgerEvent) -> Self {
+        Self {
+            id: e.id.as_uuid(),
+            org_id: e.org_id.as_uuid(),
+            conversion_id: e.conversion_id.as_uuid(),
+            kind: e.kind.as_str(),
+            amount_minor: e.amount_minor,
+            commission_minor: e.commission_minor,
+            stripe_invoice_id: e.stripe_invoice_id.as_deref(),
+            refunded_total: e.refunded_total,
+            occurred_at: e.occurred_at,
+            created_at: e.created_at,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// inbox_events
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = inbox_events, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct InboxEventRow {
+    id: String,
+    org_id: Option<Uuid>,
+    account: Option<String>,
+    event_type: String,
+    payload: String,
+    status: String,
+    attempts: i64,
+    next_attempt_at: OffsetDateTime,
+    locked_until: Option<OffsetDateTime>,
+    last_error: Option<String>,
+    received_at: OffsetDateTime,
+    processed_at: Option<OffsetDateTime>,
+}
+
+impl InboxEventRow {
+    pub(crate) fn into_domain(self) -> Result<InboxEvent, StoreError> {
+        const T: &str = "inbox_events";
+        Ok(InboxEvent {
+            id: self.id,
+            org_id: self.org_id.map(Into::into),
+            account: self.account,
+            event_type: self.event_type,
+            payload: self.payload,
+            status: api_enum(T, "status", &self.status, InboxStatus::parse)?,
+            attempts: to_u32(T, "attempts", self.attempts)?,
+            next_attempt_at: self.next_attempt_at,
+            locked_until: self.locked_until,
+            last_error: self.last_error,
+            received_at: self.received_at,
+            processed_at: self.processed_at,
+        })
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = inbox_events)]
+pub(crate) struct NewInboxEventRow<'a> {
+    id: &'a str,
+    org_id: Option<Uuid>,
+    account: Option<&'a str>,
+    event_type: &'a str,
+    payload: &'a str,
+    status: &'static str,
+    attempts: i64,
+    next_attempt_at: OffsetDateTime,
+    locked_until: Option<OffsetDateTime>,
+    last_error: Option<&'a str>,
+    received_at: OffsetDateTime,
+    processed_at: Option<OffsetDateTime>,
+}
+
+impl<'a> From<&'a InboxEvent> for NewInboxEventRow<'a> {
+    fn from(e: &'a InboxEvent) -> Self {
+        Self {
+            id: &e.id,
+            org_id: e.org_id.map(|id| id.as_uuid()),
+            account: e.account.as_deref(),
+            event_type: &e.event_type,
+            payload: &e.payload,
+            status: e.status.as_str(),
+            attempts: i64::from(e.attempts),
+            next_attempt_at: e.next_attempt_at,
+            locked_until: e.locked_until,
+            last_error: e.last_error.as_deref(),
+            received_at: e.received_at,
+            processed_at: e.processed_at,
+        }
+    }
+}
+
+/// The processing state `update_inbox_event` replaces; what arrived (id, account, type,
+/// payload, arrival time) never changes.
+#[derive(AsChangeset)]
+#[diesel(table_name = inbox_events, treat_none_as_null = true)]
+pub(crate) struct InboxStateChange<'a> {
+    org_id: Option<Uuid>,
+    status: &'static str,
+    attempts: i64,
+    next_attempt_at: OffsetDateTime,
+    locked_until: Option<OffsetDateTime>,
+    last_error: Option<&'a str>,
+    processed_at: Option<OffsetDateTime>,
+}
+
+impl<'a> From<&'a InboxEvent> for InboxStateChange<'a> {
+    fn from(e: &'a InboxEvent) -> Self {
+        Self {
+            org_id: e.org_id.map(|id| id.as_uuid()),
+            status: e.status.as_str(),
+            attempts: i64::from(e.attempts),
+            next_attempt_at: e.next_attempt_at,
+            locked_until: e.locked_until,
+            last_error: e.last_error.as_deref(),
+            processed_at: e.processed_at,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// webhook_endpoints
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = webhook_endpoints, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct WebhookEndpointRow {
+    id: Uuid,
+    org_id: Uuid,
+    url: String,
+    description: Option<String>,
+    events: Vec<String>,
+    secret: String,
+    status: String,
+    disabled_reason: Option<String>,
+    consecutive_failures: i64,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl WebhookEndpointRow {
+    pub(crate) fn into_domain(self) -> Result<WebhookEndpoint, StoreError> {
+        const T: &str = "webhook_endpoints";
+        Ok(WebhookEndpoint {
+            id: self.id.into(),
+            org_id: self.org_id.into(),
+            url: self.url,
+            description: self.description,
+            events: self.events,
+            secret: self.secret,
+            status: api_enum(T, "status", &self.status, EndpointStatus::parse)?,
+            disabled_reason: self.disabled_reason,
+            consecutive_failures: to_u32(T, "consecutive_failures", self.consecutive_failures)?,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// INSERT and full-row UPDATE.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = webhook_endpoints, treat_none_as_null = true)]
+pub(crate) struct NewWebhookEndpointRow<'a> {
+    id: Uuid,
+    org_id: Uuid,
+    url: &'a str,
+    description: Option<&'a str>,
+    events: &'a [String],
+    secret: &'a str,
+    status: &'static str,
+    disabled_reason: Option<&'a str>,
+    consecutive_failures: i64,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl<'a> From<&'a WebhookEndpoint> for NewWebhookEndpointRow<'a> {
+    fn from(e: &'a WebhookEndpoint) -> Self {
+        Self {
+            id: e.id.as_uuid(),
+            org_id: e.org_id.as_uuid(),
+            url: &e.url,
+            description: e.description.as_deref(),
+            events: &e.events,
+            secret: &e.secret,
+            status: e.status.as_str(),
+            disabled_reason: e.disabled_reason.as_deref(),
+            consecutive_failures: i64::from(e.consecutive_failures),
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// outbox_events
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Insertable)]
+#[diesel(table_name = outbox_events)]
+pub(crate) struct NewOutboxEventRow<'a> {
+    id: Uuid,
+    org_id: Uuid,
+    event_type: &'a str,
+    data: &'a Value,
+    created_at: OffsetDateTime,
+}
+
+impl<'a> From<&'a OutboxEvent> for NewOutboxEventRow<'a> {
+    fn from(e: &'a OutboxEvent) -> Self {
+        Self { id: e.id.as_uuid(), org_id: e.org_id.as_uuid(), event_type: &e.event_type, data: &e.data, created_at: e.created_at }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// webhook_deliveries
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = webhook_deliveries, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct DeliveryRow {
+    id: Uuid,
+    org_id: Uuid,
+    endpoint_id: Uuid,
+    event_id: Uuid,
+    event_type: String,
+    body: String,
+    status: String,
+    attempts: i64,
+    next_attempt_at: OffsetDateTime,
+    locked_until: Option<OffsetDateTime>,
+    last_status: Option<i32>,
+    last_error: Option<String>,
+    created_at: OffsetDateTime,
+    delivered_at: Option<OffsetDateTime>,
+}
+
+impl DeliveryRow {
+    pub(crate) fn into_domain(self) -> Result<Delivery, StoreError> {
+        const T: &str = "webhook_deliveries";
+        Ok(Delivery {
+            id: self.id.into(),
+            org_id: self.org_id.into(),
+            endpoint_id: self.endpoint_id.into(),
+            event_id: self.event_id.into(),
+            event_type: self.event_type,
+            body: self.body,
+            status: api_enum(T, "status", &self.status, DeliveryStatus::parse)?,
+            attempts: to_u32(T, "attempts", self.attempts)?,
+            next_attempt_at: self.next_attempt_at,
+            locked_until: self.locked_until,
+            last_status: self.last_status.map(|s| to_u16(T, "last_status", s)).transpose()?,
+            last_error: self.last_error,
+            created_at: self.created_at,
+            delivered_at: self.delivered_at,
+        })
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = webhook_deliveries)]
+pub(crate) struct NewDeliveryRow<'a> {
+    id: Uuid,
+    org_id: Uuid,
+    endpoint_id: Uuid,
+    event_id: Uuid,
+    event_type: &'a str,
+    body: &'a str,
+    status: &'static str,
+    attempts: i64,
+    next_attempt_at: OffsetDateTime,
+    locked_until: Option<OffsetDateTime>,
+    last_status: Option<i32>,
+    last_error: Option<&'a str>,
+    created_at: OffsetDateTime,
+    delivered_at: Option<OffsetDateTime>,
+}
+
+impl<'a> From<&'a Delivery> for NewDeliveryRow<'a> {
+    fn from(d: &'a Delivery) -> Self {
+        Self {
+            id: d.id.as_uuid(),
+            org_id: d.org_id.as_uuid(),
+            endpoint_id: d.endpoint_id.as_uuid(),
+            event_id: d.event_id.as_uuid(),
+            event_type: &d.event_type,
+            body: &d.body,
+            status: d.status.as_str(),
+            attempts: i64::from(d.attempts),
+            next_attempt_at: d.next_attempt_at,
+            locked_until: d.locked_until,
+            last_status: d.last_status.map(i32::from),
+            last_error: d.last_error.as_deref(),
+            created_at: d.created_at,
+            delivered_at: d.delivered_at,
+        }
+    }
+}
+
+/// The retry state `update_delivery` replaces; what is delivered (endpoint, event, body) and
+/// when it was created never change.
+#[derive(AsChangeset)]
+#[diesel(table_name = webhook_deliveries, treat_none_as_null = true)]
+pub(crate) struct DeliveryStateChange<'a> {
+    status: &'static str,
+    attempts: i64,
+    next_attempt_at: OffsetDateTime,
+    locked_until: Option<OffsetDateTime>,
+    last_status: Option<i32>,
+    last_error: Option<&'a str>,
+    delivered_at: Option<OffsetDateTime>,
+}
+
+impl<'a> From<&'a Delivery> for DeliveryStateChange<'a> {
+    fn from(d: &'a Delivery) -> Self {
+        Self {
+            status: d.status.as_str(),
+            attempts: i64::from(d.attempts),
+            next_attempt_at: d.next_attempt_at,
+            locked_until: d.locked_until,
+            last_status: d.last_status.map(i32::from),
+            last_error: d.last_error.as_deref(),
+            delivered_at: d.delivered_at,
         }
     }
 }

@@ -9,25 +9,38 @@ use diesel::dsl::{count_star, exists};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::result::QueryResult;
-use diesel::sql_types::Text;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::upsert::excluded;
 use rekomi_domain::affiliate::{Affiliate, AffiliateLink, Email};
 use rekomi_domain::audit::AuditEntry;
+use rekomi_domain::conversion::{Conversion, ConversionStatus, ConversionType, LedgerEvent, LedgerKind, SubAffiliateConfig};
 use rekomi_domain::coupon::{AffiliateCoupon, CampaignCoupon, CouponCode};
-use rekomi_domain::ids::{AffiliateCouponId, AffiliateId, CampaignCouponId, OrgId, ProgramId};
+use rekomi_domain::ids::{AffiliateCouponId, AffiliateId, CampaignCouponId, ConversionId, DeliveryId, OrgId, ProgramId, WebhookEndpointId};
+use rekomi_domain::inbox::{InboxEvent, InboxStatus};
 use rekomi_domain::org::{ApiKey, OrgUsage, Organization};
+use rekomi_domain::outbound::{Delivery, DeliveryStatus, EndpointStatus, OutboxEvent, WebhookEndpoint};
 use rekomi_domain::page::PageRequest;
-use rekomi_domain::ports::store::{AffiliateFilter, AffiliateRepo, AuditRepo, CouponRepo, CouponSelector, OrgRepo, ProgramRepo};
+use rekomi_domain::ports::store::{
+    AffiliateFilter, AffiliateRepo, AuditRepo, ConversionFilter, ConversionRepo, CouponRepo, CouponSelector, InboxRepo, OrgRepo,
+    OutboundRepo, ProgramRepo,
+};
 use rekomi_domain::ports::StoreError;
-use rekomi_domain::program::Program;
+use rekomi_domain::program::{Hundredths, Program};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::{from_diesel, is_server_error};
 use crate::models::{
-    AffiliateCouponRow, AffiliateLinkRow, AffiliateRow, ApiKeyRow, AuditRow, CampaignCouponRow, NewAffiliateCouponRow, NewAffiliateLinkRow,
-    NewAffiliateRow, NewApiKeyRow, NewAuditRow, NewCampaignCouponRow, NewOrganizationRow, NewProgramRow, OrganizationRow, ProgramRow,
+    AffiliateCouponRow, AffiliateLinkRow, AffiliateRow, ApiKeyRow, AuditRow, CampaignCouponRow, ConversionRow, DeliveryRow,
+    DeliveryStateChange, InboxEventRow, InboxStateChange, LedgerEventRow, NewAffiliateCouponRow, NewAffiliateLinkRow, NewAffiliateRow,
+    NewApiKeyRow, NewAuditRow, NewCampaignCouponRow, NewConversionRow, NewDeliveryRow, NewInboxEventRow, NewLedgerEventRow,
+    NewOrganizationRow, NewOutboxEventRow, NewProgramRow, NewWebhookEndpointRow, OrganizationRow, ProgramRow, WebhookEndpointRow,
 };
-use crate::schema::{affiliate_coupons, affiliate_links, affiliates, api_keys, audit_log, campaign_coupons, organizations, programs};
+use crate::schema::{
+    affiliate_coupons, affiliate_links, affiliate_recruitments, affiliates, api_keys, audit_log, campaign_coupons, conversions,
+    inbox_events, ledger_events, organizations, outbox_events, processed_sources, program_sub_affiliate_configs, programs,
+    webhook_deliveries, webhook_endpoints,
+};
 
 diesel::define_sql_function!(
     /// SQL `lower(text)`, to hit the `lower(slug)` unique index.
@@ -36,6 +49,15 @@ diesel::define_sql_function!(
 diesel::define_sql_function!(
     /// SQL `upper(text)`, to hit the `upper(code)` unique index.
     fn upper(x: Text) -> Text
+);
+diesel::define_sql_function!(
+    /// SQL `lower(text)` of a nullable column, to hit the `lower(customer_email)` index.
+    #[sql_name = "lower"]
+    fn lower_nullable(x: Nullable<Text>) -> Nullable<Text>
+);
+diesel::define_sql_function!(
+    /// SQL `greatest(bigint, bigint)`.
+    fn greatest(a: BigInt, b: BigInt) -> BigInt
 );
 
 /// One connection inside one open transaction.
@@ -130,6 +152,31 @@ impl OrgRepo for PgTx<'_> {
         row.map(ApiKeyRow::into_domain).transpose()
     }
 
+    fn org_by_stripe_account(&mut self, account: &str) -> Result<Option<Organization>, StoreError> {
+        let row = self.read(|c| {
+            organizations::table
+                .filter(organizations::stripe_account_id.eq(account))
+                // Nothing makes an account unique to one organization; should two ever share
+                // one, the answer is the oldest link rather than an arbitrary row.
+                .order((organizations::created_at.asc(), organizations::id.asc()))
+                .select(OrganizationRow::as_select())
+                .first(c)
+                .optional()
+        })?;
+        row.map(OrganizationRow::into_domain).transpose()
+    }
+
+    fn some_orgs(&mut self, limit: i64) -> Result<Vec<Organization>, StoreError> {
+        let rows = self.read(|c| {
+            organizations::table
+                .order((organizations::created_at.asc(), organizations::id.asc()))
+                .limit(limit.max(0))
+                .select(OrganizationRow::as_select())
+                .load(c)
+        })?;
+        decode(rows, OrganizationRow::into_domain)
+    }
+
     fn org_usage(&mut self, org: OrgId) -> Result<OrgUsage, StoreError> {
         let org = org.as_uuid();
         let affiliates = self.read(|c| {
@@ -187,6 +234,43 @@ impl ProgramRepo for PgTx<'_> {
                 .optional()
         })?;
         row.map(ProgramRow::into_domain).transpose()
+    }
+
+    fn sub_affiliate_config(&mut self, org: OrgId, program: ProgramId) -> Result<SubAffiliateConfig, StoreError> {
+        let row = self.read(|c| {
+            program_sub_affiliate_configs::table
+                .filter(program_sub_affiliate_configs::org_id.eq(org.as_uuid()))
+                .filter(program_sub_affiliate_configs::program_id.eq(program.as_uuid()))
+                .select((program_sub_affiliate_configs::enabled, program_sub_affiliate_configs::percent_hundredths))
+                .first::<(bool, i64)>(c)
+                .optional()
+        })?;
+        Ok(row.map(|(enabled, percent)| SubAffiliateConfig { enabled, percent: Hundredths::new(percent) }).unwrap_or_default())
+    }
+
+    fn put_sub_affiliate_config(&mut self, org: OrgId, program: ProgramId, config: &SubAffiliateConfig) -> Result<(), StoreError> {
+        use program_sub_affiliate_configs as t;
+        self.write(|c| {
+            diesel::insert_into(t::table)
+                .values((
+                    t::org_id.eq(org.as_uuid()),
+                    t::program_id.eq(program.as_uuid()),
+                    t::enabled.eq(config.enabled),
+                    t::percent_hundredths.eq(config.percent.get()),
+                ))
+                .on_conflict(t::program_id)
+                .do_update()
+                // `org_id` is set too: for another organization's program it changes, so the
+                // composite foreign key is checked again and refuses, instead of the upsert
+                // quietly rewriting that organization's setting.
+                .set((
+                    t::org_id.eq(excluded(t::org_id)),
+                    t::enabled.eq(excluded(t::enabled)),
+                    t::percent_hundredths.eq(excluded(t::percent_hundredths)),
+                ))
+                .execute(c)
+        })?;
+        Ok(())
     }
 
     fn list_programs(&mut self, org: OrgId, page: &PageRequest) -> Result<Vec<Program>, StoreError> {
@@ -337,6 +421,69 @@ impl AffiliateRepo for PgTx<'_> {
                 .load(c)
         })?;
         decode(rows, AffiliateLinkRow::into_domain)
+    }
+
+    fn affiliate_by_link_slug(&mut self, org: OrgId, slug: &str) -> Result<Option<Affiliate>, StoreError> {
+        let row = self.read(|c| {
+            affiliate_links::table
+                .inner_join(
+                    affiliates::table
+                        .on(affiliates::org_id.eq(affiliate_links::org_id).and(affiliates::id.eq(affiliate_links::affiliate_id))),
+                )
+                .filter(affiliate_links::org_id.eq(org.as_uuid()))
+                // Same expression as the unique index, so the lookup uses it.
+                .filter(lower(affiliate_links::slug).eq(lower(slug)))
+                .filter(affiliates::deleted_at.is_null())
+                .select(AffiliateRow::as_select())
+                .first(c)
+                .optional()
+        })?;
+        row.map(AffiliateRow::into_domain).transpose()
+    }
+
+    fn recruiter_of(&mut self, org: OrgId, affiliate: AffiliateId) -> Result<Option<AffiliateId>, StoreError> {
+        let recruiter = self.read(|c| {
+            affiliate_recruitments::table
+                .filter(affiliate_recruitments::org_id.eq(org.as_uuid()))
+                .filter(affiliate_recruitments::affiliate_id.eq(affiliate.as_uuid()))
+                .select(affiliate_recruitments::recruiter_id)
+                .first::<Uuid>(c)
+                .optional()
+        })?;
+        Ok(recruiter.map(AffiliateId::from_uuid))
+    }
+
+    fn set_recruiter(&mut self, org: OrgId, affiliate: AffiliateId, recruiter: AffiliateId) -> Result<(), StoreError> {
+        use affiliate_recruitments as t;
+        self.write(|c| {
+            diesel::insert_into(t::table)
+                .values((t::org_id.eq(org.as_uuid()), t::affiliate_id.eq(affiliate.as_uuid()), t::recruiter_id.eq(recruiter.as_uuid())))
+                .on_conflict(t::affiliate_id)
+                .do_update()
+                // `org_id` too, so the foreign keys are checked again (see
+                // `put_sub_affiliate_config`).
+                .set((t::org_id.eq(excluded(t::org_id)), t::recruiter_id.eq(excluded(t::recruiter_id))))
+                .execute(c)
+        })?;
+        Ok(())
+    }
+
+    fn recruits_of(&mut self, org: OrgId, recruiter: AffiliateId) -> Result<Vec<Affiliate>, StoreError> {
+        let rows =
+            self.read(|c| {
+                affiliate_recruitments::table
+                    .inner_join(affiliates::table.on(
+                        affiliates::org_id.eq(affiliate_recruitments::org_id).and(affiliates::id.eq(affiliate_recruitments::affiliate_id)),
+                    ))
+                    .filter(affiliate_recruitments::org_id.eq(org.as_uuid()))
+                    .filter(affiliate_recruitments::recruiter_id.eq(recruiter.as_uuid()))
+                    .filter(affiliates::deleted_at.is_null())
+                    // Oldest first (ids are time-ordered).
+                    .order(affiliates::id.asc())
+                    .select(AffiliateRow::as_select())
+                    .load(c)
+            })?;
+        decode(rows, AffiliateRow::into_domain)
     }
 
     fn link_slug_taken(&mut self, org: OrgId, slug: &str) -> Result<bool, StoreError> {
@@ -509,6 +656,51 @@ impl CouponRepo for PgTx<'_> {
         row.map(AffiliateCouponRow::into_domain).transpose()
     }
 
+    fn affiliate_coupon_by_stripe_id_any_org(&mut self, stripe_id: &str) -> Result<Option<AffiliateCoupon>, StoreError> {
+        let row = self.read(|c| {
+            affiliate_coupons::table
+                .filter(affiliate_coupons::stripe_promotion_code_id.eq(stripe_id))
+                .order(affiliate_coupons::id.desc())
+                .select(AffiliateCouponRow::as_select())
+                .first(c)
+                .optional()
+        })?;
+        row.map(AffiliateCouponRow::into_domain).transpose()
+    }
+
+    fn campaign_coupons_by_stripe_id(&mut self, stripe_id: &str) -> Result<Vec<CampaignCoupon>, StoreError> {
+        let rows = self.read(|c| {
+            campaign_coupons::table
+                .filter(campaign_coupons::stripe_coupon_id.eq(stripe_id))
+                .order(campaign_coupons::id.desc())
+                .select(CampaignCouponRow::as_select())
+                .load(c)
+        })?;
+        decode(rows, CampaignCouponRow::into_domain)
+    }
+
+    fn add_redemption(&mut self, org: OrgId, id: AffiliateCouponId, delta: i64, at: OffsetDateTime) -> Result<(), StoreError> {
+        // A targeted update computed by the database, so a concurrent change to the rest of
+        // the row (or another redemption) is never overwritten.
+        let target =
+            affiliate_coupons::table.filter(affiliate_coupons::org_id.eq(org.as_uuid())).filter(affiliate_coupons::id.eq(id.as_uuid()));
+        let count = greatest(affiliate_coupons::times_redeemed + delta, 0_i64);
+        self.write(|c| {
+            if delta > 0 {
+                diesel::update(target)
+                    .set((
+                        affiliate_coupons::times_redeemed.eq(count),
+                        affiliate_coupons::last_redeemed_at.eq(at),
+                        affiliate_coupons::updated_at.eq(at),
+                    ))
+                    .execute(c)
+            } else {
+                diesel::update(target).set((affiliate_coupons::times_redeemed.eq(count), affiliate_coupons::updated_at.eq(at))).execute(c)
+            }
+        })?;
+        Ok(())
+    }
+
     fn list_affiliate_coupons(
         &mut self,
         org: OrgId,
@@ -573,6 +765,422 @@ impl CouponRepo for PgTx<'_> {
                 .load(c)
         })?;
         decode(rows, AffiliateCouponRow::into_domain)
+    }
+}
+
+/// The conversion types of a sale (a lead, bonus or click reward is not one).
+fn sale_types() -> [&'static str; 2] {
+    [ConversionType::OneTime.as_str(), ConversionType::Recurring.as_str()]
+}
+
+/// The ledger entries that record a paid invoice or checkout session.
+fn sale_entries() -> [&'static str; 2] {
+    [LedgerKind::Initial.as_str(), LedgerKind::Renewal.as_str()]
+}
+
+impl ConversionRepo for PgTx<'_> {
+    fn claim_source(&mut self, org: OrgId, source: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
+        // ON CONFLICT DO NOTHING: a source claimed before is an answer (false), not an error,
+        // so the transaction carries on.
+        let inserted = self.write(|c| {
+            diesel::insert_into(processed_sources::table)
+                .values((
+                    processed_sources::org_id.eq(org.as_uuid()),
+                    processed_sources::source.eq(source),
+                    processed_sources::claimed_at.eq(at),
+                ))
+                .on_conflict((processed_sources::org_id, processed_sources::source))
+                .do_nothing()
+                .execute(c)
+        })?;
+        Ok(inserted == 1)
+    }
+
+    fn insert_conversion(&mut self, conversion: &Conversion) -> Result<(), StoreError> {
+        let row = NewConversionRow::from(conversion);
+        self.write(|c| diesel::insert_into(conversions::table).values(&row).execute(c))?;
+        Ok(())
+    }
+
+    fn update_conversion(&mut self, conversion: &Conversion) -> Result<(), StoreError> {
+        let row = NewConversionRow::from(conversion);
+        let (id, org) = (conversion.id.as_uuid(), conversion.org_id.as_uuid());
+        self.write(|c| {
+            diesel::update(conversions::table.filter(conversions::id.eq(id)).filter(conversions::org_id.eq(org))).set(&row).execute(c)
+        })?;
+        Ok(())
+    }
+
+    fn conversion(&mut self, org: OrgId, id: ConversionId) -> Result<Option<Conversion>, StoreError> {
+        let row = self.read(|c| {
+            conversions::table
+                .filter(conversions::org_id.eq(org.as_uuid()))
+                .filter(conversions::id.eq(id.as_uuid()))
+                .select(ConversionRow::as_select())
+                .first(c)
+                .optional()
+        })?;
+        row.map(ConversionRow::into_domain).transpose()
+    }
+
+    fn conversion_for_update(&mut self, org: OrgId, id: ConversionId) -> Result<Option<Conversion>, StoreError> {
+        let row = self.read(|c| {
+            conversions::table
+                .filter(conversions::org_id.eq(org.as_uuid()))
+                .filter(conversions::id.eq(id.as_uuid()))
+                .select(ConversionRow::as_select())
+                .for_update()
+                .first(c)
+                .optional()
+        })?;
+        row.map(ConversionRow::into_domain).transpose()
+    }
+
+    fn sale_conversion_of_subscription(&mut self, org: OrgId, subscription_id: &str) -> Result<Option<Conversion>, StoreError> {
+        let row = self.read(|c| {
+            conversions::table
+                .filter(conversions::org_id.eq(org.as_uuid()))
+                .filter(conversions::stripe_subscription_id.eq(subscription_id))
+                .filter(conversions::kind.eq_any(sale_types()))
+                .filter(conversions::parent_conversion_id.is_null())
+                .order((conversions::created_at.desc(), conversions::id.desc()))
+                .select(ConversionRow::as_select())
+                .for_update()
+                .first(c)
+                .optional()
+        })?;
+        row.map(ConversionRow::into_domain).transpose()
+    }
+
+    fn conversion_of_invoice(&mut self, org: OrgId, invoice_id: &str) -> Result<Option<Conversion>, StoreError> {
+        let org = org.as_uuid();
+        let row = self.read(|c| {
+            let by_ledger = ledger_events::table
+                .filter(ledger_events::org_id.eq(org))
+                .filter(ledger_events::stripe_invoice_id.eq(invoice_id))
+                .filter(ledger_events::kind.eq_any(sale_entries()))
+                .select(ledger_events::conversion_id);
+            conversions::table
+                .filter(conversions::org_id.eq(org))
+                .filter(conversions::parent_conversion_id.is_null())
+                .filter(conversions::id.eq_any(by_ledger).or(conversions::external_event_id.eq(invoice_id)))
+                .order((conversions::created_at.desc(), conversions::id.desc()))
+                .select(ConversionRow::as_select())
+                .for_update()
+                .first(c)
+                .optional()
+        })?;
+        row.map(ConversionRow::into_domain).transpose()
+    }
+
+    fn overrides_of(&mut self, org: OrgId, parent: ConversionId) -> Result<Vec<Conversion>, StoreError> {
+        let rows = self.read(|c| {
+            conversions::table
+                .filter(conversions::org_id.eq(org.as_uuid()))
+                .filter(conversions::parent_conversion_id.eq(parent.as_uuid()))
+                .order(conversions::id.asc())
+                .select(ConversionRow::as_select())
+                .load(c)
+        })?;
+        decode(rows, ConversionRow::into_domain)
+    }
+
+    fn affiliate_of_customer(
+        &mut self,
+        org: OrgId,
+        customer_id: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<Option<AffiliateId>, StoreError> {
+        if customer_id.is_none() && email.is_none() {
+            return Ok(None);
+        }
+        let found = self.read(|c| {
+            let mut query = conversions::table
+                .filter(conversions::org_id.eq(org.as_uuid()))
+                .filter(conversions::parent_conversion_id.is_null())
+                .filter(conversions::status.ne(ConversionStatus::Denied.as_str()))
+                .order((conversions::created_at.desc(), conversions::id.desc()))
+                .select(conversions::affiliate_id)
+                .into_boxed::<Pg>();
+            // The same expressions as the partial indexes, so each branch can use one.
+            let by_email = |e: &str| lower_nullable(conversions::customer_email).eq(lower(e.to_owned()).nullable());
+            query = match (customer_id, email) {
+                (Some(customer), Some(e)) => query.filter(conversions::stripe_customer_id.eq(customer).or(by_email(e))),
+                (Some(customer), None) => query.filter(conversions::stripe_customer_id.eq(customer)),
+                (None, Some(e)) => query.filter(by_email(e)),
+                (None, None) => return Ok(None),
+            };
+            query.first::<Uuid>(c).optional()
+        })?;
+        Ok(found.map(AffiliateId::from_uuid))
+    }
+
+    fn list_conversions(&mut self, org: OrgId, filter: &ConversionFilter, page: &PageRequest) -> Result<Vec<Conversion>, StoreError> {
+        let rows = self.read(|c| {
+            let mut query =
+                conversions::table.filter(conversions::org_id.eq(org.as_uuid())).select(ConversionRow::as_select()).into_boxed::<Pg>();
+            if let Some(affiliate) = filter.affiliate_id {
+                query = query.filter(conversions::affiliate_id.eq(affiliate.as_uuid()));
+            }
+            if let Some(program) = filter.program_id {
+                query = query.filter(conversions::program_id.eq(program.as_uuid()));
+            }
+            if let Some(status) = filter.status {
+                query = query.filter(conversions::status.eq(status.as_str()));
+            }
+            if let Some(since) = filter.since {
+                query = query.filter(conversions::created_at.ge(since));
+            }
+            if let Some(until) = filter.until {
+                query = query.filter(conversions::created_at.lt(until));
+            }
+            keyset!(query, conversions, page).load(c)
+        })?;
+        decode(rows, ConversionRow::into_domain)
+    }
+
+    fn conversions_due_for_approval(&mut self, now: OffsetDateTime, limit: i64) -> Result<Vec<Conversion>, StoreError> {
+        let rows = self.read(|c| {
+            conversions::table
+                .filter(conversions::status.eq(ConversionStatus::Pending.as_str()))
+                .filter(conversions::approve_after.le(now))
+                // Longest due first.
+                .order((conversions::approve_after.asc(), conversions::id.asc()))
+                .limit(limit.max(0))
+                .select(ConversionRow::as_select())
+                .load(c)
+        })?;
+        decode(rows, ConversionRow::into_domain)
+    }
+
+    fn insert_ledger_event(&mut self, event: &LedgerEvent) -> Result<(), StoreError> {
+        let row = NewLedgerEventRow::from(event);
+        self.write(|c| diesel::insert_into(ledger_events::table).values(&row).execute(c))?;
+        Ok(())
+    }
+
+    fn ledger_of(&mut self, org: OrgId, conversion: ConversionId) -> Result<Vec<LedgerEvent>, StoreError> {
+        let rows = self.read(|c| {
+            ledger_events::table
+                .filter(ledger_events::org_id.eq(org.as_uuid()))
+                .filter(ledger_events::conversion_id.eq(conversion.as_uuid()))
+                .order((ledger_events::occurred_at.asc(), ledger_events::id.asc()))
+                .select(LedgerEventRow::as_select())
+                .load(c)
+        })?;
+        decode(rows, LedgerEventRow::into_domain)
+    }
+}
+
+impl InboxRepo for PgTx<'_> {
+    fn insert_inbox_event(&mut self, event: &InboxEvent) -> Result<bool, StoreError> {
+        let row = NewInboxEventRow::from(event);
+        let inserted =
+            self.write(|c| diesel::insert_into(inbox_events::table).values(&row).on_conflict(inbox_events::id).do_nothing().execute(c))?;
+        Ok(inserted == 1)
+    }
+
+    fn claim_inbox_events(&mut self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: i64) -> Result<Vec<InboxEvent>, StoreError> {
+        // Lock the due rows no other worker holds (SKIP LOCKED passes over rows a concurrent
+        // claim has locked but not yet committed), then lease them: the lease outlives this
+        // transaction, the row lock keeps concurrent claims apart until it commits.
+        let ids: Vec<String> = self.read(|c| {
+            inbox_events::table
+                .filter(inbox_events::status.eq(InboxStatus::Pending.as_str()))
+                .filter(inbox_events::next_attempt_at.le(now))
+                .filter(inbox_events::locked_until.is_null().or(inbox_events::locked_until.le(now)))
+                .order((inbox_events::received_at.asc(), inbox_events::id.asc()))
+                .limit(limit.max(0))
+                .select(inbox_events::id)
+                .for_update()
+                .skip_locked()
+                .load(c)
+        })?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.write(|c| {
+            diesel::update(inbox_events::table.filter(inbox_events::id.eq_any(&ids)))
+                .set((inbox_events::locked_until.eq(lease_until), inbox_events::attempts.eq(inbox_events::attempts + 1)))
+                .returning(InboxEventRow::as_returning())
+                .get_results(c)
+        })?;
+        let mut events = decode(rows, InboxEventRow::into_domain)?;
+        // RETURNING promises no order.
+        events.sort_by(|a, b| (a.received_at, &a.id).cmp(&(b.received_at, &b.id)));
+        Ok(events)
+    }
+
+    fn update_inbox_event(&mut self, event: &InboxEvent) -> Result<(), StoreError> {
+        let change = InboxStateChange::from(event);
+        self.write(|c| diesel::update(inbox_events::table.find(&event.id)).set(&change).execute(c))?;
+        Ok(())
+    }
+
+    fn inbox_event(&mut self, id: &str) -> Result<Option<InboxEvent>, StoreError> {
+        let row = self.read(|c| inbox_events::table.find(id).select(InboxEventRow::as_select()).first(c).optional())?;
+        row.map(InboxEventRow::into_domain).transpose()
+    }
+
+    fn list_inbox_events(
+        &mut self,
+        org: Option<OrgId>,
+        status: Option<InboxStatus>,
+        before: Option<OffsetDateTime>,
+        limit: i64,
+    ) -> Result<Vec<InboxEvent>, StoreError> {
+        let rows = self.read(|c| {
+            let mut query = inbox_events::table.select(InboxEventRow::as_select()).into_boxed::<Pg>();
+            if let Some(org) = org {
+                query = query.filter(inbox_events::org_id.eq(org.as_uuid()));
+            }
+            if let Some(status) = status {
+                query = query.filter(inbox_events::status.eq(status.as_str()));
+            }
+            if let Some(before) = before {
+                query = query.filter(inbox_events::received_at.lt(before));
+            }
+            query.order((inbox_events::received_at.desc(), inbox_events::id.desc())).limit(limit.max(0)).load(c)
+        })?;
+        decode(rows, InboxEventRow::into_domain)
+    }
+}
+
+impl OutboundRepo for PgTx<'_> {
+    fn insert_endpoint(&mut self, endpoint: &WebhookEndpoint) -> Result<(), StoreError> {
+        let row = NewWebhookEndpointRow::from(endpoint);
+        self.write(|c| diesel::insert_into(webhook_endpoints::table).values(&row).execute(c))?;
+        Ok(())
+    }
+
+    fn update_endpoint(&mut self, endpoint: &WebhookEndpoint) -> Result<(), StoreError> {
+        let row = NewWebhookEndpointRow::from(endpoint);
+        let (id, org) = (endpoint.id.as_uuid(), endpoint.org_id.as_uuid());
+        self.write(|c| {
+            diesel::update(webhook_endpoints::table.filter(webhook_endpoints::id.eq(id)).filter(webhook_endpoints::org_id.eq(org)))
+                .set(&row)
+                .execute(c)
+        })?;
+        Ok(())
+    }
+
+    fn delete_endpoint(&mut self, org: OrgId, id: WebhookEndpointId) -> Result<bool, StoreError> {
+        // Its deliveries go with it (ON DELETE CASCADE).
+        let deleted = self.write(|c| {
+            diesel::delete(
+                webhook_endpoints::table.filter(webhook_endpoints::id.eq(id.as_uuid())).filter(webhook_endpoints::org_id.eq(org.as_uuid())),
+            )
+            .execute(c)
+        })?;
+        Ok(deleted > 0)
+    }
+
+    fn endpoint(&mut self, org: OrgId, id: WebhookEndpointId) -> Result<Option<WebhookEndpoint>, StoreError> {
+        let row = self.read(|c| {
+            webhook_endpoints::table
+                .filter(webhook_endpoints::org_id.eq(org.as_uuid()))
+                .filter(webhook_endpoints::id.eq(id.as_uuid()))
+                .select(WebhookEndpointRow::as_select())
+                .first(c)
+                .optional()
+        })?;
+        row.map(WebhookEndpointRow::into_domain).transpose()
+    }
+
+    fn endpoints(&mut self, org: OrgId) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        let rows = self.read(|c| {
+            webhook_endpoints::table
+                .filter(webhook_endpoints::org_id.eq(org.as_uuid()))
+                .order(webhook_endpoints::id.desc())
+                .select(WebhookEndpointRow::as_select())
+                .load(c)
+        })?;
+        decode(rows, WebhookEndpointRow::into_domain)
+    }
+
+    fn insert_outbox_event(&mut self, event: &OutboxEvent) -> Result<(), StoreError> {
+        let row = NewOutboxEventRow::from(event);
+        self.write(|c| diesel::insert_into(outbox_events::table).values(&row).execute(c))?;
+        Ok(())
+    }
+
+    fn insert_delivery(&mut self, delivery: &Delivery) -> Result<(), StoreError> {
+        let row = NewDeliveryRow::from(delivery);
+        self.write(|c| diesel::insert_into(webhook_deliveries::table).values(&row).execute(c))?;
+        Ok(())
+    }
+
+    fn update_delivery(&mut self, delivery: &Delivery) -> Result<(), StoreError> {
+        let change = DeliveryStateChange::from(delivery);
+        let (id, org) = (delivery.id.as_uuid(), delivery.org_id.as_uuid());
+        self.write(|c| {
+            diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq(id)).filter(webhook_deliveries::org_id.eq(org)))
+                .set(&change)
+                .execute(c)
+        })?;
+        Ok(())
+    }
+
+    fn delivery(&mut self, org: OrgId, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+        let row = self.read(|c| {
+            webhook_deliveries::table
+                .filter(webhook_deliveries::org_id.eq(org.as_uuid()))
+                .filter(webhook_deliveries::id.eq(id.as_uuid()))
+                .select(DeliveryRow::as_select())
+                .first(c)
+                .optional()
+        })?;
+        row.map(DeliveryRow::into_domain).transpose()
+    }
+
+    fn deliveries_of(&mut self, org: OrgId, endpoint: WebhookEndpointId, page: &PageRequest) -> Result<Vec<Delivery>, StoreError> {
+        let rows = self.read(|c| {
+            let base = webhook_deliveries::table
+                .filter(webhook_deliveries::org_id.eq(org.as_uuid()))
+                .filter(webhook_deliveries::endpoint_id.eq(endpoint.as_uuid()))
+                .select(DeliveryRow::as_select())
+                .into_boxed::<Pg>();
+            keyset!(base, webhook_deliveries, page).load(c)
+        })?;
+        decode(rows, DeliveryRow::into_domain)
+    }
+
+    fn claim_deliveries(&mut self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: i64) -> Result<Vec<Delivery>, StoreError> {
+        // As claim_inbox_events. The endpoint is a subquery rather than a join so that only
+        // the deliveries are locked (the foreign key keeps endpoint and delivery in one
+        // organization, so the endpoint id alone is enough).
+        let enabled =
+            webhook_endpoints::table.filter(webhook_endpoints::status.eq(EndpointStatus::Enabled.as_str())).select(webhook_endpoints::id);
+        let ids: Vec<Uuid> = self.read(|c| {
+            webhook_deliveries::table
+                .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending.as_str()))
+                .filter(webhook_deliveries::next_attempt_at.le(now))
+                .filter(webhook_deliveries::locked_until.is_null().or(webhook_deliveries::locked_until.le(now)))
+                .filter(webhook_deliveries::endpoint_id.eq_any(enabled))
+                .order((webhook_deliveries::created_at.asc(), webhook_deliveries::id.asc()))
+                .limit(limit.max(0))
+                .select(webhook_deliveries::id)
+                .for_update()
+                .skip_locked()
+                .load(c)
+        })?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.write(|c| {
+            diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(&ids)))
+                .set((webhook_deliveries::locked_until.eq(lease_until), webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1)))
+                .returning(DeliveryRow::as_returning())
+                .get_results(c)
+        })?;
+        let mut deliveries = decode(rows, DeliveryRow::into_domain)?;
+        deliveries.sort_by_key(|d| (d.created_at, d.id));
+        Ok(deliveries)
+    }
+
+    fn endpoint_any_org(&mut self, id: WebhookEndpointId) -> Result<Option<WebhookEndpoint>, StoreError> {
+        let row = self.read(|c| webhook_endpoints::table.find(id.as_uuid()).select(WebhookEndpointRow::as_select()).first(c).optional())?;
+        row.map(WebhookEndpointRow::into_domain).transpose()
     }
 }
 

@@ -160,6 +160,138 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    processed_sources (org_id, source) {
+        org_id -> Uuid,
+        source -> Text,
+        claimed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    program_sub_affiliate_configs (program_id) {
+        org_id -> Uuid,
+        program_id -> Uuid,
+        enabled -> Bool,
+        percent_hundredths -> Int8,
+    }
+}
+
+diesel::table! {
+    affiliate_recruitments (affiliate_id) {
+        org_id -> Uuid,
+        affiliate_id -> Uuid,
+        recruiter_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    conversions (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        program_id -> Uuid,
+        affiliate_id -> Uuid,
+        kind -> Text,
+        status -> Text,
+        amount_minor -> Int8,
+        currency -> Text,
+        commission_minor -> Int8,
+        attribution_method -> Nullable<Text>,
+        coupon_code -> Nullable<Text>,
+        affiliate_coupon_id -> Nullable<Uuid>,
+        stripe_customer_id -> Nullable<Text>,
+        stripe_subscription_id -> Nullable<Text>,
+        external_event_id -> Nullable<Text>,
+        customer_email -> Nullable<Text>,
+        denial_reason -> Nullable<Text>,
+        parent_conversion_id -> Nullable<Uuid>,
+        attribution_trace -> Jsonb,
+        paid_invoices -> Int8,
+        approve_after -> Timestamptz,
+        approved_at -> Nullable<Timestamptz>,
+        refunded_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    ledger_events (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        conversion_id -> Uuid,
+        kind -> Text,
+        amount_minor -> Int8,
+        commission_minor -> Int8,
+        stripe_invoice_id -> Nullable<Text>,
+        refunded_total -> Nullable<Int8>,
+        occurred_at -> Timestamptz,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    inbox_events (id) {
+        id -> Text,
+        org_id -> Nullable<Uuid>,
+        account -> Nullable<Text>,
+        event_type -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Int8,
+        next_attempt_at -> Timestamptz,
+        locked_until -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        received_at -> Timestamptz,
+        processed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        url -> Text,
+        description -> Nullable<Text>,
+        events -> Array<Text>,
+        secret -> Text,
+        status -> Text,
+        disabled_reason -> Nullable<Text>,
+        consecutive_failures -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    outbox_events (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        event_type -> Text,
+        data -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        endpoint_id -> Uuid,
+        event_id -> Uuid,
+        event_type -> Text,
+        body -> Text,
+        status -> Text,
+        attempts -> Int8,
+        next_attempt_at -> Timestamptz,
+        locked_until -> Nullable<Timestamptz>,
+        last_status -> Nullable<Int4>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        delivered_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
     api_keys,
@@ -169,4 +301,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     campaign_coupons,
     affiliate_coupons,
     audit_log,
+    processed_sources,
+    program_sub_affiliate_configs,
+    affiliate_recruitments,
+    conversions,
+    ledger_events,
+    inbox_events,
+    webhook_endpoints,
+    outbox_events,
+    webhook_deliveries,
 );

@@ -25,6 +25,16 @@ pub struct Config {
     pub migrate_on_start: bool,
     /// `REKOMI_RECONCILE_INTERVAL_SECS` (default 30; 0 disables the reconciler).
     pub reconcile_interval_secs: u64,
+    /// `REKOMI_STRIPE_WEBHOOK_SECRET`: the `whsec_…` signing secrets of the Stripe webhook
+    /// endpoint, comma-separated (several during rotation).
+    pub stripe_webhook_secrets: Vec<String>,
+    /// `REKOMI_INBOX_INTERVAL_MS` (default 500; 0 disables the Stripe event worker).
+    pub inbox_interval_ms: u64,
+    /// `REKOMI_WEBHOOK_ALLOW_PRIVATE_TARGETS` (default false): let webhook endpoints point at
+    /// private, loopback and link-local addresses (development and tests only).
+    pub webhook_allow_private_targets: bool,
+    /// `REKOMI_DELIVERY_INTERVAL_MS` (default 1000; 0 disables the webhook delivery worker).
+    pub delivery_interval_ms: u64,
 }
 
 fn secret(v: &Option<String>) -> &'static str {
@@ -47,6 +57,10 @@ impl fmt::Debug for Config {
             .field("http_workers", &self.http_workers)
             .field("migrate_on_start", &self.migrate_on_start)
             .field("reconcile_interval_secs", &self.reconcile_interval_secs)
+            .field("stripe_webhook_secrets", &format!("{} secret(s)", self.stripe_webhook_secrets.len()))
+            .field("inbox_interval_ms", &self.inbox_interval_ms)
+            .field("webhook_allow_private_targets", &self.webhook_allow_private_targets)
+            .field("delivery_interval_ms", &self.delivery_interval_ms)
             .finish()
     }
 }
@@ -101,6 +115,12 @@ impl Config {
             http_workers: parse_var("REKOMI_HTTP_WORKERS", cores)?,
             migrate_on_start: bool_var("REKOMI_MIGRATE_ON_START")?,
             reconcile_interval_secs: parse_var("REKOMI_RECONCILE_INTERVAL_SECS", 30)?,
+            stripe_webhook_secrets: var("REKOMI_STRIPE_WEBHOOK_SECRET")
+                .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default(),
+            inbox_interval_ms: parse_var("REKOMI_INBOX_INTERVAL_MS", 500)?,
+            webhook_allow_private_targets: bool_var("REKOMI_WEBHOOK_ALLOW_PRIVATE_TARGETS")?,
+            delivery_interval_ms: parse_var("REKOMI_DELIVERY_INTERVAL_MS", 1000)?,
         })
     }
 }

@@ -14,7 +14,8 @@ use rekomi_domain::ports::PaymentGateway;
 use rekomi_domain::usecases::Services;
 use rekomi_http::AppState;
 use rekomi_postgres::PgStore;
-use rekomi_stripe::{OfflineGateway, StripeConfig, StripeGateway};
+use rekomi_stripe::{OfflineGateway, StripeConfig, StripeEventDecoder, StripeGateway};
+use rekomi_webhooks::HttpWebhookSender;
 
 pub use config::Config;
 use system::{OsEntropy, SystemClock};
@@ -43,13 +44,35 @@ pub fn gateway(config: &Config) -> anyhow::Result<Arc<dyn PaymentGateway>> {
     }
 }
 
+/// Builds the outbound webhook transport (private targets refused unless configured).
+///
+/// # Errors
+/// When the HTTP client cannot be built.
+pub fn webhook_sender(config: &Config) -> anyhow::Result<Arc<HttpWebhookSender>> {
+    if config.webhook_allow_private_targets {
+        tracing::warn!(
+            "REKOMI_WEBHOOK_ALLOW_PRIVATE_TARGETS is on: webhook endpoints may point at private, loopback and \
+             link-local addresses. Use it for development and tests only."
+        );
+    }
+    let sender = HttpWebhookSender::new(config.webhook_allow_private_targets).context("building the webhook HTTP client")?;
+    Ok(Arc::new(sender))
+}
+
 /// Builds the use cases over PostgreSQL and the configured gateway.
 ///
 /// # Errors
 /// When the pool or gateway cannot be built.
 pub fn services(config: &Config) -> anyhow::Result<Services> {
     let store = PgStore::connect(&config.database_url, config.db_pool_size).map_err(|e| anyhow::anyhow!("database: {e}"))?;
-    Ok(Services { store: Arc::new(store), gateway: gateway(config)?, clock: Arc::new(SystemClock), entropy: Arc::new(OsEntropy) })
+    Ok(Services {
+        store: Arc::new(store),
+        gateway: gateway(config)?,
+        clock: Arc::new(SystemClock),
+        entropy: Arc::new(OsEntropy),
+        events: Arc::new(StripeEventDecoder),
+        webhooks: webhook_sender(config)?,
+    })
 }
 
 /// A running application: the HTTP server on its bound port, plus background work.
@@ -58,6 +81,8 @@ pub struct Application {
     server: actix_web::dev::Server,
     services: Services,
     reconcile_interval: Option<Duration>,
+    inbox_interval: Option<Duration>,
+    delivery_interval: Option<Duration>,
 }
 
 impl Application {
@@ -74,13 +99,18 @@ impl Application {
         let services = services(config)?;
         let listener = TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
         let port = listener.local_addr()?.port();
-        let state = AppState::new(services.clone(), config.jwt_secret.clone());
+        let state = AppState::new(services.clone(), config.jwt_secret.clone(), config.stripe_webhook_secrets.clone());
+        if config.stripe_webhook_secrets.is_empty() {
+            tracing::warn!("REKOMI_STRIPE_WEBHOOK_SECRET is not set: POST /api/webhooks/stripe refuses every event");
+        }
         if config.jwt_secret.is_none() {
             tracing::warn!("REKOMI_JWT_SECRET is not set: dashboard and affiliate JWTs are refused; API keys work");
         }
         let server = rekomi_http::build_server(listener, state, config.http_workers)?;
         let reconcile_interval = (config.reconcile_interval_secs > 0).then(|| Duration::from_secs(config.reconcile_interval_secs));
-        Ok(Self { port, server, services, reconcile_interval })
+        let inbox_interval = (config.inbox_interval_ms > 0).then(|| Duration::from_millis(config.inbox_interval_ms));
+        let delivery_interval = (config.delivery_interval_ms > 0).then(|| Duration::from_millis(config.delivery_interval_ms));
+        Ok(Self { port, server, services, reconcile_interval, inbox_interval, delivery_interval })
     }
 
     /// The bound port.
@@ -96,6 +126,16 @@ impl Application {
         if let Some(every) = self.reconcile_interval {
             let services = self.services.clone();
             tokio::spawn(async move { reconcile_loop(services, every).await });
+        }
+        if let Some(every) = self.inbox_interval {
+            let services = self.services.clone();
+            tokio::spawn(async move { inbox_loop(services, every).await });
+        }
+        if let Some(every) = self.delivery_interval {
+            for _ in 0..DELIVERY_WORKERS {
+                let services = self.services.clone();
+                tokio::spawn(async move { delivery_loop(services, every).await });
+            }
         }
         self.server.await.context("http server")
     }
@@ -120,6 +160,85 @@ async fn reconcile_loop(services: Services, every: Duration) {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error.cause = %e, "reconciler pass failed"),
+        }
+    }
+}
+
+/// Events claimed per worker pass.
+const INBOX_BATCH: i64 = 50;
+
+/// Processes the Stripe event inbox, and approves conversions whose grace period has passed.
+/// Several server processes may run it at once: events are claimed with `FOR UPDATE SKIP
+/// LOCKED`, so none is processed twice. A full batch is followed at once by the next one.
+async fn inbox_loop(services: Services, every: Duration) {
+    let mut approvals_due = tokio::time::Instant::now();
+    loop {
+        let busy = match services.process_stripe_inbox(INBOX_BATCH).await {
+            Ok(report) => {
+                if report.claimed > 0 {
+                    tracing::debug!(
+                        claimed = report.claimed,
+                        done = report.done,
+                        retried = report.retried,
+                        failed = report.failed,
+                        skipped = report.skipped,
+                        "processed stripe events"
+                    );
+                }
+                report.claimed as i64 == INBOX_BATCH
+            }
+            Err(e) => {
+                tracing::warn!(error.cause = %e, "stripe event worker pass failed");
+                false
+            }
+        };
+        if tokio::time::Instant::now() >= approvals_due {
+            if let Err(e) = services.approve_due_conversions(500).await {
+                tracing::warn!(error.cause = %e, "conversion approval pass failed");
+            }
+            approvals_due = tokio::time::Instant::now() + Duration::from_secs(60);
+        }
+        if !busy {
+            tokio::time::sleep(every).await;
+        }
+    }
+}
+
+/// Outbound webhook deliveries claimed per worker pass.
+const DELIVERY_BATCH: usize = 20;
+/// Delivery workers per process: each sends its batch one delivery at a time, so several keep
+/// one slow receiver from holding up everyone else's deliveries.
+const DELIVERY_WORKERS: usize = 4;
+
+/// Sends due outbound webhook deliveries. Several workers and server processes may run it at
+/// once: deliveries are claimed under a lease with `FOR UPDATE SKIP LOCKED`, so none is sent
+/// by two of them at the same time. A full batch is followed at once by the next one.
+async fn delivery_loop(services: Services, every: Duration) {
+    loop {
+        let busy = match services.deliver_due_webhooks(DELIVERY_BATCH).await {
+            Ok(report) => {
+                if report.claimed > 0 {
+                    tracing::debug!(
+                        claimed = report.claimed,
+                        delivered = report.delivered,
+                        retrying = report.retrying,
+                        failed = report.failed,
+                        skipped = report.skipped,
+                        "sent webhook deliveries"
+                    );
+                }
+                if report.endpoints_disabled > 0 {
+                    tracing::warn!(endpoints = report.endpoints_disabled, "disabled webhook endpoints after persistent failure");
+                }
+                report.claimed == DELIVERY_BATCH
+            }
+            Err(e) => {
+                tracing::warn!(error.cause = %e, "webhook delivery pass failed");
+                false
+            }
+        };
+        if !busy {
+            tokio::time::sleep(every).await;
         }
     }
 }

@@ -65,6 +65,20 @@ enum Admin {
         #[arg(long)]
         unlink: bool,
     },
+    /// List inbound Stripe events of every organization (newest first).
+    StripeEvents {
+        /// Pending | Done | Failed | Skipped
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Queue one inbound Stripe event for processing again.
+    ReplayStripeEvent {
+        /// evt_…
+        #[arg(long)]
+        id: String,
+    },
     /// Sign a dashboard JWT with REKOMI_JWT_SECRET (local development and operations).
     DashboardToken {
         #[arg(long)]
@@ -163,6 +177,33 @@ async fn admin(command: Admin) -> anyhow::Result<()> {
             let services = rekomi_server::services(&Config::from_env()?)?;
             services.link_stripe_account(org, account.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             serde_json::json!({ "organizationId": org.to_string(), "stripeAccountId": account })
+        }
+        Admin::StripeEvents { status, limit } => {
+            let status = status
+                .map(|s| {
+                    rekomi_domain::inbox::InboxStatus::parse(&s)
+                        .ok_or_else(|| anyhow::anyhow!("--status must be Pending, Done, Failed or Skipped"))
+                })
+                .transpose()?;
+            let services = rekomi_server::services(&Config::from_env()?)?;
+            let events = services.list_all_stripe_events(status, limit.clamp(1, 1000)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            serde_json::Value::Array(
+                events
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({
+                            "id": e.id, "type": e.event_type, "account": e.account, "organizationId": e.org_id.map(|o| o.to_string()),
+                            "status": e.status.as_str(), "attempts": e.attempts, "lastError": e.last_error,
+                            "receivedAt": e.received_at.unix_timestamp(),
+                        })
+                    })
+                    .collect(),
+            )
+        }
+        Admin::ReplayStripeEvent { id } => {
+            let services = rekomi_server::services(&Config::from_env()?)?;
+            let event = services.replay_any_stripe_event(id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            serde_json::json!({ "id": event.id, "status": event.status.as_str() })
         }
         Admin::DashboardToken { org, sub, role, ttl_secs } => {
             let org: OrgId = org.parse().context("--org must be an organization id (UUID)")?;

@@ -7,6 +7,21 @@
 //! seconds, while the port requires the caller's key on every attempt. So each attempt runs
 //! with `RequestStrategy::Idempotent(<caller's key>)`, which async-stripe sends exactly once,
 //! and the loop below decides from the error whether to try again.
+//!
+//! The three reads (`invoice_promotion_codes`, `subscription_promotion_codes`,
+//! `invoice_of_payment`) go through the same client, retry loop and `Stripe-Account` handling,
+//! with [`RequestStrategy::Once`] (a GET needs no idempotency key). They are built with
+//! async-stripe's own low-level `RequestBuilder` (async-stripe-client-core) and parsed into its
+//! typed models (`stripe_shared::Invoice`, `Subscription`, `InvoicePayment`), which parse
+//! Stripe's published objects with the discounts and promotion codes expanded. The generated
+//! request types (`RetrieveInvoice`, `RetrieveSubscription`, `ListInvoicePayment`) are not used:
+//! they live in async-stripe-billing, a further large crate, for two one-line GETs; and
+//! `ListInvoicePayment` cannot express the `payment[type]=charge` filter the port asks for (its
+//! API version only lists `payment_intent` and `payment_record`). The query strings are written
+//! here so that `expand[]=…` is sent exactly as Stripe documents it; every value in them is a
+//! validated id or a constant, so none needs escaping. The responses come back in the API
+//! version async-stripe pins (its `Stripe-Version` header), whatever the account's default, so
+//! the typed models are safe here, unlike for webhook payloads (see [`crate::events`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,8 +32,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rand::Rng;
 use rekomi_domain::money::Money;
+use rekomi_domain::ports::events::PromotionCodeRef;
 use rekomi_domain::ports::{CouponDuration, CreateCoupon, CreatePromotionCode, DiscountSpec, GatewayContext, GatewayError, PaymentGateway};
 use stripe::{AccountId, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
+use stripe_client_core::{CustomizableStripeRequest, RequestBuilder, StripeMethod};
 use stripe_product::coupon as coupon_api;
 use stripe_product::promotion_code as promotion_code_api;
 
@@ -163,9 +180,13 @@ fn idempotency_key(key: &str) -> Result<IdempotencyKey, GatewayError> {
     IdempotencyKey::new(key).map_err(|err| GatewayError::Unknown(anyhow::anyhow!("invalid idempotency key: {err}")))
 }
 
-/// Ids end up in the URL path unescaped (async-stripe formats them in as they are), so an id
-/// outside Stripe's alphabet could address another endpoint or fail as an invalid URI, which
-/// async-stripe reports like a connection error. Every id Rekomi holds came from Stripe.
+/// The query of the two reads that need promotion codes: `expand[]=discounts.promotion_code`.
+const EXPAND_DISCOUNT_PROMOTION_CODES: &str = "expand%5B%5D=discounts.promotion_code";
+
+/// Ids end up in the URL path (and the query of `invoice_of_payment`) unescaped (async-stripe
+/// formats them in as they are), so an id outside Stripe's alphabet could address another
+/// endpoint or fail as an invalid URI, which async-stripe reports like a connection error.
+/// Every id Rekomi holds came from Stripe.
 fn path_id(id: &str) -> Result<&str, GatewayError> {
     let valid = !id.is_empty() && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if valid {
@@ -177,6 +198,40 @@ fn path_id(id: &str) -> Result<&str, GatewayError> {
 
 fn account(ctx: &GatewayContext) -> Option<AccountId> {
     ctx.stripe_account.as_deref().map(AccountId::from)
+}
+
+/// One attempt of a read: `GET /v1{path}?{query}`, without an idempotency key, on the context's
+/// account. `T` is the typed model the answer is parsed into.
+fn get<T>(path: &str, query: &str, account: Option<&AccountId>) -> CustomizableStripeRequest<T> {
+    let mut request = RequestBuilder::new(StripeMethod::Get, path);
+    request.query = Some(query.to_owned());
+    let call = request.customize::<T>().request_strategy(RequestStrategy::Once);
+    match account {
+        Some(account) => call.account_id(account.clone()),
+        None => call,
+    }
+}
+
+/// The promotion codes of a list of discounts as Stripe returns them with
+/// `expand[]=discounts.promotion_code`: an expanded code gives its id and text, a code left as
+/// an id gives its id, a discount left as an id gives nothing. Each code once.
+fn promotion_codes(discounts: &[stripe_types::Expandable<stripe_shared::Discount>]) -> Vec<PromotionCodeRef> {
+    let mut codes: Vec<PromotionCodeRef> = Vec::new();
+    for discount in discounts.iter().filter_map(stripe_types::Expandable::as_object) {
+        let found = match &discount.promotion_code {
+            Some(stripe_types::Expandable::Object(code)) => {
+                PromotionCodeRef { id: code.id.as_str().to_owned(), code: Some(code.code.clone()) }
+            }
+            Some(stripe_types::Expandable::Id(id)) => PromotionCodeRef { id: id.as_str().to_owned(), code: None },
+            None => continue,
+        };
+        match codes.iter_mut().find(|known| known.id == found.id) {
+            Some(known) if known.code.is_none() => known.code = found.code,
+            Some(_) => {}
+            None => codes.push(found),
+        }
+    }
+    codes
 }
 
 fn currency(money: &Money) -> stripe_types::Currency {
@@ -296,6 +351,48 @@ impl PaymentGateway for StripeGateway {
         })
         .await?;
         Ok(())
+    }
+
+    async fn invoice_promotion_codes(&self, ctx: &GatewayContext, invoice_id: &str) -> Result<Vec<PromotionCodeRef>, GatewayError> {
+        let path = format!("/invoices/{}", path_id(invoice_id)?);
+        let account = account(ctx);
+        let invoice: stripe_shared::Invoice = self
+            .with_retries("retrieve invoice", || get(&path, EXPAND_DISCOUNT_PROMOTION_CODES, account.as_ref()).send(&self.client))
+            .await?;
+        Ok(promotion_codes(&invoice.discounts))
+    }
+
+    async fn subscription_promotion_codes(
+        &self,
+        ctx: &GatewayContext,
+        subscription_id: &str,
+    ) -> Result<Vec<PromotionCodeRef>, GatewayError> {
+        let path = format!("/subscriptions/{}", path_id(subscription_id)?);
+        let account = account(ctx);
+        let subscription: stripe_shared::Subscription = self
+            .with_retries("retrieve subscription", || get(&path, EXPAND_DISCOUNT_PROMOTION_CODES, account.as_ref()).send(&self.client))
+            .await?;
+        Ok(promotion_codes(&subscription.discounts))
+    }
+
+    async fn invoice_of_payment(
+        &self,
+        ctx: &GatewayContext,
+        charge_id: &str,
+        payment_intent_id: Option<String>,
+    ) -> Result<Option<String>, GatewayError> {
+        // Stripe's invoice-payments list filters by `payment[type]=payment_intent` (or
+        // `payment_record`), not by charge; since 2025-03-31 every invoice payment goes through
+        // a payment intent, so a charge without one is a one-time payment, not an invoice's.
+        let Some(payment_intent) = payment_intent_id.as_deref() else {
+            let _ = charge_id;
+            return Ok(None);
+        };
+        let query = format!("payment%5Btype%5D=payment_intent&payment%5Bpayment_intent%5D={}", path_id(payment_intent)?);
+        let account = account(ctx);
+        let payments: stripe_types::List<stripe_shared::InvoicePayment> =
+            self.with_retries("list invoice payments", || get("/invoice_payments", &query, account.as_ref()).send(&self.client)).await?;
+        Ok(payments.data.first().and_then(|payment| payment.invoice.id().as_ref()).map(|invoice| invoice.as_str().to_owned()))
     }
 
     async fn delete_coupon(&self, ctx: &GatewayContext, coupon_id: &str, idempotency_key: &str) -> Result<(), GatewayError> {

@@ -6,6 +6,7 @@
 //! of keys to ids to lose on restart.
 
 use async_trait::async_trait;
+use rekomi_domain::ports::events::PromotionCodeRef;
 use rekomi_domain::ports::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, PaymentGateway};
 use sha2::{Digest, Sha256};
 
@@ -19,7 +20,9 @@ const ID_DIGITS: usize = 24;
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// The [`PaymentGateway`] for local mode: returns `coupon_local_…` and `promo_local_…` ids
-/// derived from the idempotency key; deactivating and deleting always succeed.
+/// derived from the idempotency key; deactivating and deleting always succeed. Without Stripe no
+/// invoice, subscription or payment exists, so the reads find nothing: no promotion codes, no
+/// invoice.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OfflineGateway;
 
@@ -80,6 +83,27 @@ impl PaymentGateway for OfflineGateway {
         idempotency_key: &str,
     ) -> Result<(), GatewayError> {
         check_key(idempotency_key)
+    }
+
+    async fn invoice_promotion_codes(&self, _ctx: &GatewayContext, _invoice_id: &str) -> Result<Vec<PromotionCodeRef>, GatewayError> {
+        Ok(Vec::new())
+    }
+
+    async fn subscription_promotion_codes(
+        &self,
+        _ctx: &GatewayContext,
+        _subscription_id: &str,
+    ) -> Result<Vec<PromotionCodeRef>, GatewayError> {
+        Ok(Vec::new())
+    }
+
+    async fn invoice_of_payment(
+        &self,
+        _ctx: &GatewayContext,
+        _charge_id: &str,
+        _payment_intent_id: Option<String>,
+    ) -> Result<Option<String>, GatewayError> {
+        Ok(None)
     }
 
     async fn delete_coupon(&self, _ctx: &GatewayContext, _coupon_id: &str, idempotency_key: &str) -> Result<(), GatewayError> {
@@ -160,6 +184,17 @@ mod tests {
         let ctx = GatewayContext { stripe_account: Some("acct_1".to_owned()) };
         gateway.deactivate_promotion_code(&ctx, "promo_local_x", "deactivate:1").await?;
         gateway.delete_coupon(&ctx, "coupon_local_x", "delete:1").await
+    }
+
+    #[tokio::test]
+    async fn offline_reads_find_nothing_because_no_stripe_exists() -> Result<(), GatewayError> {
+        let gateway = OfflineGateway::new();
+        let ctx = GatewayContext { stripe_account: Some("acct_1".to_owned()) };
+        assert!(gateway.invoice_promotion_codes(&ctx, "in_1").await?.is_empty());
+        assert!(gateway.subscription_promotion_codes(&ctx, "sub_1").await?.is_empty());
+        assert_eq!(gateway.invoice_of_payment(&ctx, "ch_1", Some("pi_1".to_owned())).await?, None);
+        assert_eq!(gateway.invoice_of_payment(&ctx, "ch_1", None).await?, None);
+        Ok(())
     }
 
     #[tokio::test]

@@ -151,6 +151,43 @@ pub trait PaymentGateway: Send + Sync + 'static {
         idempotency_key: &str,
     ) -> Result<(), GatewayError>;
 
+    /// The promotion codes applied to an invoice: `GET /v1/invoices/{id}` with
+    /// `expand[]=discounts.promotion_code` (discounts whose source is a promotion code give its
+    /// id and code text). Read-only, so no idempotency key.
+    ///
+    /// # Errors
+    /// [`GatewayError::NotFound`] for an unknown invoice; otherwise as above.
+    async fn invoice_promotion_codes(
+        &self,
+        ctx: &GatewayContext,
+        invoice_id: &str,
+    ) -> Result<Vec<crate::ports::events::PromotionCodeRef>, GatewayError>;
+
+    /// The promotion codes applied to a subscription: `GET /v1/subscriptions/{id}` with
+    /// `expand[]=discounts.promotion_code`.
+    ///
+    /// # Errors
+    /// As [`PaymentGateway::invoice_promotion_codes`].
+    async fn subscription_promotion_codes(
+        &self,
+        ctx: &GatewayContext,
+        subscription_id: &str,
+    ) -> Result<Vec<crate::ports::events::PromotionCodeRef>, GatewayError>;
+
+    /// The invoice a payment belongs to, through the invoice-payments API (charges no longer
+    /// name their invoice since 2025-03-31): `GET /v1/invoice_payments?payment[type]=payment_intent&payment[payment_intent]=pi_…`.
+    /// `None` when the payment is not an invoice's; a charge without a payment intent is never an
+    /// invoice's (Stripe is then not asked).
+    ///
+    /// # Errors
+    /// As [`PaymentGateway::invoice_promotion_codes`].
+    async fn invoice_of_payment(
+        &self,
+        ctx: &GatewayContext,
+        charge_id: &str,
+        payment_intent_id: Option<String>,
+    ) -> Result<Option<String>, GatewayError>;
+
     /// Deletes a coupon (`DELETE /v1/coupons/{id}`).
     ///
     /// # Errors

@@ -15,9 +15,12 @@ use time::OffsetDateTime;
 
 use crate::affiliate::{Affiliate, AffiliateLink, AffiliateStatus, Email};
 use crate::audit::AuditEntry;
+use crate::conversion::{Conversion, ConversionStatus, LedgerEvent, SubAffiliateConfig};
 use crate::coupon::{AffiliateCoupon, CampaignCoupon, CouponCode};
-use crate::ids::{AffiliateCouponId, AffiliateId, CampaignCouponId, OrgId, ProgramId};
+use crate::ids::{AffiliateCouponId, AffiliateId, CampaignCouponId, ConversionId, DeliveryId, OrgId, ProgramId, WebhookEndpointId};
+use crate::inbox::{InboxEvent, InboxStatus};
 use crate::org::{ApiKey, OrgUsage, Organization};
+use crate::outbound::{Delivery, OutboxEvent, WebhookEndpoint};
 use crate::page::PageRequest;
 use crate::program::Program;
 
@@ -59,6 +62,25 @@ pub mod constraints {
     pub const COUPON_CODE: &str = "affiliate_coupons_org_code_key";
     /// Organization handles are unique.
     pub const ORG_HANDLE: &str = "organizations_handle_key";
+    /// A sale, checkout or lead source is processed once per organization.
+    pub const PROCESSED_SOURCE: &str = "processed_sources_pkey";
+    /// An inbound event id is stored once.
+    pub const INBOX_EVENT: &str = "inbox_events_pkey";
+}
+
+/// Filters of the conversion list and export.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConversionFilter {
+    /// Only this affiliate.
+    pub affiliate_id: Option<AffiliateId>,
+    /// Only this program.
+    pub program_id: Option<ProgramId>,
+    /// Only this status.
+    pub status: Option<ConversionStatus>,
+    /// Created at or after.
+    pub since: Option<OffsetDateTime>,
+    /// Created before.
+    pub until: Option<OffsetDateTime>,
 }
 
 /// Filters of the affiliate list.
@@ -111,6 +133,16 @@ pub trait OrgRepo {
     /// # Errors
     /// `Unavailable` or `Unexpected`.
     fn api_key_by_hash(&mut self, hash: &str) -> Result<Option<ApiKey>, StoreError>;
+    /// The organization linked to a Stripe Connect account.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn org_by_stripe_account(&mut self, account: &str) -> Result<Option<Organization>, StoreError>;
+    /// Up to `limit` organizations, oldest first (to tell a single-brand installation).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn some_orgs(&mut self, limit: i64) -> Result<Vec<Organization>, StoreError>;
     /// Usage counts for the billing snapshot.
     ///
     /// # Errors
@@ -144,6 +176,16 @@ pub trait ProgramRepo {
     fn program_for_update(&mut self, org: OrgId, id: ProgramId) -> Result<Option<Program>, StoreError> {
         self.program(org, id)
     }
+    /// A program's sub-affiliate setting (the default, disabled, when never set).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn sub_affiliate_config(&mut self, org: OrgId, program: ProgramId) -> Result<SubAffiliateConfig, StoreError>;
+    /// Stores a program's sub-affiliate setting.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn put_sub_affiliate_config(&mut self, org: OrgId, program: ProgramId, config: &SubAffiliateConfig) -> Result<(), StoreError>;
     /// Unarchived programs, newest first, at most `page.fetch_limit()` rows after the cursor.
     ///
     /// # Errors
@@ -203,6 +245,26 @@ pub trait AffiliateRepo {
     /// # Errors
     /// `Unavailable` or `Unexpected`.
     fn links_of(&mut self, org: OrgId, affiliates: &[AffiliateId]) -> Result<Vec<AffiliateLink>, StoreError>;
+    /// The (not deleted) affiliate owning a link slug, case-insensitively.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn affiliate_by_link_slug(&mut self, org: OrgId, slug: &str) -> Result<Option<Affiliate>, StoreError>;
+    /// The affiliate who recruited `affiliate`, if any.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn recruiter_of(&mut self, org: OrgId, affiliate: AffiliateId) -> Result<Option<AffiliateId>, StoreError>;
+    /// Records that `recruiter` recruited `affiliate` (replacing any earlier record).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn set_recruiter(&mut self, org: OrgId, affiliate: AffiliateId, recruiter: AffiliateId) -> Result<(), StoreError>;
+    /// The affiliates `recruiter` recruited (not deleted).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn recruits_of(&mut self, org: OrgId, recruiter: AffiliateId) -> Result<Vec<Affiliate>, StoreError>;
     /// Whether a link slug is taken in the organization.
     ///
     /// # Errors
@@ -291,6 +353,24 @@ pub trait CouponRepo {
     /// # Errors
     /// `Unavailable` or `Unexpected`.
     fn affiliate_coupon_by_stripe_id(&mut self, org: OrgId, stripe_id: &str) -> Result<Option<AffiliateCoupon>, StoreError>;
+    /// The affiliate coupon with this Stripe promotion code id, in whichever organization (ids
+    /// are Stripe's, unique across accounts): resolves the organization of platform events.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn affiliate_coupon_by_stripe_id_any_org(&mut self, stripe_id: &str) -> Result<Option<AffiliateCoupon>, StoreError>;
+    /// Campaign coupons with this Stripe coupon id, in whichever organization.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn campaign_coupons_by_stripe_id(&mut self, stripe_id: &str) -> Result<Vec<CampaignCoupon>, StoreError>;
+    /// Adds `delta` (+1 or -1) to a code's redemption count, never below zero, and sets
+    /// `last_redeemed_at` when `delta` is positive: a targeted update, so it never overwrites
+    /// a concurrent change to the rest of the row.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn add_redemption(&mut self, org: OrgId, id: AffiliateCouponId, delta: i64, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Provisioned affiliate coupons matching the selector, newest first, at most
     /// `page.fetch_limit()` rows.
     ///
@@ -321,6 +401,188 @@ pub trait CouponRepo {
     fn unprovisioned_affiliate_coupons(&mut self, before: OffsetDateTime, limit: i64) -> Result<Vec<AffiliateCoupon>, StoreError>;
 }
 
+/// Conversions, their ledger, and processed sources.
+pub trait ConversionRepo {
+    /// Claims a source (`invoice:in_…`, `checkout:cs_…`, `lead:sub_…`) for the organization.
+    /// Returns false when it was already claimed: the fact was processed before.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn claim_source(&mut self, org: OrgId, source: &str, at: OffsetDateTime) -> Result<bool, StoreError>;
+    /// Inserts a conversion.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn insert_conversion(&mut self, conversion: &Conversion) -> Result<(), StoreError>;
+    /// Replaces a conversion's fields.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn update_conversion(&mut self, conversion: &Conversion) -> Result<(), StoreError>;
+    /// A conversion of the organization.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn conversion(&mut self, org: OrgId, id: ConversionId) -> Result<Option<Conversion>, StoreError>;
+    /// [`ConversionRepo::conversion`] holding the row locked until the transaction ends.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn conversion_for_update(&mut self, org: OrgId, id: ConversionId) -> Result<Option<Conversion>, StoreError> {
+        self.conversion(org, id)
+    }
+    /// The sale conversion (not an override, not a lead) of a subscription, locked.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn sale_conversion_of_subscription(&mut self, org: OrgId, subscription_id: &str) -> Result<Option<Conversion>, StoreError>;
+    /// The conversion (not an override) whose ledger holds this invoice or checkout session, locked.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn conversion_of_invoice(&mut self, org: OrgId, invoice_id: &str) -> Result<Option<Conversion>, StoreError>;
+    /// The overrides earned on a conversion.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn overrides_of(&mut self, org: OrgId, parent: ConversionId) -> Result<Vec<Conversion>, StoreError>;
+    /// The affiliate most recently credited (sale or lead, not denied, not an override) for a
+    /// Stripe customer or a customer email.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn affiliate_of_customer(
+        &mut self,
+        org: OrgId,
+        customer_id: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<Option<AffiliateId>, StoreError>;
+    /// Conversions matching the filter, newest first, at most `page.fetch_limit()` rows.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn list_conversions(&mut self, org: OrgId, filter: &ConversionFilter, page: &PageRequest) -> Result<Vec<Conversion>, StoreError>;
+    /// Pending conversions of every organization whose `approve_after` has passed.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn conversions_due_for_approval(&mut self, now: OffsetDateTime, limit: i64) -> Result<Vec<Conversion>, StoreError>;
+    /// Appends a ledger entry.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn insert_ledger_event(&mut self, event: &LedgerEvent) -> Result<(), StoreError>;
+    /// A conversion's ledger, oldest first.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn ledger_of(&mut self, org: OrgId, conversion: ConversionId) -> Result<Vec<LedgerEvent>, StoreError>;
+}
+
+/// The inbound event inbox.
+pub trait InboxRepo {
+    /// Stores an event. Returns false when its id is already stored (a redelivery).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn insert_inbox_event(&mut self, event: &InboxEvent) -> Result<bool, StoreError>;
+    /// Takes up to `limit` pending events due at `now` and not held by another worker, marking
+    /// them held until `lease_until` and counting an attempt. Concurrent workers never take the
+    /// same event (`FOR UPDATE SKIP LOCKED`).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn claim_inbox_events(&mut self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: i64) -> Result<Vec<InboxEvent>, StoreError>;
+    /// Replaces an event's processing state (status, org, attempts, next attempt, lock, error,
+    /// processed time).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn update_inbox_event(&mut self, event: &InboxEvent) -> Result<(), StoreError>;
+    /// One event (any organization).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn inbox_event(&mut self, id: &str) -> Result<Option<InboxEvent>, StoreError>;
+    /// Events of an organization (`None`: of every organization, for operators), newest first
+    /// by arrival, optionally of one status, at most `limit`, received before `before`.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn list_inbox_events(
+        &mut self,
+        org: Option<OrgId>,
+        status: Option<InboxStatus>,
+        before: Option<OffsetDateTime>,
+        limit: i64,
+    ) -> Result<Vec<InboxEvent>, StoreError>;
+}
+
+/// Outbound webhooks: endpoints, the outbox, deliveries.
+pub trait OutboundRepo {
+    /// Inserts an endpoint.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn insert_endpoint(&mut self, endpoint: &WebhookEndpoint) -> Result<(), StoreError>;
+    /// Replaces an endpoint's fields.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn update_endpoint(&mut self, endpoint: &WebhookEndpoint) -> Result<(), StoreError>;
+    /// Deletes an endpoint and its deliveries.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn delete_endpoint(&mut self, org: OrgId, id: WebhookEndpointId) -> Result<bool, StoreError>;
+    /// An endpoint of the organization.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn endpoint(&mut self, org: OrgId, id: WebhookEndpointId) -> Result<Option<WebhookEndpoint>, StoreError>;
+    /// The organization's endpoints, newest first.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn endpoints(&mut self, org: OrgId) -> Result<Vec<WebhookEndpoint>, StoreError>;
+    /// Inserts an outbox event.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn insert_outbox_event(&mut self, event: &OutboxEvent) -> Result<(), StoreError>;
+    /// Inserts a delivery.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn insert_delivery(&mut self, delivery: &Delivery) -> Result<(), StoreError>;
+    /// Replaces a delivery's state.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn update_delivery(&mut self, delivery: &Delivery) -> Result<(), StoreError>;
+    /// A delivery of the organization.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn delivery(&mut self, org: OrgId, id: DeliveryId) -> Result<Option<Delivery>, StoreError>;
+    /// An endpoint's deliveries, newest first, at most `page.fetch_limit()` rows.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn deliveries_of(&mut self, org: OrgId, endpoint: WebhookEndpointId, page: &PageRequest) -> Result<Vec<Delivery>, StoreError>;
+    /// Takes up to `limit` pending deliveries due at `now` (of enabled endpoints) not held by
+    /// another worker, holding them until `lease_until` (`FOR UPDATE SKIP LOCKED`).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn claim_deliveries(&mut self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: i64) -> Result<Vec<Delivery>, StoreError>;
+    /// An endpoint by id in any organization (the delivery worker's lookup).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn endpoint_any_org(&mut self, id: WebhookEndpointId) -> Result<Option<WebhookEndpoint>, StoreError>;
+}
+
 /// The audit log.
 pub trait AuditRepo {
     /// Appends an entry.
@@ -336,8 +598,8 @@ pub trait AuditRepo {
 }
 
 /// One connection inside one transaction.
-pub trait Tx: OrgRepo + ProgramRepo + AffiliateRepo + CouponRepo + AuditRepo {}
-impl<T: OrgRepo + ProgramRepo + AffiliateRepo + CouponRepo + AuditRepo> Tx for T {}
+pub trait Tx: OrgRepo + ProgramRepo + AffiliateRepo + CouponRepo + ConversionRepo + InboxRepo + OutboundRepo + AuditRepo {}
+impl<T: OrgRepo + ProgramRepo + AffiliateRepo + CouponRepo + ConversionRepo + InboxRepo + OutboundRepo + AuditRepo> Tx for T {}
 
 /// What a transaction's work returned: commit with a value, or roll back with an error.
 pub enum TxOutcome {

@@ -13,6 +13,7 @@ use crate::ports::store::{constraints, AffiliateFilter};
 use crate::ports::{StoreError, Tx};
 use crate::program::Commission;
 
+use super::outbox::affiliate_data;
 use super::{BrandContext, Services};
 
 /// An affiliate with its links, as the API shows it.
@@ -40,6 +41,9 @@ pub struct NewAffiliate {
     pub custom_commission: Option<Commission>,
     /// Custom alias, used as the default link's slug.
     pub custom_alias: Option<String>,
+    /// The affiliate who recruited this one (sub-affiliate overrides). Ignored unless it is an
+    /// Approved affiliate of the same organization.
+    pub recruited_by: Option<AffiliateId>,
 }
 
 /// A validated PATCH: `None` leaves a field as it is.
@@ -157,6 +161,7 @@ impl Services {
             None => (0..5).map(|_| generate_link_slug(affiliate.full_name.as_deref(), &affiliate.email, self.entropy.as_ref())).collect(),
         };
         let link_id = LinkId::from_uuid(self.new_uuid(now));
+        let recruited_by = new.recruited_by;
         let audit = self.audit(org, ctx.actor.audit_actor(), now);
         self.tx(move |tx| {
             let program = tx.program(org, affiliate.program_id)?.ok_or(DomainError::NotFound("program_not_found"))?;
@@ -202,6 +207,16 @@ impl Services {
                 }
             })?;
             audit.record(tx, "affiliate.created", "affiliate", affiliate.id.to_string(), None, Some(affiliate_snapshot(&affiliate)))?;
+            if let Some(recruiter) = recruited_by {
+                let eligible = tx.affiliate(org, recruiter)?.is_some_and(|r| r.status == AffiliateStatus::Approved && r.id != affiliate.id);
+                if eligible {
+                    tx.set_recruiter(org, affiliate.id, recruiter)?;
+                }
+            }
+            audit.emit(tx, "affiliate.created", affiliate_data(&affiliate))?;
+            if affiliate.status == AffiliateStatus::Approved {
+                audit.emit(tx, "affiliate.approved", affiliate_data(&affiliate))?;
+            }
             Ok(AffiliateView { affiliate, links: vec![link] })
         })
         .await
@@ -337,6 +352,9 @@ impl Services {
             tx.update_affiliate(&a)?;
             let action = if to == AffiliateStatus::Approved { "affiliate.approved" } else { "affiliate.rejected" };
             audit.record(tx, action, "affiliate", id.to_string(), Some(before), Some(affiliate_snapshot(&a)))?;
+            if to == AffiliateStatus::Approved {
+                audit.emit(tx, "affiliate.approved", affiliate_data(&a))?;
+            }
             Ok(view_of(tx, org, a)?)
         })
         .await
@@ -376,6 +394,7 @@ impl Services {
                         BulkAction::Approve if a.status == AffiliateStatus::Pending => {
                             a.transition(AffiliateStatus::Approved, now).map_err(illegal)?;
                             tx.update_affiliate(&a)?;
+                            audit.emit(tx, "affiliate.approved", affiliate_data(&a))?;
                             "affiliate.approved"
                         }
                         BulkAction::Pause if a.status == AffiliateStatus::Approved => {

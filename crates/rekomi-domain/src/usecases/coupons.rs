@@ -23,6 +23,7 @@ use crate::plan::{check_plan, Channel, PlanTier};
 use crate::ports::store::{constraints, CouponSelector};
 use crate::ports::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, Tx};
 
+use super::outbox::affiliate_coupon_data;
 use super::{BrandContext, Services};
 
 /// An affiliate coupon with its campaign coupon and owner, as the API shows it.
@@ -499,6 +500,7 @@ impl Services {
                 Some(before),
                 Some(affiliate_coupon_snapshot(&c)),
             )?;
+            audit.emit(tx, "affiliate_coupon.deactivated", affiliate_coupon_data(&c))?;
             Ok(())
         })
         .await
@@ -646,6 +648,7 @@ impl Services {
                                 None,
                                 Some(affiliate_coupon_snapshot(&c)),
                             )?;
+                            audit.emit(tx, "affiliate_coupon.created", affiliate_coupon_data(&c))?;
                         }
                         let closed = !campaign.is_active && c.is_active;
                         Ok((CodeView { coupon: c, campaign, affiliate }, closed))

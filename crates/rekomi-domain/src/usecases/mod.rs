@@ -2,9 +2,13 @@
 //! storage work in one transaction, and never holds a transaction across a Stripe call.
 
 mod affiliates;
+mod conversions;
 mod coupons;
 mod orgs;
+mod outbound;
+pub mod outbox;
 mod programs;
+mod stripe_events;
 
 use std::sync::Arc;
 
@@ -16,11 +20,14 @@ use crate::error::DomainError;
 use crate::ids::{AuditId, OrgId};
 use crate::org::Organization;
 use crate::plan::{check_plan, PlanTier};
-use crate::ports::{Clock, Entropy, PaymentGateway, StoreError, Tx, UnitOfWork};
+use crate::ports::{Clock, Entropy, EventDecoder, PaymentGateway, StoreError, Tx, UnitOfWork, WebhookSender};
 
 pub use affiliates::{AffiliatePatch, AffiliateView, BulkAction, BulkOutcome, NewAffiliate};
+pub use conversions::{RecruitSummary, EXPORT_MAX_ROWS};
 pub use coupons::{CodeView, PromoCodeQuery, PromoCodeResult, ReconcileReport};
 pub use orgs::{BillingState, NewOrganization};
+pub use outbound::{DeliveryReport, WebhookEndpointPatch, JITTER_PERCENT, MAX_WEBHOOK_URL_LEN, SEND_BUDGET_SECS, WEBHOOK_EVENT_TYPES};
+pub use stripe_events::{IngestOutcome, ProcessReport, INBOX_MAX_ATTEMPTS};
 
 /// The ports every use case needs.
 #[derive(Clone)]
@@ -33,6 +40,10 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     /// Randomness.
     pub entropy: Arc<dyn Entropy>,
+    /// Stripe event decoding.
+    pub events: Arc<dyn EventDecoder>,
+    /// Outbound webhook transport.
+    pub webhooks: Arc<dyn WebhookSender>,
 }
 
 /// An authenticated brand-side caller with its organization loaded.
@@ -87,6 +98,11 @@ pub(crate) struct Audit {
 }
 
 impl Audit {
+    /// Writes an outbound event (and its deliveries) in the same transaction.
+    pub(crate) fn emit(&self, tx: &mut dyn Tx, event_type: &str, data: serde_json::Value) -> Result<(), StoreError> {
+        outbox::emit(tx, self.org, event_type, data, self.now, self.entropy.as_ref())
+    }
+
     pub(crate) fn record(
         &self,
         tx: &mut dyn Tx,

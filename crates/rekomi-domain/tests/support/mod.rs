@@ -50,3 +50,15 @@ pub fn summer_coupon(self_mint: bool) -> CampaignCouponInput {
         overrides_click_attribution: true,
     }
 }
+
+/// A decoder for tests that never ingest Stripe events.
+pub struct NoEvents;
+
+impl rekomi_domain::ports::EventDecoder for NoEvents {
+    fn envelope(&self, _: &[u8]) -> Result<rekomi_domain::ports::events::EventEnvelope, rekomi_domain::ports::events::DecodeError> {
+        Err(rekomi_domain::ports::events::DecodeError("these tests send no Stripe events".into()))
+    }
+    fn decode(&self, _: &[u8]) -> Result<rekomi_domain::ports::StripeFact, rekomi_domain::ports::events::DecodeError> {
+        Err(rekomi_domain::ports::events::DecodeError("these tests send no Stripe events".into()))
+    }
+}

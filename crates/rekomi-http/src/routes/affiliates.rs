@@ -71,6 +71,7 @@ pub async fn create(state: web::Data<AppState>, Brand(ctx): Brand, Json(body): J
             "customCommissionValue",
         )?,
         custom_alias: body.custom_alias,
+        recruited_by: body.recruited_by_affiliate_id.map(AffiliateId::from_uuid),
     };
     let view = state.services.create_affiliate(&ctx, new).await?;
     Ok(HttpResponse::Created().json(AffiliateResponse::from(view)))

@@ -42,6 +42,61 @@ pub fn shared_dir() -> PathBuf {
         .map_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")), PathBuf::from)
 }
 
+/// `<shared>/stripe/<sub>` when it exists; otherwise `None` after printing why the calling test
+/// skips, or a panic under `CI=true`, where the shared folder must be present.
+pub fn shared_stripe_dir(sub: &str, what: &str) -> Option<PathBuf> {
+    let dir = shared_dir().join("stripe").join(sub);
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let test = std::thread::current().name().unwrap_or("a Stripe adapter test").to_owned();
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "{test}: CI=true but {what} are missing at {}; \
+             check out the shared folder beside the workspace or point REKOMI_SHARED_DIR at it",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "skipping {test}: {what} are missing at {}; \
+         set REKOMI_SHARED_DIR to the shared folder to run it",
+        dir.display()
+    );
+    None
+}
+
+/// Webhook payloads from the shared reference folder (`<shared>/stripe/events/{current,captured}`),
+/// read at run time and never copied into the project.
+pub struct StripeEvents {
+    dir: PathBuf,
+}
+
+impl StripeEvents {
+    /// The shared events, or `None` (with a skip message) when the shared folder is absent;
+    /// under `CI=true` an absent folder fails the test instead.
+    pub fn load() -> Option<Self> {
+        shared_stripe_dir("events", "the shared Stripe events").map(|dir| Self { dir })
+    }
+
+    /// The raw bytes of `<set>/<file>`, e.g. `("current", "invoice.paid__….json")`.
+    pub fn bytes(&self, set: &str, file: &str) -> Vec<u8> {
+        let path = self.dir.join(set).join(file);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+    }
+
+    /// The file names of one set, sorted.
+    pub fn files(&self, set: &str) -> Vec<String> {
+        let dir = self.dir.join(set);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("list {}: {e}", dir.display()))
+            .map(|entry| entry.expect("directory entry").file_name().into_string().expect("UTF-8 file name"))
+            .filter(|name| name.ends_with(".json"))
+            .collect();
+        names.sort();
+        names
+    }
+}
+
 /// Stripe's published objects from the shared reference folder (`<shared>/stripe/objects`),
 /// read at run time and never copied into the project; each reply is one of them with the
 /// fields a scenario needs patched in.
@@ -53,24 +108,7 @@ impl StripeObjects {
     /// The shared objects, or `None` after printing why the calling test skips when the shared
     /// folder is absent. Under `CI=true` an absent folder fails the test instead.
     pub fn load() -> Option<Self> {
-        let dir = shared_dir().join("stripe").join("objects");
-        if dir.is_dir() {
-            return Some(Self { dir });
-        }
-        let test = std::thread::current().name().unwrap_or("a Stripe adapter test").to_owned();
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!(
-                "{test}: CI=true but the shared Stripe objects are missing at {}; \
-                 check out the shared folder beside the workspace or point REKOMI_SHARED_DIR at it",
-                dir.display()
-            );
-        }
-        eprintln!(
-            "skipping {test}: the shared Stripe objects are missing at {}; \
-             set REKOMI_SHARED_DIR to the shared folder to run it",
-            dir.display()
-        );
-        None
+        shared_stripe_dir("objects", "the shared Stripe objects").map(|dir| Self { dir })
     }
 
     fn read(&self, file: &str) -> Value {
@@ -133,6 +171,74 @@ impl StripeObjects {
     }
 }
 
+impl StripeObjects {
+    /// Promotion code [`PROMOTION_CODE_ID`] (`ALICE20`, coupon [`COUPON_ID`]) as an object,
+    /// as `expand[]=discounts.promotion_code` embeds it.
+    pub fn promotion_code_object(&self) -> Value {
+        let mut promotion_code = self.object("promotion_code");
+        promotion_code["id"] = json!(PROMOTION_CODE_ID);
+        promotion_code["code"] = json!("ALICE20");
+        promotion_code["active"] = json!(true);
+        promotion_code["promotion"] = json!({ "type": "coupon", "coupon": COUPON_ID });
+        promotion_code
+    }
+
+    /// A discount (clover shape: the coupon under `source`) with `id` and `promotion_code` as
+    /// given (`null`, an id or an expanded object).
+    pub fn discount_object(&self, id: &str, promotion_code: Value) -> Value {
+        let mut discount = self.object("discount");
+        discount["id"] = json!(id);
+        discount["source"] = json!({ "type": "coupon", "coupon": COUPON_ID });
+        discount["promotion_code"] = promotion_code;
+        discount
+    }
+
+    /// The discounts of [`Self::invoice_with_discounts`] and [`Self::subscription_with_discounts`]:
+    /// an expanded promotion code, a plain coupon, a code left as an id, and the first code again.
+    pub fn expanded_discounts(&self) -> Value {
+        json!([
+            self.discount_object("di_1RekomiPromo", self.promotion_code_object()),
+            self.discount_object("di_2RekomiCoupon", Value::Null),
+            self.discount_object("di_3RekomiPromoId", json!("promo_2RekomiOther")),
+            self.discount_object("di_4RekomiPromoAgain", self.promotion_code_object()),
+        ])
+    }
+
+    /// Invoice `id` as `GET /v1/invoices/{id}?expand[]=discounts.promotion_code` returns it.
+    pub fn invoice_with_discounts(&self, id: &str) -> Reply {
+        let mut invoice = self.object("invoice");
+        invoice["id"] = json!(id);
+        invoice["discounts"] = self.expanded_discounts();
+        Reply::json_value(200, &invoice)
+    }
+
+    /// Subscription `id` as `GET /v1/subscriptions/{id}?expand[]=discounts.promotion_code`
+    /// returns it.
+    pub fn subscription_with_discounts(&self, id: &str) -> Reply {
+        let mut subscription = self.object("subscription");
+        subscription["id"] = json!(id);
+        subscription["discounts"] = self.expanded_discounts();
+        Reply::json_value(200, &subscription)
+    }
+
+    /// A page of `GET /v1/invoice_payments` holding `payments`.
+    pub fn invoice_payments(&self, payments: Vec<Value>) -> Reply {
+        Reply::json_value(200, &json!({ "object": "list", "url": "/v1/invoice_payments", "has_more": false, "data": payments }))
+    }
+
+    /// An invoice payment linking `payment` (`{type, payment_intent | charge}`) to `invoice`
+    /// (an id or an expanded invoice).
+    pub fn invoice_payment(&self, invoice: Value, payment: Value) -> Value {
+        let mut invoice_payment = self.object("invoice_payment");
+        invoice_payment["id"] = json!("inpay_1RekomiPayment");
+        invoice_payment["currency"] = json!("usd");
+        invoice_payment["status"] = json!("paid");
+        invoice_payment["invoice"] = invoice;
+        invoice_payment["payment"] = payment;
+        invoice_payment
+    }
+}
+
 /// One scripted answer.
 #[derive(Clone, Debug)]
 pub struct Reply {
@@ -159,7 +265,10 @@ impl Reply {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recorded {
     pub method: String,
+    /// The request target without its query string.
     pub path: String,
+    /// The query string, percent-decoded, sorted by key then value.
+    pub query: Vec<(String, String)>,
     /// Header names lower-cased, in arrival order.
     pub headers: Vec<(String, String)>,
     /// The raw body.
@@ -177,6 +286,13 @@ impl Recorded {
     pub fn header_count(&self, name: &str) -> usize {
         let name = name.to_ascii_lowercase();
         self.headers.iter().filter(|(n, _)| *n == name).count()
+    }
+
+    /// Asserts that the query string is exactly `expected` (order-insensitive).
+    pub fn assert_query(&self, expected: &[(&str, &str)]) {
+        let mut expected: Vec<(String, String)> = expected.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        expected.sort();
+        assert_eq!(self.query, expected, "query of {} {}", self.method, self.path);
     }
 
     /// Asserts that the form body is exactly `expected` (order-insensitive).
@@ -298,7 +414,11 @@ async fn read_request(stream: &mut TcpStream) -> Option<Recorded> {
     let mut lines = head.split("\r\n");
     let mut request_line = lines.next()?.split(' ');
     let method = request_line.next()?.to_owned();
-    let path = request_line.next()?.to_owned();
+    let target = request_line.next()?;
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let path = path.to_owned();
+    let mut query = decode_form(query);
+    query.sort();
     let headers: Vec<(String, String)> = lines
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
@@ -319,7 +439,7 @@ async fn read_request(stream: &mut TcpStream) -> Option<Recorded> {
     let body = String::from_utf8(body).expect("UTF-8 body");
     let mut form = decode_form(&body);
     form.sort();
-    Some(Recorded { method, path, headers, body, form })
+    Some(Recorded { method, path, query, headers, body, form })
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

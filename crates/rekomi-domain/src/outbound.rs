@@ -1,0 +1,171 @@
+//! Outbound webhooks: brands' endpoints, the transactional outbox, and deliveries.
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::ids::{DeliveryId, OrgId, OutboxEventId, WebhookEndpointId};
+use crate::program::api_enum;
+
+api_enum!(/// Whether an endpoint receives deliveries.
+    EndpointStatus { Enabled, Disabled });
+api_enum!(/// Where a delivery stands.
+    DeliveryStatus { Pending, Succeeded, Failed });
+
+/// A brand's webhook endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    /// Id.
+    pub id: WebhookEndpointId,
+    /// Organization.
+    pub org_id: OrgId,
+    /// The https (or, when allowed, http) URL.
+    pub url: String,
+    /// A label.
+    pub description: Option<String>,
+    /// Event types or `family.*` wildcards; empty means every event.
+    pub events: Vec<String>,
+    /// The signing secret (`whsec_…`), shown to the brand once.
+    pub secret: String,
+    /// Status.
+    pub status: EndpointStatus,
+    /// Why it was disabled.
+    pub disabled_reason: Option<String>,
+    /// Deliveries that failed for good since the last success.
+    pub consecutive_failures: u32,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    pub updated_at: OffsetDateTime,
+}
+
+impl WebhookEndpoint {
+    /// Whether the endpoint subscribes to `event_type` (exact names or `family.*`).
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.events.is_empty()
+            || self.events.iter().any(|f| {
+                f == "*"
+                    || f == event_type
+                    || f.strip_suffix(".*").is_some_and(|family| event_type.strip_prefix(family).is_some_and(|r| r.starts_with('.')))
+            })
+    }
+}
+
+/// An event written in the same transaction as the change that caused it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxEvent {
+    /// Id.
+    pub id: OutboxEventId,
+    /// Organization.
+    pub org_id: OrgId,
+    /// e.g. `conversion.created`.
+    pub event_type: String,
+    /// The `data` of the delivered body.
+    pub data: Value,
+    /// When it happened.
+    pub created_at: OffsetDateTime,
+}
+
+/// One event to one endpoint, with its retry state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    /// Id (rendered as a ULID in `X-Rekomi-Delivery-Id`).
+    pub id: DeliveryId,
+    /// Organization.
+    pub org_id: OrgId,
+    /// Endpoint.
+    pub endpoint_id: WebhookEndpointId,
+    /// Event.
+    pub event_id: OutboxEventId,
+    /// Event type.
+    pub event_type: String,
+    /// The exact body sent (the same bytes on every attempt, so signatures stay comparable).
+    pub body: String,
+    /// Status.
+    pub status: DeliveryStatus,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// When the next attempt is due.
+    pub next_attempt_at: OffsetDateTime,
+    /// While a worker holds it.
+    pub locked_until: Option<OffsetDateTime>,
+    /// The last HTTP status received.
+    pub last_status: Option<u16>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// When it succeeded.
+    pub delivered_at: Option<OffsetDateTime>,
+}
+
+const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// Renders a UUID v7 as a 26-character ULID (both are a 48-bit millisecond time then random
+/// bits, so the rendering sorts by time like a ULID).
+pub fn ulid_of(id: uuid::Uuid) -> String {
+    let mut n = id.as_u128();
+    let mut out = [b'0'; 26];
+    for slot in out.iter_mut().rev() {
+        *slot = CROCKFORD[(n & 31) as usize];
+        n >>= 5;
+    }
+    out.iter().map(|b| char::from(*b)).collect()
+}
+
+/// The delay before retry `attempt` (1 = after the first failure), before jitter: about three
+/// days in all over 12 attempts.
+pub fn retry_delay_secs(attempt: u32) -> Option<i64> {
+    const SCHEDULE: [i64; 12] = [10, 60, 300, 1_800, 3_600, 7_200, 14_400, 28_800, 43_200, 43_200, 43_200, 43_200];
+    SCHEDULE.get(attempt.checked_sub(1)? as usize).copied()
+}
+
+/// Deliveries that fail for good in a row before the endpoint is disabled.
+pub const DISABLE_AFTER_FAILURES: u32 = 5;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(events: &[&str]) -> WebhookEndpoint {
+        WebhookEndpoint {
+            id: WebhookEndpointId::from_uuid(uuid::Uuid::nil()),
+            org_id: OrgId::from_uuid(uuid::Uuid::nil()),
+            url: "https://x".into(),
+            description: None,
+            events: events.iter().map(|s| (*s).to_owned()).collect(),
+            secret: "s".into(),
+            status: EndpointStatus::Enabled,
+            disabled_reason: None,
+            consecutive_failures: 0,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn filters_match_exact_names_and_family_wildcards() {
+        assert!(endpoint(&[]).wants("conversion.created"));
+        assert!(endpoint(&["affiliate_coupon.*"]).wants("affiliate_coupon.created"));
+        assert!(!endpoint(&["affiliate_coupon.*"]).wants("affiliate.created"));
+        assert!(!endpoint(&["affiliate.*"]).wants("affiliate_coupon.created"));
+        assert!(endpoint(&["conversion.refunded"]).wants("conversion.refunded"));
+        assert!(!endpoint(&["conversion.refunded"]).wants("conversion.created"));
+    }
+
+    #[test]
+    fn ulids_are_26_crockford_characters_sorting_by_time() {
+        let a = ulid_of(uuid::Uuid::from_u128(1 << 80));
+        let b = ulid_of(uuid::Uuid::from_u128(2 << 80));
+        assert_eq!(a.len(), 26);
+        assert!(a < b);
+        assert!(a.bytes().all(|c| CROCKFORD.contains(&c)));
+    }
+
+    #[test]
+    fn the_retry_schedule_spans_about_three_days() {
+        let total: i64 = (1..=12).filter_map(retry_delay_secs).sum();
+        assert!((2 * 86_400..4 * 86_400).contains(&total), "{total}");
+        assert_eq!(retry_delay_secs(13), None);
+        assert_eq!(retry_delay_secs(0), None);
+    }
+}

@@ -1,0 +1,196 @@
+//! Stripe events as facts: what a webhook payload says, decoded tolerantly across Stripe API
+//! versions by the Stripe adapter (`rekomi-stripe`), so the domain never reads Stripe JSON.
+//!
+//! Amounts stay as Stripe sends them (integer minor units) and currencies as raw codes; the
+//! domain validates them. Every list of promotion codes holds Stripe promotion code ids
+//! (`promo_…`) and, when the payload carried the expanded object, its code text.
+
+/// The envelope of an event, read at ingestion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventEnvelope {
+    /// `evt_…`.
+    pub id: String,
+    /// e.g. `invoice.paid`.
+    pub event_type: String,
+    /// `account` (`acct_…`) for events of a connected account.
+    pub account: Option<String>,
+    /// `created`, unix seconds.
+    pub created: i64,
+    /// `livemode`.
+    pub livemode: bool,
+}
+
+/// A redeemed promotion code as a payload (or an expanded lookup) names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PromotionCodeRef {
+    /// `promo_…`.
+    pub id: String,
+    /// The code text, when the payload carried the expanded object.
+    pub code: Option<String>,
+}
+
+/// How discounts appear on an object.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Discounts {
+    /// Promotion codes named directly (expanded discount objects, checkout discounts, the
+    /// singular `discount` of older API versions).
+    pub promotion_codes: Vec<PromotionCodeRef>,
+    /// Whether the object lists discount ids (`di_…`) whose promotion codes the payload does
+    /// not say: the invoice or subscription must be fetched with the discounts expanded.
+    pub unresolved: bool,
+    /// Whether a discount takes 100 % off (when the payload says so).
+    pub full_discount: bool,
+}
+
+/// `invoice.paid` / `invoice.payment_succeeded`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvoiceFact {
+    /// `in_…`.
+    pub invoice_id: String,
+    /// `cus_…`.
+    pub customer_id: Option<String>,
+    /// `customer_email`.
+    pub customer_email: Option<String>,
+    /// From `parent.subscription_details.subscription` or (older versions) `subscription`.
+    pub subscription_id: Option<String>,
+    /// `amount_paid`, minor units.
+    pub amount_paid: i64,
+    /// `currency`, as sent (lower-case).
+    pub currency: String,
+    /// `billing_reason` (`subscription_create`, `subscription_cycle`, …).
+    pub billing_reason: Option<String>,
+    /// The discounts.
+    pub discounts: Discounts,
+    /// `metadata.rekomi_ref` of the invoice or of `parent.subscription_details.metadata`.
+    pub referral: Option<String>,
+    /// `charge` (older versions only).
+    pub charge_id: Option<String>,
+    /// `payment_intent` (older versions only).
+    pub payment_intent_id: Option<String>,
+    /// When it was paid (`status_transitions.paid_at`, else `created`), unix seconds.
+    pub paid_at: i64,
+}
+
+/// `customer.subscription.created`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriptionFact {
+    /// `sub_…`.
+    pub subscription_id: String,
+    /// `cus_…`.
+    pub customer_id: Option<String>,
+    /// `status`.
+    pub status: String,
+    /// `latest_invoice` id.
+    pub latest_invoice: Option<String>,
+    /// The discounts.
+    pub discounts: Discounts,
+    /// `metadata.rekomi_ref`.
+    pub referral: Option<String>,
+    /// `currency`.
+    pub currency: Option<String>,
+    /// `created`, unix seconds.
+    pub created: i64,
+}
+
+/// `checkout.session.completed`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckoutFact {
+    /// `cs_…`.
+    pub session_id: String,
+    /// `customer`.
+    pub customer_id: Option<String>,
+    /// `customer_details.email`, else `customer_email`.
+    pub customer_email: Option<String>,
+    /// `mode`: `payment`, `subscription`, `setup`.
+    pub mode: String,
+    /// `payment_status`: `paid`, `unpaid`, `no_payment_required`.
+    pub payment_status: String,
+    /// `amount_total`, minor units.
+    pub amount_total: i64,
+    /// `currency`.
+    pub currency: Option<String>,
+    /// `subscription`.
+    pub subscription_id: Option<String>,
+    /// `invoice`.
+    pub invoice_id: Option<String>,
+    /// `payment_intent`.
+    pub payment_intent_id: Option<String>,
+    /// The discounts.
+    pub discounts: Discounts,
+    /// `metadata.rekomi_ref`.
+    pub referral: Option<String>,
+    /// `client_reference_id`.
+    pub client_reference_id: Option<String>,
+    /// `created`, unix seconds.
+    pub created: i64,
+}
+
+/// `charge.refunded` (fired for partial refunds too; `amount_refunded` is cumulative).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefundFact {
+    /// `ch_…`.
+    pub charge_id: String,
+    /// `payment_intent`.
+    pub payment_intent_id: Option<String>,
+    /// `invoice` (older versions only; since 2025-03-31 charges do not name their invoice).
+    pub invoice_id: Option<String>,
+    /// `customer`.
+    pub customer_id: Option<String>,
+    /// `amount`, minor units.
+    pub amount: i64,
+    /// `amount_refunded`, cumulative, minor units.
+    pub amount_refunded: i64,
+    /// `currency`.
+    pub currency: String,
+    /// `created` of the event, unix seconds.
+    pub refunded_at: i64,
+}
+
+/// What an event means to Rekomi.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StripeFact {
+    /// `invoice.paid` or `invoice.payment_succeeded` (the same fact).
+    InvoicePaid(InvoiceFact),
+    /// `customer.subscription.created`.
+    SubscriptionCreated(SubscriptionFact),
+    /// `checkout.session.completed`.
+    CheckoutCompleted(CheckoutFact),
+    /// `charge.refunded`.
+    ChargeRefunded(RefundFact),
+    /// `promotion_code.updated` (and `.created`): a code's active flag.
+    PromotionCodeUpdated {
+        /// `promo_…`.
+        id: String,
+        /// `active`.
+        active: bool,
+    },
+    /// `coupon.deleted`.
+    CouponDeleted {
+        /// The coupon id.
+        id: String,
+    },
+    /// Any other event type: stored, then marked skipped.
+    Ignored,
+}
+
+/// A payload could not be decoded (permanent: retrying gives the same answer).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("undecodable Stripe event: {0}")]
+pub struct DecodeError(pub String);
+
+/// Decodes Stripe webhook payloads. Implemented by `rekomi-stripe`.
+pub trait EventDecoder: Send + Sync + 'static {
+    /// Reads the envelope (id, type, account, created, livemode).
+    ///
+    /// # Errors
+    /// [`DecodeError`] when the bytes are not a Stripe event.
+    fn envelope(&self, payload: &[u8]) -> Result<EventEnvelope, DecodeError>;
+
+    /// Decodes the event into a fact, tolerating every API version in the Stripe reference's
+    /// table (discounts as ids or objects, `discount.source.coupon` or `discount.coupon`,
+    /// `invoice.parent.subscription_details` or `invoice.subscription`, …).
+    ///
+    /// # Errors
+    /// [`DecodeError`] when a handled event type lacks a field Rekomi needs.
+    fn decode(&self, payload: &[u8]) -> Result<StripeFact, DecodeError>;
+}

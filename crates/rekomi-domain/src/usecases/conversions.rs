@@ -1,0 +1,268 @@
+//! Conversion queries (list, detail with ledger, attribution trace, CSV export), the
+//! sub-affiliate configuration, and the brand-side view of the Stripe event inbox.
+
+use time::OffsetDateTime;
+
+use crate::actor::Role;
+use crate::affiliate::Affiliate;
+use crate::conversion::{Conversion, LedgerEvent, SubAffiliateConfig};
+use crate::error::{DomainError, FieldError};
+use crate::ids::{AffiliateId, ConversionId, ProgramId};
+use crate::inbox::{InboxEvent, InboxStatus};
+use crate::page::{Page, PageRequest, MAX_TAKE};
+use crate::plan::PlanTier;
+use crate::ports::store::ConversionFilter;
+use crate::program::Hundredths;
+
+use super::{BrandContext, Services};
+
+/// The most rows one CSV export returns.
+pub const EXPORT_MAX_ROWS: usize = 50_000;
+
+/// A recruit and what they brought their recruiter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecruitSummary {
+    /// The recruit.
+    pub affiliate: Affiliate,
+    /// The net commission of the recruit's own conversions.
+    pub total_commission_minor: i64,
+    /// The override the recruiter earned on them.
+    pub override_earned_minor: i64,
+    /// The currency of those sums (the organization's home currency when there are none).
+    pub currency: crate::money::Currency,
+}
+
+impl Services {
+    /// Conversions matching the filter, newest first.
+    ///
+    /// # Errors
+    /// Gates.
+    pub async fn list_conversions(
+        &self,
+        ctx: &BrandContext,
+        filter: ConversionFilter,
+        page: PageRequest,
+    ) -> Result<Page<Conversion>, DomainError> {
+        ctx.require_plan(PlanTier::Starter)?;
+        let org = ctx.org_id();
+        let rows = self.tx(move |tx| Ok(tx.list_conversions(org, &filter, &page)?)).await?;
+        Ok(Page::from_rows(rows, &page, |c| c.id.as_uuid()))
+    }
+
+    /// One conversion with its ledger (the event timeline).
+    ///
+    /// # Errors
+    /// `conversion_not_found`.
+    pub async fn get_conversion(&self, ctx: &BrandContext, id: ConversionId) -> Result<(Conversion, Vec<LedgerEvent>), DomainError> {
+        ctx.require_plan(PlanTier::Starter)?;
+        let org = ctx.org_id();
+        self.tx(move |tx| {
+            let c = tx.conversion(org, id)?.ok_or(DomainError::NotFound("conversion_not_found"))?;
+            let ledger = tx.ledger_of(org, id)?;
+            Ok((c, ledger))
+        })
+        .await
+    }
+
+    /// One page of a CSV export (the HTTP layer streams pages until [`EXPORT_MAX_ROWS`]). The
+    /// first page is audit-logged as `conversions.exported`.
+    ///
+    /// # Errors
+    /// Gates.
+    pub async fn export_conversions_page(
+        &self,
+        ctx: &BrandContext,
+        filter: ConversionFilter,
+        after: Option<uuid::Uuid>,
+    ) -> Result<Page<Conversion>, DomainError> {
+        ctx.require_plan(PlanTier::Starter)?;
+        let org = ctx.org_id();
+        let page = PageRequest::parse(Some(i64::from(MAX_TAKE)), after).map_err(|e| FieldError::invalid("take", e.to_string()))?;
+        let first = after.is_none();
+        let audit = self.audit(org, ctx.actor.audit_actor(), self.now());
+        let rows = self
+            .tx(move |tx| {
+                if first {
+                    let described = serde_json::json!({
+                        "affiliateId": filter.affiliate_id.map(|a| a.to_string()),
+                        "programId": filter.program_id.map(|p| p.to_string()),
+                        "status": filter.status.map(|s| s.as_str()),
+                        "since": filter.since.map(|t| t.unix_timestamp()),
+                        "until": filter.until.map(|t| t.unix_timestamp()),
+                    });
+                    audit.record(tx, "conversions.exported", "conversion", "export".to_owned(), None, Some(described))?;
+                }
+                Ok(tx.list_conversions(org, &filter, &page)?)
+            })
+            .await?;
+        Ok(Page::from_rows(rows, &page, |c| c.id.as_uuid()))
+    }
+
+    /// A program's sub-affiliate setting.
+    ///
+    /// # Errors
+    /// `program_not_found`.
+    pub async fn sub_affiliate_config(&self, ctx: &BrandContext, program: ProgramId) -> Result<SubAffiliateConfig, DomainError> {
+        ctx.require_plan(PlanTier::Starter)?;
+        let org = ctx.org_id();
+        self.tx(move |tx| {
+            tx.program(org, program)?.ok_or(DomainError::NotFound("program_not_found"))?;
+            Ok(tx.sub_affiliate_config(org, program)?)
+        })
+        .await
+    }
+
+    /// Sets a program's sub-affiliate setting (Owner; Pro plan unless trialing).
+    ///
+    /// # Errors
+    /// `402 plan_tier_required`, `403 insufficient_role`, `400 unsupported_value` for a
+    /// percent outside 0–100, `program_not_found`.
+    pub async fn put_sub_affiliate_config(
+        &self,
+        ctx: &BrandContext,
+        program: ProgramId,
+        enabled: bool,
+        percent: Hundredths,
+    ) -> Result<SubAffiliateConfig, DomainError> {
+        let trialing = ctx.org.status_at(ctx.now) == crate::plan::SubscriptionStatus::Trialing;
+        if !trialing {
+            crate::plan::check_plan(ctx.org.plan_tier, ctx.org.status_at(ctx.now), PlanTier::Pro, crate::plan::Channel::ApiKey)?;
+        }
+        ctx.require_role(Role::Owner)?;
+        if percent.get() > 10_000 {
+            return Err(FieldError::coded("percent", "unsupported_value", "percent must be between 0 and 100").into());
+        }
+        let org = ctx.org_id();
+        let config = SubAffiliateConfig { enabled, percent };
+        let audit = self.audit(org, ctx.actor.audit_actor(), self.now());
+        self.tx(move |tx| {
+            tx.program(org, program)?.ok_or(DomainError::NotFound("program_not_found"))?;
+            let before = tx.sub_affiliate_config(org, program)?;
+            tx.put_sub_affiliate_config(org, program, &config)?;
+            audit.record(
+                tx,
+                "program.sub_affiliate_config_changed",
+                "program",
+                program.to_string(),
+                Some(serde_json::json!({"enabled": before.enabled, "percent": before.percent.to_decimal_string()})),
+                Some(serde_json::json!({"enabled": enabled, "percent": percent.to_decimal_string()})),
+            )?;
+            Ok(config)
+        })
+        .await
+    }
+
+    /// An affiliate's recruits with their commission and the override earned on them.
+    ///
+    /// # Errors
+    /// `affiliate_not_found`.
+    pub async fn sub_affiliates(&self, ctx: &BrandContext, recruiter: AffiliateId) -> Result<Vec<RecruitSummary>, DomainError> {
+        ctx.require_plan(PlanTier::Starter)?;
+        let org = ctx.org_id();
+        let home = ctx.org.home_currency;
+        self.tx(move |tx| {
+            tx.affiliate(org, recruiter)?.ok_or(DomainError::NotFound("affiliate_not_found"))?;
+            let all = |tx: &mut dyn crate::ports::Tx, affiliate: AffiliateId| -> Result<Vec<Conversion>, DomainError> {
+                let mut out = Vec::new();
+                let mut after = None;
+                loop {
+                    let page =
+                        PageRequest::parse(Some(i64::from(MAX_TAKE)), after).map_err(|e| FieldError::invalid("take", e.to_string()))?;
+                    let filter = ConversionFilter { affiliate_id: Some(affiliate), ..ConversionFilter::default() };
+                    let rows = tx.list_conversions(org, &filter, &page)?;
+                    let page = Page::from_rows(rows, &page, |c| c.id.as_uuid());
+                    out.extend(page.items);
+                    match page.next_after {
+                        Some(next) => after = Some(next),
+                        None => return Ok(out),
+                    }
+                }
+            };
+            let overrides: Vec<Conversion> = all(tx, recruiter)?.into_iter().filter(|c| c.parent_conversion_id.is_some()).collect();
+            let mut out = Vec::new();
+            for recruit in tx.recruits_of(org, recruiter)? {
+                let own: Vec<Conversion> = all(tx, recruit.id)?.into_iter().filter(|c| c.parent_conversion_id.is_none()).collect();
+                let own_ids: Vec<ConversionId> = own.iter().map(|c| c.id).collect();
+                let currency = own.first().map_or(home, |c| c.currency);
+                let total = own.iter().map(|c| c.commission_minor).sum();
+                let earned = overrides
+                    .iter()
+                    .filter(|o| o.parent_conversion_id.is_some_and(|p| own_ids.contains(&p)))
+                    .map(|o| o.commission_minor)
+                    .sum();
+                out.push(RecruitSummary { affiliate: recruit, total_commission_minor: total, override_earned_minor: earned, currency });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The organization's inbound Stripe events, newest first (Owner).
+    ///
+    /// # Errors
+    /// `insufficient_role`.
+    pub async fn list_stripe_events(
+        &self,
+        ctx: &BrandContext,
+        status: Option<InboxStatus>,
+        before: Option<OffsetDateTime>,
+        limit: i64,
+    ) -> Result<Vec<InboxEvent>, DomainError> {
+        ctx.require_role(Role::Owner)?;
+        let org = ctx.org_id();
+        self.tx(move |tx| Ok(tx.list_inbox_events(Some(org), status, before, limit)?)).await
+    }
+
+    /// Puts one of the organization's inbound events back in the queue (Owner): a failed or
+    /// skipped event is processed again; effects already recorded are not repeated.
+    ///
+    /// # Errors
+    /// `stripe_event_not_found`.
+    pub async fn replay_stripe_event(&self, ctx: &BrandContext, id: String) -> Result<InboxEvent, DomainError> {
+        ctx.require_role(Role::Owner)?;
+        let org = ctx.org_id();
+        let now = self.now();
+        let audit = self.audit(org, ctx.actor.audit_actor(), now);
+        self.tx(move |tx| {
+            let mut event =
+                tx.inbox_event(&id)?.filter(|e| e.org_id == Some(org)).ok_or(DomainError::NotFound("stripe_event_not_found"))?;
+            event.status = InboxStatus::Pending;
+            event.attempts = 0;
+            event.next_attempt_at = now;
+            event.locked_until = None;
+            event.processed_at = None;
+            tx.update_inbox_event(&event)?;
+            audit.record(tx, "stripe_event.replayed", "stripe_event", event.id.clone(), None, None)?;
+            Ok(event)
+        })
+        .await
+    }
+
+    /// Operator view of every organization's inbound events (admin command).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn list_all_stripe_events(&self, status: Option<InboxStatus>, limit: i64) -> Result<Vec<InboxEvent>, DomainError> {
+        self.tx(move |tx| Ok(tx.list_inbox_events(None, status, None, limit)?)).await
+    }
+
+    /// Operator replay of any inbound event (admin command), including ones whose organization
+    /// could not be identified.
+    ///
+    /// # Errors
+    /// `stripe_event_not_found`.
+    pub async fn replay_any_stripe_event(&self, id: String) -> Result<InboxEvent, DomainError> {
+        let now = self.now();
+        self.tx(move |tx| {
+            let mut event = tx.inbox_event(&id)?.ok_or(DomainError::NotFound("stripe_event_not_found"))?;
+            event.status = InboxStatus::Pending;
+            event.attempts = 0;
+            event.next_attempt_at = now;
+            event.locked_until = None;
+            event.processed_at = None;
+            tx.update_inbox_event(&event)?;
+            Ok(event)
+        })
+        .await
+    }
+}

@@ -1,0 +1,468 @@
+//! The Stripe conversion pipeline over the fakes: signed ingestion into the inbox, the worker,
+//! attribution, commissions, renewals, leads, refunds and sub-affiliate overrides. A test
+//! decoder maps event ids to facts, so each test states exactly what Stripe said.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rekomi_domain::actor::BrandActor;
+use rekomi_domain::affiliate::{AffiliateStatus, Email};
+use rekomi_domain::conversion::{ConversionStatus, ConversionType, LedgerKind};
+use rekomi_domain::coupon::AffiliateCouponInput;
+use rekomi_domain::ids::{AffiliateId, ApiKeyId, CampaignCouponId, ProgramId};
+use rekomi_domain::inbox::InboxStatus;
+use rekomi_domain::org::Handle;
+use rekomi_domain::page::PageRequest;
+use rekomi_domain::plan::PlanTier;
+use rekomi_domain::ports::events::{
+    DecodeError, Discounts, EventDecoder, EventEnvelope, InvoiceFact, PromotionCodeRef, RefundFact, StripeFact,
+};
+use rekomi_domain::ports::store::ConversionFilter;
+use rekomi_domain::ports::{OutboundRequest, SendOutcome, WebhookSender};
+use rekomi_domain::program::{Commission, CommissionType, Hundredths};
+use rekomi_domain::signature;
+use rekomi_domain::usecases::{BrandContext, NewAffiliate, NewOrganization, Services};
+use rekomi_fakes::{FakeGateway, FixedClock, InMemoryStore, SeededEntropy};
+use support::{block_on, new_program, summer_coupon};
+use time::macros::datetime;
+use time::Duration;
+
+const SECRET: &str = "whsec_pipeline_tests";
+
+/// An event's connected account and fact, by event id.
+type Scripted = HashMap<String, (Option<String>, StripeFact)>;
+
+/// Facts by event id; the envelope's type is the fact's.
+#[derive(Clone, Default)]
+struct TestDecoder(Arc<Mutex<Scripted>>);
+
+impl EventDecoder for TestDecoder {
+    fn envelope(&self, payload: &[u8]) -> Result<EventEnvelope, DecodeError> {
+        let id = String::from_utf8_lossy(payload).to_string();
+        let map = self.0.lock().unwrap();
+        let (account, _) = map.get(&id).ok_or_else(|| DecodeError("unknown".into()))?;
+        Ok(EventEnvelope { id, event_type: "test".into(), account: account.clone(), created: 0, livemode: false })
+    }
+    fn decode(&self, payload: &[u8]) -> Result<StripeFact, DecodeError> {
+        let id = String::from_utf8_lossy(payload).to_string();
+        self.0.lock().unwrap().get(&id).map(|(_, f)| f.clone()).ok_or_else(|| DecodeError("unknown".into()))
+    }
+}
+
+struct NoSender;
+#[async_trait]
+impl WebhookSender for NoSender {
+    async fn send(&self, _: &OutboundRequest) -> SendOutcome {
+        SendOutcome::Delivered { status: 200 }
+    }
+    async fn check_target(&self, _: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+struct World {
+    services: Services,
+    store: InMemoryStore,
+    gateway: FakeGateway,
+    clock: FixedClock,
+    decoder: TestDecoder,
+    ctx: BrandContext,
+    program: ProgramId,
+    sarah: AffiliateId,
+    coupon: CampaignCouponId,
+    promo: String,
+}
+
+fn world_with(overrides_click: bool) -> World {
+    let store = InMemoryStore::new();
+    let gateway = FakeGateway::new();
+    let clock = FixedClock::new(datetime!(2026-06-01 12:00 UTC));
+    let decoder = TestDecoder::default();
+    let services = Services {
+        store: Arc::new(store.clone()),
+        gateway: Arc::new(gateway.clone()),
+        clock: Arc::new(clock.clone()),
+        entropy: Arc::new(SeededEntropy::new(3)),
+        events: Arc::new(decoder.clone()),
+        webhooks: Arc::new(NoSender),
+    };
+    let (org, _) = block_on(services.create_organization(NewOrganization {
+        name: "Acme".into(),
+        handle: Handle::parse("acme").unwrap(),
+        plan: PlanTier::Growth,
+    }))
+    .unwrap();
+    let ctx = BrandContext {
+        actor: BrandActor::ApiKey { org: org.id, key: ApiKeyId::from_uuid(uuid::Uuid::nil()) },
+        org,
+        now: clock.now_for_tests(),
+    };
+    let program = block_on(services.create_program(&ctx, new_program("Default"))).unwrap().id;
+    let sarah = affiliate(&services, &ctx, program, "sarah@creator.com", AffiliateStatus::Approved, None);
+    let mut input = summer_coupon(false);
+    input.overrides_click_attribution = overrides_click;
+    let coupon = block_on(services.create_campaign_coupon(&ctx, program, input)).unwrap().id;
+    let code = block_on(services.create_affiliate_coupon(
+        &ctx,
+        sarah,
+        coupon,
+        AffiliateCouponInput { code: Some("SARAH20".into()), ..Default::default() },
+    ))
+    .unwrap();
+    let promo = code.coupon.stripe_promotion_code_id.unwrap();
+    World { services, store, gateway, clock, decoder, ctx, program, sarah, coupon, promo }
+}
+
+trait NowForTests {
+    fn now_for_tests(&self) -> time::OffsetDateTime;
+}
+impl NowForTests for FixedClock {
+    fn now_for_tests(&self) -> time::OffsetDateTime {
+        rekomi_domain::ports::Clock::now(self)
+    }
+}
+
+fn affiliate(
+    services: &Services,
+    ctx: &BrandContext,
+    program: ProgramId,
+    email: &str,
+    status: AffiliateStatus,
+    recruiter: Option<AffiliateId>,
+) -> AffiliateId {
+    let new = NewAffiliate {
+        program_id: program,
+        email: Email::parse("e", email).unwrap(),
+        full_name: None,
+        status,
+        custom_commission: None,
+        custom_alias: None,
+        recruited_by: recruiter,
+    };
+    block_on(services.create_affiliate(ctx, new)).unwrap().affiliate.id
+}
+
+fn invoice(id: &str, sub: Option<&str>, amount: i64, codes: Vec<PromotionCodeRef>) -> InvoiceFact {
+    InvoiceFact {
+        invoice_id: id.into(),
+        customer_id: Some("cus_buyer".into()),
+        customer_email: Some("buyer@example.com".into()),
+        subscription_id: sub.map(str::to_owned),
+        amount_paid: amount,
+        currency: "usd".into(),
+        billing_reason: None,
+        discounts: Discounts { promotion_codes: codes, unresolved: false, full_discount: false },
+        referral: None,
+        charge_id: None,
+        payment_intent_id: None,
+        paid_at: 1_780_000_000,
+    }
+}
+
+fn refund(invoice: Option<&str>, pi: Option<&str>, amount: i64, refunded: i64) -> RefundFact {
+    RefundFact {
+        charge_id: "ch_1".into(),
+        payment_intent_id: pi.map(str::to_owned),
+        invoice_id: invoice.map(str::to_owned),
+        customer_id: Some("cus_buyer".into()),
+        amount,
+        amount_refunded: refunded,
+        currency: "usd".into(),
+        refunded_at: 1_780_000_100,
+    }
+}
+
+impl World {
+    fn promo_ref(&self) -> PromotionCodeRef {
+        PromotionCodeRef { id: self.promo.clone(), code: None }
+    }
+
+    /// Signs and ingests event `id` carrying `fact`, then runs the worker.
+    fn deliver(&self, id: &str, fact: StripeFact) -> bool {
+        self.deliver_from(id, None, fact)
+    }
+
+    fn deliver_from(&self, id: &str, account: Option<&str>, fact: StripeFact) -> bool {
+        self.decoder.0.lock().unwrap().insert(id.to_owned(), (account.map(str::to_owned), fact));
+        let now = rekomi_domain::ports::Clock::now(&self.clock).unix_timestamp();
+        let header = signature::header(SECRET, now, id.as_bytes());
+        let outcome = block_on(self.services.ingest_stripe_event(&[SECRET.to_owned()], Some(&header), id.as_bytes())).unwrap();
+        block_on(self.services.process_stripe_inbox(50)).unwrap();
+        !outcome.duplicate
+    }
+
+    fn conversions(&self) -> Vec<rekomi_domain::conversion::Conversion> {
+        block_on(self.services.list_conversions(&self.ctx, ConversionFilter::default(), PageRequest::first())).unwrap().items
+    }
+
+    fn only_conversion(&self) -> rekomi_domain::conversion::Conversion {
+        let all = self.conversions();
+        assert_eq!(all.len(), 1, "{all:#?}");
+        all.into_iter().next().unwrap()
+    }
+
+    fn redemptions(&self) -> i64 {
+        self.store.read(|tx| tx.affiliate_coupon_by_stripe_id(self.ctx.org_id(), &self.promo).unwrap().unwrap().times_redeemed)
+    }
+
+    fn inbox(&self, id: &str) -> rekomi_domain::inbox::InboxEvent {
+        self.store.read(|tx| tx.inbox_event(id).unwrap().unwrap())
+    }
+}
+
+#[test]
+fn a_paid_invoice_with_an_affiliate_code_credits_its_owner_with_twenty_percent() {
+    let w = world_with(true);
+    assert!(w.deliver("evt_1", StripeFact::InvoicePaid(invoice("in_1", Some("sub_1"), 1500, vec![w.promo_ref()]))));
+    let c = w.only_conversion();
+    assert_eq!((c.affiliate_id, c.kind, c.status), (w.sarah, ConversionType::Recurring, ConversionStatus::Pending));
+    assert_eq!((c.amount_minor, c.commission_minor), (1500, 300));
+    assert_eq!(c.attribution_method.as_deref(), Some("coupon"));
+    assert_eq!(c.coupon_code.as_deref(), Some("SARAH20"));
+    assert_eq!(c.attribution_trace["rule"], "coupon_overrides_click_attribution");
+    assert_eq!(w.redemptions(), 1);
+    let (_, ledger) = block_on(w.services.get_conversion(&w.ctx, c.id)).unwrap();
+    assert_eq!(ledger.iter().map(|e| (e.kind, e.commission_minor)).collect::<Vec<_>>(), vec![(LedgerKind::Initial, 300)]);
+    assert_eq!(w.inbox("evt_1").status, InboxStatus::Done);
+}
+
+#[test]
+fn a_redelivered_event_and_the_payment_succeeded_twin_change_nothing() {
+    let w = world_with(true);
+    let fact = StripeFact::InvoicePaid(invoice("in_1", Some("sub_1"), 1500, vec![w.promo_ref()]));
+    assert!(w.deliver("evt_1", fact.clone()));
+    assert!(!w.deliver("evt_1", fact.clone()), "the same event id is a duplicate");
+    assert!(w.deliver("evt_2", fact), "invoice.payment_succeeded of the same invoice is stored");
+    let c = w.only_conversion();
+    assert_eq!(c.commission_minor, 300);
+    assert_eq!(w.redemptions(), 1);
+    assert_eq!(w.inbox("evt_2").status, InboxStatus::Done);
+}
+
+#[test]
+fn renewals_follow_recurring_months_and_delay_invoices() {
+    let w = world_with(true);
+    let patch =
+        rekomi_domain::program::ProgramPatch { recurring_months: Some(Some(1)), recurring_delay_invoices: Some(1), ..Default::default() };
+    block_on(w.services.update_program(&w.ctx, w.program, patch)).unwrap();
+    for (i, id) in ["in_1", "in_2", "in_3"].iter().enumerate() {
+        w.deliver(
+            &format!("evt_{i}"),
+            StripeFact::InvoicePaid(invoice(id, Some("sub_1"), 1000, if i == 0 { vec![w.promo_ref()] } else { vec![] })),
+        );
+    }
+    let c = w.only_conversion();
+    let (_, ledger) = block_on(w.services.get_conversion(&w.ctx, c.id)).unwrap();
+    // Invoice 1 is delayed, invoice 2 is the first renewal (within 1 month), invoice 3 is past it.
+    assert_eq!(
+        ledger.iter().map(|e| (e.kind, e.commission_minor)).collect::<Vec<_>>(),
+        vec![(LedgerKind::Initial, 0), (LedgerKind::Renewal, 200), (LedgerKind::Renewal, 0)]
+    );
+    assert_eq!(c.commission_minor, 200);
+    assert_eq!(w.redemptions(), 1, "renewals do not count as new redemptions");
+}
+
+#[test]
+fn a_coupon_that_overrides_clicks_beats_a_referral_and_one_that_does_not_yields() {
+    for (overrides, expected_method) in [(true, "coupon"), (false, "metadata_or_customer")] {
+        let w = world_with(overrides);
+        let bob = affiliate(&w.services, &w.ctx, w.program, "bob@creator.com", AffiliateStatus::Approved, None);
+        let bob_slug = block_on(w.services.get_affiliate(&w.ctx, bob)).unwrap().links[0].slug.clone();
+        let mut inv = invoice("in_1", None, 1000, vec![w.promo_ref()]);
+        inv.referral = Some(bob_slug);
+        w.deliver("evt_1", StripeFact::InvoicePaid(inv));
+        let c = w.only_conversion();
+        assert_eq!(c.attribution_method.as_deref(), Some(expected_method));
+        assert_eq!(c.affiliate_id, if overrides { w.sarah } else { bob });
+        assert_eq!(c.coupon_code.is_some(), overrides, "couponCode only when the coupon decided");
+    }
+}
+
+#[test]
+fn a_code_and_a_referral_to_the_same_affiliate_is_coupon_with_metadata() {
+    let w = world_with(false);
+    let slug = block_on(w.services.get_affiliate(&w.ctx, w.sarah)).unwrap().links[0].slug.clone();
+    let mut inv = invoice("in_1", None, 1000, vec![w.promo_ref()]);
+    inv.referral = Some(slug);
+    w.deliver("evt_1", StripeFact::InvoicePaid(inv));
+    assert_eq!(w.only_conversion().attribution_method.as_deref(), Some("coupon_with_metadata"));
+}
+
+#[test]
+fn an_affiliate_buying_with_their_own_code_is_denied_as_self_referral() {
+    let w = world_with(true);
+    let mut inv = invoice("in_1", None, 1000, vec![w.promo_ref()]);
+    inv.customer_email = Some("SARAH@creator.com".into());
+    w.deliver("evt_1", StripeFact::InvoicePaid(inv));
+    let c = w.only_conversion();
+    assert_eq!((c.status, c.commission_minor, c.denial_reason.as_deref()), (ConversionStatus::Denied, 0, Some("self_referral")));
+}
+
+#[test]
+fn partial_then_full_refunds_claw_back_exactly_and_decrement_the_redemption_once() {
+    let w = world_with(true);
+    w.deliver("evt_1", StripeFact::InvoicePaid(invoice("in_1", None, 1500, vec![w.promo_ref()])));
+    w.deliver("evt_r1", StripeFact::ChargeRefunded(refund(Some("in_1"), Some("pi_1"), 1500, 500)));
+    let c = w.only_conversion();
+    assert_eq!((c.commission_minor, c.status), (200, ConversionStatus::Pending));
+    assert_eq!(w.redemptions(), 1);
+    w.deliver("evt_r2", StripeFact::ChargeRefunded(refund(Some("in_1"), Some("pi_1"), 1500, 1500)));
+    // A late replay of the partial refund changes nothing.
+    w.deliver("evt_r1_again", StripeFact::ChargeRefunded(refund(Some("in_1"), Some("pi_1"), 1500, 500)));
+    let c = w.only_conversion();
+    assert_eq!((c.commission_minor, c.status), (0, ConversionStatus::Refunded));
+    assert!(c.refunded_at.is_some());
+    assert_eq!(w.redemptions(), 0);
+    let (_, ledger) = block_on(w.services.get_conversion(&w.ctx, c.id)).unwrap();
+    let refunds: Vec<(i64, i64)> =
+        ledger.iter().filter(|e| e.kind == LedgerKind::Refund).map(|e| (e.amount_minor, e.commission_minor)).collect();
+    assert_eq!(refunds, vec![(-500, -100), (-1000, -200)]);
+}
+
+#[test]
+fn a_refund_before_its_sale_waits_and_applies_once_the_sale_arrives() {
+    let w = world_with(true);
+    w.deliver("evt_r", StripeFact::ChargeRefunded(refund(Some("in_1"), None, 1000, 1000)));
+    let waiting = w.inbox("evt_r");
+    assert_eq!((waiting.status, waiting.attempts), (InboxStatus::Pending, 1));
+    assert!(waiting.last_error.unwrap().contains("no conversion"));
+    w.deliver("evt_s", StripeFact::InvoicePaid(invoice("in_1", None, 1000, vec![w.promo_ref()])));
+    w.clock.advance(Duration::hours(1));
+    block_on(w.services.process_stripe_inbox(50)).unwrap();
+    let c = w.only_conversion();
+    assert_eq!((c.commission_minor, c.status), (0, ConversionStatus::Refunded));
+    assert_eq!(w.inbox("evt_r").status, InboxStatus::Done);
+}
+
+#[test]
+fn discount_ids_are_resolved_by_fetching_the_invoice_and_refunds_find_their_invoice_through_payments() {
+    let w = world_with(true);
+    w.gateway.set_invoice_promotion_codes("in_9", vec![PromotionCodeRef { id: w.promo.clone(), code: Some("SARAH20".into()) }]);
+    let mut inv = invoice("in_9", None, 2000, vec![]);
+    inv.discounts.unresolved = true;
+    w.deliver("evt_1", StripeFact::InvoicePaid(inv));
+    assert_eq!(w.only_conversion().commission_minor, 400);
+    w.gateway.set_invoice_of_payment("pi_9", "in_9");
+    w.deliver("evt_2", StripeFact::ChargeRefunded(refund(None, Some("pi_9"), 2000, 2000)));
+    assert_eq!(w.only_conversion().status, ConversionStatus::Refunded);
+    let methods = w.gateway.methods();
+    assert!(methods.contains(&"invoice_promotion_codes") && methods.contains(&"invoice_of_payment"), "{methods:?}");
+}
+
+#[test]
+fn a_stripe_outage_during_a_lookup_retries_the_event_later() {
+    let w = world_with(true);
+    let mut inv = invoice("in_9", None, 2000, vec![]);
+    inv.discounts.unresolved = true;
+    w.gateway.fail_next(rekomi_domain::ports::GatewayError::Unavailable("down".into()));
+    w.deliver("evt_1", StripeFact::InvoicePaid(inv));
+    assert_eq!(w.inbox("evt_1").status, InboxStatus::Pending);
+    assert!(w.conversions().is_empty());
+}
+
+#[test]
+fn a_free_signup_is_a_lead_and_the_customers_later_payment_goes_to_the_same_affiliate() {
+    let w = world_with(true);
+    w.deliver("evt_1", StripeFact::InvoicePaid(invoice("in_free", Some("sub_1"), 0, vec![w.promo_ref()])));
+    let lead = w.only_conversion();
+    assert_eq!((lead.kind, lead.amount_minor, lead.commission_minor), (ConversionType::LeadReward, 0, 0));
+    assert_eq!(w.redemptions(), 1, "the free signup still counts as a redemption");
+    w.deliver("evt_2", StripeFact::InvoicePaid(invoice("in_paid", Some("sub_1"), 3000, vec![])));
+    let sale = w.conversions().into_iter().find(|c| c.kind != ConversionType::LeadReward).unwrap();
+    assert_eq!((sale.affiliate_id, sale.commission_minor), (w.sarah, 600));
+    assert_eq!(sale.attribution_method.as_deref(), Some("metadata_or_customer"));
+}
+
+#[test]
+fn a_custom_fixed_commission_beats_the_program_rate() {
+    let w = world_with(true);
+    let patch = rekomi_domain::usecases::AffiliatePatch {
+        custom_commission: Some(Some(Commission { kind: CommissionType::Fixed, value: Hundredths::new(1234) })),
+        ..Default::default()
+    };
+    block_on(w.services.update_affiliate(&w.ctx, w.sarah, patch)).unwrap();
+    w.deliver("evt_1", StripeFact::InvoicePaid(invoice("in_1", None, 100, vec![w.promo_ref()])));
+    assert_eq!(w.only_conversion().commission_minor, 1234);
+}
+
+#[test]
+fn a_recruiter_earns_an_override_that_is_clawed_back_with_the_sale() {
+    let w = world_with(true);
+    let mut ctx = w.ctx.clone();
+    ctx.org.plan_tier = PlanTier::Pro;
+    block_on(w.services.put_sub_affiliate_config(&ctx, w.program, true, Hundredths::new(1000))).unwrap();
+    let recruit = affiliate(&w.services, &w.ctx, w.program, "recruit@creator.com", AffiliateStatus::Approved, Some(w.sarah));
+    let code = block_on(w.services.create_affiliate_coupon(
+        &w.ctx,
+        recruit,
+        w.coupon,
+        AffiliateCouponInput { code: Some("RECRUIT".into()), ..Default::default() },
+    ))
+    .unwrap();
+    let promo = PromotionCodeRef { id: code.coupon.stripe_promotion_code_id.unwrap(), code: None };
+    w.deliver("evt_1", StripeFact::InvoicePaid(invoice("in_1", None, 10_000, vec![promo])));
+    let all = w.conversions();
+    let sale = all.iter().find(|c| c.affiliate_id == recruit).unwrap();
+    let over = all.iter().find(|c| c.affiliate_id == w.sarah).unwrap();
+    assert_eq!((sale.commission_minor, over.commission_minor, over.amount_minor), (2000, 200, 0));
+    assert_eq!(over.attribution_method.as_deref(), Some("sub_affiliate_override"));
+    assert_eq!(over.parent_conversion_id, Some(sale.id));
+    let summary = block_on(w.services.sub_affiliates(&w.ctx, w.sarah)).unwrap();
+    assert_eq!((summary[0].total_commission_minor, summary[0].override_earned_minor), (2000, 200));
+    w.deliver("evt_2", StripeFact::ChargeRefunded(refund(Some("in_1"), None, 10_000, 5_000)));
+    let all = w.conversions();
+    assert_eq!(all.iter().find(|c| c.affiliate_id == w.sarah).unwrap().commission_minor, 100);
+}
+
+#[test]
+fn conversions_become_approved_after_the_grace_days() {
+    let w = world_with(true);
+    w.deliver("evt_1", StripeFact::InvoicePaid(invoice("in_1", None, 1000, vec![w.promo_ref()])));
+    assert_eq!(block_on(w.services.approve_due_conversions(10)).unwrap(), 0);
+    w.clock.advance(Duration::days(i64::from(w.ctx.org.payout_grace_days)) + Duration::seconds(1));
+    assert_eq!(block_on(w.services.approve_due_conversions(10)).unwrap(), 1);
+    assert_eq!(w.only_conversion().status, ConversionStatus::Approved);
+}
+
+#[test]
+fn a_bad_signature_stores_nothing() {
+    let w = world_with(true);
+    let now = rekomi_domain::ports::Clock::now(&w.clock).unix_timestamp();
+    let forged = signature::header("whsec_other", now, b"evt_x");
+    assert!(block_on(w.services.ingest_stripe_event(&[SECRET.to_owned()], Some(&forged), b"evt_x")).is_err());
+    let stale = signature::header(SECRET, now - 301, b"evt_x");
+    assert!(block_on(w.services.ingest_stripe_event(&[SECRET.to_owned()], Some(&stale), b"evt_x")).is_err());
+    assert!(block_on(w.services.ingest_stripe_event(&[SECRET.to_owned()], None, b"evt_x")).is_err());
+    assert!(w.store.read(|tx| tx.inbox_event("evt_x").unwrap()).is_none());
+}
+
+#[test]
+fn a_code_deactivated_in_stripe_is_revoked_locally() {
+    let w = world_with(true);
+    w.deliver("evt_1", StripeFact::PromotionCodeUpdated { id: w.promo.clone(), active: false });
+    assert!(!w.store.read(|tx| tx.affiliate_coupon_by_stripe_id(w.ctx.org_id(), &w.promo).unwrap().unwrap().is_active));
+}
+
+#[test]
+fn events_of_unlinked_accounts_and_of_unknown_organizations_are_skipped() {
+    let w = world_with(true);
+    w.deliver_from("evt_1", Some("acct_unknown"), StripeFact::InvoicePaid(invoice("in_1", None, 1000, vec![w.promo_ref()])));
+    assert_eq!(w.inbox("evt_1").status, InboxStatus::Skipped);
+    assert!(w.conversions().is_empty());
+    // A second organization makes a code-less platform event ambiguous.
+    block_on(w.services.create_organization(NewOrganization {
+        name: "Globex".into(),
+        handle: Handle::parse("globex").unwrap(),
+        plan: PlanTier::Growth,
+    }))
+    .unwrap();
+    w.deliver("evt_2", StripeFact::InvoicePaid(invoice("in_2", None, 1000, vec![])));
+    assert_eq!(w.inbox("evt_2").status, InboxStatus::Skipped);
+    // A platform event with one of the first organization's codes still finds it.
+    w.deliver("evt_3", StripeFact::InvoicePaid(invoice("in_3", None, 1000, vec![w.promo_ref()])));
+    assert_eq!(w.conversions().len(), 1);
+}

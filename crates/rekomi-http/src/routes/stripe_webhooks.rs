@@ -1,0 +1,38 @@
+//! `POST /api/webhooks/stripe`: Stripe's webhook endpoint. The raw bytes are verified and
+//! stored; processing happens in the background worker.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+/// The largest Stripe event body accepted (Stripe's own events stay far below).
+pub const MAX_STRIPE_EVENT: usize = 512 * 1024;
+
+/// Receive a Stripe event.
+#[utoipa::path(post, path = "/api/webhooks/stripe", tag = "Stripe events",
+    responses((status = 200, description = "stored (or already stored)"), (status = 400, description = "invalid_signature / invalid_payload")))]
+pub async fn receive(state: web::Data<AppState>, req: HttpRequest, mut payload: web::Payload) -> ApiResult<HttpResponse> {
+    let declared =
+        req.headers().get(actix_web::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_STRIPE_EVENT) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "the request body could not be read"))?;
+        if body.len() + chunk.len() > MAX_STRIPE_EVENT {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let signature = req.headers().get("stripe-signature").and_then(|v| v.to_str().ok());
+    let outcome = state.services.ingest_stripe_event(&state.stripe_webhook_secrets, signature, &body).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "received": true, "id": outcome.event_id, "duplicate": outcome.duplicate })))
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body exceeds {MAX_STRIPE_EVENT} bytes"))
+}

@@ -1,0 +1,387 @@
+//! [`StripeEventDecoder`]: the domain's [`EventDecoder`] port over Stripe webhook payloads.
+//!
+//! Payloads are read as `serde_json::Value`, not through async-stripe's typed event structs: a
+//! webhook endpoint receives events in the API version of the account or of the endpoint, so one
+//! deployment sees several shapes at once, while async-stripe's types pin one version
+//! (2026-09-30.endive) and refuse what moved. Only the fields Rekomi needs are read; unknown
+//! fields are ignored, and a missing field fails the decoding only when Rekomi cannot do without
+//! it (an invoice without `id` or `amount_paid`, a charge without `amount_refunded`, …).
+//!
+//! Shapes read, by API version (the table in the Stripe reference's README):
+//!
+//! | What | Current (basil / clover and later) | Older |
+//! |---|---|---|
+//! | Invoice subscription | `parent.subscription_details.subscription` | `subscription` |
+//! | Invoice referral | `metadata.rekomi_ref`, else `parent.subscription_details.metadata.rekomi_ref` | `subscription_details.metadata.rekomi_ref` |
+//! | Invoice / subscription discounts | `discounts`: `di_…` ids (→ `unresolved`) or expanded objects | also the singular `discount` object |
+//! | A discount's coupon | `source.coupon` (clover) | `coupon` |
+//! | Invoice payment links | — (through invoice payments) | `charge`, `payment_intent` |
+//! | Charge → invoice | — (through invoice payments) | `invoice` |
+//! | Checkout discounts | `discounts[]` `{coupon, promotion_code}`, `total_details.breakdown.discounts` | none |
+//!
+//! Any reference to another object may be an id or the expanded object (whose `id` is taken).
+//! Error messages name the event, its type and the field, never a value from the payload.
+
+use rekomi_domain::ports::events::{
+    CheckoutFact, DecodeError, Discounts, EventDecoder, EventEnvelope, InvoiceFact, PromotionCodeRef, RefundFact, StripeFact,
+    SubscriptionFact,
+};
+use serde_json::{Map, Value};
+
+/// The metadata key carrying a Rekomi referral on invoices, subscriptions and checkout sessions.
+const REFERRAL_KEY: &str = "rekomi_ref";
+
+type Object = Map<String, Value>;
+
+/// Decodes Stripe webhook payloads of every API version in the Stripe reference into
+/// [`StripeFact`]s. Stateless.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StripeEventDecoder;
+
+impl StripeEventDecoder {
+    /// The decoder.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl EventDecoder for StripeEventDecoder {
+    fn envelope(&self, payload: &[u8]) -> Result<EventEnvelope, DecodeError> {
+        envelope_of(&parse(payload)?)
+    }
+
+    fn decode(&self, payload: &[u8]) -> Result<StripeFact, DecodeError> {
+        let event = parse(payload)?;
+        let envelope = envelope_of(&event)?;
+        decode_event(&envelope, &event)
+    }
+}
+
+fn parse(payload: &[u8]) -> Result<Object, DecodeError> {
+    match serde_json::from_slice::<Value>(payload) {
+        Ok(Value::Object(event)) => Ok(event),
+        Ok(_) => Err(DecodeError("the payload is not a JSON object".to_owned())),
+        // serde_json's messages give a position, never the content.
+        Err(err) => Err(DecodeError(format!("the payload is not JSON: {err}"))),
+    }
+}
+
+fn envelope_of(event: &Object) -> Result<EventEnvelope, DecodeError> {
+    let fields = Fields { object: event, context: "event", prefix: "" };
+    let account = match event.get("account") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(account)) if !account.is_empty() => Some(account.clone()),
+        Some(_) => return Err(DecodeError("event: `account` is not an account id".to_owned())),
+    };
+    Ok(EventEnvelope {
+        id: fields.required_str("id")?,
+        event_type: fields.required_str("type")?,
+        account,
+        created: fields.required_i64("created")?,
+        livemode: fields.required_bool("livemode")?,
+    })
+}
+
+/// How one handled event type becomes a fact.
+type Handler = fn(&Fields<'_>, &EventEnvelope) -> Result<StripeFact, DecodeError>;
+
+fn decode_event(envelope: &EventEnvelope, event: &Object) -> Result<StripeFact, DecodeError> {
+    let kind = envelope.event_type.as_str();
+    let handler: Handler = match kind {
+        "invoice.paid" | "invoice.payment_succeeded" => |fields, _| invoice(fields).map(StripeFact::InvoicePaid),
+        "customer.subscription.created" => |fields, _| subscription(fields).map(StripeFact::SubscriptionCreated),
+        "checkout.session.completed" => |fields, envelope| checkout(fields, envelope).map(StripeFact::CheckoutCompleted),
+        "charge.refunded" => |fields, envelope| refund(fields, envelope).map(StripeFact::ChargeRefunded),
+        "promotion_code.created" | "promotion_code.updated" => {
+            |fields, _| Ok(StripeFact::PromotionCodeUpdated { id: fields.required_str("id")?, active: fields.required_bool("active")? })
+        }
+        "coupon.deleted" => |fields, _| Ok(StripeFact::CouponDeleted { id: fields.required_str("id")? }),
+        _ => return Ok(StripeFact::Ignored),
+    };
+    let context = format!("{kind} event {}", envelope.id);
+    let object = event
+        .get("data")
+        .and_then(|data| data.get("object"))
+        .and_then(Value::as_object)
+        .ok_or_else(|| DecodeError(format!("{context}: `data.object` is missing or not an object")))?;
+    handler(&Fields { object, context: &context, prefix: "data.object." }, envelope)
+}
+
+fn invoice(fields: &Fields<'_>) -> Result<InvoiceFact, DecodeError> {
+    let object = fields.object;
+    let paid_at = int(at(object, &["status_transitions", "paid_at"])).or_else(|| int(object.get("created")));
+    Ok(InvoiceFact {
+        invoice_id: fields.required_str("id")?,
+        customer_id: id_of(object.get("customer")),
+        customer_email: text(object.get("customer_email")),
+        subscription_id: id_of(at(object, &["parent", "subscription_details", "subscription"]))
+            .or_else(|| id_of(object.get("subscription"))),
+        amount_paid: fields.required_i64("amount_paid")?,
+        currency: fields.required_str("currency")?,
+        billing_reason: text(object.get("billing_reason")),
+        discounts: billing_discounts(object),
+        referral: text(at(object, &["metadata", REFERRAL_KEY]))
+            .or_else(|| text(at(object, &["parent", "subscription_details", "metadata", REFERRAL_KEY])))
+            .or_else(|| text(at(object, &["subscription_details", "metadata", REFERRAL_KEY]))),
+        charge_id: id_of(object.get("charge")),
+        payment_intent_id: id_of(object.get("payment_intent")),
+        paid_at: paid_at.ok_or_else(|| fields.missing("created", "an integer (nor is `status_transitions.paid_at`)"))?,
+    })
+}
+
+fn subscription(fields: &Fields<'_>) -> Result<SubscriptionFact, DecodeError> {
+    let object = fields.object;
+    Ok(SubscriptionFact {
+        subscription_id: fields.required_str("id")?,
+        customer_id: id_of(object.get("customer")),
+        status: fields.required_str("status")?,
+        latest_invoice: id_of(object.get("latest_invoice")),
+        discounts: billing_discounts(object),
+        referral: text(at(object, &["metadata", REFERRAL_KEY])),
+        currency: text(object.get("currency")),
+        created: fields.required_i64("created")?,
+    })
+}
+
+fn checkout(fields: &Fields<'_>, envelope: &EventEnvelope) -> Result<CheckoutFact, DecodeError> {
+    let object = fields.object;
+    let mode = fields.required_str("mode")?;
+    // `amount_total` is nullable: a setup-mode session moves no money.
+    let amount_total = match int(object.get("amount_total")) {
+        Some(amount) => amount,
+        None if mode == "setup" => 0,
+        None => return Err(fields.missing("amount_total", "an integer")),
+    };
+    Ok(CheckoutFact {
+        session_id: fields.required_str("id")?,
+        customer_id: id_of(object.get("customer")),
+        customer_email: text(at(object, &["customer_details", "email"])).or_else(|| text(object.get("customer_email"))),
+        mode,
+        payment_status: fields.required_str("payment_status")?,
+        amount_total,
+        currency: text(object.get("currency")),
+        subscription_id: id_of(object.get("subscription")),
+        invoice_id: id_of(object.get("invoice")),
+        payment_intent_id: id_of(object.get("payment_intent")),
+        discounts: checkout_discounts(object),
+        referral: text(at(object, &["metadata", REFERRAL_KEY])),
+        client_reference_id: text(object.get("client_reference_id")),
+        // Sessions of older API versions carry no `created`; the event's is the closest.
+        created: int(object.get("created")).unwrap_or(envelope.created),
+    })
+}
+
+fn refund(fields: &Fields<'_>, envelope: &EventEnvelope) -> Result<RefundFact, DecodeError> {
+    let object = fields.object;
+    Ok(RefundFact {
+        charge_id: fields.required_str("id")?,
+        payment_intent_id: id_of(object.get("payment_intent")),
+        invoice_id: id_of(object.get("invoice")),
+        customer_id: id_of(object.get("customer")),
+        amount: fields.required_i64("amount")?,
+        amount_refunded: fields.required_i64("amount_refunded")?,
+        currency: fields.required_str("currency")?,
+        refunded_at: envelope.created,
+    })
+}
+
+/// The discounts of an invoice or a subscription: `discounts` (ids or expanded objects), the
+/// singular `discount` of API versions before 2025-03-31, and the expanded discounts of an
+/// invoice's `total_discount_amounts` when a payload carries them.
+fn billing_discounts(object: &Object) -> Discounts {
+    let mut scan = DiscountScan::default();
+    if let Some(Value::Array(discounts)) = object.get("discounts") {
+        for discount in discounts {
+            scan.listed_discount(discount);
+        }
+    }
+    if let Some(discount) = object.get("discount") {
+        scan.listed_discount(discount);
+    }
+    if let Some(Value::Array(amounts)) = object.get("total_discount_amounts") {
+        for amount in amounts {
+            if let Some(Value::Object(discount)) = amount.get("discount") {
+                scan.expanded_discount(discount);
+            }
+        }
+    }
+    scan.finish()
+}
+
+/// The discounts of a checkout session: `discounts[]` entries `{coupon, promotion_code}` (since
+/// 2025-01-27.acacia) and the expanded `total_details.breakdown.discounts[].discount`.
+fn checkout_discounts(object: &Object) -> Discounts {
+    let mut scan = DiscountScan::default();
+    if let Some(Value::Array(discounts)) = object.get("discounts") {
+        for discount in discounts.iter().filter_map(Value::as_object) {
+            scan.promotion_code(discount.get("promotion_code"));
+            scan.coupon(discount.get("coupon"));
+        }
+    }
+    if let Some(Value::Array(breakdown)) = at(object, &["total_details", "breakdown", "discounts"]) {
+        for entry in breakdown {
+            if let Some(Value::Object(discount)) = entry.get("discount") {
+                scan.expanded_discount(discount);
+            }
+        }
+    }
+    scan.finish()
+}
+
+/// Collects what the discounts of one object say.
+#[derive(Default)]
+struct DiscountScan {
+    promotion_codes: Vec<PromotionCodeRef>,
+    /// Discounts named by id only.
+    listed_ids: Vec<String>,
+    /// Discounts the payload expands (anywhere): their ids are resolved.
+    expanded_ids: Vec<String>,
+    full_discount: bool,
+}
+
+impl DiscountScan {
+    /// A discount as an invoice or a subscription lists it: a `di_…` id or an expanded object.
+    fn listed_discount(&mut self, discount: &Value) {
+        match discount {
+            Value::String(id) if !id.is_empty() => self.listed_ids.push(id.clone()),
+            Value::Object(discount) => self.expanded_discount(discount),
+            _ => {}
+        }
+    }
+
+    /// An expanded `discount` object of any version: its promotion code and its coupon
+    /// (`source.coupon` since 2025-09-30.clover, `coupon` before).
+    fn expanded_discount(&mut self, discount: &Object) {
+        if let Some(id) = text(discount.get("id")) {
+            self.expanded_ids.push(id);
+        }
+        self.promotion_code(discount.get("promotion_code"));
+        self.coupon(at(discount, &["source", "coupon"]));
+        self.coupon(discount.get("coupon"));
+    }
+
+    /// A promotion code: an id, or the expanded object with its code text.
+    fn promotion_code(&mut self, promotion_code: Option<&Value>) {
+        let (id, code) = match promotion_code {
+            Some(Value::String(id)) if !id.is_empty() => (id.clone(), None),
+            Some(Value::Object(object)) => match text(object.get("id")) {
+                Some(id) => (id, text(object.get("code"))),
+                None => return,
+            },
+            _ => return,
+        };
+        match self.promotion_codes.iter_mut().find(|known| known.id == id) {
+            Some(known) => {
+                if known.code.is_none() {
+                    known.code = code;
+                }
+            }
+            None => self.promotion_codes.push(PromotionCodeRef { id, code }),
+        }
+    }
+
+    /// A coupon: only an expanded one says how much it takes off.
+    fn coupon(&mut self, coupon: Option<&Value>) {
+        let percent_off = coupon.and_then(|coupon| coupon.get("percent_off")).and_then(Value::as_f64);
+        // `percent_off` is at most 100; `>=` avoids comparing floats for equality.
+        if percent_off.is_some_and(|percent| percent >= 100.0) {
+            self.full_discount = true;
+        }
+    }
+
+    fn finish(self) -> Discounts {
+        let unresolved = self.listed_ids.iter().any(|id| !self.expanded_ids.contains(id));
+        Discounts { promotion_codes: self.promotion_codes, unresolved, full_discount: self.full_discount }
+    }
+}
+
+/// The object a handled event is about, with the context its errors name.
+struct Fields<'a> {
+    object: &'a Object,
+    context: &'a str,
+    prefix: &'a str,
+}
+
+impl Fields<'_> {
+    fn missing(&self, field: &str, expected: &str) -> DecodeError {
+        DecodeError(format!("{}: `{}{field}` is missing or not {expected}", self.context, self.prefix))
+    }
+
+    fn required_str(&self, field: &str) -> Result<String, DecodeError> {
+        text(self.object.get(field)).ok_or_else(|| self.missing(field, "a non-empty string"))
+    }
+
+    fn required_i64(&self, field: &str) -> Result<i64, DecodeError> {
+        int(self.object.get(field)).ok_or_else(|| self.missing(field, "an integer"))
+    }
+
+    fn required_bool(&self, field: &str) -> Result<bool, DecodeError> {
+        self.object.get(field).and_then(Value::as_bool).ok_or_else(|| self.missing(field, "a boolean"))
+    }
+}
+
+/// The value at `path` under `object`.
+fn at<'a>(object: &'a Object, path: &[&str]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    rest.iter().try_fold(object.get(*first)?, |value, key| value.get(key))
+}
+
+/// A non-empty string.
+fn text(value: Option<&Value>) -> Option<String> {
+    value.and_then(Value::as_str).filter(|text| !text.is_empty()).map(str::to_owned)
+}
+
+/// An integer (Stripe sends amounts and timestamps as JSON integers).
+fn int(value: Option<&Value>) -> Option<i64> {
+    value.and_then(Value::as_i64)
+}
+
+/// A reference to another object: its id, or the `id` of the expanded object.
+fn id_of(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::Object(object) => text(object.get("id")),
+        other => text(Some(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn scan_checkout(discounts: Value) -> Discounts {
+        let object = json!({ "discounts": discounts });
+        checkout_discounts(object.as_object().unwrap_or(&Map::new()))
+    }
+
+    #[test]
+    fn a_promotion_code_seen_twice_is_kept_once_with_its_code() {
+        let discounts = scan_checkout(json!([
+            { "promotion_code": "promo_1" },
+            { "promotion_code": { "id": "promo_1", "code": "ALICE20" } },
+            { "promotion_code": { "id": "promo_1", "code": "OTHER" } },
+        ]));
+        assert_eq!(discounts.promotion_codes, vec![PromotionCodeRef { id: "promo_1".to_owned(), code: Some("ALICE20".to_owned()) }]);
+        assert!(!discounts.unresolved);
+    }
+
+    #[test]
+    fn a_listed_discount_id_is_resolved_by_an_expanded_object_of_the_same_id() {
+        let object = json!({
+            "discounts": ["di_1"],
+            "discount": { "id": "di_1", "coupon": { "id": "10OFF", "percent_off": 10 }, "promotion_code": null },
+        });
+        let discounts = billing_discounts(object.as_object().unwrap_or(&Map::new()));
+        assert_eq!(discounts, Discounts::default());
+    }
+
+    #[test]
+    fn values_of_the_wrong_type_are_treated_as_absent() {
+        assert_eq!(id_of(Some(&json!(42))), None);
+        assert_eq!(id_of(Some(&json!({ "object": "customer" }))), None);
+        assert_eq!(id_of(Some(&json!(""))), None);
+        assert_eq!(text(Some(&json!(null))), None);
+        assert_eq!(int(Some(&json!("1500"))), None);
+    }
+}

@@ -1,0 +1,253 @@
+//! `StripeGateway`'s three reads against the scripted Stripe double: the promotion codes of an
+//! invoice or a subscription (`expand[]=discounts.promotion_code`) and the invoice of a payment
+//! (`GET /v1/invoice_payments`). Request shapes, headers, retries and error mapping.
+//!
+//! Replies are Stripe's published objects from the shared reference folder, patched at run time;
+//! without that folder the tests print a skip message and return (and fail under `CI=true`).
+//! Error-path tests need no shared data.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use rekomi_domain::ports::events::PromotionCodeRef;
+use rekomi_domain::ports::{GatewayContext, GatewayError, PaymentGateway};
+use serde_json::json;
+use support::*;
+
+const PLATFORM: GatewayContext = GatewayContext { stripe_account: None };
+const INVOICE_ID: &str = "in_1RekomiInvoice";
+const SUBSCRIPTION_ID: &str = "sub_1RekomiSubscription";
+const PAYMENT_INTENT_ID: &str = "pi_3RekomiPayment";
+const CHARGE_ID: &str = "ch_3RekomiCharge";
+const EXPAND: (&str, &str) = ("expand[]", "discounts.promotion_code");
+
+fn connected(account: &str) -> GatewayContext {
+    GatewayContext { stripe_account: Some(account.to_owned()) }
+}
+
+/// What [`StripeObjects::expanded_discounts`] names: the expanded code with its text, the code
+/// left as an id without; the plain coupon gives nothing and the repeated code counts once.
+fn expected_codes() -> Vec<PromotionCodeRef> {
+    vec![
+        PromotionCodeRef { id: PROMOTION_CODE_ID.to_owned(), code: Some("ALICE20".to_owned()) },
+        PromotionCodeRef { id: "promo_2RekomiOther".to_owned(), code: None },
+    ]
+}
+
+/// A read: authenticated, no idempotency key, no body.
+fn assert_read(request: &Recorded, path: &str) {
+    assert_eq!(request.method, "GET");
+    assert_eq!(request.path, path);
+    assert_eq!(request.header("authorization"), Some(format!("Bearer {SECRET_KEY}").as_str()));
+    assert_eq!(request.header("idempotency-key"), None, "a GET carries no idempotency key");
+    assert!(request.body.is_empty(), "unexpected body {:?}", request.body);
+}
+
+#[tokio::test]
+async fn invoice_promotion_codes_get_the_invoice_with_the_discounts_promotion_codes_expanded() {
+    let Some(stripe) = StripeObjects::load() else { return };
+    let double = StripeDouble::start(vec![stripe.invoice_with_discounts(INVOICE_ID)]).await;
+
+    let codes = double.gateway().invoice_promotion_codes(&PLATFORM, INVOICE_ID).await.unwrap();
+
+    assert_eq!(codes, expected_codes());
+    let request = double.single_request();
+    assert_read(&request, &format!("/v1/invoices/{INVOICE_ID}"));
+    request.assert_query(&[EXPAND]);
+    assert_eq!(request.header("stripe-account"), None);
+}
+
+#[tokio::test]
+async fn subscription_promotion_codes_get_the_subscription_with_the_discounts_promotion_codes_expanded() {
+    let Some(stripe) = StripeObjects::load() else { return };
+    let double = StripeDouble::start(vec![stripe.subscription_with_discounts(SUBSCRIPTION_ID)]).await;
+
+    let codes = double.gateway().subscription_promotion_codes(&PLATFORM, SUBSCRIPTION_ID).await.unwrap();
+
+    assert_eq!(codes, expected_codes());
+    let request = double.single_request();
+    assert_read(&request, &format!("/v1/subscriptions/{SUBSCRIPTION_ID}"));
+    request.assert_query(&[EXPAND]);
+}
+
+#[tokio::test]
+async fn an_invoice_without_discounts_has_no_promotion_codes() {
+    let Some(stripe) = StripeObjects::load() else { return };
+    // Stripe's published invoice as it is: `discounts: []`.
+    let mut invoice = stripe.object("invoice");
+    invoice["id"] = json!(INVOICE_ID);
+    let double = StripeDouble::start(vec![Reply::json_value(200, &invoice)]).await;
+
+    let codes = double.gateway().invoice_promotion_codes(&PLATFORM, INVOICE_ID).await.unwrap();
+
+    assert!(codes.is_empty(), "{codes:?}");
+}
+
+#[tokio::test]
+async fn the_invoice_of_a_payment_is_looked_up_by_its_payment_intent() {
+    let Some(stripe) = StripeObjects::load() else { return };
+    let payment = stripe.invoice_payment(json!(INVOICE_ID), json!({ "type": "payment_intent", "payment_intent": PAYMENT_INTENT_ID }));
+    let double = StripeDouble::start(vec![stripe.invoice_payments(vec![payment])]).await;
+
+    let invoice = double.gateway().invoice_of_payment(&PLATFORM, CHARGE_ID, Some(PAYMENT_INTENT_ID.to_owned())).await.unwrap();
+
+    assert_eq!(invoice.as_deref(), Some(INVOICE_ID));
+    let request = double.single_request();
+    assert_read(&request, "/v1/invoice_payments");
+    request.assert_query(&[("payment[type]", "payment_intent"), ("payment[payment_intent]", PAYMENT_INTENT_ID)]);
+}
+
+#[tokio::test]
+async fn a_payment_without_a_payment_intent_belongs_to_no_invoice_and_stripe_is_not_asked() {
+    // Since 2025-03-31 every invoice payment goes through a payment intent, and Stripe's
+    // invoice-payments filter takes no charge: a bare charge is a one-time payment.
+    let double = StripeDouble::start(vec![]).await;
+    let invoice = double.gateway().invoice_of_payment(&PLATFORM, CHARGE_ID, None).await.unwrap();
+    assert_eq!(invoice, None);
+    assert!(double.requests().is_empty());
+}
+
+#[tokio::test]
+async fn an_expanded_invoice_in_an_invoice_payment_gives_its_id() {
+    let Some(stripe) = StripeObjects::load() else { return };
+    let mut invoice = stripe.object("invoice");
+    invoice["id"] = json!(INVOICE_ID);
+    let payment = stripe.invoice_payment(invoice, json!({ "type": "payment_intent", "payment_intent": PAYMENT_INTENT_ID }));
+    let double = StripeDouble::start(vec![stripe.invoice_payments(vec![payment])]).await;
+
+    let invoice = double.gateway().invoice_of_payment(&PLATFORM, CHARGE_ID, Some(PAYMENT_INTENT_ID.to_owned())).await.unwrap();
+
+    assert_eq!(invoice.as_deref(), Some(INVOICE_ID));
+}
+
+#[tokio::test]
+async fn a_payment_without_an_invoice_payment_has_no_invoice() {
+    let Some(stripe) = StripeObjects::load() else { return };
+    let double = StripeDouble::start(vec![stripe.invoice_payments(Vec::new())]).await;
+    let gateway = double.gateway();
+
+    assert_eq!(gateway.invoice_of_payment(&PLATFORM, CHARGE_ID, Some(PAYMENT_INTENT_ID.to_owned())).await.unwrap(), None);
+    assert_eq!(double.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn reads_act_on_the_connected_account_of_the_context() {
+    let Some(stripe) = StripeObjects::load() else { return };
+    let payment = stripe.invoice_payment(json!(INVOICE_ID), json!({ "type": "payment_intent", "payment_intent": PAYMENT_INTENT_ID }));
+    let double = StripeDouble::start(vec![
+        stripe.invoice_with_discounts(INVOICE_ID),
+        stripe.subscription_with_discounts(SUBSCRIPTION_ID),
+        stripe.invoice_payments(vec![payment]),
+        stripe.invoice_with_discounts(INVOICE_ID),
+    ])
+    .await;
+    let gateway = double.gateway();
+    let acct = connected("acct_1RekomiConnected");
+
+    gateway.invoice_promotion_codes(&acct, INVOICE_ID).await.unwrap();
+    gateway.subscription_promotion_codes(&acct, SUBSCRIPTION_ID).await.unwrap();
+    gateway.invoice_of_payment(&acct, CHARGE_ID, Some(PAYMENT_INTENT_ID.to_owned())).await.unwrap();
+    gateway.invoice_promotion_codes(&PLATFORM, INVOICE_ID).await.unwrap();
+
+    let accounts: Vec<Option<String>> = double.requests().iter().map(|r| r.header("stripe-account").map(str::to_owned)).collect();
+    let expected = Some("acct_1RekomiConnected".to_owned());
+    assert_eq!(accounts, vec![expected.clone(), expected.clone(), expected, None]);
+}
+
+#[tokio::test]
+async fn a_read_is_retried_after_a_server_error_with_the_same_request() {
+    let Some(stripe) = StripeObjects::load() else { return };
+    let double = StripeDouble::start(vec![Reply::json(500, ERROR_API), stripe.subscription_with_discounts(SUBSCRIPTION_ID)]).await;
+
+    let codes = double.gateway().subscription_promotion_codes(&connected("acct_9"), SUBSCRIPTION_ID).await.unwrap();
+
+    assert_eq!(codes, expected_codes());
+    let requests = double.requests();
+    assert_eq!(requests.len(), 2);
+    for request in &requests {
+        assert_read(request, &format!("/v1/subscriptions/{SUBSCRIPTION_ID}"));
+        request.assert_query(&[EXPAND]);
+        assert_eq!(request.header("stripe-account"), Some("acct_9"));
+    }
+}
+
+#[tokio::test]
+async fn an_invoice_payments_lookup_is_retried_after_rate_limiting() {
+    let Some(stripe) = StripeObjects::load() else { return };
+    let payment = stripe.invoice_payment(json!(INVOICE_ID), json!({ "type": "charge", "charge": CHARGE_ID }));
+    let double = StripeDouble::start(vec![Reply::json(429, ERROR_RATE_LIMIT), stripe.invoice_payments(vec![payment])]).await;
+
+    let invoice = double.gateway().invoice_of_payment(&PLATFORM, CHARGE_ID, Some(PAYMENT_INTENT_ID.to_owned())).await.unwrap();
+
+    assert_eq!(invoice.as_deref(), Some(INVOICE_ID));
+    let requests = double.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].query, requests[1].query);
+}
+
+#[tokio::test]
+async fn an_unknown_invoice_or_subscription_is_not_found_without_retrying() {
+    let not_found = |what: &str| {
+        Reply::json(
+            404,
+            &format!(r#"{{"error":{{"code":"resource_missing","message":"No such {what}","param":"id","type":"invalid_request_error"}}}}"#),
+        )
+    };
+    let double = StripeDouble::start(vec![not_found("invoice"), not_found("subscription")]).await;
+    let gateway = double.gateway();
+
+    let invoice = gateway.invoice_promotion_codes(&PLATFORM, "in_gone").await;
+    let subscription = gateway.subscription_promotion_codes(&PLATFORM, "sub_gone").await;
+
+    assert!(matches!(invoice, Err(GatewayError::NotFound)), "{invoice:?}");
+    assert!(matches!(subscription, Err(GatewayError::NotFound)), "{subscription:?}");
+    assert_eq!(double.requests().len(), 2, "a 404 is not retried");
+}
+
+#[tokio::test]
+async fn a_refused_lookup_is_rejected_not_retried() {
+    let body = r#"{"error":{"type":"invalid_request_error","code":"parameter_invalid_string","param":"payment[type]","message":"Invalid payment[type]"}}"#;
+    let double = StripeDouble::start(vec![Reply::json(400, body)]).await;
+
+    let err = double.gateway().invoice_of_payment(&PLATFORM, CHARGE_ID, Some(PAYMENT_INTENT_ID.to_owned())).await.unwrap_err();
+
+    assert!(matches!(&err, GatewayError::Rejected { param: Some(param), .. } if param == "payment[type]"), "{err:?}");
+    assert_eq!(double.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_read_that_keeps_failing_is_unavailable() {
+    let double = StripeDouble::start(vec![Reply::json(500, ERROR_API), Reply::json(503, ERROR_API)]).await;
+
+    let err = double.gateway_with_retries(1).invoice_promotion_codes(&PLATFORM, INVOICE_ID).await.unwrap_err();
+
+    assert!(matches!(&err, GatewayError::Unavailable(_)), "{err:?}");
+    assert_eq!(double.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn an_answer_that_is_not_the_object_is_an_unknown_error() {
+    let double = StripeDouble::start(vec![Reply::json(200, r#"{"object":"invoice"}"#)]).await;
+
+    let err = double.gateway().invoice_promotion_codes(&PLATFORM, INVOICE_ID).await.unwrap_err();
+
+    assert!(matches!(&err, GatewayError::Unknown(_)), "{err:?}");
+    assert_eq!(double.requests().len(), 1, "an unparseable success is not retried");
+}
+
+#[tokio::test]
+async fn ids_that_could_escape_the_url_are_refused_before_any_request() {
+    let double = StripeDouble::start(Vec::new()).await;
+    let gateway = double.gateway();
+
+    for id in ["", "../customers/cus_1", "in 1", "in_1?expand[]=x", "pi_1&payment[type]=charge"] {
+        let invoice = gateway.invoice_promotion_codes(&PLATFORM, id).await;
+        let subscription = gateway.subscription_promotion_codes(&PLATFORM, id).await;
+        let by_payment_intent = gateway.invoice_of_payment(&PLATFORM, CHARGE_ID, Some(id.to_owned())).await;
+        assert!(matches!(invoice, Err(GatewayError::Unknown(_))), "{id}: {invoice:?}");
+        assert!(matches!(subscription, Err(GatewayError::Unknown(_))), "{id}: {subscription:?}");
+        assert!(matches!(by_payment_intent, Err(GatewayError::Unknown(_))), "{id}: {by_payment_intent:?}");
+    }
+    assert!(double.requests().is_empty());
+}
