@@ -19,6 +19,12 @@ bin=target/debug/rekomi-server
 state_dir=.rekomi
 demo="$state_dir/demo.json"
 mkdir -p "$state_dir"
+# A per-checkout Stripe webhook signing secret, so signed test events can be sent locally
+# (with a real Stripe account, set REKOMI_STRIPE_WEBHOOK_SECRET to the endpoint's whsec_…).
+if [ -z "${REKOMI_STRIPE_WEBHOOK_SECRET:-}" ]; then
+  [ -s "$state_dir/stripe_webhook_secret" ] || printf 'whsec_%s' "$(head -c 24 /dev/urandom | base64 | tr -d '\n=+/')" > "$state_dir/stripe_webhook_secret"
+  export REKOMI_STRIPE_WEBHOOK_SECRET="$(cat "$state_dir/stripe_webhook_secret")"
+fi
 # A per-checkout development secret for dashboard and affiliate JWTs, so the affiliate
 # self-mint endpoint can be tried with `rekomi-server admin affiliate-token`.
 if [ -z "${REKOMI_JWT_SECRET:-}" ]; then

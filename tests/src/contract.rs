@@ -78,6 +78,7 @@ macro_rules! storage_contract {
             a_conversion_is_found_by_invoice_through_its_ledger_or_first_event,
             overrides_come_back_for_their_parent_oldest_first,
             the_affiliate_of_a_customer_is_the_latest_credited_by_id_or_email,
+            the_organizations_of_a_stripe_customer_come_most_recent_first,
             conversion_lists_filter_and_page_newest_first,
             conversions_due_for_approval_span_organizations_longest_due_first,
             a_ledger_comes_back_oldest_first,
@@ -1840,6 +1841,34 @@ pub async fn overrides_come_back_for_their_parent_oldest_first(store: &dyn UnitO
 /// The affiliate of a customer is the one of the most recent conversion (by creation, then
 /// id) matching the Stripe customer or the email in any case, leads included, denied
 /// conversions and overrides excluded.
+/// `orgs_of_stripe_customer` names every organization holding a conversion of the customer,
+/// most recent first, at most two.
+pub async fn the_organizations_of_a_stripe_customer_come_most_recent_first(store: &dyn UnitOfWork) {
+    let (a, b, c) = (org(1, "acme"), org(2, "globex"), org(3, "initech"));
+    let (pa, pb, pc) = (program(&a, 100, "spring"), program(&b, 101, "spring"), program(&c, 102, "spring"));
+    let (ja, jb, jc) = (affiliate(&pa, 200, "j@a.test"), affiliate(&pb, 201, "j@b.test"), affiliate(&pc, 202, "j@c.test"));
+    let of = |conversion: Conversion, customer: &str, at| Conversion { stripe_customer_id: Some(customer.to_owned()), created_at: at, ..conversion };
+    let day = Duration::days(1);
+    seed(
+        store,
+        Seed {
+            orgs: vec![a, b, c],
+            programs: vec![pa, pb, pc],
+            affiliates: vec![ja.clone(), jb.clone(), jc.clone()],
+            conversions: vec![
+                of(conversion(&ja, 800), "cus_shared", T0 - 2 * day),
+                of(conversion(&jb, 801), "cus_shared", T0 - day),
+                of(conversion(&jc, 802), "cus_shared", T0 - 3 * day),
+                of(conversion(&ja, 803), "cus_only_a", T0),
+            ],
+            ..Seed::default()
+        },
+    )
+    .await;
+    let got = commit(store, |tx| Ok((tx.orgs_of_stripe_customer("cus_shared")?, tx.orgs_of_stripe_customer("cus_only_a")?, tx.orgs_of_stripe_customer("cus_none")?))).await;
+    assert_eq!(got, (vec![id(2), id(1)], vec![id(1)], vec![]));
+}
+
 pub async fn the_affiliate_of_a_customer_is_the_latest_credited_by_id_or_email(store: &dyn UnitOfWork) {
     let (a, b) = (org(1, "acme"), org(2, "globex"));
     let p = program(&a, 100, "spring");

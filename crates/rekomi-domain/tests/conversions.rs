@@ -465,4 +465,8 @@ fn events_of_unlinked_accounts_and_of_unknown_organizations_are_skipped() {
     // A platform event with one of the first organization's codes still finds it.
     w.deliver("evt_3", StripeFact::InvoicePaid(invoice("in_3", None, 1000, vec![w.promo_ref()])));
     assert_eq!(w.conversions().len(), 1);
+    // A refund names no code, but its customer was credited in this organization only.
+    w.deliver("evt_4", StripeFact::ChargeRefunded(refund(Some("in_3"), None, 1000, 1000)));
+    assert_eq!(w.inbox("evt_4").status, InboxStatus::Done);
+    assert_eq!(w.only_conversion().status, ConversionStatus::Refunded);
 }

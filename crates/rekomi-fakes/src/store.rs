@@ -854,6 +854,18 @@ impl ConversionRepo for State {
             .map(|c| c.affiliate_id))
     }
 
+    fn orgs_of_stripe_customer(&mut self, customer_id: &str) -> Result<Vec<OrgId>, StoreError> {
+        let mut latest: Vec<(OrgId, time::OffsetDateTime)> = Vec::new();
+        for c in self.conversions.values().filter(|c| c.stripe_customer_id.as_deref() == Some(customer_id)) {
+            match latest.iter_mut().find(|(org, _)| *org == c.org_id) {
+                Some((_, at)) => *at = (*at).max(c.created_at),
+                None => latest.push((c.org_id, c.created_at)),
+            }
+        }
+        latest.sort_by(|a, b| b.1.cmp(&a.1));
+        Ok(latest.into_iter().take(2).map(|(org, _)| org).collect())
+    }
+
     fn list_conversions(&mut self, org: OrgId, filter: &ConversionFilter, page: &PageRequest) -> Result<Vec<Conversion>, StoreError> {
         Ok(page_of(&self.conversions, page, ConversionId::as_uuid, |c| {
             let matches = c.org_id == org

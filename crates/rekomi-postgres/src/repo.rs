@@ -915,6 +915,19 @@ impl ConversionRepo for PgTx<'_> {
         Ok(found.map(AffiliateId::from_uuid))
     }
 
+    fn orgs_of_stripe_customer(&mut self, customer_id: &str) -> Result<Vec<OrgId>, StoreError> {
+        let rows: Vec<(Uuid, time::OffsetDateTime)> = self.read(|c| {
+            conversions::table
+                .filter(conversions::stripe_customer_id.eq(customer_id))
+                .group_by(conversions::org_id)
+                .select((conversions::org_id, diesel::dsl::max(conversions::created_at).assume_not_null()))
+                .order(diesel::dsl::max(conversions::created_at).desc())
+                .limit(2)
+                .load(c)
+        })?;
+        Ok(rows.into_iter().map(|(org, _)| OrgId::from_uuid(org)).collect())
+    }
+
     fn list_conversions(&mut self, org: OrgId, filter: &ConversionFilter, page: &PageRequest) -> Result<Vec<Conversion>, StoreError> {
         let rows = self.read(|c| {
             let mut query =

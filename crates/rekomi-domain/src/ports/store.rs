@@ -457,6 +457,13 @@ pub trait ConversionRepo {
         customer_id: Option<&str>,
         email: Option<&str>,
     ) -> Result<Option<AffiliateId>, StoreError>;
+    /// The organizations holding a conversion of this Stripe customer (at most two, most
+    /// recent first): resolves the organization of platform-account events that carry no
+    /// Rekomi code, such as refunds and renewals.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn orgs_of_stripe_customer(&mut self, customer_id: &str) -> Result<Vec<OrgId>, StoreError>;
     /// Conversions matching the filter, newest first, at most `page.fetch_limit()` rows.
     ///
     /// # Errors

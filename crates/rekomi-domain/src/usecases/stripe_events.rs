@@ -225,6 +225,7 @@ impl Services {
     async fn resolve_org(&self, event: &InboxEvent, fact: &StripeFact) -> Result<Option<Organization>, DomainError> {
         let (org_id, account) = (event.org_id, event.account.clone());
         let promo_ids: Vec<String> = promotion_codes_of(fact).iter().map(|p| p.id.clone()).collect();
+        let customer = customer_of(fact);
         let deleted_coupon = match fact {
             StripeFact::CouponDeleted { id } => Some(id.clone()),
             StripeFact::PromotionCodeUpdated { id, .. } => Some(format!("promo:{id}")),
@@ -254,6 +255,16 @@ impl Services {
                     owner = owner.or(tx.campaign_coupons_by_stripe_id(coupon)?.first().map(|c| c.org_id));
                 }
                 None => {}
+            }
+            // A customer credited in exactly one organization belongs to it (a refund or a
+            // renewal names no code); a customer of several is ambiguous and resolves nothing.
+            if owner.is_none() {
+                if let Some(customer) = &customer {
+                    let orgs = tx.orgs_of_stripe_customer(customer)?;
+                    if orgs.len() == 1 {
+                        owner = orgs.first().copied();
+                    }
+                }
             }
             if owner.is_none() {
                 let orgs = tx.some_orgs(2)?;
@@ -328,6 +339,16 @@ fn not_found_as_empty(result: Result<Vec<PromotionCodeRef>, GatewayError>) -> Re
     match result {
         Err(GatewayError::NotFound) => Ok(Vec::new()),
         other => other,
+    }
+}
+
+fn customer_of(fact: &StripeFact) -> Option<String> {
+    match fact {
+        StripeFact::InvoicePaid(i) => i.customer_id.clone(),
+        StripeFact::SubscriptionCreated(s) => s.customer_id.clone(),
+        StripeFact::CheckoutCompleted(c) => c.customer_id.clone(),
+        StripeFact::ChargeRefunded(r) => r.customer_id.clone(),
+        _ => None,
     }
 }
 
