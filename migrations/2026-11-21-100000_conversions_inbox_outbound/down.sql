@@ -1,3 +1,4 @@
+drop index if exists organizations_stripe_account_key;
 -- Drops what up.sql created, dependents first.
 drop table webhook_deliveries;
 drop table outbox_events;

@@ -117,6 +117,13 @@ create table conversions (
 
 -- The list filtered by affiliate or by program.
 create index conversions_affiliate_idx on conversions (org_id, affiliate_id, id desc);
+-- One sale conversion per subscription: two first invoices processed at once cannot both
+-- start one (the loser conflicts, is retried, and records a renewal).
+create unique index conversions_subscription_sale_key
+    on conversions (org_id, stripe_subscription_id)
+    where stripe_subscription_id is not null and kind in ('OneTime', 'Recurring') and parent_conversion_id is null;
+-- One organization per connected Stripe account.
+create unique index organizations_stripe_account_key on organizations (stripe_account_id) where stripe_account_id is not null;
 create index conversions_program_idx on conversions (org_id, program_id, id desc);
 -- sale_conversion_of_subscription.
 create index conversions_subscription_idx

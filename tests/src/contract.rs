@@ -79,6 +79,7 @@ macro_rules! storage_contract {
             overrides_come_back_for_their_parent_oldest_first,
             the_affiliate_of_a_customer_is_the_latest_credited_by_id_or_email,
             the_organizations_of_a_stripe_customer_come_most_recent_first,
+            a_subscription_has_one_sale_conversion_and_an_account_one_organization,
             conversion_lists_filter_and_page_newest_first,
             conversions_due_for_approval_span_organizations_longest_due_first,
             a_ledger_comes_back_oldest_first,
@@ -1841,13 +1842,47 @@ pub async fn overrides_come_back_for_their_parent_oldest_first(store: &dyn UnitO
 /// The affiliate of a customer is the one of the most recent conversion (by creation, then
 /// id) matching the Stripe customer or the email in any case, leads included, denied
 /// conversions and overrides excluded.
+/// A second sale conversion of one subscription, and a second organization on one Stripe
+/// account, are refused under their constraint names; leads and overrides are not sales.
+pub async fn a_subscription_has_one_sale_conversion_and_an_account_one_organization(store: &dyn UnitOfWork) {
+    let (a, b) = (org(1, "acme"), org(2, "globex"));
+    let p = program(&a, 100, "spring");
+    let (jane, bob) = (affiliate(&p, 200, "jane@a.test"), affiliate(&p, 201, "bob@a.test"));
+    let on_sub = |c: Conversion| Conversion { stripe_subscription_id: Some("sub_1".to_owned()), ..c };
+    let first = on_sub(shaped(conversion(&jane, 800), ConversionType::Recurring, ConversionStatus::Pending, T0));
+    let lead = on_sub(shaped(conversion(&bob, 801), ConversionType::LeadReward, ConversionStatus::Pending, T0));
+    let over = on_sub(override_of(&first, &bob, 802));
+    seed(
+        store,
+        Seed {
+            orgs: vec![a, b],
+            programs: vec![p],
+            affiliates: vec![jane.clone(), bob],
+            conversions: vec![first, lead, over],
+            ..Seed::default()
+        },
+    )
+    .await;
+    let second = on_sub(shaped(conversion(&jane, 803), ConversionType::OneTime, ConversionStatus::Pending, T0));
+    assert_conflict(attempt(store, move |tx| tx.insert_conversion(&second)).await, constraints::SUBSCRIPTION_SALE);
+    assert!(commit(store, |tx| tx.set_stripe_account(id(1), Some("acct_shared"))).await);
+    assert_conflict(
+        attempt(store, |tx| tx.set_stripe_account(id(2), Some("acct_shared")).map(|_| ())).await,
+        constraints::ORG_STRIPE_ACCOUNT,
+    );
+}
+
 /// `orgs_of_stripe_customer` names every organization holding a conversion of the customer,
 /// most recent first, at most two.
 pub async fn the_organizations_of_a_stripe_customer_come_most_recent_first(store: &dyn UnitOfWork) {
     let (a, b, c) = (org(1, "acme"), org(2, "globex"), org(3, "initech"));
     let (pa, pb, pc) = (program(&a, 100, "spring"), program(&b, 101, "spring"), program(&c, 102, "spring"));
     let (ja, jb, jc) = (affiliate(&pa, 200, "j@a.test"), affiliate(&pb, 201, "j@b.test"), affiliate(&pc, 202, "j@c.test"));
-    let of = |conversion: Conversion, customer: &str, at| Conversion { stripe_customer_id: Some(customer.to_owned()), created_at: at, ..conversion };
+    let of = |conversion: Conversion, customer: &str, at| Conversion {
+        stripe_customer_id: Some(customer.to_owned()),
+        created_at: at,
+        ..conversion
+    };
     let day = Duration::days(1);
     seed(
         store,
@@ -1865,7 +1900,10 @@ pub async fn the_organizations_of_a_stripe_customer_come_most_recent_first(store
         },
     )
     .await;
-    let got = commit(store, |tx| Ok((tx.orgs_of_stripe_customer("cus_shared")?, tx.orgs_of_stripe_customer("cus_only_a")?, tx.orgs_of_stripe_customer("cus_none")?))).await;
+    let got = commit(store, |tx| {
+        Ok((tx.orgs_of_stripe_customer("cus_shared")?, tx.orgs_of_stripe_customer("cus_only_a")?, tx.orgs_of_stripe_customer("cus_none")?))
+    })
+    .await;
     assert_eq!(got, (vec![id(2), id(1)], vec![id(1)], vec![]));
 }
 

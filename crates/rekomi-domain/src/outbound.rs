@@ -1,5 +1,7 @@
 //! Outbound webhooks: brands' endpoints, the transactional outbox, and deliveries.
 
+use std::fmt;
+
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -11,8 +13,8 @@ api_enum!(/// Whether an endpoint receives deliveries.
 api_enum!(/// Where a delivery stands.
     DeliveryStatus { Pending, Succeeded, Failed });
 
-/// A brand's webhook endpoint.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A brand's webhook endpoint. Its `Debug` output never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct WebhookEndpoint {
     /// Id.
     pub id: WebhookEndpointId,
@@ -38,6 +40,29 @@ pub struct WebhookEndpoint {
     pub updated_at: OffsetDateTime,
 }
 
+impl fmt::Debug for WebhookEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Spelled out field by field (no `..`), so a new field is a compile error here rather
+        // than a silent omission, and the secret never reaches a log line.
+        // The URL as `scheme://host[:port]/path`: query strings often carry tokens too.
+        let Self { id, org_id, url, description, events, secret: _, status, disabled_reason, consecutive_failures, created_at, updated_at } =
+            self;
+        f.debug_struct("WebhookEndpoint")
+            .field("id", id)
+            .field("org_id", org_id)
+            .field("url", &redacted_url(url))
+            .field("description", description)
+            .field("events", events)
+            .field("secret", &format_args!("<redacted>"))
+            .field("status", status)
+            .field("disabled_reason", disabled_reason)
+            .field("consecutive_failures", consecutive_failures)
+            .field("created_at", created_at)
+            .field("updated_at", updated_at)
+            .finish()
+    }
+}
+
 impl WebhookEndpoint {
     /// Whether the endpoint subscribes to `event_type` (exact names or `family.*`).
     pub fn wants(&self, event_type: &str) -> bool {
@@ -47,6 +72,24 @@ impl WebhookEndpoint {
                     || f == event_type
                     || f.strip_suffix(".*").is_some_and(|family| event_type.strip_prefix(family).is_some_and(|r| r.starts_with('.')))
             })
+    }
+}
+
+/// `url` as `scheme://host[:port]/path`, for logs and the audit log: without the query
+/// string, the fragment or any userinfo, which often carry tokens.
+pub fn redacted_url(url: &str) -> String {
+    let url = url.trim();
+    let url = &url[..url.find(['?', '#']).unwrap_or(url.len())];
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    // Browsers and the URL standard end the authority at `\` as well as `/`.
+    let (authority, path) = rest.split_at(rest.find(['/', '\\']).unwrap_or(rest.len()));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    match scheme {
+        Some(scheme) => format!("{scheme}://{host}{path}"),
+        None => format!("{host}{path}"),
     }
 }
 
@@ -150,6 +193,31 @@ mod tests {
         assert!(!endpoint(&["affiliate.*"]).wants("affiliate_coupon.created"));
         assert!(endpoint(&["conversion.refunded"]).wants("conversion.refunded"));
         assert!(!endpoint(&["conversion.refunded"]).wants("conversion.created"));
+    }
+
+    #[test]
+    fn debug_output_redacts_the_secret() {
+        let mut e = endpoint(&["lead.created"]);
+        e.secret = "whsec_TopSecret0123456789".into();
+        let shown = format!("{e:?} {e:#?}");
+        assert!(!shown.contains("TopSecret") && !shown.contains("whsec_"), "{shown}");
+        assert!(shown.contains("secret: <redacted>") && shown.contains("https://x") && shown.contains("lead.created"), "{shown}");
+    }
+
+    #[test]
+    fn redacted_urls_keep_scheme_host_port_and_path_only() {
+        for (raw, shown) in [
+            ("https://hooks.example.com/rekomi", "https://hooks.example.com/rekomi"),
+            ("https://hooks.example.com:8443/a/b?token=s3cr3t&x=1", "https://hooks.example.com:8443/a/b"),
+            ("https://hooks.example.com?token=s3cr3t", "https://hooks.example.com"),
+            ("https://user:pa55@hooks.example.com/h#frag", "https://hooks.example.com/h"),
+            ("http://[::1]:9/h?k=v", "http://[::1]:9/h"),
+            ("https://a@b@hooks.example.com\\x?t=1", "https://hooks.example.com\\x"),
+            ("  HTTPS://Hooks.Example.com/Path  ", "HTTPS://Hooks.Example.com/Path"),
+            ("no-scheme@host/p?t=1", "host/p"),
+        ] {
+            assert_eq!(redacted_url(raw), shown, "{raw}");
+        }
     }
 
     #[test]

@@ -190,7 +190,7 @@ impl World {
         self.decoder.0.lock().unwrap().insert(id.to_owned(), (account.map(str::to_owned), fact));
         let now = rekomi_domain::ports::Clock::now(&self.clock).unix_timestamp();
         let header = signature::header(SECRET, now, id.as_bytes());
-        let outcome = block_on(self.services.ingest_stripe_event(&[SECRET.to_owned()], Some(&header), id.as_bytes())).unwrap();
+        let outcome = block_on(self.services.ingest_stripe_event(&[SECRET.to_owned()], None, Some(&header), id.as_bytes())).unwrap();
         block_on(self.services.process_stripe_inbox(50)).unwrap();
         !outcome.duplicate
     }
@@ -433,10 +433,10 @@ fn a_bad_signature_stores_nothing() {
     let w = world_with(true);
     let now = rekomi_domain::ports::Clock::now(&w.clock).unix_timestamp();
     let forged = signature::header("whsec_other", now, b"evt_x");
-    assert!(block_on(w.services.ingest_stripe_event(&[SECRET.to_owned()], Some(&forged), b"evt_x")).is_err());
+    assert!(block_on(w.services.ingest_stripe_event(&[SECRET.to_owned()], None, Some(&forged), b"evt_x")).is_err());
     let stale = signature::header(SECRET, now - 301, b"evt_x");
-    assert!(block_on(w.services.ingest_stripe_event(&[SECRET.to_owned()], Some(&stale), b"evt_x")).is_err());
-    assert!(block_on(w.services.ingest_stripe_event(&[SECRET.to_owned()], None, b"evt_x")).is_err());
+    assert!(block_on(w.services.ingest_stripe_event(&[SECRET.to_owned()], None, Some(&stale), b"evt_x")).is_err());
+    assert!(block_on(w.services.ingest_stripe_event(&[SECRET.to_owned()], None, None, b"evt_x")).is_err());
     assert!(w.store.read(|tx| tx.inbox_event("evt_x").unwrap()).is_none());
 }
 
@@ -469,4 +469,120 @@ fn events_of_unlinked_accounts_and_of_unknown_organizations_are_skipped() {
     w.deliver("evt_4", StripeFact::ChargeRefunded(refund(Some("in_3"), None, 1000, 1000)));
     assert_eq!(w.inbox("evt_4").status, InboxStatus::Done);
     assert_eq!(w.only_conversion().status, ConversionStatus::Refunded);
+}
+
+fn checkout(session: &str, invoice: Option<&str>, amount: i64, codes: Vec<PromotionCodeRef>) -> StripeFact {
+    StripeFact::CheckoutCompleted(rekomi_domain::ports::events::CheckoutFact {
+        session_id: session.into(),
+        customer_id: Some("cus_buyer".into()),
+        customer_email: Some("buyer@example.com".into()),
+        mode: "payment".into(),
+        payment_status: "paid".into(),
+        amount_total: amount,
+        currency: Some("usd".into()),
+        subscription_id: None,
+        invoice_id: invoice.map(str::to_owned),
+        payment_intent_id: Some("pi_checkout".into()),
+        discounts: Discounts { promotion_codes: codes, unresolved: false, full_discount: false },
+        referral: None,
+        client_reference_id: None,
+        created: 1_780_000_000,
+    })
+}
+
+#[test]
+fn a_one_time_checkout_with_an_invoice_and_that_invoice_are_one_sale_and_its_refund_claws_back() {
+    let w = world_with(true);
+    w.deliver("evt_1", checkout("cs_1", Some("in_1"), 1000, vec![w.promo_ref()]));
+    w.deliver("evt_2", StripeFact::InvoicePaid(invoice("in_1", None, 1000, vec![w.promo_ref()])));
+    let c = w.only_conversion();
+    assert_eq!((c.commission_minor, w.redemptions()), (200, 1));
+    w.deliver("evt_3", StripeFact::ChargeRefunded(refund(Some("in_1"), Some("pi_checkout"), 1000, 1000)));
+    assert_eq!(w.only_conversion().status, ConversionStatus::Refunded);
+}
+
+#[test]
+fn a_free_renewal_earns_no_fixed_fee_and_does_not_use_up_the_recurring_window() {
+    let w = world_with(true);
+    let patch = rekomi_domain::program::ProgramPatch {
+        default_commission_type: Some(CommissionType::Fixed),
+        default_commission_value: Some(Hundredths::new(500)),
+        recurring_months: Some(Some(1)),
+        ..Default::default()
+    };
+    block_on(w.services.update_program(&w.ctx, w.program, patch)).unwrap();
+    w.deliver("evt_1", StripeFact::InvoicePaid(invoice("in_1", Some("sub_1"), 1000, vec![w.promo_ref()])));
+    w.deliver("evt_2", StripeFact::InvoicePaid(invoice("in_2", Some("sub_1"), 0, vec![])));
+    w.deliver("evt_3", StripeFact::InvoicePaid(invoice("in_3", Some("sub_1"), 1000, vec![])));
+    let c = w.only_conversion();
+    let (_, ledger) = block_on(w.services.get_conversion(&w.ctx, c.id)).unwrap();
+    assert_eq!(
+        ledger.iter().map(|e| e.commission_minor).collect::<Vec<_>>(),
+        vec![500, 0, 500],
+        "the $0 month is not the first renewal: {ledger:#?}"
+    );
+}
+
+#[test]
+fn a_refund_of_a_sale_that_credited_nobody_is_done_at_once() {
+    let w = world_with(true);
+    w.deliver("evt_1", StripeFact::InvoicePaid(invoice("in_nobody", None, 1000, vec![])));
+    w.deliver("evt_2", StripeFact::ChargeRefunded(refund(Some("in_nobody"), None, 1000, 1000)));
+    assert_eq!(w.inbox("evt_2").status, InboxStatus::Done, "{:?}", w.inbox("evt_2").last_error);
+    assert!(w.conversions().is_empty());
+}
+
+#[test]
+fn test_mode_events_on_a_live_installation_are_stored_and_skipped() {
+    let w = world_with(true);
+    w.decoder
+        .0
+        .lock()
+        .unwrap()
+        .insert("evt_test".into(), (None, StripeFact::InvoicePaid(invoice("in_1", None, 1000, vec![w.promo_ref()]))));
+    let now = rekomi_domain::ports::Clock::now(&w.clock).unix_timestamp();
+    let header = signature::header(SECRET, now, b"evt_test");
+    block_on(w.services.ingest_stripe_event(&[SECRET.to_owned()], Some(true), Some(&header), b"evt_test")).unwrap();
+    block_on(w.services.process_stripe_inbox(50)).unwrap();
+    assert_eq!(w.inbox("evt_test").status, InboxStatus::Skipped);
+    assert!(w.conversions().is_empty());
+}
+
+#[test]
+fn an_activation_at_stripe_never_brings_back_a_revoked_code() {
+    let w = world_with(true);
+    w.deliver("evt_1", StripeFact::PromotionCodeUpdated { id: w.promo.clone(), active: false });
+    w.deliver("evt_2", StripeFact::PromotionCodeUpdated { id: w.promo.clone(), active: true });
+    assert!(!w.store.read(|tx| tx.affiliate_coupon_by_stripe_id(w.ctx.org_id(), &w.promo).unwrap().unwrap().is_active));
+}
+
+#[test]
+fn a_conversion_is_refunded_once_everything_it_earned_is_clawed_back_and_a_denied_one_stays_denied() {
+    let w = world_with(true);
+    let patch = rekomi_domain::program::ProgramPatch { recurring_months: Some(Some(0)), ..Default::default() };
+    block_on(w.services.update_program(&w.ctx, w.program, patch)).unwrap();
+    w.deliver("evt_1", StripeFact::InvoicePaid(invoice("in_1", Some("sub_1"), 1000, vec![w.promo_ref()])));
+    w.deliver("evt_2", StripeFact::InvoicePaid(invoice("in_2", Some("sub_1"), 1000, vec![])));
+    w.deliver("evt_3", StripeFact::ChargeRefunded(refund(Some("in_1"), None, 1000, 1000)));
+    assert_eq!(w.only_conversion().status, ConversionStatus::Refunded, "the renewal earned nothing, so nothing is left");
+
+    let w = world_with(true);
+    let mut own = invoice("in_1", None, 1000, vec![w.promo_ref()]);
+    own.customer_email = Some("sarah@creator.com".into());
+    w.deliver("evt_1", StripeFact::InvoicePaid(own));
+    w.deliver("evt_2", StripeFact::ChargeRefunded(refund(Some("in_1"), None, 1000, 1000)));
+    assert_eq!(w.only_conversion().status, ConversionStatus::Denied);
+}
+
+#[test]
+fn a_platform_event_never_goes_to_an_organization_linked_to_its_own_stripe_account() {
+    let w = world_with(true);
+    block_on(w.services.link_stripe_account(w.ctx.org_id(), None)).unwrap();
+    // Linking is refused once coupons exist on the platform account; simulate a brand that was
+    // linked from the start by linking the store row directly.
+    w.store.write(|tx| tx.set_stripe_account(w.ctx.org_id(), Some("acct_brand")).map(|_| ())).unwrap();
+    w.deliver("evt_1", StripeFact::InvoicePaid(invoice("in_1", None, 1000, vec![w.promo_ref()])));
+    assert_eq!(w.inbox("evt_1").status, InboxStatus::Skipped);
+    w.deliver_from("evt_2", Some("acct_brand"), StripeFact::InvoicePaid(invoice("in_2", None, 1000, vec![w.promo_ref()])));
+    assert_eq!(w.conversions().len(), 1, "the same code on the brand's own account is credited");
 }

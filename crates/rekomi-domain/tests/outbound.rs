@@ -8,8 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rekomi_domain::actor::{BrandActor, Role};
+use rekomi_domain::attribution;
+use rekomi_domain::conversion::{Conversion, ConversionStatus, ConversionType};
 use rekomi_domain::error::DomainError;
-use rekomi_domain::ids::{ApiKeyId, DeliveryId, WebhookEndpointId};
+use rekomi_domain::ids::{AffiliateId, ApiKeyId, ConversionId, DeliveryId, OrgId, ProgramId, WebhookEndpointId};
+use rekomi_domain::money::Currency;
 use rekomi_domain::org::Handle;
 use rekomi_domain::outbound::{
     retry_delay_secs, ulid_of, Delivery, DeliveryStatus, EndpointStatus, WebhookEndpoint, DISABLE_AFTER_FAILURES,
@@ -38,9 +41,10 @@ impl EventDecoder for NoDecoder {
     }
 }
 
-type Hook = Box<dyn Fn(&OutboundRequest) + Send + Sync>;
+type Hook = Box<dyn FnOnce(&OutboundRequest) + Send + Sync>;
 
-/// The fake sender, plus an optional hook run while a request is "in flight".
+/// The fake sender, plus an optional one-shot hook run while the next request is "in flight"
+/// (taken out before it runs, so it may itself run the worker).
 #[derive(Clone)]
 struct Sender {
     fake: FakeWebhookSender,
@@ -50,7 +54,8 @@ struct Sender {
 #[async_trait]
 impl WebhookSender for Sender {
     async fn send(&self, request: &OutboundRequest) -> SendOutcome {
-        if let Some(hook) = self.hook.lock().unwrap().as_ref() {
+        let hook = self.hook.lock().unwrap().take();
+        if let Some(hook) = hook {
             hook(request);
         }
         self.fake.send(request).await
@@ -436,6 +441,133 @@ fn rotating_the_secret_signs_later_attempts_with_the_new_secret() {
     assert!(signature::verify(sig, retry.body.as_bytes(), std::slice::from_ref(&ep.secret), now).is_err());
 }
 
+// ---- concurrent changes to an endpoint ---------------------------------------------------
+//
+// The fakes run transactions one at a time, so these interleave whole use cases: a change
+// committed while an attempt is in flight (between the worker's claim and its outcome). The
+// worker and the other use cases must apply their own change to the current row, never write
+// back a copy read earlier.
+
+/// With every attempt failing, runs the worker until the pending deliveries of `ep` are due
+/// for their last (13th) attempt.
+fn run_to_last_attempt(w: &World, ctx: &BrandContext, ep: WebhookEndpointId) {
+    let pending =
+        |w: &World| -> Vec<Delivery> { w.deliveries(ctx, ep).into_iter().filter(|d| d.status == DeliveryStatus::Pending).collect() };
+    for _ in 1..=12 {
+        w.deliver();
+        w.clock.set(pending(w).iter().map(|d| d.next_attempt_at).max().expect("pending deliveries"));
+    }
+    assert!(pending(w).iter().all(|d| d.attempts == 12), "{:?}", pending(w));
+}
+
+#[test]
+fn a_rotation_while_an_attempt_is_in_flight_keeps_the_new_secret() {
+    let w = world();
+    let ctx = w.org("acme");
+    let ep = w.endpoint(&ctx, &[]);
+    w.emit(&ctx, "lead.created");
+    w.sender.fail_next(13, 500);
+    run_to_last_attempt(&w, &ctx, ep.id);
+
+    // The brand rotates the secret while the last attempt is in flight; that attempt fails
+    // for good, so the worker counts a dead delivery on the endpoint.
+    let rotate_in_flight = |w: &World| -> Arc<Mutex<Option<String>>> {
+        let rotated: Arc<Mutex<Option<String>>> = Arc::default();
+        let (services, ctx, slot) = (w.services.clone(), ctx.clone(), Arc::clone(&rotated));
+        *w.hook.lock().unwrap() = Some(Box::new(move |_| {
+            *slot.lock().unwrap() = Some(block_on(services.rotate_webhook_secret(&ctx, ep.id)).unwrap().secret);
+        }));
+        rotated
+    };
+    let rotated = rotate_in_flight(&w);
+    let report = w.deliver();
+    assert_eq!((report.claimed, report.failed), (1, 1));
+    let first = rotated.lock().unwrap().clone().expect("rotated while in flight");
+    assert_ne!(first, ep.secret);
+    let after = w.get(&ctx, ep.id);
+    assert_eq!(after.secret, first, "the worker did not write the old secret back");
+    assert_eq!(after.consecutive_failures, 1, "and its own change stands");
+
+    // A success resets the count (another write of the endpoint), with a rotation in flight
+    // again; later deliveries are signed with the newest secret.
+    w.emit(&ctx, "lead.created");
+    let rotated = rotate_in_flight(&w);
+    assert_eq!(w.deliver().delivered, 1);
+    let second = rotated.lock().unwrap().clone().expect("rotated while in flight");
+    let after = w.get(&ctx, ep.id);
+    assert_eq!((after.secret.as_str(), after.consecutive_failures), (second.as_str(), 0));
+    w.emit(&ctx, "lead.created");
+    assert_eq!(w.deliver().delivered, 1);
+    let last = w.sender.requests().pop().unwrap();
+    let now = w.clock.now().unix_timestamp();
+    let sig = header(&last, "X-Rekomi-Signature").unwrap();
+    assert!(signature::verify(sig, last.body.as_bytes(), std::slice::from_ref(&second), now).is_ok());
+}
+
+#[test]
+fn a_patch_while_the_worker_disables_the_endpoint_leaves_it_disabled() {
+    let w = world();
+    let ctx = w.org("acme");
+    let ep = w.endpoint(&ctx, &[]);
+    for _ in 0..DISABLE_AFTER_FAILURES - 1 {
+        w.emit(&ctx, "lead.created");
+    }
+    w.sender.fail_next(10_000, 500);
+    exhaust(&w);
+    assert_eq!(w.get(&ctx, ep.id).consecutive_failures, DISABLE_AFTER_FAILURES - 1);
+    w.emit(&ctx, "lead.created");
+    run_to_last_attempt(&w, &ctx, ep.id);
+
+    // The brand renames the endpoint while the attempt that disables it is in flight.
+    let (services, ctx2) = (w.services.clone(), ctx.clone());
+    *w.hook.lock().unwrap() = Some(Box::new(move |_| {
+        let patch = WebhookEndpointPatch { description: Some(Some("renamed".into())), ..Default::default() };
+        let patched = block_on(services.update_webhook_endpoint(&ctx2, ep.id, patch)).unwrap();
+        assert_eq!(patched.status, EndpointStatus::Enabled);
+    }));
+    let report = w.deliver();
+    assert_eq!((report.failed, report.endpoints_disabled), (1, 1));
+    let disabled = w.get(&ctx, ep.id);
+    assert_eq!((disabled.status, disabled.consecutive_failures), (EndpointStatus::Disabled, DISABLE_AFTER_FAILURES));
+    assert_eq!(disabled.description.as_deref(), Some("renamed"), "the worker's change was applied to the renamed row");
+    assert!(disabled.disabled_reason.is_some());
+
+    // A PATCH of the description alone, right after, keeps it disabled with its reason.
+    let patch = WebhookEndpointPatch { description: Some(Some("renamed again".into())), ..Default::default() };
+    let patched = block_on(w.services.update_webhook_endpoint(&ctx, ep.id, patch)).unwrap();
+    assert_eq!(
+        (patched.status, patched.consecutive_failures, &patched.disabled_reason),
+        (EndpointStatus::Disabled, DISABLE_AFTER_FAILURES, &disabled.disabled_reason)
+    );
+    assert_eq!(w.get(&ctx, ep.id), patched);
+    w.emit(&ctx, "lead.created");
+    assert_eq!(w.deliver().claimed, 0, "nothing is sent to it");
+}
+
+#[test]
+fn two_workers_recording_dead_deliveries_of_one_endpoint_both_count() {
+    let w = world();
+    let ctx = w.org("acme");
+    let ep = w.endpoint(&ctx, &[]);
+    w.emit(&ctx, "lead.created");
+    w.emit(&ctx, "lead.created");
+    w.sender.fail_next(26, 500);
+    run_to_last_attempt(&w, &ctx, ep.id);
+
+    // One worker takes one delivery; while its last attempt is in flight another worker takes
+    // the other and records that it failed for good.
+    let inner: Arc<Mutex<Option<DeliveryReport>>> = Arc::default();
+    let (services, slot) = (w.services.clone(), Arc::clone(&inner));
+    *w.hook.lock().unwrap() = Some(Box::new(move |_| {
+        *slot.lock().unwrap() = Some(block_on(services.deliver_due_webhooks(1)).unwrap());
+    }));
+    let outer = block_on(w.services.deliver_due_webhooks(1)).unwrap();
+    let inner = inner.lock().unwrap().expect("the second worker ran");
+    assert_eq!((outer.claimed, outer.failed, inner.claimed, inner.failed), (1, 1, 1, 1));
+    assert_eq!(w.get(&ctx, ep.id).consecutive_failures, 2, "no failure was lost");
+    assert!(w.deliveries(&ctx, ep.id).iter().all(|d| d.status == DeliveryStatus::Failed && d.attempts == 13));
+}
+
 // ---- management -------------------------------------------------------------------------
 
 #[test]
@@ -576,6 +708,126 @@ fn every_change_is_audited_and_no_audit_entry_holds_a_secret() {
     for entry in &audit {
         let text = format!("{:?} {:?}", entry.before, entry.after);
         assert!(!text.contains(&ep.secret) && !text.contains(&rotated.secret) && !text.contains("whsec_"), "{}: {text}", entry.action);
+    }
+}
+
+#[test]
+fn debug_output_never_shows_the_secret() {
+    let w = world();
+    let ctx = w.org("acme");
+    let ep = w.endpoint(&ctx, &[]);
+    let rotated = block_on(w.services.rotate_webhook_secret(&ctx, ep.id)).unwrap();
+    for shown in [format!("{ep:?}"), format!("{:?}", rotated), format!("{:#?}", vec![rotated.clone()])] {
+        assert!(!shown.contains(&ep.secret) && !shown.contains(&rotated.secret) && !shown.contains("whsec_"), "{shown}");
+        assert!(shown.contains("<redacted>") && shown.contains("hooks.example.com"), "{shown}");
+    }
+}
+
+#[test]
+fn audit_snapshots_keep_no_query_string_fragment_or_userinfo_of_the_url() {
+    let w = world();
+    let ctx = w.org("acme");
+    let url = "https://hooks.example.com/rekomi?token=tok_s3cr3t&v=1#frag_s3cr3t";
+    let ep = block_on(w.services.create_webhook_endpoint(&ctx, url.into(), None, Vec::new())).unwrap();
+    assert_eq!(ep.url, url, "the endpoint itself keeps the whole URL");
+    let patch = WebhookEndpointPatch { url: Some("https://hooks.example.com:8443/v2?api_key=key_s3cr3t".into()), ..Default::default() };
+    block_on(w.services.update_webhook_endpoint(&ctx, ep.id, patch)).unwrap();
+    block_on(w.services.delete_webhook_endpoint(&ctx, ep.id)).unwrap();
+    // A URL with userinfo (refused on input today, but it may be stored from before).
+    let legacy = WebhookEndpoint {
+        id: WebhookEndpointId::from_uuid(uuid::Uuid::now_v7()),
+        url: "https://user:pa55_s3cr3t@legacy.example.com/in?sig=s3cr3t".into(),
+        ..ep.clone()
+    };
+    w.store.write(|tx| tx.insert_endpoint(&legacy)).unwrap();
+    block_on(w.services.rotate_webhook_secret(&ctx, legacy.id)).unwrap();
+
+    let audit = w.store.read(|tx| tx.audit_entries(ctx.org_id(), 100).unwrap());
+    let mut urls = Vec::new();
+    for entry in audit.iter().rev().filter(|e| e.entity_type == "webhook_endpoint") {
+        let text = format!("{:?} {:?}", entry.before, entry.after);
+        assert!(!text.contains("s3cr3t") && !text.contains('?') && !text.contains('#') && !text.contains('@'), "{}: {text}", entry.action);
+        for snapshot in [&entry.before, &entry.after].into_iter().flatten() {
+            urls.push(snapshot["url"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(
+        urls,
+        [
+            "https://hooks.example.com/rekomi",
+            "https://hooks.example.com/rekomi",
+            "https://hooks.example.com:8443/v2",
+            "https://hooks.example.com:8443/v2",
+            "https://legacy.example.com/in",
+            "https://legacy.example.com/in",
+        ]
+    );
+}
+
+/// The `json` blocks of docs/webhooks.md that parse, in order.
+fn doc_json_examples() -> Vec<Value> {
+    let doc = include_str!("../../../docs/webhooks.md");
+    doc.split("```json").skip(1).filter_map(|block| block.split("```").next()).filter_map(|b| serde_json::from_str(b).ok()).collect()
+}
+
+#[test]
+fn the_conversion_examples_of_docs_webhooks_md_carry_the_fields_and_values_rekomi_sends() {
+    let conversion = Conversion {
+        id: ConversionId::from_uuid(uuid::Uuid::now_v7()),
+        org_id: OrgId::from_uuid(uuid::Uuid::now_v7()),
+        program_id: ProgramId::from_uuid(uuid::Uuid::now_v7()),
+        affiliate_id: AffiliateId::from_uuid(uuid::Uuid::now_v7()),
+        kind: ConversionType::Recurring,
+        status: ConversionStatus::Pending,
+        amount_minor: 4900,
+        currency: Currency::USD,
+        commission_minor: 980,
+        attribution_method: Some(attribution::Method::Coupon.as_str().to_owned()),
+        coupon_code: Some("SARAH20".into()),
+        affiliate_coupon_id: None,
+        stripe_customer_id: Some("cus_1".into()),
+        stripe_subscription_id: Some("sub_1".into()),
+        external_event_id: Some("in_1".into()),
+        customer_email: Some("buyer@example.com".into()),
+        denial_reason: None,
+        parent_conversion_id: Some(ConversionId::from_uuid(uuid::Uuid::now_v7())),
+        attribution_trace: json!({}),
+        paid_invoices: 1,
+        approve_after: START,
+        approved_at: None,
+        refunded_at: Some(START),
+        created_at: START,
+        updated_at: START,
+    };
+    let sent = outbox::conversion_data(&conversion);
+    let examples: Vec<Value> = doc_json_examples()
+        .into_iter()
+        .filter(|e| e["type"].as_str().is_some_and(|t| t.starts_with("conversion.") || t == "lead.created"))
+        .collect();
+    assert!(!examples.is_empty());
+    for example in examples {
+        let data = example["data"].as_object().expect("an object");
+        let (mut shown, mut real): (Vec<&String>, Vec<&String>) = (data.keys().collect(), sent.as_object().unwrap().keys().collect());
+        shown.sort();
+        real.sort();
+        assert_eq!(shown, real, "the fields of conversion_data");
+        for (key, value) in data {
+            // Same JSON types (null stands for any nullable field).
+            let kind = |v: &Value| std::mem::discriminant(v);
+            assert!(value.is_null() || kind(value) == kind(&sent[key]), "{key}: {value}");
+        }
+        let kind = ConversionType::parse(data["type"].as_str().unwrap()).expect("a conversion type");
+        assert!(ConversionStatus::parse(data["status"].as_str().unwrap()).is_some(), "{data:?}");
+        assert_eq!(Currency::parse(data["currency"].as_str().unwrap()).unwrap().code(), data["currency"]);
+        let method = data["attributionMethod"].as_str();
+        assert!(
+            method.is_none_or(|m| attribution::Method::parse(m).is_some() || m == "sub_affiliate_override"),
+            "attributionMethod {method:?}"
+        );
+        assert_eq!(data["couponCode"].is_null(), !matches!(method, Some("coupon" | "coupon_with_metadata")), "{data:?}");
+        if kind == ConversionType::OneTime {
+            assert!(data["stripeSubscriptionId"].is_null(), "a sale of a subscription is Recurring");
+        }
     }
 }
 

@@ -397,6 +397,9 @@ impl OrgRepo for State {
     }
 
     fn set_stripe_account(&mut self, id: OrgId, account: Option<&str>) -> Result<bool, StoreError> {
+        if account.is_some() && self.orgs.values().any(|o| o.id != id && o.stripe_account_id.as_deref() == account) {
+            return Err(conflict(constraints::ORG_STRIPE_ACCOUNT));
+        }
         Ok(match self.orgs.get_mut(&id) {
             Some(org) => {
                 org.stripe_account_id = account.map(str::to_owned);
@@ -784,6 +787,10 @@ impl ConversionRepo for State {
         Ok(true)
     }
 
+    fn source_seen(&mut self, org: OrgId, source: &str) -> Result<bool, StoreError> {
+        Ok(self.processed_sources.contains_key(&(org, source.to_owned())))
+    }
+
     fn insert_conversion(&mut self, conversion: &Conversion) -> Result<(), StoreError> {
         // PostgreSQL checks CHECK constraints before the primary key, and both before the
         // foreign keys (check_conversion repeats the check harmlessly).
@@ -794,6 +801,22 @@ impl ConversionRepo for State {
             return Err(conflict("conversions_pkey"));
         }
         self.check_conversion(conversion)?;
+        let is_sale = |c: &Conversion| {
+            c.parent_conversion_id.is_none()
+                && matches!(
+                    c.kind,
+                    rekomi_domain::conversion::ConversionType::OneTime | rekomi_domain::conversion::ConversionType::Recurring
+                )
+        };
+        if is_sale(conversion) && conversion.stripe_subscription_id.is_some() {
+            let taken = self
+                .conversions
+                .values()
+                .any(|c| c.org_id == conversion.org_id && is_sale(c) && c.stripe_subscription_id == conversion.stripe_subscription_id);
+            if taken {
+                return Err(conflict(constraints::SUBSCRIPTION_SALE));
+            }
+        }
         self.conversions.insert(conversion.id, conversion.clone());
         Ok(())
     }

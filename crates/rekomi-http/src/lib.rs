@@ -35,6 +35,9 @@ pub struct AppState {
     pub limiter: RateLimiter,
     /// Stripe webhook signing secrets (`whsec_…`; several during rotation).
     pub stripe_webhook_secrets: Vec<String>,
+    /// Whether Stripe events must be live (`Some(true)`), test (`Some(false)`), or either
+    /// (`None`, local mode).
+    pub stripe_livemode: Option<bool>,
 }
 
 impl AppState {
@@ -45,6 +48,7 @@ impl AppState {
             jwt_secret: jwt_secret.map(Arc::from),
             limiter: RateLimiter::per_minute(REQUESTS_PER_MINUTE),
             stripe_webhook_secrets,
+            stripe_livemode: None,
         }
     }
 }

@@ -796,6 +796,15 @@ impl ConversionRepo for PgTx<'_> {
         Ok(inserted == 1)
     }
 
+    fn source_seen(&mut self, org: OrgId, source: &str) -> Result<bool, StoreError> {
+        self.read(|c| {
+            diesel::select(diesel::dsl::exists(
+                processed_sources::table.filter(processed_sources::org_id.eq(org.as_uuid())).filter(processed_sources::source.eq(source)),
+            ))
+            .get_result(c)
+        })
+    }
+
     fn insert_conversion(&mut self, conversion: &Conversion) -> Result<(), StoreError> {
         let row = NewConversionRow::from(conversion);
         self.write(|c| diesel::insert_into(conversions::table).values(&row).execute(c))?;
@@ -1100,6 +1109,21 @@ impl OutboundRepo for PgTx<'_> {
         row.map(WebhookEndpointRow::into_domain).transpose()
     }
 
+    // FOR NO KEY UPDATE: the outbox inserts deliveries that reference the endpoint (taking
+    // FOR KEY SHARE); they need not wait for a worker recording an outcome.
+    fn endpoint_for_update(&mut self, org: OrgId, id: WebhookEndpointId) -> Result<Option<WebhookEndpoint>, StoreError> {
+        let row = self.read(|c| {
+            webhook_endpoints::table
+                .filter(webhook_endpoints::org_id.eq(org.as_uuid()))
+                .filter(webhook_endpoints::id.eq(id.as_uuid()))
+                .select(WebhookEndpointRow::as_select())
+                .for_no_key_update()
+                .first(c)
+                .optional()
+        })?;
+        row.map(WebhookEndpointRow::into_domain).transpose()
+    }
+
     fn endpoints(&mut self, org: OrgId) -> Result<Vec<WebhookEndpoint>, StoreError> {
         let rows = self.read(|c| {
             webhook_endpoints::table
@@ -1140,6 +1164,19 @@ impl OutboundRepo for PgTx<'_> {
                 .filter(webhook_deliveries::org_id.eq(org.as_uuid()))
                 .filter(webhook_deliveries::id.eq(id.as_uuid()))
                 .select(DeliveryRow::as_select())
+                .first(c)
+                .optional()
+        })?;
+        row.map(DeliveryRow::into_domain).transpose()
+    }
+
+    fn delivery_for_update(&mut self, org: OrgId, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+        let row = self.read(|c| {
+            webhook_deliveries::table
+                .filter(webhook_deliveries::org_id.eq(org.as_uuid()))
+                .filter(webhook_deliveries::id.eq(id.as_uuid()))
+                .select(DeliveryRow::as_select())
+                .for_update()
                 .first(c)
                 .optional()
         })?;

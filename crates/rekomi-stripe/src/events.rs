@@ -327,8 +327,10 @@ fn at<'a>(object: &'a Object, path: &[&str]) -> Option<&'a Value> {
 }
 
 /// A non-empty string.
+/// A string field. Text with control characters (a NUL cannot even be stored by PostgreSQL)
+/// counts as absent: it can be no id, email or referral Rekomi would match.
 fn text(value: Option<&Value>) -> Option<String> {
-    value.and_then(Value::as_str).filter(|text| !text.is_empty()).map(str::to_owned)
+    value.and_then(Value::as_str).filter(|text| !text.is_empty() && !text.chars().any(char::is_control)).map(str::to_owned)
 }
 
 /// An integer (Stripe sends amounts and timestamps as JSON integers).

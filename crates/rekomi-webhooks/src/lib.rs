@@ -35,10 +35,14 @@ pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// Refused: loopback (127/8, `::1`), private (10/8, 172.16/12, 192.168/16, `fc00::/7`, the
 /// deprecated site-local `fec0::/10`), link-local (169.254/16, `fe80::/10`), unspecified
-/// (`0.0.0.0`, `::`) and the rest of 0/8, carrier-grade NAT (100.64/10), multicast (224/4,
-/// `ff00::/8`), the limited broadcast and the reserved 240/4. IPv6 addresses that embed an
-/// IPv4 address (mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`, NAT64 `64:ff9b::/96`, 6to4
-/// `2002::/16`) are judged by the IPv4 address they embed.
+/// (`0.0.0.0`, `::`) and the rest of 0/8, carrier-grade NAT (100.64/10), IETF protocol
+/// assignments (192.0.0/24), benchmarking (198.18/15), documentation (192.0.2/24,
+/// 198.51.100/24, 203.0.113/24, `2001:db8::/32`), multicast (224/4, `ff00::/8`), the limited
+/// broadcast 255.255.255.255 and the reserved 240/4. IPv6 addresses that embed an IPv4 address
+/// are judged by the IPv4 address they embed: IPv4-mapped `::ffff:0:0/96`, IPv4-compatible
+/// `::a.b.c.d`, NAT64 (the well-known `64:ff9b::/96` and the local-use `64:ff9b:1::/48`, both
+/// read in the /96 layout DNS64 synthesizes: the IPv4 address is the last 32 bits) and 6to4
+/// `2002::/16`.
 pub fn refusal_reason(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => v4_refusal(v4),
@@ -47,7 +51,7 @@ pub fn refusal_reason(ip: IpAddr) -> Option<&'static str> {
 }
 
 fn v4_refusal(ip: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, ..] = ip.octets();
+    let [a, b, c, _] = ip.octets();
     if ip.is_unspecified() {
         Some("unspecified")
     } else if ip.is_loopback() {
@@ -58,6 +62,12 @@ fn v4_refusal(ip: Ipv4Addr) -> Option<&'static str> {
         Some("link-local")
     } else if a == 100 && (64..128).contains(&b) {
         Some("carrier-grade NAT (shared)")
+    } else if matches!((a, b, c), (192, 0, 2) | (198, 51, 100) | (203, 0, 113)) {
+        Some("documentation")
+    } else if (a, b, c) == (192, 0, 0) {
+        Some("special-purpose (192.0.0.0/24)")
+    } else if a == 198 && (b & 0xfe) == 18 {
+        Some("benchmarking (198.18.0.0/15)")
     } else if ip.is_multicast() {
         Some("multicast")
     } else if ip.is_broadcast() {
@@ -79,19 +89,26 @@ fn v6_refusal(ip: Ipv6Addr) -> Option<&'static str> {
     if ip.is_loopback() {
         return Some("loopback");
     }
+    // IPv4-mapped (::ffff:0:0/96): the address is the IPv4 one.
     if let Some(v4) = ip.to_ipv4_mapped() {
         return v4_refusal(v4);
     }
-    // IPv4-compatible (::a.b.c.d, deprecated) and NAT64 (64:ff9b::/96) embed the IPv4
-    // address in the last 32 bits.
+    // IPv4-compatible (::a.b.c.d, deprecated), the well-known NAT64 prefix (64:ff9b::/96) and
+    // the local-use one (64:ff9b:1::/48, in the /96 layout) embed the IPv4 address in the
+    // last 32 bits; a NAT64 gateway connects to it.
     let embedded_low = Ipv4Addr::new((segments[6] >> 8) as u8, segments[6] as u8, (segments[7] >> 8) as u8, segments[7] as u8);
-    if segments[..6] == [0; 6] || segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+    let compatible = segments[..6] == [0; 6];
+    let nat64 = segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || segments[..3] == [0x64, 0xff9b, 1];
+    if compatible || nat64 {
         return v4_refusal(embedded_low);
     }
     // 6to4 (2002::/16) embeds it in bits 16-47.
     if segments[0] == 0x2002 {
         let v4 = Ipv4Addr::new((segments[1] >> 8) as u8, segments[1] as u8, (segments[2] >> 8) as u8, segments[2] as u8);
         return v4_refusal(v4);
+    }
+    if segments[..2] == [0x2001, 0x0db8] {
+        return Some("documentation");
     }
     match segments[0] {
         s if s & 0xfe00 == 0xfc00 => Some("private (unique local)"),
@@ -302,10 +319,25 @@ mod tests {
             ("239.255.255.250", Some("multicast")),
             ("255.255.255.255", Some("broadcast")),
             ("240.0.0.1", Some("reserved")),
+            ("250.1.2.3", Some("reserved")),
+            ("255.255.255.254", Some("reserved")),
+            ("192.0.0.1", Some("special-purpose (192.0.0.0/24)")),
+            ("192.0.0.255", Some("special-purpose (192.0.0.0/24)")),
+            ("192.0.1.1", None),
+            ("198.18.0.1", Some("benchmarking (198.18.0.0/15)")),
+            ("198.19.255.255", Some("benchmarking (198.18.0.0/15)")),
+            ("198.17.255.255", None),
+            ("198.20.0.1", None),
+            ("192.0.2.1", Some("documentation")),
+            ("198.51.100.7", Some("documentation")),
+            ("203.0.113.255", Some("documentation")),
+            ("203.0.114.1", None),
+            ("198.51.101.1", None),
             ("8.8.8.8", None),
             ("93.184.216.34", None),
             ("::1", Some("loopback")),
             ("::", Some("unspecified")),
+            ("0:0:0:0:0:0:0:0", Some("unspecified")),
             ("fc00::1", Some("private (unique local)")),
             ("fd12:3456::1", Some("private (unique local)")),
             ("fe80::1", Some("link-local")),
@@ -314,12 +346,27 @@ mod tests {
             ("ff02::1", Some("multicast")),
             ("::ffff:127.0.0.1", Some("loopback")),
             ("::ffff:10.1.2.3", Some("private")),
+            ("::ffff:169.254.169.254", Some("link-local")),
+            ("::ffff:192.0.2.1", Some("documentation")),
+            ("::ffff:198.18.0.1", Some("benchmarking (198.18.0.0/15)")),
+            ("::ffff:0.0.0.0", Some("unspecified")),
+            ("::ffff:255.255.255.255", Some("broadcast")),
             ("::ffff:8.8.8.8", None),
             ("::127.0.0.1", Some("loopback")),
             ("64:ff9b::a9fe:a9fe", Some("link-local")),
+            ("64:ff9b::127.0.0.1", Some("loopback")),
+            ("64:ff9b::10.0.0.1", Some("private")),
+            ("64:ff9b::192.0.0.8", Some("special-purpose (192.0.0.0/24)")),
+            ("64:ff9b::8.8.8.8", None),
+            ("64:ff9b:1::127.0.0.1", Some("loopback")),
+            ("64:ff9b:1::169.254.169.254", Some("link-local")),
+            ("64:ff9b:1:abcd::192.168.0.1", Some("private")),
+            ("64:ff9b:1::8.8.8.8", None),
             ("2002:c0a8:0101::1", Some("private")),
             ("2606:4700:4700::1111", None),
-            ("2001:db8::1", None),
+            ("2001:db8::1", Some("documentation")),
+            ("2001:db8:ffff:ffff::1", Some("documentation")),
+            ("2001:db9::1", None),
         ];
         for (ip, expected) in table {
             assert_eq!(reason(ip), *expected, "{ip}");
@@ -329,7 +376,20 @@ mod tests {
     #[tokio::test]
     async fn strict_mode_refuses_private_literals_and_names_and_odd_urls() {
         let sender = HttpWebhookSender::new(false).unwrap();
-        for url in ["http://127.0.0.1:9/hook", "http://[::1]/", "https://10.0.0.8/x", "http://169.254.169.254/latest", "http://0x7f.1/"] {
+        for url in [
+            "http://127.0.0.1:9/hook",
+            "http://[::1]/",
+            "https://10.0.0.8/x",
+            "http://169.254.169.254/latest",
+            "http://0x7f.1/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[64:ff9b::169.254.169.254]/latest",
+            "http://[64:ff9b:1::a00:1]/",
+            "https://192.0.2.10/hook",
+            "https://198.18.0.1/hook",
+            "https://[2001:db8::5]/hook",
+            "http://255.255.255.255/",
+        ] {
             let err = sender.check_target(url).await.unwrap_err();
             assert!(err.contains("are refused"), "{url}: {err}");
         }

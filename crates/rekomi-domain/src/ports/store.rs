@@ -66,6 +66,10 @@ pub mod constraints {
     pub const PROCESSED_SOURCE: &str = "processed_sources_pkey";
     /// An inbound event id is stored once.
     pub const INBOX_EVENT: &str = "inbox_events_pkey";
+    /// A subscription has one sale conversion.
+    pub const SUBSCRIPTION_SALE: &str = "conversions_subscription_sale_key";
+    /// A Stripe Connect account links one organization.
+    pub const ORG_STRIPE_ACCOUNT: &str = "organizations_stripe_account_key";
 }
 
 /// Filters of the conversion list and export.
@@ -121,7 +125,8 @@ pub trait OrgRepo {
     /// the organization exists.
     ///
     /// # Errors
-    /// `Unavailable` or `Unexpected`.
+    /// `Conflict` on [`constraints::ORG_STRIPE_ACCOUNT`] when another organization holds the
+    /// account.
     fn set_stripe_account(&mut self, id: OrgId, account: Option<&str>) -> Result<bool, StoreError>;
     /// Inserts an API key.
     ///
@@ -409,10 +414,16 @@ pub trait ConversionRepo {
     /// # Errors
     /// `Unavailable` or `Unexpected`.
     fn claim_source(&mut self, org: OrgId, source: &str, at: OffsetDateTime) -> Result<bool, StoreError>;
-    /// Inserts a conversion.
+    /// Whether a source was claimed for the organization (read-only).
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
+    fn source_seen(&mut self, org: OrgId, source: &str) -> Result<bool, StoreError>;
+    /// Inserts a conversion.
+    ///
+    /// # Errors
+    /// `Conflict` on [`constraints::SUBSCRIPTION_SALE`] for a second sale conversion of a
+    /// subscription.
     fn insert_conversion(&mut self, conversion: &Conversion) -> Result<(), StoreError>;
     /// Replaces a conversion's fields.
     ///
@@ -547,6 +558,14 @@ pub trait OutboundRepo {
     /// # Errors
     /// `Unavailable` or `Unexpected`.
     fn endpoint(&mut self, org: OrgId, id: WebhookEndpointId) -> Result<Option<WebhookEndpoint>, StoreError>;
+    /// [`OutboundRepo::endpoint`] holding the row locked until the transaction ends, so the
+    /// worker's failure counting, a rotation and a PATCH never overwrite each other.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn endpoint_for_update(&mut self, org: OrgId, id: WebhookEndpointId) -> Result<Option<WebhookEndpoint>, StoreError> {
+        self.endpoint(org, id)
+    }
     /// The organization's endpoints, newest first.
     ///
     /// # Errors
@@ -572,6 +591,13 @@ pub trait OutboundRepo {
     /// # Errors
     /// `Unavailable` or `Unexpected`.
     fn delivery(&mut self, org: OrgId, id: DeliveryId) -> Result<Option<Delivery>, StoreError>;
+    /// [`OutboundRepo::delivery`] holding the row locked until the transaction ends.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn delivery_for_update(&mut self, org: OrgId, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+        self.delivery(org, id)
+    }
     /// An endpoint's deliveries, newest first, at most `page.fetch_limit()` rows.
     ///
     /// # Errors

@@ -255,6 +255,12 @@ impl Services {
         let now = self.now();
         self.tx(move |tx| {
             let mut event = tx.inbox_event(&id)?.ok_or(DomainError::NotFound("stripe_event_not_found"))?;
+            if event.status == InboxStatus::Pending && event.locked_until.is_some_and(|t| t > now) {
+                return Err(DomainError::conflict(
+                    "stripe_event_in_progress",
+                    "a worker is processing this event; replay it once it is done",
+                ));
+            }
             event.status = InboxStatus::Pending;
             event.attempts = 0;
             event.next_attempt_at = now;

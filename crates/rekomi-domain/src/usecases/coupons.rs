@@ -917,7 +917,7 @@ fn single_code(tx: &mut dyn Tx, org: OrgId, found: Option<AffiliateCoupon>) -> R
 }
 
 /// Every active, provisioned code matching the selector (all pages).
-fn active_codes(tx: &mut dyn Tx, org: OrgId, selector: CouponSelector) -> Result<Vec<AffiliateCoupon>, DomainError> {
+pub(crate) fn active_codes(tx: &mut dyn Tx, org: OrgId, selector: CouponSelector) -> Result<Vec<AffiliateCoupon>, DomainError> {
     let all = all_codes(tx, org, &selector, usize::MAX)?;
     Ok(all.into_iter().filter(|c| c.is_active).collect())
 }

@@ -146,7 +146,13 @@ impl Services {
                     "this organization already has coupons on its current Stripe account; it cannot be moved to another",
                 ));
             }
-            tx.set_stripe_account(org_id, account.as_deref())?;
+            tx.set_stripe_account(org_id, account.as_deref()).map_err(|e| {
+                if e.is_conflict_on(constraints::ORG_STRIPE_ACCOUNT) {
+                    DomainError::conflict("stripe_account_already_linked", "another organization is linked to this Stripe account")
+                } else {
+                    e.into()
+                }
+            })?;
             audit.record(
                 tx,
                 "organization.stripe_account_linked",

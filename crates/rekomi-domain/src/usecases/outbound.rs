@@ -14,6 +14,15 @@
 //! is disabled. A success resets the count. A delivery is signed at send time with the endpoint's
 //! current secret, so a rotation takes effect on the next attempt; the body itself is fixed at
 //! enqueue time and every attempt sends the same bytes.
+//!
+//! Every transaction that changes an endpoint (the worker's failure counting, a PATCH, a
+//! rotation, a deletion) reads it with [`OutboundRepo::endpoint_for_update`] and writes back
+//! only its own change applied to that locked, current row, so none of them undoes another's
+//! (a rotation is never reverted to the old secret, a PATCH never re-enables an endpoint the
+//! worker just disabled, two workers never lose a failure). Locks are taken endpoint first,
+//! then delivery: the order of a deletion (the endpoint, then its deliveries by cascade).
+//!
+//! [`OutboundRepo::endpoint_for_update`]: crate::ports::OutboundRepo::endpoint_for_update
 
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
@@ -21,7 +30,9 @@ use time::{Duration, OffsetDateTime};
 use crate::actor::{AuditActor, Role};
 use crate::error::{DomainError, FieldError};
 use crate::ids::{DeliveryId, WebhookEndpointId};
-use crate::outbound::{retry_delay_secs, ulid_of, Delivery, DeliveryStatus, EndpointStatus, WebhookEndpoint, DISABLE_AFTER_FAILURES};
+use crate::outbound::{
+    redacted_url, retry_delay_secs, ulid_of, Delivery, DeliveryStatus, EndpointStatus, WebhookEndpoint, DISABLE_AFTER_FAILURES,
+};
 use crate::page::{Page, PageRequest};
 use crate::plan::PlanTier;
 use crate::ports::{OutboundRequest, SendOutcome};
@@ -90,10 +101,11 @@ pub struct DeliveryReport {
     pub endpoints_disabled: usize,
 }
 
-/// The audit log's view of an endpoint: never the secret.
+/// The audit log's view of an endpoint: never the secret, and the URL without its query
+/// string, fragment or userinfo (they often carry tokens).
 fn endpoint_snapshot(e: &WebhookEndpoint) -> Value {
     json!({
-        "id": e.id.to_string(), "url": e.url, "description": e.description, "events": e.events,
+        "id": e.id.to_string(), "url": redacted_url(&e.url), "description": e.description, "events": e.events,
         "status": e.status.as_str(), "disabledReason": e.disabled_reason,
         "consecutiveFailures": e.consecutive_failures,
     })
@@ -287,7 +299,9 @@ impl Services {
         let now = self.now();
         let audit = self.audit(org, ctx.actor.audit_actor(), now);
         self.tx(move |tx| {
-            let mut endpoint = tx.endpoint(org, id)?.ok_or(DomainError::NotFound("webhook_endpoint_not_found"))?;
+            // The current row, locked: the worker may have disabled the endpoint (or counted a
+            // failure) since the patch was validated, and only the patched fields change.
+            let mut endpoint = tx.endpoint_for_update(org, id)?.ok_or(DomainError::NotFound("webhook_endpoint_not_found"))?;
             let before = endpoint_snapshot(&endpoint);
             if let Some(url) = url {
                 endpoint.url = url;
@@ -336,7 +350,7 @@ impl Services {
         let now = self.now();
         let audit = self.audit(org, ctx.actor.audit_actor(), now);
         self.tx(move |tx| {
-            let endpoint = tx.endpoint(org, id)?.ok_or(DomainError::NotFound("webhook_endpoint_not_found"))?;
+            let endpoint = tx.endpoint_for_update(org, id)?.ok_or(DomainError::NotFound("webhook_endpoint_not_found"))?;
             if !tx.delete_endpoint(org, id)? {
                 return Err(DomainError::NotFound("webhook_endpoint_not_found"));
             }
@@ -359,7 +373,9 @@ impl Services {
         let secret = self.new_webhook_secret();
         let audit = self.audit(org, ctx.actor.audit_actor(), now);
         self.tx(move |tx| {
-            let mut endpoint = tx.endpoint(org, id)?.ok_or(DomainError::NotFound("webhook_endpoint_not_found"))?;
+            // The current row, locked, so the worker's failure counting cannot write the old
+            // secret back, nor this rotation undo a failure it counted.
+            let mut endpoint = tx.endpoint_for_update(org, id)?.ok_or(DomainError::NotFound("webhook_endpoint_not_found"))?;
             endpoint.secret = secret;
             endpoint.updated_at = now;
             tx.update_endpoint(&endpoint)?;
@@ -412,8 +428,11 @@ impl Services {
         let audit = self.audit(org, ctx.actor.audit_actor(), now);
         self.tx(move |tx| {
             let ep = tx.endpoint(org, endpoint)?.ok_or(DomainError::NotFound("webhook_endpoint_not_found"))?;
-            let mut d =
-                tx.delivery(org, delivery)?.filter(|d| d.endpoint_id == endpoint).ok_or(DomainError::NotFound("delivery_not_found"))?;
+            // Locked: an outcome being recorded for it is seen (and then reset), not overwritten.
+            let mut d = tx
+                .delivery_for_update(org, delivery)?
+                .filter(|d| d.endpoint_id == endpoint)
+                .ok_or(DomainError::NotFound("delivery_not_found"))?;
             if ep.status != EndpointStatus::Enabled {
                 return Err(DomainError::conflict("webhook_endpoint_disabled", "enable the endpoint before redelivering to it"));
             }
@@ -512,7 +531,7 @@ impl Services {
         let claimed_lease = delivery.locked_until;
         let result = self
             .tx(move |tx| {
-                if let Some(mut current) = tx.delivery(delivery.org_id, id)? {
+                if let Some(mut current) = tx.delivery_for_update(delivery.org_id, id)? {
                     if current.status == DeliveryStatus::Pending && same_instant(current.locked_until, claimed_lease) {
                         // The claim counted an attempt that was not made.
                         current.attempts = current.attempts.saturating_sub(1);
@@ -538,13 +557,16 @@ impl Services {
         let audit = self.audit(claimed.org_id, AuditActor::System, now);
         self.tx(move |tx| {
             let org = claimed.org_id;
-            let Some(mut d) = tx.delivery(org, claimed.id)? else { return Ok(Recorded::Skipped) };
-            // A redelivery (or a deletion) while this attempt was in flight wins: the delivery
-            // is due again and the next attempt records its own outcome.
-            if d.status != DeliveryStatus::Pending || !same_instant(d.locked_until, claimed.locked_until) {
+            // Both rows locked, endpoint first (see the module docs), and both read afresh: the
+            // endpoint may have been rotated, patched or counted by another worker while this
+            // attempt was in flight, and only this outcome's change is applied to it.
+            let Some(mut endpoint) = tx.endpoint_for_update(org, claimed.endpoint_id)? else { return Ok(Recorded::Skipped) };
+            let Some(mut d) = tx.delivery_for_update(org, claimed.id)? else { return Ok(Recorded::Skipped) };
+            // A redelivery (or a deletion) committed while this attempt was in flight wins: the
+            // delivery is due again and the next attempt records its own outcome.
+            if d.status != DeliveryStatus::Pending || !same_instant(d.locked_until, claimed.locked_until) || d.endpoint_id != endpoint.id {
                 return Ok(Recorded::Skipped);
             }
-            let Some(mut endpoint) = tx.endpoint(org, d.endpoint_id)? else { return Ok(Recorded::Skipped) };
             // The claim counted this attempt already (so an attempt that crashed the worker
             // counts too): `d.attempts` includes it.
             d.locked_until = None;

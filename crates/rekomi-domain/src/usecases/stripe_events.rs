@@ -33,8 +33,9 @@ use crate::signature;
 use super::outbox::{affiliate_coupon_data, conversion_data};
 use super::{Audit, Services};
 
-/// How long a worker holds a claimed event.
-const INBOX_LEASE: Duration = Duration::seconds(120);
+/// How long a worker holds a claimed event; renewed when it starts on each event, so a slow
+/// batch never lets another worker take an event it is still processing.
+const INBOX_LEASE: Duration = Duration::minutes(10);
 /// Attempts before an event is marked failed.
 pub const INBOX_MAX_ATTEMPTS: u32 = 12;
 
@@ -80,9 +81,12 @@ impl Services {
     /// # Errors
     /// `invalid_signature` (400) for a missing, forged or stale signature; `invalid_payload`
     /// (400) for a body that is not a Stripe event. Nothing is stored on error.
+    /// `expected_livemode`: `Some(true)` on an installation with a live Stripe key (test-mode
+    /// events are then skipped), `Some(false)` with a test key, `None` in local mode.
     pub async fn ingest_stripe_event(
         &self,
         secrets: &[String],
+        expected_livemode: Option<bool>,
         signature_header: Option<&str>,
         body: &[u8],
     ) -> Result<IngestOutcome, DomainError> {
@@ -110,6 +114,17 @@ impl Services {
             received_at: now,
             processed_at: None,
         };
+        // A test-mode event reaching a live installation (or the reverse) must never create
+        // commissions: it is kept, answered 200 so Stripe stops resending, and skipped.
+        if expected_livemode.is_some_and(|live| live != envelope.livemode) {
+            event.status = InboxStatus::Skipped;
+            event.last_error = Some(format!(
+                "{} event on a {} installation",
+                if envelope.livemode { "live-mode" } else { "test-mode" },
+                if envelope.livemode { "test" } else { "live" }
+            ));
+            event.processed_at = Some(now);
+        }
         let inserted = self
             .tx(move |tx| {
                 if let Some(account) = &event.account {
@@ -141,6 +156,10 @@ impl Services {
     }
 
     async fn process_one(&self, mut event: InboxEvent) -> Result<InboxStatus, DomainError> {
+        let lease_until = self.now() + INBOX_LEASE;
+        event.locked_until = Some(lease_until);
+        let renewed = event.clone();
+        self.tx(move |tx| Ok(tx.update_inbox_event(&renewed)?)).await?;
         let fact = match self.events.decode(event.payload.as_bytes()) {
             Ok(StripeFact::Ignored) => {
                 let why = format!("{} is not an event Rekomi handles", event.event_type);
@@ -148,6 +167,17 @@ impl Services {
             }
             Ok(fact) => fact,
             Err(e) => return self.finish(event, Finish::Failed(e.to_string())).await,
+        };
+        // A platform-account event's codes must be known before its organization can be found
+        // (current payloads name only discount ids); the lookups act on the platform account.
+        let platform = event.account.is_none() && event.org_id.is_none();
+        let fact = if platform {
+            match self.enrich(None, fact).await {
+                Ok(fact) => fact,
+                Err(e) => return self.finish(event, Finish::Retry(format!("Stripe lookup failed: {e}"))).await,
+            }
+        } else {
+            fact
         };
         let org = match self.resolve_org(&event, &fact).await {
             Ok(Some(org)) => org,
@@ -161,7 +191,8 @@ impl Services {
             Err(e) => return self.finish(event, Finish::Retry(e.to_string())).await,
         };
         event.org_id = Some(org.id);
-        let fact = match self.enrich(&org, fact).await {
+        let enriched = if platform { Ok(fact) } else { self.enrich(org.stripe_account_id.clone(), fact).await };
+        let fact = match enriched {
             Ok(fact) => fact,
             Err(e) => return self.finish(event, Finish::Retry(format!("Stripe lookup failed: {e}"))).await,
         };
@@ -238,52 +269,60 @@ impl Services {
             if let Some(account) = account {
                 return Ok(tx.org_by_stripe_account(&account)?);
             }
-            let mut owner = None;
+            // A platform-account event can only belong to an organization that uses the
+            // platform account: Stripe ids are unique within one account, not across accounts.
+            let unlinked = |tx: &mut dyn Tx, org: OrgId| -> Result<Option<Organization>, DomainError> {
+                Ok(tx.org(org)?.filter(|o| o.stripe_account_id.is_none()))
+            };
             for id in &promo_ids {
                 if let Some(code) = tx.affiliate_coupon_by_stripe_id_any_org(id)? {
-                    owner = Some(code.org_id);
-                    break;
+                    if let Some(org) = unlinked(tx, code.org_id)? {
+                        return Ok(Some(org));
+                    }
                 }
             }
             match deleted_coupon.as_deref() {
                 Some(promo) if promo.starts_with("promo:") => {
                     if let Some(code) = tx.affiliate_coupon_by_stripe_id_any_org(&promo["promo:".len()..])? {
-                        owner = Some(code.org_id);
+                        if let Some(org) = unlinked(tx, code.org_id)? {
+                            return Ok(Some(org));
+                        }
                     }
                 }
                 Some(coupon) => {
-                    owner = owner.or(tx.campaign_coupons_by_stripe_id(coupon)?.first().map(|c| c.org_id));
+                    for c in tx.campaign_coupons_by_stripe_id(coupon)? {
+                        if let Some(org) = unlinked(tx, c.org_id)? {
+                            return Ok(Some(org));
+                        }
+                    }
                 }
                 None => {}
             }
             // A customer credited in exactly one organization belongs to it (a refund or a
             // renewal names no code); a customer of several is ambiguous and resolves nothing.
-            if owner.is_none() {
-                if let Some(customer) = &customer {
-                    let orgs = tx.orgs_of_stripe_customer(customer)?;
-                    if orgs.len() == 1 {
-                        owner = orgs.first().copied();
-                    }
+            if let Some(customer) = &customer {
+                let mut orgs = Vec::new();
+                for org in tx.orgs_of_stripe_customer(customer)? {
+                    orgs.extend(unlinked(tx, org)?);
                 }
-            }
-            if owner.is_none() {
-                let orgs = tx.some_orgs(2)?;
                 if orgs.len() == 1 {
-                    owner = orgs.first().map(|o| o.id);
+                    return Ok(orgs.pop());
                 }
             }
-            match owner {
-                Some(id) => Ok(tx.org(id)?),
-                None => Ok(None),
+            // A single-brand installation: the one organization on the platform account.
+            let mut platform_orgs: Vec<Organization> = tx.some_orgs(1000)?.into_iter().filter(|o| o.stripe_account_id.is_none()).collect();
+            if platform_orgs.len() == 1 {
+                return Ok(platform_orgs.pop());
             }
+            Ok(None)
         })
         .await
     }
 
     /// Stripe lookups a fact needs, made outside any transaction: promotion codes that the
     /// payload names only as discount ids, and the invoice of a refunded charge.
-    async fn enrich(&self, org: &Organization, fact: StripeFact) -> Result<StripeFact, GatewayError> {
-        let ctx = GatewayContext { stripe_account: org.stripe_account_id.clone() };
+    async fn enrich(&self, stripe_account: Option<String>, fact: StripeFact) -> Result<StripeFact, GatewayError> {
+        let ctx = GatewayContext { stripe_account };
         Ok(match fact {
             StripeFact::InvoicePaid(mut invoice) if invoice.discounts.unresolved && invoice.discounts.promotion_codes.is_empty() => {
                 invoice.discounts.promotion_codes =
@@ -454,8 +493,11 @@ impl SaleInput {
         if !matches!(c.payment_status.as_str(), "paid" | "no_payment_required") {
             return None;
         }
+        // Whenever the session produced an invoice (subscriptions, and one-time payments with
+        // invoice creation), the invoice is the sale: its `invoice.paid` is then the same fact,
+        // and refunds find it through the invoice-payments API.
         let (source, ledger_key) = match (c.mode.as_str(), &c.invoice_id) {
-            ("subscription", Some(invoice)) => (format!("invoice:{invoice}"), invoice.clone()),
+            (_, Some(invoice)) => (format!("invoice:{invoice}"), invoice.clone()),
             ("subscription", None) => return None,
             _ => (format!("checkout:{}", c.session_id), c.payment_intent_id.clone().unwrap_or_else(|| c.session_id.clone())),
         };
@@ -475,6 +517,21 @@ impl SaleInput {
             occurred_at: ts(c.created),
         })
     }
+}
+
+/// The marker of a payment that was processed but credited nobody.
+fn seen_key(payment: &str) -> String {
+    format!("seen:{payment}")
+}
+
+/// Counts a code's redemption once per subscription (or customer, or payment): a free trial's
+/// lead and its first paid invoice are one redemption at Stripe.
+fn count_redemption(tx: &mut dyn Tx, ctx: &ApplyCtx, code: crate::ids::AffiliateCouponId, input: &SaleInput) -> Result<(), DomainError> {
+    let holder = input.subscription_id.as_deref().or(input.customer_id.as_deref()).unwrap_or(&input.ledger_key);
+    if tx.claim_source(ctx.org.id, &format!("redemption:{code}:{holder}"), ctx.now)? {
+        tx.add_redemption(ctx.org.id, code, 1, ctx.now)?;
+    }
+    Ok(())
 }
 
 /// The signals a sale carries, looked up, with the trace that records them.
@@ -552,6 +609,8 @@ fn record_sale(tx: &mut dyn Tx, ctx: &ApplyCtx, input: SaleInput) -> Result<Appl
     let (signals, mut trace) =
         gather_signals(tx, org, &input.codes, &input.referrals, input.customer_id.as_deref(), input.customer_email.as_deref())?;
     let Some(decision) = attribution::decide(&signals) else {
+        // Remembered so a refund of this payment is recognised as nobody's, not retried.
+        tx.claim_source(org, &seen_key(&input.ledger_key), ctx.now)?;
         return done("no affiliate is attributed");
     };
     if input.amount == 0 {
@@ -602,8 +661,8 @@ fn record_sale(tx: &mut dyn Tx, ctx: &ApplyCtx, input: SaleInput) -> Result<Appl
     };
     tx.insert_conversion(&conversion)?;
     insert_ledger(tx, ctx, &conversion, LedgerKind::Initial, input.amount, commission, &input.ledger_key, None, input.occurred_at)?;
-    if let Some(code) = &conversion.affiliate_coupon_id {
-        tx.add_redemption(org, *code, 1, ctx.now)?;
+    if let Some(code) = conversion.affiliate_coupon_id {
+        count_redemption(tx, ctx, code, &input)?;
     }
     let audit = ctx.audit();
     audit.record(tx, "conversion.created", "conversion", conversion.id.to_string(), None, Some(conversion_data(&conversion)))?;
@@ -689,9 +748,13 @@ fn record_override(
         return Ok(());
     }
     let amount_of_override = commission::override_of(recruit_commission, config.percent);
+    if parent.customer_email.as_deref().is_some_and(|e| e.trim().eq_ignore_ascii_case(recruiter.email.as_str())) {
+        return Ok(());
+    }
     let existing = tx.overrides_of(org, parent.id)?.into_iter().find(|o| o.affiliate_id == recruiter.id);
+    let created = existing.is_none();
     let mut over = match existing {
-        Some(o) => o,
+        Some(o) => tx.conversion_for_update(org, o.id)?.unwrap_or(o),
         None => {
             let o = Conversion {
                 id: ConversionId::from_uuid(ctx.uuid()),
@@ -726,12 +789,19 @@ fn record_override(
     };
     over.commission_minor += amount_of_override;
     over.paid_invoices += 1;
+    if over.status == ConversionStatus::Refunded && amount_of_override > 0 {
+        over.status = ConversionStatus::Pending;
+        over.refunded_at = None;
+        over.approve_after = ctx.approve_after();
+    }
     over.updated_at = ctx.now;
     tx.update_conversion(&over)?;
     // The override's ledger carries the recruit's paid amount, so refunds claw it back in the
     // same proportion.
     insert_ledger(tx, ctx, &over, kind, amount, amount_of_override, key, None, occurred_at)?;
-    ctx.audit().emit(tx, "conversion.created", conversion_data(&over))?;
+    if created {
+        ctx.audit().emit(tx, "conversion.created", conversion_data(&over))?;
+    }
     Ok(())
 }
 
@@ -743,19 +813,25 @@ fn record_renewal(
     currency: Currency,
 ) -> Result<Applied, DomainError> {
     let org = ctx.org.id;
-    if !tx.claim_source(org, &input.source, ctx.now)? {
-        return done("already recorded");
-    }
+    // Checked before claiming, so a skipped renewal can be replayed once it is understood.
     if currency != conversion.currency {
         return Ok(Applied::Skipped(format!("renewal in {} for a {} subscription", currency.code(), conversion.currency.code())));
     }
-    conversion.paid_invoices += 1;
+    if !tx.claim_source(org, &input.source, ctx.now)? {
+        return done("already recorded");
+    }
+    // A $0 invoice (a free month, a downgrade, a credit) earns nothing, not even a fixed fee,
+    // and does not use up the recurring window.
+    if input.amount > 0 {
+        conversion.paid_invoices += 1;
+    }
     let index = conversion.paid_invoices;
     let affiliate = tx.affiliate(org, conversion.affiliate_id)?;
     let program = tx.program(org, conversion.program_id)?;
     let commission = match (&affiliate, &program) {
         (Some(a), Some(p))
-            if conversion.status != ConversionStatus::Denied
+            if input.amount > 0
+                && conversion.status != ConversionStatus::Denied
                 && denial(a, p, None).is_none()
                 && commission::invoice_earns(index, p.recurring_months, p.recurring_delay_invoices) =>
         {
@@ -851,8 +927,8 @@ fn record_lead(
         updated_at: ctx.now,
     };
     tx.insert_conversion(&lead)?;
-    if let Some(code) = &lead.affiliate_coupon_id {
-        tx.add_redemption(org, *code, 1, ctx.now)?;
+    if let Some(code) = lead.affiliate_coupon_id {
+        count_redemption(tx, ctx, code, input)?;
     }
     let audit = ctx.audit();
     audit.record(tx, "lead.created", "conversion", lead.id.to_string(), None, Some(conversion_data(&lead)))?;
@@ -893,9 +969,15 @@ fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx, refund: &RefundFact) -> Result
     let org = ctx.org.id;
     let key = refund.invoice_id.clone().or_else(|| refund.payment_intent_id.clone()).unwrap_or_else(|| refund.charge_id.clone());
     let Some(mut conversion) = tx.conversion_of_invoice(org, &key)? else {
+        if tx.source_seen(org, &seen_key(&key))? {
+            return done("the refunded payment credited no affiliate");
+        }
         // The sale may not have been processed yet (events arrive out of order): try again.
         return Ok(Applied::RetryLater(format!("no conversion records the payment {key} yet")));
     };
+    if !refund.currency.eq_ignore_ascii_case(conversion.currency.code()) {
+        return Ok(Applied::Skipped(format!("refund in {} of a {} sale", refund.currency, conversion.currency.code())));
+    }
     let ledger = tx.ledger_of(org, conversion.id)?;
     let Some(sale) = ledger
         .iter()
@@ -932,13 +1014,14 @@ fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx, refund: &RefundFact) -> Result
         occurred_at: ctx.now,
         created_at: ctx.now,
     });
-    if everything_refunded(&ledger_after) && conversion.status != ConversionStatus::Refunded {
+    if everything_refunded(&ledger_after) && !matches!(conversion.status, ConversionStatus::Refunded | ConversionStatus::Denied) {
         conversion.status = ConversionStatus::Refunded;
         conversion.refunded_at = Some(ctx.now);
     }
     conversion.updated_at = ctx.now;
     tx.update_conversion(&conversion)?;
-    for mut over in tx.overrides_of(org, conversion.id)? {
+    for found in tx.overrides_of(org, conversion.id)? {
+        let Some(mut over) = tx.conversion_for_update(org, found.id)? else { continue };
         let over_ledger = tx.ledger_of(org, over.id)?;
         let Some(over_sale) = over_ledger
             .iter()
@@ -953,7 +1036,7 @@ fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx, refund: &RefundFact) -> Result
         }
         insert_ledger(tx, ctx, &over, LedgerKind::Refund, -newly_refunded, over_delta, &key, Some(total), ts(refund.refunded_at))?;
         over.commission_minor += over_delta;
-        if conversion.status == ConversionStatus::Refunded {
+        if conversion.status == ConversionStatus::Refunded && over.status != ConversionStatus::Refunded {
             over.status = ConversionStatus::Refunded;
             over.refunded_at = Some(ctx.now);
         }
@@ -982,9 +1065,12 @@ fn refunds_seen(ledger: &[LedgerEvent], key: &str) -> (i64, i64) {
         .fold((0, 0), |(seen, clawed), e| (seen.max(e.refunded_total.unwrap_or(0)), clawed + e.commission_minor))
 }
 
-/// Whether every paid invoice of a conversion was fully refunded.
+/// Whether everything the conversion earned was clawed back: every paid invoice that earned
+/// commission was fully refunded (or, when none earned any, every paid invoice was).
 fn everything_refunded(ledger: &[LedgerEvent]) -> bool {
-    let sales: Vec<&LedgerEvent> = ledger.iter().filter(|e| matches!(e.kind, LedgerKind::Initial | LedgerKind::Renewal)).collect();
+    let all: Vec<&LedgerEvent> = ledger.iter().filter(|e| matches!(e.kind, LedgerKind::Initial | LedgerKind::Renewal)).collect();
+    let earning: Vec<&LedgerEvent> = all.iter().copied().filter(|e| e.commission_minor != 0).collect();
+    let sales = if earning.is_empty() { all } else { earning };
     !sales.is_empty()
         && sales.iter().all(|s| {
             let key = s.stripe_invoice_id.as_deref().unwrap_or("");
@@ -994,29 +1080,26 @@ fn everything_refunded(ledger: &[LedgerEvent]) -> bool {
 
 fn sync_promotion_code(tx: &mut dyn Tx, ctx: &ApplyCtx, stripe_id: &str, active: bool) -> Result<Applied, DomainError> {
     let org = ctx.org.id;
+    if active {
+        // Rekomi decides which codes are live; a late or replayed event (or `.created`) must not
+        // bring back a code revoked here.
+        return done("activations at Stripe are not synced");
+    }
     let Some(found) = tx.affiliate_coupon_by_stripe_id(org, stripe_id)? else {
         return done("not a Rekomi code");
     };
     let Some(mut code) = tx.affiliate_coupon_for_update(org, found.id)? else {
         return done("not a Rekomi code");
     };
-    if code.is_active == active {
-        return done("already in step");
+    if !code.is_active {
+        return done("already inactive");
     }
-    if active {
-        code.is_active = true;
-        code.revoked_at = None;
-        code.updated_at = ctx.now;
-    } else {
-        code.revoke(ctx.now);
-    }
+    code.revoke(ctx.now);
     tx.update_affiliate_coupon(&code)?;
     let audit = ctx.audit();
     audit.record(tx, "affiliate_coupon.synced", "affiliate_coupon", code.id.to_string(), None, Some(affiliate_coupon_data(&code)))?;
     audit.emit(tx, "affiliate_coupon.updated", affiliate_coupon_data(&code))?;
-    if !active {
-        audit.emit(tx, "affiliate_coupon.deactivated", affiliate_coupon_data(&code))?;
-    }
+    audit.emit(tx, "affiliate_coupon.deactivated", affiliate_coupon_data(&code))?;
     done("code synced")
 }
 
@@ -1033,12 +1116,7 @@ fn sync_deleted_coupon(tx: &mut dyn Tx, ctx: &ApplyCtx, stripe_id: &str) -> Resu
             tx.update_campaign_coupon(&c)?;
             audit.record(tx, "campaign_coupon.deleted_at_stripe", "campaign_coupon", c.id.to_string(), None, None)?;
         }
-        let codes = tx.list_affiliate_coupons(
-            org,
-            &crate::ports::store::CouponSelector::CampaignCoupon(c.id),
-            &crate::page::PageRequest::parse(Some(200), None).unwrap_or_else(|_| crate::page::PageRequest::first()),
-        )?;
-        for code in codes.into_iter().filter(|c| c.is_active) {
+        for code in super::coupons::active_codes(tx, org, crate::ports::store::CouponSelector::CampaignCoupon(c.id))? {
             let Some(mut code) = tx.affiliate_coupon_for_update(org, code.id)? else { continue };
             code.revoke(ctx.now);
             tx.update_affiliate_coupon(&code)?;
