@@ -885,7 +885,7 @@ impl ConversionRepo for State {
                 None => latest.push((c.org_id, c.created_at)),
             }
         }
-        latest.sort_by(|a, b| b.1.cmp(&a.1));
+        latest.sort_by_key(|entry| std::cmp::Reverse(entry.1));
         Ok(latest.into_iter().take(2).map(|(org, _)| org).collect())
     }
 
