@@ -1747,11 +1747,11 @@ pub async fn the_sale_conversion_of_a_subscription_skips_leads_and_overrides(sto
     .await;
     assert_eq!(got, (Some(sale), Some(one_time), None, Some(elsewhere), None));
 
+    // A subscription has one sale conversion (a_subscription_has_one_sale_conversion_…), so a
+    // second one cannot appear beside it.
     let newer =
         on_sub(shaped(conversion(&jane, 806), ConversionType::Recurring, ConversionStatus::Pending, T0 - Duration::hours(1)), "sub_X");
-    let insert = newer.clone();
-    commit(store, move |tx| tx.insert_conversion(&insert)).await;
-    assert_eq!(commit(store, |tx| tx.sale_conversion_of_subscription(id(1), "sub_X")).await, Some(newer), "the most recent sale wins");
+    assert_conflict(attempt(store, move |tx| tx.insert_conversion(&newer)).await, constraints::SUBSCRIPTION_SALE);
 }
 
 /// An invoice or checkout session leads to the non-override conversion whose ledger records it

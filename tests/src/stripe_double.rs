@@ -8,10 +8,19 @@
 //! `Idempotency-Key`, and records every request (method, path, headers, decoded form pairs) so
 //! a test can assert on exactly what Rekomi sent.
 //!
+//! For the webhook pipeline it also answers the three reads Rekomi makes while processing
+//! events, from what the test scripted: `GET /v1/invoices/{id}` and `GET /v1/subscriptions/{id}`
+//! (which discounts, with which promotion code, the object carries; honouring
+//! `expand[]=discounts` and `expand[]=discounts.promotion_code` as Stripe does), and
+//! `GET /v1/invoice_payments?payment[type]=payment_intent&payment[payment_intent]=…` (which
+//! invoice a payment intent paid). See [`StripeDouble::script_invoice`],
+//! [`StripeDouble::script_subscription`] and [`StripeDouble::script_invoice_payment`].
+//!
 //! Answers are built from Stripe's own object shapes, read at runtime from the shared reference
-//! data (`../shared/stripe/objects/coupon.json` and `promotion_code.json`, or
+//! data (`../shared/stripe/objects/coupon.json`, `promotion_code.json`, `invoice.json`,
+//! `subscription.json`, `discount.json` and `invoice_payment.json`, or
 //! `$REKOMI_SHARED_DIR/stripe/objects/…`), with the fields of the request filled in, so they
-//! deserialize in async-stripe's typed `Coupon` and `PromotionCode` exactly as Stripe's would.
+//! deserialize in async-stripe's typed models exactly as Stripe's would.
 //! Those files are reference material and are never copied into the project.
 //!
 //! Hand-written on tokio: each request arrives on its own connection with a `Content-Length`
@@ -69,6 +78,40 @@ impl Recorded {
     pub fn account(&self) -> &str {
         self.header("stripe-account").unwrap_or(PLATFORM)
     }
+
+    /// The path without its query string.
+    pub fn path_only(&self) -> &str {
+        self.path.split('?').next().unwrap_or_default()
+    }
+
+    /// The query string, percent-decoded, in the order sent (`expand[]` may repeat).
+    pub fn query(&self) -> Vec<(String, String)> {
+        self.path.split_once('?').map(|(_, q)| decode_form(q)).unwrap_or_default()
+    }
+
+    /// Every value of a query key such as `expand[]`.
+    pub fn query_values(&self, key: &str) -> Vec<String> {
+        self.query().into_iter().filter(|(k, _)| k == key).map(|(_, v)| v).collect()
+    }
+}
+
+/// One discount of a scripted invoice or subscription: the discount's id (`di_…`, as the event
+/// lists it) and the promotion code it redeemed (`promo_…`; `None` for a coupon applied
+/// without a code).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScriptedDiscount {
+    /// `di_…`.
+    pub id: String,
+    /// `promo_…`: a promotion code the double holds (made through Rekomi or
+    /// [`StripeDouble::seed_promotion_code`]).
+    pub promotion_code: Option<String>,
+}
+
+impl ScriptedDiscount {
+    /// A discount that redeemed `promotion_code`.
+    pub fn code(id: &str, promotion_code: &str) -> Self {
+        Self { id: id.to_owned(), promotion_code: Some(promotion_code.to_owned()) }
+    }
 }
 
 /// The Stripe object shapes the answers are built from.
@@ -76,6 +119,10 @@ impl Recorded {
 struct Shapes {
     coupon: Value,
     promotion_code: Value,
+    invoice: Value,
+    subscription: Value,
+    discount: Value,
+    invoice_payment: Value,
 }
 
 #[derive(Debug, Default)]
@@ -89,6 +136,12 @@ struct State {
     replies: HashMap<String, (u16, String)>,
     /// Failures to answer the next requests with, whatever they are.
     faults: VecDeque<(u16, String)>,
+    /// Invoice id → (account, its discounts), as scripted by the test.
+    invoices: BTreeMap<String, (String, Vec<ScriptedDiscount>)>,
+    /// Subscription id → (account, its discounts), as scripted by the test.
+    subscriptions: BTreeMap<String, (String, Vec<ScriptedDiscount>)>,
+    /// Payment intent id → (account, the invoice it paid), as scripted by the test.
+    invoice_payments: BTreeMap<String, (String, String)>,
     next_id: u64,
 }
 
@@ -117,7 +170,14 @@ fn load_shapes() -> Result<Shapes, String> {
         // Present but unparseable is a broken checkout, not a reason to skip.
         Ok(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display())))
     };
-    Ok(Shapes { coupon: read("coupon.json")?, promotion_code: read("promotion_code.json")? })
+    Ok(Shapes {
+        coupon: read("coupon.json")?,
+        promotion_code: read("promotion_code.json")?,
+        invoice: read("invoice.json")?,
+        subscription: read("subscription.json")?,
+        discount: read("discount.json")?,
+        invoice_payment: read("invoice_payment.json")?,
+    })
 }
 
 impl StripeDouble {
@@ -218,6 +278,41 @@ impl StripeDouble {
         let promo = promotion_code_object(&self.shapes, &id, &form);
         state.promotion_codes.insert(id.clone(), (PLATFORM.to_owned(), promo));
         id
+    }
+
+    /// Makes invoice `invoice_id` exist on the platform account with `discounts`: `GET
+    /// /v1/invoices/{id}` then answers it (unscripted invoices are `404 resource_missing`).
+    /// Scripting the same invoice again replaces it.
+    pub fn script_invoice(&self, invoice_id: &str, discounts: Vec<ScriptedDiscount>) {
+        self.script_invoice_on(PLATFORM, invoice_id, discounts);
+    }
+
+    /// [`StripeDouble::script_invoice`] on a connected account (`acct_…`).
+    pub fn script_invoice_on(&self, account: &str, invoice_id: &str, discounts: Vec<ScriptedDiscount>) {
+        self.state().invoices.insert(invoice_id.to_owned(), (account.to_owned(), discounts));
+    }
+
+    /// Makes subscription `subscription_id` exist on the platform account with `discounts`.
+    pub fn script_subscription(&self, subscription_id: &str, discounts: Vec<ScriptedDiscount>) {
+        self.state().subscriptions.insert(subscription_id.to_owned(), (PLATFORM.to_owned(), discounts));
+    }
+
+    /// Records that `payment_intent` paid `invoice_id` on the platform account: `GET
+    /// /v1/invoice_payments` filtered by that payment intent lists one invoice payment (and an
+    /// empty list for payment intents never scripted).
+    pub fn script_invoice_payment(&self, payment_intent: &str, invoice_id: &str) {
+        self.script_invoice_payment_on(PLATFORM, payment_intent, invoice_id);
+    }
+
+    /// [`StripeDouble::script_invoice_payment`] on a connected account (`acct_…`).
+    pub fn script_invoice_payment_on(&self, account: &str, payment_intent: &str, invoice_id: &str) {
+        self.state().invoice_payments.insert(payment_intent.to_owned(), (account.to_owned(), invoice_id.to_owned()));
+    }
+
+    /// The `GET` requests whose path (without the query) is `path`, e.g. the lookups of
+    /// `/v1/invoices/in_…`.
+    pub fn reads_of(&self, path: &str) -> Vec<Recorded> {
+        self.requests().into_iter().filter(|r| r.method == "GET" && r.path_only() == path).collect()
     }
 }
 
@@ -417,6 +512,117 @@ fn delete_coupon(state: &mut State, account: &str, id: &str) -> (u16, String) {
     (200, json!({ "id": id, "object": "coupon", "deleted": true }).to_string())
 }
 
+/// How a request asked for discounts: ids (no expansion), expanded discounts, or expanded
+/// discounts with their promotion codes expanded too.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DiscountExpansion {
+    Ids,
+    Discounts,
+    PromotionCodes,
+}
+
+fn discount_expansion(request: &Recorded) -> DiscountExpansion {
+    let expand = request.query_values("expand[]");
+    if expand.iter().any(|e| e == "discounts.promotion_code") {
+        DiscountExpansion::PromotionCodes
+    } else if expand.iter().any(|e| e == "discounts") {
+        DiscountExpansion::Discounts
+    } else {
+        DiscountExpansion::Ids
+    }
+}
+
+/// The `discounts` of an invoice or subscription as Stripe renders them for `expansion`.
+fn discounts_value(
+    state: &State,
+    shapes: &Shapes,
+    account: &str,
+    parent: (&str, &str),
+    discounts: &[ScriptedDiscount],
+    expansion: DiscountExpansion,
+) -> Value {
+    let rendered = discounts.iter().map(|scripted| {
+        if expansion == DiscountExpansion::Ids {
+            return json!(scripted.id);
+        }
+        let promo = scripted.promotion_code.as_ref().and_then(|id| state.promotion_codes.get(id).filter(|(a, _)| a == account));
+        let mut d = shapes.discount.clone();
+        d["id"] = json!(scripted.id);
+        d["object"] = json!("discount");
+        d["source"] = json!({ "type": "coupon", "coupon": promo.map_or(Value::Null, |(_, p)| p["promotion"]["coupon"].clone()) });
+        d["start"] = json!(now());
+        d["end"] = Value::Null;
+        d["customer"] = Value::Null;
+        d["checkout_session"] = Value::Null;
+        d["invoice"] = if parent.0 == "invoice" { json!(parent.1) } else { Value::Null };
+        d["subscription"] = if parent.0 == "subscription" { json!(parent.1) } else { Value::Null };
+        d["promotion_code"] = match (&scripted.promotion_code, promo, expansion) {
+            (None, _, _) => Value::Null,
+            (Some(_), Some((_, p)), DiscountExpansion::PromotionCodes) => p.clone(),
+            (Some(id), _, _) => json!(id),
+        };
+        d
+    });
+    Value::Array(rendered.collect())
+}
+
+fn retrieve_invoice(state: &State, shapes: &Shapes, request: &Recorded, id: &str) -> (u16, String) {
+    let account = request.account();
+    let Some((_, discounts)) = state.invoices.get(id).filter(|(a, _)| a == account) else {
+        return no_such("invoice", id, Some("invoice"));
+    };
+    let mut invoice = shapes.invoice.clone();
+    invoice["id"] = json!(id);
+    invoice["object"] = json!("invoice");
+    invoice["livemode"] = json!(false);
+    invoice["status"] = json!("paid");
+    invoice["discounts"] = discounts_value(state, shapes, account, ("invoice", id), discounts, discount_expansion(request));
+    (200, invoice.to_string())
+}
+
+fn retrieve_subscription(state: &State, shapes: &Shapes, request: &Recorded, id: &str) -> (u16, String) {
+    let account = request.account();
+    let Some((_, discounts)) = state.subscriptions.get(id).filter(|(a, _)| a == account) else {
+        return no_such("subscription", id, Some("subscription"));
+    };
+    let mut subscription = shapes.subscription.clone();
+    subscription["id"] = json!(id);
+    subscription["object"] = json!("subscription");
+    subscription["livemode"] = json!(false);
+    subscription["discounts"] = discounts_value(state, shapes, account, ("subscription", id), discounts, discount_expansion(request));
+    (200, subscription.to_string())
+}
+
+/// `GET /v1/invoice_payments`: filtering by payment takes `payment[type]` and the matching id;
+/// only `payment_intent` filters are scripted (others list nothing).
+fn list_invoice_payments(state: &State, shapes: &Shapes, request: &Recorded) -> (u16, String) {
+    let query = request.query();
+    let (kind, intent) = (get(&query, "payment[type]"), get(&query, "payment[payment_intent]"));
+    if kind.is_some_and(|k| k != "payment_intent" && k != "payment_record") {
+        return stripe_error(400, Some("parameter_invalid_empty"), Some("payment[type]"), "Invalid payment[type]");
+    }
+    if kind == Some("payment_intent") && intent.is_none() {
+        return stripe_error(400, Some("parameter_missing"), Some("payment[payment_intent]"), "Missing payment[payment_intent]");
+    }
+    let found =
+        intent.and_then(|pi| state.invoice_payments.get(pi).filter(|(a, _)| a == request.account()).map(|(_, invoice)| (pi, invoice)));
+    let data: Vec<Value> = found
+        .map(|(pi, invoice)| {
+            let mut payment = shapes.invoice_payment.clone();
+            payment["id"] = json!(format!("inpay_dbl_{pi}"));
+            payment["object"] = json!("invoice_payment");
+            payment["livemode"] = json!(false);
+            payment["currency"] = json!("usd");
+            payment["status"] = json!("paid");
+            payment["invoice"] = json!(invoice);
+            payment["payment"] = json!({ "type": "payment_intent", "payment_intent": pi });
+            payment
+        })
+        .into_iter()
+        .collect();
+    (200, json!({ "object": "list", "url": "/v1/invoice_payments", "has_more": false, "data": data }).to_string())
+}
+
 fn route(state: &mut State, shapes: &Shapes, request: &Recorded) -> (u16, String) {
     let authorized = request.header("authorization").is_some_and(|v| v.strip_prefix("Bearer ") == Some(SECRET_KEY));
     if !authorized {
@@ -438,6 +644,9 @@ fn route(state: &mut State, shapes: &Shapes, request: &Recorded) -> (u16, String
             None => no_such("promotion code", id, Some("id")),
         },
         ("POST", ["v1", "promotion_codes", id]) => update_promotion_code(state, account, id, form),
+        ("GET", ["v1", "invoices", id]) => retrieve_invoice(state, shapes, request, id),
+        ("GET", ["v1", "subscriptions", id]) => retrieve_subscription(state, shapes, request, id),
+        ("GET", ["v1", "invoice_payments"]) => list_invoice_payments(state, shapes, request),
         _ => stripe_error(404, None, None, &format!("Unrecognized request URL ({} {path}).", request.method)),
     }
 }
@@ -620,6 +829,66 @@ mod tests {
         assert!(double.coupon(coupon).is_none());
         assert_eq!(double.requests().len(), 9);
         assert_eq!(double.requests()[0].param("metadata[rekomi_id]"), Some("abc"));
+    }
+
+    async fn get(double: &StripeDouble, path: &str, account: Option<&str>) -> (u16, Value) {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let mut request = client.get(format!("{}{}", double.url(), path.trim_start_matches('/'))).bearer_auth(SECRET_KEY);
+        if let Some(account) = account {
+            request = request.header("stripe-account", account);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn scripted_invoices_subscriptions_and_invoice_payments_are_answered_as_stripe_would() {
+        let Some(double) = StripeDouble::start().await else { return };
+        let promo = double.seed_promotion_code("SEEDED10");
+        let plain = ScriptedDiscount { id: "di_plain".to_owned(), promotion_code: None };
+        double.script_invoice("in_1", vec![ScriptedDiscount::code("di_code", &promo), plain]);
+        double.script_subscription("sub_1", vec![ScriptedDiscount::code("di_code", &promo)]);
+        double.script_invoice_payment("pi_1", "in_1");
+
+        // Without expansion the discounts are ids; `expand[]=discounts` expands the discounts
+        // but leaves their promotion codes as ids; `discounts.promotion_code` expands both.
+        let (status, invoice) = get(&double, "/v1/invoices/in_1", None).await;
+        assert_eq!((status, invoice["id"].clone(), invoice["discounts"].clone()), (200, json!("in_1"), json!(["di_code", "di_plain"])));
+        let (_, invoice) = get(&double, "/v1/invoices/in_1?expand%5B%5D=discounts", None).await;
+        assert_eq!(invoice["discounts"][0]["promotion_code"], json!(promo));
+        let (_, invoice) = get(&double, "/v1/invoices/in_1?expand%5B%5D=discounts.promotion_code", None).await;
+        let discounts = invoice["discounts"].as_array().unwrap();
+        assert_eq!((discounts[0]["id"].clone(), discounts[0]["object"].clone()), (json!("di_code"), json!("discount")));
+        assert_eq!(discounts[0]["promotion_code"]["id"], json!(promo));
+        assert_eq!(discounts[0]["promotion_code"]["code"], "SEEDED10");
+        assert!(discounts[0]["source"]["coupon"].as_str().is_some_and(|c| c.starts_with("DBLSEED")), "{invoice}");
+        assert_eq!(discounts[0]["invoice"], "in_1");
+        assert_eq!(discounts[1]["promotion_code"], Value::Null);
+
+        let (status, subscription) = get(&double, "/v1/subscriptions/sub_1?expand[]=discounts.promotion_code", None).await;
+        assert_eq!(status, 200);
+        assert_eq!(subscription["discounts"][0]["promotion_code"]["code"], "SEEDED10");
+        assert_eq!(subscription["discounts"][0]["subscription"], "sub_1");
+
+        // Unscripted objects, and objects of another account, do not exist.
+        assert_eq!(get(&double, "/v1/invoices/in_2", None).await.0, 404);
+        let (status, missing) = get(&double, "/v1/invoices/in_1", Some("acct_other")).await;
+        assert_eq!((status, missing["error"]["code"].clone()), (404, json!("resource_missing")));
+        assert_eq!(get(&double, "/v1/subscriptions/sub_2", None).await.0, 404);
+
+        let (status, list) =
+            get(&double, "/v1/invoice_payments?payment%5Btype%5D=payment_intent&payment%5Bpayment_intent%5D=pi_1", None).await;
+        assert_eq!((status, list["object"].clone()), (200, json!("list")));
+        assert_eq!(list["data"][0]["invoice"], "in_1");
+        assert_eq!(list["data"][0]["payment"], json!({ "type": "payment_intent", "payment_intent": "pi_1" }));
+        let (_, none) = get(&double, "/v1/invoice_payments?payment%5Btype%5D=payment_intent&payment%5Bpayment_intent%5D=pi_2", None).await;
+        assert_eq!(none["data"], json!([]));
+        assert_eq!(get(&double, "/v1/invoice_payments?payment%5Btype%5D=payment_intent", None).await.0, 400);
+
+        let reads = double.reads_of("/v1/invoices/in_1");
+        assert_eq!(reads.len(), 4);
+        assert_eq!(reads[2].query_values("expand[]"), vec!["discounts.promotion_code".to_owned()]);
+        assert_eq!(reads[3].account(), "acct_other");
     }
 
     #[test]
