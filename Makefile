@@ -1,5 +1,5 @@
 # Rekomi: the two commands are `make run` and `make test`.
-.PHONY: run test lint fmt check-deps build release
+.PHONY: run test lint fmt check-deps build release bench
 
 run:
 	@scripts/run.sh
@@ -22,3 +22,6 @@ build:
 
 release:
 	cargo build --release -p rekomi-server
+
+bench:
+	@scripts/bench.sh
