@@ -159,6 +159,7 @@ impl TestApp {
             reconcile_interval_secs: 0,
             stripe_webhook_secrets: Vec::new(),
             inbox_interval_ms: 0,
+            inbox_workers: 1,
             webhook_allow_private_targets: false,
             delivery_interval_ms: 0,
         };

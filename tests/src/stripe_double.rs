@@ -8,17 +8,19 @@
 //! `Idempotency-Key`, and records every request (method, path, headers, decoded form pairs) so
 //! a test can assert on exactly what Rekomi sent.
 //!
-//! For the webhook pipeline it also answers the three reads Rekomi makes while processing
+//! For the webhook pipeline it also answers the four reads Rekomi makes while processing
 //! events, from what the test scripted: `GET /v1/invoices/{id}` and `GET /v1/subscriptions/{id}`
 //! (which discounts, with which promotion code, the object carries; honouring
-//! `expand[]=discounts` and `expand[]=discounts.promotion_code` as Stripe does), and
+//! `expand[]=discounts` and `expand[]=discounts.promotion_code` as Stripe does),
 //! `GET /v1/invoice_payments?payment[type]=payment_intent&payment[payment_intent]=…` (which
-//! invoice a payment intent paid). See [`StripeDouble::script_invoice`],
-//! [`StripeDouble::script_subscription`] and [`StripeDouble::script_invoice_payment`].
+//! invoice a payment intent paid), and `GET /v1/customers/{id}` (the customer's metadata; every
+//! customer exists, with empty metadata unless scripted). See [`StripeDouble::script_invoice`],
+//! [`StripeDouble::script_subscription`], [`StripeDouble::script_invoice_payment`] and
+//! [`StripeDouble::script_customer_metadata`].
 //!
 //! Answers are built from Stripe's own object shapes, read at runtime from the shared reference
 //! data (`../shared/stripe/objects/coupon.json`, `promotion_code.json`, `invoice.json`,
-//! `subscription.json`, `discount.json` and `invoice_payment.json`, or
+//! `subscription.json`, `discount.json`, `invoice_payment.json` and `customer.json`, or
 //! `$REKOMI_SHARED_DIR/stripe/objects/…`), with the fields of the request filled in, so they
 //! deserialize in async-stripe's typed models exactly as Stripe's would.
 //! Those files are reference material and are never copied into the project.
@@ -123,6 +125,7 @@ struct Shapes {
     subscription: Value,
     discount: Value,
     invoice_payment: Value,
+    customer: Value,
 }
 
 #[derive(Debug, Default)]
@@ -142,6 +145,9 @@ struct State {
     subscriptions: BTreeMap<String, (String, Vec<ScriptedDiscount>)>,
     /// Payment intent id → (account, the invoice it paid), as scripted by the test.
     invoice_payments: BTreeMap<String, (String, String)>,
+    /// Customer id → (account, its metadata), as scripted by the test; other customers exist
+    /// on every account with empty metadata.
+    customers: BTreeMap<String, (String, Value)>,
     next_id: u64,
 }
 
@@ -177,6 +183,7 @@ fn load_shapes() -> Result<Shapes, String> {
         subscription: read("subscription.json")?,
         discount: read("discount.json")?,
         invoice_payment: read("invoice_payment.json")?,
+        customer: read("customer.json")?,
     })
 }
 
@@ -307,6 +314,13 @@ impl StripeDouble {
     /// [`StripeDouble::script_invoice_payment`] on a connected account (`acct_…`).
     pub fn script_invoice_payment_on(&self, account: &str, payment_intent: &str, invoice_id: &str) {
         self.state().invoice_payments.insert(payment_intent.to_owned(), (account.to_owned(), invoice_id.to_owned()));
+    }
+
+    /// Gives customer `customer_id` on the platform account this `metadata` (e.g.
+    /// `{"rekomi_ref": "bob-links"}`): `GET /v1/customers/{id}` then answers it. Unscripted
+    /// customers answer with empty metadata.
+    pub fn script_customer_metadata(&self, customer_id: &str, metadata: Value) {
+        self.state().customers.insert(customer_id.to_owned(), (PLATFORM.to_owned(), metadata));
     }
 
     /// The `GET` requests whose path (without the query) is `path`, e.g. the lookups of
@@ -593,6 +607,18 @@ fn retrieve_subscription(state: &State, shapes: &Shapes, request: &Recorded, id:
     (200, subscription.to_string())
 }
 
+/// `GET /v1/customers/{id}`: every customer exists; its metadata is what the test scripted for
+/// this account, else empty.
+fn retrieve_customer(state: &State, shapes: &Shapes, request: &Recorded, id: &str) -> (u16, String) {
+    let scripted = state.customers.get(id).filter(|(a, _)| a == request.account()).map(|(_, m)| m.clone());
+    let mut customer = shapes.customer.clone();
+    customer["id"] = json!(id);
+    customer["object"] = json!("customer");
+    customer["livemode"] = json!(false);
+    customer["metadata"] = scripted.unwrap_or_else(|| json!({}));
+    (200, customer.to_string())
+}
+
 /// `GET /v1/invoice_payments`: filtering by payment takes `payment[type]` and the matching id;
 /// only `payment_intent` filters are scripted (others list nothing).
 fn list_invoice_payments(state: &State, shapes: &Shapes, request: &Recorded) -> (u16, String) {
@@ -647,6 +673,7 @@ fn route(state: &mut State, shapes: &Shapes, request: &Recorded) -> (u16, String
         ("GET", ["v1", "invoices", id]) => retrieve_invoice(state, shapes, request, id),
         ("GET", ["v1", "subscriptions", id]) => retrieve_subscription(state, shapes, request, id),
         ("GET", ["v1", "invoice_payments"]) => list_invoice_payments(state, shapes, request),
+        ("GET", ["v1", "customers", id]) => retrieve_customer(state, shapes, request, id),
         _ => stripe_error(404, None, None, &format!("Unrecognized request URL ({} {path}).", request.method)),
     }
 }
@@ -889,6 +916,14 @@ mod tests {
         assert_eq!(reads.len(), 4);
         assert_eq!(reads[2].query_values("expand[]"), vec!["discounts.promotion_code".to_owned()]);
         assert_eq!(reads[3].account(), "acct_other");
+
+        // Every customer exists; its metadata is the scripted one on its account, else empty.
+        double.script_customer_metadata("cus_1", json!({ "rekomi_ref": "bob-links" }));
+        let (status, customer) = get(&double, "/v1/customers/cus_1", None).await;
+        assert_eq!((status, customer["id"].clone(), customer["object"].clone()), (200, json!("cus_1"), json!("customer")));
+        assert_eq!(customer["metadata"], json!({ "rekomi_ref": "bob-links" }));
+        assert_eq!(get(&double, "/v1/customers/cus_1", Some("acct_other")).await.1["metadata"], json!({}));
+        assert_eq!(get(&double, "/v1/customers/cus_2", None).await.1["metadata"], json!({}));
     }
 
     #[test]

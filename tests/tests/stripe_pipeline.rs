@@ -1,10 +1,10 @@
 //! The Stripe conversion pipeline end to end: events signed exactly as Stripe signs them
 //! (`Stripe-Signature: t=…,v1=…` over the raw bytes) are posted to `POST /api/webhooks/stripe`
 //! of the real server, whose inbox worker runs on real PostgreSQL and makes its Stripe lookups
-//! (`GET /v1/invoices/{id}?expand[]=discounts.promotion_code`, `GET /v1/invoice_payments`)
-//! against the Stripe double; the outcome is read back through the API (conversions, their
-//! ledger and attribution trace, promotional codes, the event inbox, the CSV export) and, for
-//! outbound webhooks, at a local receiver.
+//! (`GET /v1/invoices/{id}?expand[]=discounts.promotion_code`, `GET /v1/invoice_payments`,
+//! `GET /v1/customers/{id}`) against the Stripe double; the outcome is read back through the
+//! API (conversions, their ledger and attribution trace, promotional codes, the event inbox, the
+//! CSV export) and, for outbound webhooks, at a local receiver.
 //!
 //! Events come from two places:
 //! - the shared reference story (`../shared/stripe/events/current/`, read at run time and sent
@@ -571,6 +571,33 @@ async fn a_code_that_overrides_click_attribution_beats_referral_metadata_and_one
     assert_eq!(redemptions(&app, &shop.key, "SARAH20").await, (1, 1));
     assert_eq!(redemptions(&app, &shop.key, "SARAHSOFT").await, (1, 1));
     assert_eq!(conversions(&app, &shop.key).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_first_invoice_without_code_or_referral_is_credited_to_the_affiliate_named_in_the_customers_metadata() {
+    let Some(app) = spawn().await else { return };
+    let shop = shop(&app, Some(12)).await;
+    app.stripe.script_customer_metadata("cus_e2e_cusref", json!({ "rekomi_ref": BOB_SLUG }));
+
+    let sale = Invoice::paid("evt_e2e_cusref_1", "in_e2e_cusref_1", "sub_e2e_cusref", "cus_e2e_cusref", 5000);
+    deliver(&app, &shop, &sale.body()).await;
+    let conversion = only(conversions(&app, &shop.key).await);
+    assert_eq!(conversion["affiliateId"], json!(shop.bob), "{conversion}");
+    assert_eq!((conversion["attributionMethod"].as_str(), conversion["couponCode"].clone()), (Some("metadata_or_customer"), Value::Null));
+    assert_eq!(conversion["commissionCents"], 1000);
+    let trace = attribution(&app, &shop.key, &id_of(&conversion)).await["trace"].clone();
+    assert_eq!(trace["referralRefs"], json!([BOB_SLUG]), "{trace}");
+    assert_eq!(trace["rule"], "referral_metadata");
+    let reads = app.stripe.reads_of("/v1/customers/cus_e2e_cusref");
+    assert_eq!(reads.len(), 1, "{reads:#?}");
+    assert_eq!(reads[0].path, "/v1/customers/cus_e2e_cusref", "no query");
+    assert_eq!((reads[0].header("stripe-account"), reads[0].header("idempotency-key")), (None, None));
+
+    // The renewal joins Bob's conversion without asking for the customer again.
+    let renewal = Invoice::paid("evt_e2e_cusref_2", "in_e2e_cusref_2", "sub_e2e_cusref", "cus_e2e_cusref", 5000).renewal();
+    deliver(&app, &shop, &renewal.body()).await;
+    assert_eq!(only(conversions(&app, &shop.key).await)["commissionCents"], 2000);
+    assert_eq!(app.stripe.reads_of("/v1/customers/cus_e2e_cusref").len(), 1);
 }
 
 #[tokio::test]

@@ -586,3 +586,82 @@ fn a_platform_event_never_goes_to_an_organization_linked_to_its_own_stripe_accou
     w.deliver_from("evt_2", Some("acct_brand"), StripeFact::InvoicePaid(invoice("in_2", None, 1000, vec![w.promo_ref()])));
     assert_eq!(w.conversions().len(), 1, "the same code on the brand's own account is credited");
 }
+
+fn calls_of(w: &World, method: &str) -> usize {
+    w.gateway.methods().iter().filter(|m| **m == method).count()
+}
+
+#[test]
+fn a_referral_in_the_customers_metadata_beats_a_code_that_does_not_override_clicks() {
+    let w = world_with(false);
+    let bob = affiliate(&w.services, &w.ctx, w.program, "bob@creator.com", AffiliateStatus::Approved, None);
+    let bob_slug = block_on(w.services.get_affiliate(&w.ctx, bob)).unwrap().links[0].slug.clone();
+    w.gateway.set_customer_referral("cus_buyer", &bob_slug);
+    let mut inv = invoice("in_1", Some("sub_1"), 1000, vec![w.promo_ref()]);
+    inv.billing_reason = Some("subscription_create".into());
+    w.deliver("evt_1", StripeFact::InvoicePaid(inv));
+
+    let c = w.only_conversion();
+    assert_eq!((c.affiliate_id, c.attribution_method.as_deref()), (bob, Some("metadata_or_customer")));
+    assert_eq!(c.coupon_code, None, "the code did not decide");
+    assert_eq!(c.attribution_trace["rule"], "referral_metadata");
+    assert_eq!(c.attribution_trace["referralRefs"], serde_json::json!([bob_slug]));
+    assert_eq!(w.redemptions(), 1, "Sarah's code was redeemed all the same");
+    let lookups: Vec<_> = w.gateway.calls().into_iter().filter(|c| c.method() == "customer_referral").collect();
+    assert_eq!(lookups, vec![rekomi_fakes::GatewayCall::CustomerReferral { ctx: Default::default(), customer_id: "cus_buyer".into() }]);
+}
+
+#[test]
+fn renewal_invoices_and_payloads_that_name_a_referral_make_no_customer_lookup() {
+    let w = world_with(false);
+    let slug = block_on(w.services.get_affiliate(&w.ctx, w.sarah)).unwrap().links[0].slug.clone();
+    w.deliver("evt_1", StripeFact::InvoicePaid(invoice("in_1", Some("sub_1"), 1000, vec![w.promo_ref()])));
+    assert_eq!(calls_of(&w, "customer_referral"), 1, "a first invoice without referral looks the customer up");
+    for (i, reason) in ["subscription_cycle", "subscription_update", "subscription_threshold"].into_iter().enumerate() {
+        let mut renewal = invoice(&format!("in_r{i}"), Some("sub_1"), 1000, vec![]);
+        renewal.billing_reason = Some(reason.into());
+        w.deliver(&format!("evt_r{i}"), StripeFact::InvoicePaid(renewal));
+    }
+    let mut named = invoice("in_named", None, 1000, vec![]);
+    named.referral = Some(slug.clone());
+    w.deliver("evt_named", StripeFact::InvoicePaid(named));
+    let StripeFact::CheckoutCompleted(mut referenced) = checkout("cs_ref", None, 500, vec![]) else { unreachable!() };
+    referenced.client_reference_id = Some(slug);
+    w.deliver("evt_cs_ref", StripeFact::CheckoutCompleted(referenced));
+
+    assert_eq!(calls_of(&w, "customer_referral"), 1, "{:?}", w.gateway.methods());
+    assert_eq!(w.conversions().len(), 3, "the subscription's conversion, the named invoice and the checkout");
+}
+
+#[test]
+fn a_checkout_without_reference_takes_the_customers_referral() {
+    let w = world_with(true);
+    let bob = affiliate(&w.services, &w.ctx, w.program, "bob@creator.com", AffiliateStatus::Approved, None);
+    let bob_slug = block_on(w.services.get_affiliate(&w.ctx, bob)).unwrap().links[0].slug.clone();
+    w.gateway.set_customer_referral("cus_buyer", &bob_slug);
+    w.deliver("evt_1", checkout("cs_1", None, 1000, vec![]));
+    let c = w.only_conversion();
+    assert_eq!((c.affiliate_id, c.attribution_method.as_deref()), (bob, Some("metadata_or_customer")));
+    assert_eq!(calls_of(&w, "customer_referral"), 1);
+}
+
+#[test]
+fn an_unknown_customer_has_no_referral_and_the_code_still_credits_the_sale_while_an_outage_retries() {
+    let w = world_with(false);
+    w.gateway.fail_when(|call| (call.method() == "customer_referral").then_some(rekomi_domain::ports::GatewayError::NotFound));
+    w.deliver("evt_1", StripeFact::InvoicePaid(invoice("in_1", None, 1000, vec![w.promo_ref()])));
+    let c = w.only_conversion();
+    assert_eq!((c.affiliate_id, c.attribution_method.as_deref()), (w.sarah, Some("coupon")));
+    assert_eq!(c.attribution_trace["rule"], "coupon_fallback");
+    assert_eq!(w.inbox("evt_1").status, InboxStatus::Done);
+    assert_eq!(calls_of(&w, "customer_referral"), 1);
+
+    let w = world_with(false);
+    w.gateway
+        .fail_when(|call| (call.method() == "customer_referral").then_some(rekomi_domain::ports::GatewayError::Unavailable("down".into())));
+    w.deliver("evt_1", StripeFact::InvoicePaid(invoice("in_1", None, 1000, vec![w.promo_ref()])));
+    let event = w.inbox("evt_1");
+    assert_eq!(event.status, InboxStatus::Pending, "{:?}", event.last_error);
+    assert!(event.last_error.unwrap_or_default().contains("Stripe lookup failed"));
+    assert!(w.conversions().is_empty());
+}

@@ -64,6 +64,13 @@ pub enum GatewayCall {
         /// The payment intent.
         payment_intent_id: Option<String>,
     },
+    /// [`PaymentGateway::customer_referral`].
+    CustomerReferral {
+        /// The account acted on.
+        ctx: GatewayContext,
+        /// The customer.
+        customer_id: String,
+    },
     /// [`PaymentGateway::delete_coupon`].
     DeleteCoupon {
         /// The account acted on.
@@ -86,6 +93,7 @@ impl GatewayCall {
             Self::InvoicePromotionCodes { .. } => "invoice_promotion_codes",
             Self::SubscriptionPromotionCodes { .. } => "subscription_promotion_codes",
             Self::InvoiceOfPayment { .. } => "invoice_of_payment",
+            Self::CustomerReferral { .. } => "customer_referral",
         }
     }
 
@@ -96,7 +104,10 @@ impl GatewayCall {
             Self::CreatePromotionCode { request, .. } => &request.idempotency_key,
             Self::DeactivatePromotionCode { idempotency_key, .. } | Self::DeleteCoupon { idempotency_key, .. } => idempotency_key,
             // Reads carry no idempotency key.
-            Self::InvoicePromotionCodes { .. } | Self::SubscriptionPromotionCodes { .. } | Self::InvoiceOfPayment { .. } => "",
+            Self::InvoicePromotionCodes { .. }
+            | Self::SubscriptionPromotionCodes { .. }
+            | Self::InvoiceOfPayment { .. }
+            | Self::CustomerReferral { .. } => "",
         }
     }
 
@@ -108,7 +119,8 @@ impl GatewayCall {
             | Self::DeleteCoupon { ctx, .. }
             | Self::InvoicePromotionCodes { ctx, .. }
             | Self::SubscriptionPromotionCodes { ctx, .. }
-            | Self::InvoiceOfPayment { ctx, .. } => ctx,
+            | Self::InvoiceOfPayment { ctx, .. }
+            | Self::CustomerReferral { ctx, .. } => ctx,
         }
     }
 }
@@ -175,6 +187,7 @@ struct Inner {
     invoice_codes: HashMap<String, Vec<PromotionCodeRef>>,
     subscription_codes: HashMap<String, Vec<PromotionCodeRef>>,
     payment_invoices: HashMap<String, String>,
+    customer_referrals: HashMap<String, String>,
 }
 
 /// A stored answer: the call it answered (without the key's context) and the result.
@@ -391,6 +404,11 @@ impl FakeGateway {
         self.lock().payment_invoices.insert(payment_id.to_owned(), invoice_id.to_owned());
     }
 
+    /// Scripts the `metadata.rekomi_ref` of a customer (unscripted customers have none).
+    pub fn set_customer_referral(&self, customer_id: &str, slug: &str) {
+        self.lock().customer_referrals.insert(customer_id.to_owned(), slug.to_owned());
+    }
+
     /// Every call received, in order (failed and replayed ones included).
     pub fn calls(&self) -> Vec<GatewayCall> {
         self.lock().calls.clone()
@@ -495,6 +513,12 @@ impl PaymentGateway for FakeGateway {
         })?;
         let by_intent = payment_intent_id.and_then(|pi| inner.payment_invoices.get(&pi).cloned());
         Ok(by_intent.or_else(|| inner.payment_invoices.get(charge_id).cloned()))
+    }
+
+    async fn customer_referral(&self, ctx: &GatewayContext, customer_id: &str) -> Result<Option<String>, GatewayError> {
+        let mut inner = self.lock();
+        inner.begin_read(GatewayCall::CustomerReferral { ctx: ctx.clone(), customer_id: customer_id.to_owned() })?;
+        Ok(inner.customer_referrals.get(customer_id).cloned())
     }
 }
 
@@ -609,6 +633,21 @@ mod tests {
         gw.clear_failures();
         assert!(block_on(gw.create_promotion_code(&platform(), &promo("p1", "SARAH20"))).is_ok());
         assert_eq!(gw.methods(), vec!["create_coupon", "create_coupon", "create_promotion_code", "create_coupon", "create_promotion_code"]);
+    }
+
+    #[test]
+    fn customer_referrals_are_scripted_recorded_and_fail_like_the_other_reads() {
+        let gw = FakeGateway::new();
+        gw.set_customer_referral("cus_1", "bob-links");
+        assert_eq!(block_on(gw.customer_referral(&platform(), "cus_1")).unwrap().as_deref(), Some("bob-links"));
+        assert_eq!(block_on(gw.customer_referral(&platform(), "cus_2")).unwrap(), None);
+        gw.fail_when(|call| {
+            matches!(call, GatewayCall::CustomerReferral { customer_id, .. } if customer_id == "cus_gone").then_some(GatewayError::NotFound)
+        });
+        assert!(matches!(block_on(gw.customer_referral(&platform(), "cus_gone")), Err(GatewayError::NotFound)));
+        assert_eq!(gw.calls().last(), Some(&GatewayCall::CustomerReferral { ctx: platform(), customer_id: "cus_gone".to_owned() }));
+        assert_eq!(gw.methods(), vec!["customer_referral"; 3]);
+        assert_eq!(gw.calls()[0].idempotency_key(), "", "a read carries no idempotency key");
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct Config {
     pub stripe_webhook_secrets: Vec<String>,
     /// `REKOMI_INBOX_INTERVAL_MS` (default 500; 0 disables the Stripe event worker).
     pub inbox_interval_ms: u64,
+    /// `REKOMI_INBOX_WORKERS` (default 4): Stripe event workers per process.
+    pub inbox_workers: usize,
     /// `REKOMI_WEBHOOK_ALLOW_PRIVATE_TARGETS` (default false): let webhook endpoints point at
     /// private, loopback and link-local addresses (development and tests only).
     pub webhook_allow_private_targets: bool,
@@ -59,6 +61,7 @@ impl fmt::Debug for Config {
             .field("reconcile_interval_secs", &self.reconcile_interval_secs)
             .field("stripe_webhook_secrets", &format!("{} secret(s)", self.stripe_webhook_secrets.len()))
             .field("inbox_interval_ms", &self.inbox_interval_ms)
+            .field("inbox_workers", &self.inbox_workers)
             .field("webhook_allow_private_targets", &self.webhook_allow_private_targets)
             .field("delivery_interval_ms", &self.delivery_interval_ms)
             .finish()
@@ -119,6 +122,7 @@ impl Config {
                 .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
                 .unwrap_or_default(),
             inbox_interval_ms: parse_var("REKOMI_INBOX_INTERVAL_MS", 500)?,
+            inbox_workers: parse_var("REKOMI_INBOX_WORKERS", 4)?,
             webhook_allow_private_targets: bool_var("REKOMI_WEBHOOK_ALLOW_PRIVATE_TARGETS")?,
             delivery_interval_ms: parse_var("REKOMI_DELIVERY_INTERVAL_MS", 1000)?,
         })

@@ -82,6 +82,7 @@ pub struct Application {
     services: Services,
     reconcile_interval: Option<Duration>,
     inbox_interval: Option<Duration>,
+    inbox_workers: usize,
     delivery_interval: Option<Duration>,
 }
 
@@ -112,7 +113,15 @@ impl Application {
         let reconcile_interval = (config.reconcile_interval_secs > 0).then(|| Duration::from_secs(config.reconcile_interval_secs));
         let inbox_interval = (config.inbox_interval_ms > 0).then(|| Duration::from_millis(config.inbox_interval_ms));
         let delivery_interval = (config.delivery_interval_ms > 0).then(|| Duration::from_millis(config.delivery_interval_ms));
-        Ok(Self { port, server, services, reconcile_interval, inbox_interval, delivery_interval })
+        Ok(Self {
+            port,
+            server,
+            services,
+            reconcile_interval,
+            inbox_interval,
+            inbox_workers: config.inbox_workers.max(1),
+            delivery_interval,
+        })
     }
 
     /// The bound port.
@@ -130,8 +139,12 @@ impl Application {
             tokio::spawn(async move { reconcile_loop(services, every).await });
         }
         if let Some(every) = self.inbox_interval {
-            let services = self.services.clone();
-            tokio::spawn(async move { inbox_loop(services, every).await });
+            // Several workers per process: each waits on the database most of the time, and
+            // claims (FOR UPDATE SKIP LOCKED) keep them from taking the same event.
+            for worker in 0..self.inbox_workers {
+                let services = self.services.clone();
+                tokio::spawn(async move { inbox_loop(services, every, worker == 0).await });
+            }
         }
         if let Some(every) = self.delivery_interval {
             for _ in 0..DELIVERY_WORKERS {
@@ -172,7 +185,7 @@ const INBOX_BATCH: i64 = 50;
 /// Processes the Stripe event inbox, and approves conversions whose grace period has passed.
 /// Several server processes may run it at once: events are claimed with `FOR UPDATE SKIP
 /// LOCKED`, so none is processed twice. A full batch is followed at once by the next one.
-async fn inbox_loop(services: Services, every: Duration) {
+async fn inbox_loop(services: Services, every: Duration, approves: bool) {
     let mut approvals_due = tokio::time::Instant::now();
     loop {
         let busy = match services.process_stripe_inbox(INBOX_BATCH).await {
@@ -194,7 +207,7 @@ async fn inbox_loop(services: Services, every: Duration) {
                 false
             }
         };
-        if tokio::time::Instant::now() >= approvals_due {
+        if approves && tokio::time::Instant::now() >= approvals_due {
             if let Err(e) = services.approve_due_conversions(500).await {
                 tracing::warn!(error.cause = %e, "conversion approval pass failed");
             }

@@ -8,8 +8,9 @@
 //! with `RequestStrategy::Idempotent(<caller's key>)`, which async-stripe sends exactly once,
 //! and the loop below decides from the error whether to try again.
 //!
-//! The three reads (`invoice_promotion_codes`, `subscription_promotion_codes`,
-//! `invoice_of_payment`) go through the same client, retry loop and `Stripe-Account` handling,
+//! The four reads (`invoice_promotion_codes`, `subscription_promotion_codes`,
+//! `invoice_of_payment`, `customer_referral`) go through the same client, retry loop and
+//! `Stripe-Account` handling,
 //! with [`RequestStrategy::Once`] (a GET needs no idempotency key). They are built with
 //! async-stripe's own low-level `RequestBuilder` (async-stripe-client-core) and parsed into its
 //! typed models (`stripe_shared::Invoice`, `Subscription`, `InvoicePayment`), which parse
@@ -22,6 +23,13 @@
 //! validated id or a constant, so none needs escaping. The responses come back in the API
 //! version async-stripe pins (its `Stripe-Version` header), whatever the account's default, so
 //! the typed models are safe here, unlike for webhook payloads (see [`crate::events`]).
+//!
+//! The customer read is the exception to the typed models: `GET /v1/customers/{id}` answers
+//! either a customer or a deleted customer (`{"id", "object", "deleted": true}`), and
+//! async-stripe's enum of the two (`RetrieveCustomerReturned`) lives in async-stripe-core, not a
+//! dependency; `stripe_shared::Customer` alone refuses the deleted shape as unparseable. So the
+//! answer is parsed into [`CustomerReferralFields`], the only two fields the read needs, with
+//! miniserde as async-stripe parses everything else.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -180,6 +188,32 @@ fn idempotency_key(key: &str) -> Result<IdempotencyKey, GatewayError> {
     IdempotencyKey::new(key).map_err(|err| GatewayError::Unknown(anyhow::anyhow!("invalid idempotency key: {err}")))
 }
 
+/// The metadata key carrying a Rekomi referral (as on invoices, subscriptions and checkouts).
+const REFERRAL_KEY: &str = "rekomi_ref";
+
+/// The fields of `GET /v1/customers/{id}` that [`PaymentGateway::customer_referral`] reads;
+/// every other field is ignored, so a customer and a deleted customer both parse.
+#[derive(miniserde::Deserialize)]
+struct CustomerReferralFields {
+    /// `true` only on a deleted customer; absent on a live one.
+    deleted: Option<bool>,
+    /// Absent on a deleted customer.
+    metadata: Option<HashMap<String, String>>,
+}
+
+impl CustomerReferralFields {
+    /// `metadata.rekomi_ref`, trimmed, unless empty or holding control characters (a NUL cannot
+    /// even be stored by PostgreSQL); nothing for a deleted customer.
+    fn referral(self) -> Option<String> {
+        if self.deleted == Some(true) {
+            return None;
+        }
+        let value = self.metadata?.remove(REFERRAL_KEY)?;
+        let value = value.trim();
+        (!value.is_empty() && !value.chars().any(char::is_control)).then(|| value.to_owned())
+    }
+}
+
 /// The query of the two reads that need promotion codes: `expand[]=discounts.promotion_code`.
 const EXPAND_DISCOUNT_PROMOTION_CODES: &str = "expand%5B%5D=discounts.promotion_code";
 
@@ -200,11 +234,11 @@ fn account(ctx: &GatewayContext) -> Option<AccountId> {
     ctx.stripe_account.as_deref().map(AccountId::from)
 }
 
-/// One attempt of a read: `GET /v1{path}?{query}`, without an idempotency key, on the context's
-/// account. `T` is the typed model the answer is parsed into.
+/// One attempt of a read: `GET /v1{path}?{query}` (no `?` for an empty query), without an
+/// idempotency key, on the context's account. `T` is the typed model the answer is parsed into.
 fn get<T>(path: &str, query: &str, account: Option<&AccountId>) -> CustomizableStripeRequest<T> {
     let mut request = RequestBuilder::new(StripeMethod::Get, path);
-    request.query = Some(query.to_owned());
+    request.query = (!query.is_empty()).then(|| query.to_owned());
     let call = request.customize::<T>().request_strategy(RequestStrategy::Once);
     match account {
         Some(account) => call.account_id(account.clone()),
@@ -393,6 +427,14 @@ impl PaymentGateway for StripeGateway {
         let payments: stripe_types::List<stripe_shared::InvoicePayment> =
             self.with_retries("list invoice payments", || get("/invoice_payments", &query, account.as_ref()).send(&self.client)).await?;
         Ok(payments.data.first().and_then(|payment| payment.invoice.id().as_ref()).map(|invoice| invoice.as_str().to_owned()))
+    }
+
+    async fn customer_referral(&self, ctx: &GatewayContext, customer_id: &str) -> Result<Option<String>, GatewayError> {
+        let path = format!("/customers/{}", path_id(customer_id)?);
+        let account = account(ctx);
+        let customer: CustomerReferralFields =
+            self.with_retries("retrieve customer", || get(&path, "", account.as_ref()).send(&self.client)).await?;
+        Ok(customer.referral())
     }
 
     async fn delete_coupon(&self, ctx: &GatewayContext, coupon_id: &str, idempotency_key: &str) -> Result<(), GatewayError> {

@@ -21,8 +21,8 @@ const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// The [`PaymentGateway`] for local mode: returns `coupon_local_…` and `promo_local_…` ids
 /// derived from the idempotency key; deactivating and deleting always succeed. Without Stripe no
-/// invoice, subscription or payment exists, so the reads find nothing: no promotion codes, no
-/// invoice.
+/// invoice, subscription, payment or customer exists, so the reads find nothing: no promotion
+/// codes, no invoice, no customer referral.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OfflineGateway;
 
@@ -103,6 +103,10 @@ impl PaymentGateway for OfflineGateway {
         _charge_id: &str,
         _payment_intent_id: Option<String>,
     ) -> Result<Option<String>, GatewayError> {
+        Ok(None)
+    }
+
+    async fn customer_referral(&self, _ctx: &GatewayContext, _customer_id: &str) -> Result<Option<String>, GatewayError> {
         Ok(None)
     }
 
@@ -194,6 +198,7 @@ mod tests {
         assert!(gateway.subscription_promotion_codes(&ctx, "sub_1").await?.is_empty());
         assert_eq!(gateway.invoice_of_payment(&ctx, "ch_1", Some("pi_1".to_owned())).await?, None);
         assert_eq!(gateway.invoice_of_payment(&ctx, "ch_1", None).await?, None);
+        assert_eq!(gateway.customer_referral(&ctx, "cus_1").await?, None);
         Ok(())
     }
 

@@ -1,6 +1,7 @@
-//! `StripeGateway`'s three reads against the scripted Stripe double: the promotion codes of an
-//! invoice or a subscription (`expand[]=discounts.promotion_code`) and the invoice of a payment
-//! (`GET /v1/invoice_payments`). Request shapes, headers, retries and error mapping.
+//! `StripeGateway`'s four reads against the scripted Stripe double: the promotion codes of an
+//! invoice or a subscription (`expand[]=discounts.promotion_code`), the invoice of a payment
+//! (`GET /v1/invoice_payments`) and a customer's referral (`GET /v1/customers/{id}`). Request
+//! shapes, headers, retries and error mapping.
 //!
 //! Replies are Stripe's published objects from the shared reference folder, patched at run time;
 //! without that folder the tests print a skip message and return (and fail under `CI=true`).
@@ -20,6 +21,7 @@ const INVOICE_ID: &str = "in_1RekomiInvoice";
 const SUBSCRIPTION_ID: &str = "sub_1RekomiSubscription";
 const PAYMENT_INTENT_ID: &str = "pi_3RekomiPayment";
 const CHARGE_ID: &str = "ch_3RekomiCharge";
+const CUSTOMER_ID: &str = "cus_1RekomiCustomer";
 const EXPAND: (&str, &str) = ("expand[]", "discounts.promotion_code");
 
 fn connected(account: &str) -> GatewayContext {
@@ -241,13 +243,90 @@ async fn ids_that_could_escape_the_url_are_refused_before_any_request() {
     let double = StripeDouble::start(Vec::new()).await;
     let gateway = double.gateway();
 
-    for id in ["", "../customers/cus_1", "in 1", "in_1?expand[]=x", "pi_1&payment[type]=charge"] {
+    for id in ["", "../customers/cus_1", "in 1", "in_1?expand[]=x", "pi_1&payment[type]=charge", "cus_1/../../coupons"] {
         let invoice = gateway.invoice_promotion_codes(&PLATFORM, id).await;
         let subscription = gateway.subscription_promotion_codes(&PLATFORM, id).await;
         let by_payment_intent = gateway.invoice_of_payment(&PLATFORM, CHARGE_ID, Some(id.to_owned())).await;
+        let customer = gateway.customer_referral(&PLATFORM, id).await;
         assert!(matches!(invoice, Err(GatewayError::Unknown(_))), "{id}: {invoice:?}");
         assert!(matches!(subscription, Err(GatewayError::Unknown(_))), "{id}: {subscription:?}");
         assert!(matches!(by_payment_intent, Err(GatewayError::Unknown(_))), "{id}: {by_payment_intent:?}");
+        assert!(matches!(customer, Err(GatewayError::Unknown(_))), "{id}: {customer:?}");
     }
     assert!(double.requests().is_empty());
+}
+
+// ---- customer_referral ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_customers_referral_is_the_trimmed_rekomi_ref_of_its_metadata() {
+    let Some(stripe) = StripeObjects::load() else { return };
+    let metadata = json!({ "rekomi_ref": "  bob-links \n", "plan": "pro" });
+    let double = StripeDouble::start(vec![stripe.customer(CUSTOMER_ID, metadata)]).await;
+
+    let referral = double.gateway().customer_referral(&PLATFORM, CUSTOMER_ID).await.unwrap();
+
+    assert_eq!(referral.as_deref(), Some("bob-links"));
+    let request = double.single_request();
+    assert_read(&request, &format!("/v1/customers/{CUSTOMER_ID}"));
+    request.assert_query(&[]);
+    assert_eq!(request.header("stripe-account"), None);
+}
+
+#[tokio::test]
+async fn a_customer_without_a_usable_rekomi_ref_has_no_referral() {
+    let Some(stripe) = StripeObjects::load() else { return };
+    let double = StripeDouble::start(vec![
+        // Stripe's published customer as it is: `metadata: {}`.
+        Reply::json_value(200, &stripe.object("customer")),
+        stripe.customer(CUSTOMER_ID, json!({ "affiliate_ref": "bob-links" })),
+        stripe.customer(CUSTOMER_ID, json!({ "rekomi_ref": "   " })),
+        stripe.customer(CUSTOMER_ID, json!({ "rekomi_ref": "bob\u{0}links" })),
+    ])
+    .await;
+    let gateway = double.gateway();
+
+    for case in ["empty metadata", "another key", "blank", "a control character"] {
+        assert_eq!(gateway.customer_referral(&PLATFORM, CUSTOMER_ID).await.unwrap(), None, "{case}");
+    }
+    assert_eq!(double.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn a_deleted_customer_has_no_referral() {
+    let Some(stripe) = StripeObjects::load() else { return };
+    let double = StripeDouble::start(vec![stripe.deleted_customer(CUSTOMER_ID)]).await;
+
+    assert_eq!(double.gateway().customer_referral(&PLATFORM, CUSTOMER_ID).await.unwrap(), None);
+    assert_read(&double.single_request(), &format!("/v1/customers/{CUSTOMER_ID}"));
+}
+
+#[tokio::test]
+async fn a_customer_read_acts_on_the_connected_account_and_is_retried_after_a_server_error() {
+    let Some(stripe) = StripeObjects::load() else { return };
+    let reply = stripe.customer(CUSTOMER_ID, json!({ "rekomi_ref": "bob-links" }));
+    let double = StripeDouble::start(vec![Reply::json(500, ERROR_API), reply]).await;
+
+    let referral = double.gateway().customer_referral(&connected("acct_1RekomiConnected"), CUSTOMER_ID).await.unwrap();
+
+    assert_eq!(referral.as_deref(), Some("bob-links"));
+    let requests = double.requests();
+    assert_eq!(requests.len(), 2);
+    for request in &requests {
+        assert_read(request, &format!("/v1/customers/{CUSTOMER_ID}"));
+        request.assert_query(&[]);
+        assert_eq!(request.header("stripe-account"), Some("acct_1RekomiConnected"));
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_customer_is_not_found_without_retrying() {
+    let body =
+        r#"{"error":{"code":"resource_missing","message":"No such customer: 'cus_gone'","param":"id","type":"invalid_request_error"}}"#;
+    let double = StripeDouble::start(vec![Reply::json(404, body)]).await;
+
+    let err = double.gateway().customer_referral(&PLATFORM, "cus_gone").await.unwrap_err();
+
+    assert!(matches!(err, GatewayError::NotFound), "{err:?}");
+    assert_eq!(double.requests().len(), 1, "a 404 is not retried");
 }

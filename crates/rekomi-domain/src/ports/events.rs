@@ -61,7 +61,8 @@ pub struct InvoiceFact {
     pub billing_reason: Option<String>,
     /// The discounts.
     pub discounts: Discounts,
-    /// `metadata.rekomi_ref` of the invoice or of `parent.subscription_details.metadata`.
+    /// `metadata.rekomi_ref` of the invoice or of `parent.subscription_details.metadata`; for a
+    /// first or one-time invoice without either, the worker fills in the customer's (fetched).
     pub referral: Option<String>,
     /// `charge` (older versions only).
     pub charge_id: Option<String>,
@@ -117,7 +118,8 @@ pub struct CheckoutFact {
     pub payment_intent_id: Option<String>,
     /// The discounts.
     pub discounts: Discounts,
-    /// `metadata.rekomi_ref`.
+    /// `metadata.rekomi_ref`; without it and without `client_reference_id`, the worker fills in
+    /// the customer's (fetched).
     pub referral: Option<String>,
     /// `client_reference_id`.
     pub client_reference_id: Option<String>,

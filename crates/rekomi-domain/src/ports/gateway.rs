@@ -188,6 +188,16 @@ pub trait PaymentGateway: Send + Sync + 'static {
         payment_intent_id: Option<String>,
     ) -> Result<Option<String>, GatewayError>;
 
+    /// The referral a customer carries: `metadata.rekomi_ref` of `GET /v1/customers/{id}`,
+    /// trimmed; `None` when the metadata has no such key, when its value is empty or holds
+    /// control characters, and for a deleted customer (`{"deleted": true}`). Webhook payloads
+    /// never carry the customer's metadata, hence the lookup. Read-only, so no idempotency key.
+    ///
+    /// # Errors
+    /// As [`PaymentGateway::invoice_promotion_codes`]: [`GatewayError::NotFound`] for an
+    /// unknown customer.
+    async fn customer_referral(&self, ctx: &GatewayContext, customer_id: &str) -> Result<Option<String>, GatewayError>;
+
     /// Deletes a coupon (`DELETE /v1/coupons/{id}`).
     ///
     /// # Errors

@@ -145,7 +145,7 @@ impl Services {
         let events = self.tx(move |tx| Ok(tx.claim_inbox_events(now, now + INBOX_LEASE, limit)?)).await?;
         let mut report = ProcessReport { claimed: events.len(), ..ProcessReport::default() };
         for event in events {
-            match self.process_one(event).await? {
+            match self.process_one(event, now).await? {
                 InboxStatus::Done => report.done += 1,
                 InboxStatus::Skipped => report.skipped += 1,
                 InboxStatus::Failed => report.failed += 1,
@@ -155,11 +155,14 @@ impl Services {
         Ok(report)
     }
 
-    async fn process_one(&self, mut event: InboxEvent) -> Result<InboxStatus, DomainError> {
-        let lease_until = self.now() + INBOX_LEASE;
-        event.locked_until = Some(lease_until);
-        let renewed = event.clone();
-        self.tx(move |tx| Ok(tx.update_inbox_event(&renewed)?)).await?;
+    async fn process_one(&self, mut event: InboxEvent, claimed_at: OffsetDateTime) -> Result<InboxStatus, DomainError> {
+        // A batch normally finishes in well under its lease; only one slowed down (Stripe
+        // lookups retrying) renews it, so no other worker takes an event still in hand.
+        if self.now() - claimed_at > INBOX_LEASE / 2 {
+            event.locked_until = Some(self.now() + INBOX_LEASE);
+            let renewed = event.clone();
+            self.tx(move |tx| Ok(tx.update_inbox_event(&renewed)?)).await?;
+        }
         let fact = match self.events.decode(event.payload.as_bytes()) {
             Ok(StripeFact::Ignored) => {
                 let why = format!("{} is not an event Rekomi handles", event.event_type);
@@ -320,10 +323,11 @@ impl Services {
     }
 
     /// Stripe lookups a fact needs, made outside any transaction: promotion codes that the
-    /// payload names only as discount ids, and the invoice of a refunded charge.
+    /// payload names only as discount ids, the invoice of a refunded charge, and then the
+    /// customer's referral metadata for a new sale whose payload names no referral.
     async fn enrich(&self, stripe_account: Option<String>, fact: StripeFact) -> Result<StripeFact, GatewayError> {
         let ctx = GatewayContext { stripe_account };
-        Ok(match fact {
+        let fact = match fact {
             StripeFact::InvoicePaid(mut invoice) if invoice.discounts.unresolved && invoice.discounts.promotion_codes.is_empty() => {
                 invoice.discounts.promotion_codes =
                     not_found_as_empty(self.gateway.invoice_promotion_codes(&ctx, &invoice.invoice_id).await)?;
@@ -343,7 +347,34 @@ impl Services {
                 StripeFact::ChargeRefunded(refund)
             }
             other => other,
+        };
+        // Payloads never carry the customer's metadata. Renewals are left out: they join the
+        // subscription's conversion, whose attribution is already decided.
+        Ok(match fact {
+            StripeFact::InvoicePaid(mut invoice) if invoice.referral.is_none() && !is_renewal(invoice.billing_reason.as_deref()) => {
+                invoice.referral = self.customer_referral(&ctx, invoice.customer_id.as_deref()).await?;
+                StripeFact::InvoicePaid(invoice)
+            }
+            // An unpaid checkout credits nobody, so it needs no lookup.
+            StripeFact::CheckoutCompleted(mut checkout)
+                if checkout.referral.is_none()
+                    && checkout.client_reference_id.is_none()
+                    && matches!(checkout.payment_status.as_str(), "paid" | "no_payment_required") =>
+            {
+                checkout.referral = self.customer_referral(&ctx, checkout.customer_id.as_deref()).await?;
+                StripeFact::CheckoutCompleted(checkout)
+            }
+            other => other,
         })
+    }
+
+    /// `metadata.rekomi_ref` of the customer, if there is one; an unknown customer has none.
+    async fn customer_referral(&self, ctx: &GatewayContext, customer_id: Option<&str>) -> Result<Option<String>, GatewayError> {
+        let Some(customer_id) = customer_id else { return Ok(None) };
+        match self.gateway.customer_referral(ctx, customer_id).await {
+            Err(GatewayError::NotFound) => Ok(None),
+            other => other,
+        }
     }
 
     /// Approves Pending conversions whose grace period has passed.
@@ -372,6 +403,12 @@ impl Services {
         })
         .await
     }
+}
+
+/// Whether an invoice's `billing_reason` makes it a subscription's later invoice rather than
+/// its first (`subscription_create`) or a one-time invoice (`manual`, none, …).
+fn is_renewal(billing_reason: Option<&str>) -> bool {
+    matches!(billing_reason, Some("subscription_cycle" | "subscription_update" | "subscription_threshold"))
 }
 
 fn not_found_as_empty(result: Result<Vec<PromotionCodeRef>, GatewayError>) -> Result<Vec<PromotionCodeRef>, GatewayError> {
@@ -661,9 +698,6 @@ fn record_sale(tx: &mut dyn Tx, ctx: &ApplyCtx, input: SaleInput) -> Result<Appl
     };
     tx.insert_conversion(&conversion)?;
     insert_ledger(tx, ctx, &conversion, LedgerKind::Initial, input.amount, commission, &input.ledger_key, None, input.occurred_at)?;
-    if let Some(code) = conversion.affiliate_coupon_id {
-        count_redemption(tx, ctx, code, &input)?;
-    }
     let audit = ctx.audit();
     audit.record(tx, "conversion.created", "conversion", conversion.id.to_string(), None, Some(conversion_data(&conversion)))?;
     audit.emit(tx, "conversion.created", conversion_data(&conversion))?;
@@ -680,6 +714,11 @@ fn record_sale(tx: &mut dyn Tx, ctx: &ApplyCtx, input: SaleInput) -> Result<Appl
             &input.ledger_key,
             input.occurred_at,
         )?;
+    }
+    // Last: a popular code's counter row is shared by every sale with it, so its lock is held
+    // for as short a time as possible.
+    if let Some(code) = conversion.affiliate_coupon_id {
+        count_redemption(tx, ctx, code, &input)?;
     }
     done("conversion created")
 }

@@ -221,6 +221,22 @@ impl StripeObjects {
         Reply::json_value(200, &subscription)
     }
 
+    /// Customer `id` as `GET /v1/customers/{id}` returns it, with `metadata` as given.
+    pub fn customer(&self, id: &str, metadata: Value) -> Reply {
+        let mut customer = self.object("customer");
+        customer["id"] = json!(id);
+        customer["metadata"] = metadata;
+        Reply::json_value(200, &customer)
+    }
+
+    /// What `GET /v1/customers/{id}` returns once customer `id` was deleted.
+    pub fn deleted_customer(&self, id: &str) -> Reply {
+        let mut deleted = self.fixture("deleted_customer");
+        deleted["id"] = json!(id);
+        assert_eq!(deleted["deleted"], json!(true), "Stripe's deleted_customer fixture");
+        Reply::json_value(200, &deleted)
+    }
+
     /// A page of `GET /v1/invoice_payments` holding `payments`.
     pub fn invoice_payments(&self, payments: Vec<Value>) -> Reply {
         Reply::json_value(200, &json!({ "object": "list", "url": "/v1/invoice_payments", "has_more": false, "data": payments }))
