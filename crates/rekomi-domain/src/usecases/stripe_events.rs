@@ -669,33 +669,8 @@ fn record_sale(tx: &mut dyn Tx, ctx: &ApplyCtx, input: SaleInput) -> Result<Appl
     let commission =
         if denied.is_none() && earns { commission::commission_for(Money::new(input.amount, currency), rate).minor() } else { 0 };
     annotate(&mut trace, &decision, denied, Some((rate.kind.as_str(), rate.value.to_decimal_string(), earns)));
-    let conversion = Conversion {
-        id: ConversionId::from_uuid(ctx.uuid()),
-        org_id: org,
-        program_id: program.id,
-        affiliate_id: affiliate.id,
-        kind,
-        status: if denied.is_some() { ConversionStatus::Denied } else { ConversionStatus::Pending },
-        amount_minor: input.amount,
-        currency,
-        commission_minor: commission,
-        attribution_method: Some(decision.method.as_str().to_owned()),
-        coupon_code: decision.coupon.as_ref().map(|c| c.code.clone()),
-        affiliate_coupon_id: signals.coupon.as_ref().map(|c| c.coupon),
-        stripe_customer_id: input.customer_id.clone(),
-        stripe_subscription_id: input.subscription_id.clone(),
-        external_event_id: Some(input.external_id.clone()),
-        customer_email: input.customer_email.clone(),
-        denial_reason: denied.map(str::to_owned),
-        parent_conversion_id: None,
-        attribution_trace: trace,
-        paid_invoices: 1,
-        approve_after: ctx.approve_after(),
-        approved_at: None,
-        refunded_at: None,
-        created_at: ctx.now,
-        updated_at: ctx.now,
-    };
+    let credit = Credit { affiliate: &affiliate, program: &program, decision: &decision, signals: &signals, denied };
+    let conversion = credited_conversion(ctx, &input, &credit, kind, currency, input.amount, commission, 1, trace);
     tx.insert_conversion(&conversion)?;
     insert_ledger(tx, ctx, &conversion, LedgerKind::Initial, input.amount, commission, &input.ledger_key, None, input.occurred_at)?;
     let audit = ctx.audit();
@@ -721,6 +696,58 @@ fn record_sale(tx: &mut dyn Tx, ctx: &ApplyCtx, input: SaleInput) -> Result<Appl
         count_redemption(tx, ctx, code, &input)?;
     }
     done("conversion created")
+}
+
+/// Who a payment credits and how: what a sale and a lead conversion share.
+struct Credit<'a> {
+    affiliate: &'a Affiliate,
+    program: &'a Program,
+    decision: &'a Decision,
+    signals: &'a Signals,
+    denied: Option<&'static str>,
+}
+
+/// A new conversion credited to `credit.affiliate` for `input`; denied conversions earn nothing
+/// and say why.
+#[allow(clippy::too_many_arguments)]
+fn credited_conversion(
+    ctx: &ApplyCtx,
+    input: &SaleInput,
+    credit: &Credit<'_>,
+    kind: ConversionType,
+    currency: Currency,
+    amount: i64,
+    commission: i64,
+    paid_invoices: u32,
+    trace: Value,
+) -> Conversion {
+    Conversion {
+        id: ConversionId::from_uuid(ctx.uuid()),
+        org_id: ctx.org.id,
+        program_id: credit.program.id,
+        affiliate_id: credit.affiliate.id,
+        kind,
+        status: if credit.denied.is_some() { ConversionStatus::Denied } else { ConversionStatus::Pending },
+        amount_minor: amount,
+        currency,
+        commission_minor: commission,
+        attribution_method: Some(credit.decision.method.as_str().to_owned()),
+        coupon_code: credit.decision.coupon.as_ref().map(|c| c.code.clone()),
+        affiliate_coupon_id: credit.signals.coupon.as_ref().map(|c| c.coupon),
+        stripe_customer_id: input.customer_id.clone(),
+        stripe_subscription_id: input.subscription_id.clone(),
+        external_event_id: Some(input.external_id.clone()),
+        customer_email: input.customer_email.clone(),
+        denial_reason: credit.denied.map(str::to_owned),
+        parent_conversion_id: None,
+        attribution_trace: trace,
+        paid_invoices,
+        approve_after: ctx.approve_after(),
+        approved_at: None,
+        refunded_at: None,
+        created_at: ctx.now,
+        updated_at: ctx.now,
+    }
 }
 
 fn annotate(trace: &mut Value, decision: &Decision, denied: Option<&str>, rate: Option<(&str, String, bool)>) {
@@ -938,33 +965,8 @@ fn record_lead(
     };
     let denied = denial(&affiliate, &program, input.customer_email.as_deref());
     annotate(&mut trace, &decision, denied, None);
-    let lead = Conversion {
-        id: ConversionId::from_uuid(ctx.uuid()),
-        org_id: org,
-        program_id: program.id,
-        affiliate_id: affiliate.id,
-        kind: ConversionType::LeadReward,
-        status: if denied.is_some() { ConversionStatus::Denied } else { ConversionStatus::Pending },
-        amount_minor: 0,
-        currency,
-        commission_minor: 0,
-        attribution_method: Some(decision.method.as_str().to_owned()),
-        coupon_code: decision.coupon.as_ref().map(|c| c.code.clone()),
-        affiliate_coupon_id: signals.coupon.as_ref().map(|c| c.coupon),
-        stripe_customer_id: input.customer_id.clone(),
-        stripe_subscription_id: input.subscription_id.clone(),
-        external_event_id: Some(input.external_id.clone()),
-        customer_email: input.customer_email.clone(),
-        denial_reason: denied.map(str::to_owned),
-        parent_conversion_id: None,
-        attribution_trace: trace,
-        paid_invoices: 0,
-        approve_after: ctx.approve_after(),
-        approved_at: None,
-        refunded_at: None,
-        created_at: ctx.now,
-        updated_at: ctx.now,
-    };
+    let credit = Credit { affiliate: &affiliate, program: &program, decision: &decision, signals: &signals, denied };
+    let lead = credited_conversion(ctx, input, &credit, ConversionType::LeadReward, currency, 0, 0, 0, trace);
     tx.insert_conversion(&lead)?;
     if let Some(code) = lead.affiliate_coupon_id {
         count_redemption(tx, ctx, code, input)?;
