@@ -115,6 +115,40 @@ macro_rules! keyset {
     }};
 }
 
+/// One row of a tenant table by organization and id, and the same read holding the row
+/// locked (`$lock`: `for_update` or `for_no_key_update`) for read-modify-write use cases. Both
+/// come from one definition so the locked read can never drift from the plain one.
+macro_rules! get_by_org_and_id {
+    ($plain:ident, $locked:ident, $lock:ident, $table:ident, $id:ty, $row:ty, $out:ty $(, $extra:expr)?) => {
+        fn $plain(&mut self, org: OrgId, id: $id) -> Result<Option<$out>, StoreError> {
+            let row = self.read(|c| {
+                $table::table
+                    .filter($table::org_id.eq(org.as_uuid()))
+                    .filter($table::id.eq(id.as_uuid()))
+                    $(.filter($extra))?
+                    .select(<$row>::as_select())
+                    .first(c)
+                    .optional()
+            })?;
+            row.map(<$row>::into_domain).transpose()
+        }
+
+        fn $locked(&mut self, org: OrgId, id: $id) -> Result<Option<$out>, StoreError> {
+            let row = self.read(|c| {
+                $table::table
+                    .filter($table::org_id.eq(org.as_uuid()))
+                    .filter($table::id.eq(id.as_uuid()))
+                    $(.filter($extra))?
+                    .select(<$row>::as_select())
+                    .$lock()
+                    .first(c)
+                    .optional()
+            })?;
+            row.map(<$row>::into_domain).transpose()
+        }
+    };
+}
+
 impl OrgRepo for PgTx<'_> {
     fn insert_org(&mut self, org: &Organization) -> Result<(), StoreError> {
         let row = NewOrganizationRow::from(org);
@@ -211,30 +245,7 @@ impl ProgramRepo for PgTx<'_> {
         Ok(())
     }
 
-    fn program(&mut self, org: OrgId, id: ProgramId) -> Result<Option<Program>, StoreError> {
-        let row = self.read(|c| {
-            programs::table
-                .filter(programs::org_id.eq(org.as_uuid()))
-                .filter(programs::id.eq(id.as_uuid()))
-                .select(ProgramRow::as_select())
-                .first(c)
-                .optional()
-        })?;
-        row.map(ProgramRow::into_domain).transpose()
-    }
-
-    fn program_for_update(&mut self, org: OrgId, id: ProgramId) -> Result<Option<Program>, StoreError> {
-        let row = self.read(|c| {
-            programs::table
-                .filter(programs::org_id.eq(org.as_uuid()))
-                .filter(programs::id.eq(id.as_uuid()))
-                .select(ProgramRow::as_select())
-                .for_update()
-                .first(c)
-                .optional()
-        })?;
-        row.map(ProgramRow::into_domain).transpose()
-    }
+    get_by_org_and_id!(program, program_for_update, for_update, programs, ProgramId, ProgramRow, Program);
 
     fn sub_affiliate_config(&mut self, org: OrgId, program: ProgramId) -> Result<SubAffiliateConfig, StoreError> {
         let row = self.read(|c| {
@@ -337,32 +348,16 @@ impl AffiliateRepo for PgTx<'_> {
         Ok(changed > 0)
     }
 
-    fn affiliate(&mut self, org: OrgId, id: AffiliateId) -> Result<Option<Affiliate>, StoreError> {
-        let row = self.read(|c| {
-            affiliates::table
-                .filter(affiliates::org_id.eq(org.as_uuid()))
-                .filter(affiliates::id.eq(id.as_uuid()))
-                .filter(affiliates::deleted_at.is_null())
-                .select(AffiliateRow::as_select())
-                .first(c)
-                .optional()
-        })?;
-        row.map(AffiliateRow::into_domain).transpose()
-    }
-
-    fn affiliate_for_update(&mut self, org: OrgId, id: AffiliateId) -> Result<Option<Affiliate>, StoreError> {
-        let row = self.read(|c| {
-            affiliates::table
-                .filter(affiliates::org_id.eq(org.as_uuid()))
-                .filter(affiliates::id.eq(id.as_uuid()))
-                .filter(affiliates::deleted_at.is_null())
-                .select(AffiliateRow::as_select())
-                .for_update()
-                .first(c)
-                .optional()
-        })?;
-        row.map(AffiliateRow::into_domain).transpose()
-    }
+    get_by_org_and_id!(
+        affiliate,
+        affiliate_for_update,
+        for_update,
+        affiliates,
+        AffiliateId,
+        AffiliateRow,
+        Affiliate,
+        affiliates::deleted_at.is_null()
+    );
 
     fn list_affiliates(&mut self, org: OrgId, filter: &AffiliateFilter, page: &PageRequest) -> Result<Vec<Affiliate>, StoreError> {
         let pattern = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(contains_pattern);
@@ -526,30 +521,15 @@ impl CouponRepo for PgTx<'_> {
         Ok(())
     }
 
-    fn campaign_coupon(&mut self, org: OrgId, id: CampaignCouponId) -> Result<Option<CampaignCoupon>, StoreError> {
-        let row = self.read(|c| {
-            campaign_coupons::table
-                .filter(campaign_coupons::org_id.eq(org.as_uuid()))
-                .filter(campaign_coupons::id.eq(id.as_uuid()))
-                .select(CampaignCouponRow::as_select())
-                .first(c)
-                .optional()
-        })?;
-        row.map(CampaignCouponRow::into_domain).transpose()
-    }
-
-    fn campaign_coupon_for_update(&mut self, org: OrgId, id: CampaignCouponId) -> Result<Option<CampaignCoupon>, StoreError> {
-        let row = self.read(|c| {
-            campaign_coupons::table
-                .filter(campaign_coupons::org_id.eq(org.as_uuid()))
-                .filter(campaign_coupons::id.eq(id.as_uuid()))
-                .select(CampaignCouponRow::as_select())
-                .for_update()
-                .first(c)
-                .optional()
-        })?;
-        row.map(CampaignCouponRow::into_domain).transpose()
-    }
+    get_by_org_and_id!(
+        campaign_coupon,
+        campaign_coupon_for_update,
+        for_update,
+        campaign_coupons,
+        CampaignCouponId,
+        CampaignCouponRow,
+        CampaignCoupon
+    );
 
     fn list_campaign_coupons(&mut self, org: OrgId, program: ProgramId, page: &PageRequest) -> Result<Vec<CampaignCoupon>, StoreError> {
         let rows = self.read(|c| {
@@ -605,30 +585,15 @@ impl CouponRepo for PgTx<'_> {
         Ok(())
     }
 
-    fn affiliate_coupon(&mut self, org: OrgId, id: AffiliateCouponId) -> Result<Option<AffiliateCoupon>, StoreError> {
-        let row = self.read(|c| {
-            affiliate_coupons::table
-                .filter(affiliate_coupons::org_id.eq(org.as_uuid()))
-                .filter(affiliate_coupons::id.eq(id.as_uuid()))
-                .select(AffiliateCouponRow::as_select())
-                .first(c)
-                .optional()
-        })?;
-        row.map(AffiliateCouponRow::into_domain).transpose()
-    }
-
-    fn affiliate_coupon_for_update(&mut self, org: OrgId, id: AffiliateCouponId) -> Result<Option<AffiliateCoupon>, StoreError> {
-        let row = self.read(|c| {
-            affiliate_coupons::table
-                .filter(affiliate_coupons::org_id.eq(org.as_uuid()))
-                .filter(affiliate_coupons::id.eq(id.as_uuid()))
-                .select(AffiliateCouponRow::as_select())
-                .for_update()
-                .first(c)
-                .optional()
-        })?;
-        row.map(AffiliateCouponRow::into_domain).transpose()
-    }
+    get_by_org_and_id!(
+        affiliate_coupon,
+        affiliate_coupon_for_update,
+        for_update,
+        affiliate_coupons,
+        AffiliateCouponId,
+        AffiliateCouponRow,
+        AffiliateCoupon
+    );
 
     fn affiliate_coupon_by_code(&mut self, org: OrgId, code: &CouponCode) -> Result<Option<AffiliateCoupon>, StoreError> {
         let row = self.read(|c| {
@@ -820,30 +785,7 @@ impl ConversionRepo for PgTx<'_> {
         Ok(())
     }
 
-    fn conversion(&mut self, org: OrgId, id: ConversionId) -> Result<Option<Conversion>, StoreError> {
-        let row = self.read(|c| {
-            conversions::table
-                .filter(conversions::org_id.eq(org.as_uuid()))
-                .filter(conversions::id.eq(id.as_uuid()))
-                .select(ConversionRow::as_select())
-                .first(c)
-                .optional()
-        })?;
-        row.map(ConversionRow::into_domain).transpose()
-    }
-
-    fn conversion_for_update(&mut self, org: OrgId, id: ConversionId) -> Result<Option<Conversion>, StoreError> {
-        let row = self.read(|c| {
-            conversions::table
-                .filter(conversions::org_id.eq(org.as_uuid()))
-                .filter(conversions::id.eq(id.as_uuid()))
-                .select(ConversionRow::as_select())
-                .for_update()
-                .first(c)
-                .optional()
-        })?;
-        row.map(ConversionRow::into_domain).transpose()
-    }
+    get_by_org_and_id!(conversion, conversion_for_update, for_update, conversions, ConversionId, ConversionRow, Conversion);
 
     fn sale_conversion_of_subscription(&mut self, org: OrgId, subscription_id: &str) -> Result<Option<Conversion>, StoreError> {
         let row = self.read(|c| {
@@ -1097,32 +1039,17 @@ impl OutboundRepo for PgTx<'_> {
         Ok(deleted > 0)
     }
 
-    fn endpoint(&mut self, org: OrgId, id: WebhookEndpointId) -> Result<Option<WebhookEndpoint>, StoreError> {
-        let row = self.read(|c| {
-            webhook_endpoints::table
-                .filter(webhook_endpoints::org_id.eq(org.as_uuid()))
-                .filter(webhook_endpoints::id.eq(id.as_uuid()))
-                .select(WebhookEndpointRow::as_select())
-                .first(c)
-                .optional()
-        })?;
-        row.map(WebhookEndpointRow::into_domain).transpose()
-    }
-
     // FOR NO KEY UPDATE: the outbox inserts deliveries that reference the endpoint (taking
     // FOR KEY SHARE); they need not wait for a worker recording an outcome.
-    fn endpoint_for_update(&mut self, org: OrgId, id: WebhookEndpointId) -> Result<Option<WebhookEndpoint>, StoreError> {
-        let row = self.read(|c| {
-            webhook_endpoints::table
-                .filter(webhook_endpoints::org_id.eq(org.as_uuid()))
-                .filter(webhook_endpoints::id.eq(id.as_uuid()))
-                .select(WebhookEndpointRow::as_select())
-                .for_no_key_update()
-                .first(c)
-                .optional()
-        })?;
-        row.map(WebhookEndpointRow::into_domain).transpose()
-    }
+    get_by_org_and_id!(
+        endpoint,
+        endpoint_for_update,
+        for_no_key_update,
+        webhook_endpoints,
+        WebhookEndpointId,
+        WebhookEndpointRow,
+        WebhookEndpoint
+    );
 
     fn endpoints(&mut self, org: OrgId) -> Result<Vec<WebhookEndpoint>, StoreError> {
         let rows = self.read(|c| {
@@ -1158,30 +1085,7 @@ impl OutboundRepo for PgTx<'_> {
         Ok(())
     }
 
-    fn delivery(&mut self, org: OrgId, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
-        let row = self.read(|c| {
-            webhook_deliveries::table
-                .filter(webhook_deliveries::org_id.eq(org.as_uuid()))
-                .filter(webhook_deliveries::id.eq(id.as_uuid()))
-                .select(DeliveryRow::as_select())
-                .first(c)
-                .optional()
-        })?;
-        row.map(DeliveryRow::into_domain).transpose()
-    }
-
-    fn delivery_for_update(&mut self, org: OrgId, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
-        let row = self.read(|c| {
-            webhook_deliveries::table
-                .filter(webhook_deliveries::org_id.eq(org.as_uuid()))
-                .filter(webhook_deliveries::id.eq(id.as_uuid()))
-                .select(DeliveryRow::as_select())
-                .for_update()
-                .first(c)
-                .optional()
-        })?;
-        row.map(DeliveryRow::into_domain).transpose()
-    }
+    get_by_org_and_id!(delivery, delivery_for_update, for_update, webhook_deliveries, DeliveryId, DeliveryRow, Delivery);
 
     fn deliveries_of(&mut self, org: OrgId, endpoint: WebhookEndpointId, page: &PageRequest) -> Result<Vec<Delivery>, StoreError> {
         let rows = self.read(|c| {
