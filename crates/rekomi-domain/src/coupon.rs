@@ -81,10 +81,10 @@ pub struct CampaignCouponInput {
     pub max_redemptions_per_code: Option<i64>,
     /// `expiresAt`.
     pub expires_at: Option<OffsetDateTime>,
-    /// `allowAffiliateSelfMint`.
-    pub allow_affiliate_self_mint: bool,
-    /// `overridesClickAttribution`.
-    pub overrides_click_attribution: bool,
+    /// `allowAffiliateSelfMint` (default false).
+    pub allow_affiliate_self_mint: Option<bool>,
+    /// `overridesClickAttribution` (default true, as the spec's attribution section says).
+    pub overrides_click_attribution: Option<bool>,
 }
 
 /// A validated campaign coupon create request.
@@ -153,8 +153,8 @@ impl NewCampaignCoupon {
             duration,
             max_redemptions_per_code,
             expires_at,
-            allow_affiliate_self_mint: input.allow_affiliate_self_mint,
-            overrides_click_attribution: input.overrides_click_attribution,
+            allow_affiliate_self_mint: input.allow_affiliate_self_mint.unwrap_or(false),
+            overrides_click_attribution: input.overrides_click_attribution.unwrap_or(true),
         })
     }
 }
@@ -488,8 +488,8 @@ mod tests {
             duration_in_months: None,
             max_redemptions_per_code: None,
             expires_at: None,
-            allow_affiliate_self_mint: false,
-            overrides_click_attribution: true,
+            allow_affiliate_self_mint: Some(false),
+            overrides_click_attribution: Some(true),
         }
     }
 

@@ -273,6 +273,67 @@ pub struct NewProgram {
     pub is_publicly_discoverable: bool,
 }
 
+/// The fields of a program create request, after JSON decoding (enums already parsed);
+/// [`NewProgram::parse`] validates them and applies the defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramInput {
+    /// `name`.
+    pub name: String,
+    /// `slug`; derived from the name when absent.
+    pub slug: Option<String>,
+    /// `description`.
+    pub description: Option<String>,
+    /// `termsUrl`.
+    pub terms_url: Option<String>,
+    /// `defaultCommissionType`.
+    pub default_commission_type: CommissionType,
+    /// `defaultCommissionValue`.
+    pub default_commission_value: Hundredths,
+    /// `defaultCommissionModel` (default `Cps`).
+    pub default_commission_model: Option<CommissionModel>,
+    /// `cookieWindowDays` (default 30).
+    pub cookie_window_days: Option<i64>,
+    /// `recurringMonths` (default lifetime).
+    pub recurring_months: Option<i64>,
+    /// `recurringDelayInvoices` (default 0).
+    pub recurring_delay_invoices: Option<i64>,
+    /// `attributionModel` (default `LastTouch`).
+    pub attribution_model: Option<AttributionModel>,
+    /// `autoApprove` (default false).
+    pub auto_approve: Option<bool>,
+    /// `networkVisibility` (default `Private`).
+    pub network_visibility: Option<NetworkVisibility>,
+    /// `isPubliclyDiscoverable` (default true).
+    pub is_publicly_discoverable: Option<bool>,
+}
+
+/// Default click cookie lifetime, in days.
+pub const DEFAULT_COOKIE_WINDOW_DAYS: u16 = 30;
+
+impl NewProgram {
+    /// Validates a create request and applies the defaults.
+    ///
+    /// # Errors
+    /// A [`FieldError`] on the first field at fault.
+    pub fn parse(input: ProgramInput) -> Result<Self, FieldError> {
+        Ok(Self {
+            name: validate_name("name", &input.name, 200)?,
+            slug: input.slug.as_deref().map(ProgramSlug::parse).transpose()?,
+            description: validate_text("description", input.description, 2000)?,
+            terms_url: validate_url("termsUrl", input.terms_url)?,
+            default_commission: Commission::new(input.default_commission_type, input.default_commission_value, "defaultCommissionValue")?,
+            default_commission_model: input.default_commission_model.unwrap_or(CommissionModel::Cps),
+            cookie_window_days: input.cookie_window_days.map(validate_cookie_window).transpose()?.unwrap_or(DEFAULT_COOKIE_WINDOW_DAYS),
+            recurring_months: validate_recurring_months(input.recurring_months, false)?,
+            recurring_delay_invoices: input.recurring_delay_invoices.map(validate_delay_invoices).transpose()?.unwrap_or(0),
+            attribution_model: input.attribution_model.unwrap_or(AttributionModel::LastTouch),
+            auto_approve: input.auto_approve.unwrap_or(false),
+            network_visibility: input.network_visibility.unwrap_or(NetworkVisibility::Private),
+            is_publicly_discoverable: input.is_publicly_discoverable.unwrap_or(true),
+        })
+    }
+}
+
 /// A change to a program: `None` leaves a field as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProgramPatch {
@@ -529,6 +590,38 @@ impl Program {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_minimal_program_request_gets_the_documented_defaults() {
+        let input = ProgramInput {
+            name: " Holiday Promo ".into(),
+            slug: None,
+            description: None,
+            terms_url: None,
+            default_commission_type: CommissionType::Percentage,
+            default_commission_value: Hundredths::new(3000),
+            default_commission_model: None,
+            cookie_window_days: None,
+            recurring_months: None,
+            recurring_delay_invoices: None,
+            attribution_model: None,
+            auto_approve: None,
+            network_visibility: None,
+            is_publicly_discoverable: None,
+        };
+        let new = NewProgram::parse(input.clone()).unwrap();
+        assert_eq!(new.name, "Holiday Promo");
+        assert_eq!(
+            (new.default_commission_model, new.cookie_window_days, new.recurring_months, new.recurring_delay_invoices),
+            (CommissionModel::Cps, 30, None, 0)
+        );
+        assert_eq!(
+            (new.attribution_model, new.auto_approve, new.network_visibility, new.is_publicly_discoverable),
+            (AttributionModel::LastTouch, false, NetworkVisibility::Private, true)
+        );
+        let too_much = ProgramInput { default_commission_value: Hundredths::new(10_001), ..input };
+        assert_eq!(NewProgram::parse(too_much).unwrap_err().field, "defaultCommissionValue");
+    }
 
     #[test]
     fn decimals_parse_exactly_into_hundredths() {

@@ -104,7 +104,7 @@ fn world_with(overrides_click: bool) -> World {
     let program = block_on(services.create_program(&ctx, new_program("Default"))).unwrap().id;
     let sarah = affiliate(&services, &ctx, program, "sarah@creator.com", AffiliateStatus::Approved, None);
     let mut input = summer_coupon(false);
-    input.overrides_click_attribution = overrides_click;
+    input.overrides_click_attribution = Some(overrides_click);
     let coupon = block_on(services.create_campaign_coupon(&ctx, program, input)).unwrap().id;
     let code = block_on(services.create_affiliate_coupon(
         &ctx,
@@ -138,7 +138,7 @@ fn affiliate(
         program_id: program,
         email: Email::parse("e", email).unwrap(),
         full_name: None,
-        status,
+        status: Some(status),
         custom_commission: None,
         custom_alias: None,
         recruited_by: recruiter,

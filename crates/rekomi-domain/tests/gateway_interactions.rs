@@ -60,8 +60,8 @@ fn amount_off_input() -> CampaignCouponInput {
         duration_in_months: Some(3),
         max_redemptions_per_code: Some(10),
         expires_at: Some(datetime!(2026-12-31 23:59:59 UTC)),
-        allow_affiliate_self_mint: false,
-        overrides_click_attribution: true,
+        allow_affiliate_self_mint: Some(false),
+        overrides_click_attribution: Some(true),
     }
 }
 
@@ -120,7 +120,7 @@ fn a_code_carries_its_restrictions_and_rekomi_ids_to_stripe_and_revoking_twice_c
             program_id: program,
             email: Email::parse("e", "sarah@creator.com").unwrap(),
             full_name: None,
-            status: AffiliateStatus::Approved,
+            status: Some(AffiliateStatus::Approved),
             custom_commission: None,
             custom_alias: None,
             recruited_by: None,

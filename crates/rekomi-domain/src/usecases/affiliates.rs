@@ -34,9 +34,9 @@ pub struct NewAffiliate {
     pub email: Email,
     /// Full name.
     pub full_name: Option<String>,
-    /// Initial status: `Approved` (the default: the admin path skips the application) or
+    /// Initial status: `Approved` (the default, as the admin path skips the application) or
     /// `Pending`.
-    pub status: AffiliateStatus,
+    pub status: Option<AffiliateStatus>,
     /// Custom commission.
     pub custom_commission: Option<Commission>,
     /// Custom alias, used as the default link's slug.
@@ -130,7 +130,8 @@ impl Services {
     pub async fn create_affiliate(&self, ctx: &BrandContext, new: NewAffiliate) -> Result<AffiliateView, DomainError> {
         ctx.require_plan(PlanTier::Starter)?;
         ctx.require_role(Role::Manager)?;
-        if !matches!(new.status, AffiliateStatus::Approved | AffiliateStatus::Pending) {
+        let status = new.status.unwrap_or(AffiliateStatus::Approved);
+        if !matches!(status, AffiliateStatus::Approved | AffiliateStatus::Pending) {
             return Err(FieldError::coded("status", "unsupported_value", "a new affiliate is Approved or Pending").into());
         }
         let alias = new.custom_alias.as_deref().map(validate_alias).transpose()?;
@@ -142,7 +143,7 @@ impl Services {
             program_id: new.program_id,
             email: new.email,
             full_name: new.full_name,
-            status: new.status,
+            status,
             custom_commission: new.custom_commission,
             tags: Vec::new(),
             notes: None,
@@ -150,7 +151,7 @@ impl Services {
             user_id: None,
             rejection_reason: None,
             applied_at: now,
-            approved_at: (new.status == AffiliateStatus::Approved).then_some(now),
+            approved_at: (status == AffiliateStatus::Approved).then_some(now),
             created_at: now,
             updated_at: now,
         };

@@ -46,8 +46,8 @@ pub fn summer_coupon(self_mint: bool) -> CampaignCouponInput {
         duration_in_months: None,
         max_redemptions_per_code: Some(100),
         expires_at: None,
-        allow_affiliate_self_mint: self_mint,
-        overrides_click_attribution: true,
+        allow_affiliate_self_mint: Some(self_mint),
+        overrides_click_attribution: Some(true),
     }
 }
 

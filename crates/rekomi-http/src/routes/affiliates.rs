@@ -63,7 +63,7 @@ pub async fn create(state: web::Data<AppState>, Brand(ctx): Brand, Json(body): J
         program_id: ProgramId::from_uuid(body.program_id),
         email: Email::parse("email", &body.email)?,
         full_name: full_name(body.full_name)?,
-        status: body.status.as_deref().map(status).transpose()?.unwrap_or(AffiliateStatus::Approved),
+        status: body.status.as_deref().map(status).transpose()?,
         custom_commission: commission_pair(
             body.custom_commission_type.as_deref(),
             body.custom_commission_value.as_ref(),

@@ -41,8 +41,8 @@ pub async fn create_campaign(
         duration_in_months: body.duration_in_months,
         max_redemptions_per_code: body.max_redemptions_per_code,
         expires_at: parse_ts("expiresAt", body.expires_at.as_deref())?,
-        allow_affiliate_self_mint: body.allow_affiliate_self_mint.unwrap_or(false),
-        overrides_click_attribution: body.overrides_click_attribution.unwrap_or(true),
+        allow_affiliate_self_mint: body.allow_affiliate_self_mint,
+        overrides_click_attribution: body.overrides_click_attribution,
     };
     let coupon = state.services.create_campaign_coupon(&ctx, program_id, input).await?;
     Ok(HttpResponse::Created().json(CampaignCouponResponse::from(coupon)))

@@ -4,7 +4,8 @@ use actix_web::{web, HttpResponse};
 use rekomi_domain::ids::ProgramId;
 use rekomi_domain::program::{
     validate_cookie_window, validate_delay_invoices, validate_domain, validate_name, validate_recurring_months, validate_text,
-    validate_url, AttributionModel, Commission, CommissionModel, CommissionType, NetworkVisibility, NewProgram, ProgramPatch, ProgramSlug,
+    validate_url, AttributionModel, CommissionModel, CommissionType, NetworkVisibility, NewProgram, ProgramInput, ProgramPatch,
+    ProgramSlug,
 };
 
 use crate::auth::Brand;
@@ -28,28 +29,22 @@ fn visibility(raw: &str) -> Result<NetworkVisibility, ApiError> {
 
 impl CreateProgramRequest {
     fn into_domain(self) -> Result<NewProgram, ApiError> {
-        let kind = commission_type(&self.default_commission_type)?;
-        let value = self.default_commission_value.hundredths("defaultCommissionValue")?;
-        Ok(NewProgram {
-            name: validate_name("name", &self.name, 200)?,
-            slug: self.slug.as_deref().map(ProgramSlug::parse).transpose()?,
-            description: validate_text("description", self.description, 2000)?,
-            terms_url: validate_url("termsUrl", self.terms_url)?,
-            default_commission: Commission::new(kind, value, "defaultCommissionValue")?,
-            default_commission_model: self
-                .default_commission_model
-                .as_deref()
-                .map(commission_model)
-                .transpose()?
-                .unwrap_or(CommissionModel::Cps),
-            cookie_window_days: self.cookie_window_days.map(validate_cookie_window).transpose()?.unwrap_or(30),
-            recurring_months: validate_recurring_months(self.recurring_months, false)?,
-            recurring_delay_invoices: self.recurring_delay_invoices.map(validate_delay_invoices).transpose()?.unwrap_or(0),
-            attribution_model: self.attribution_model.as_deref().map(attribution_model).transpose()?.unwrap_or(AttributionModel::LastTouch),
-            auto_approve: self.auto_approve.unwrap_or(false),
-            network_visibility: self.network_visibility.as_deref().map(visibility).transpose()?.unwrap_or(NetworkVisibility::Private),
-            is_publicly_discoverable: self.is_publicly_discoverable.unwrap_or(true),
-        })
+        Ok(NewProgram::parse(ProgramInput {
+            name: self.name,
+            slug: self.slug,
+            description: self.description,
+            terms_url: self.terms_url,
+            default_commission_type: commission_type(&self.default_commission_type)?,
+            default_commission_value: self.default_commission_value.hundredths("defaultCommissionValue")?,
+            default_commission_model: self.default_commission_model.as_deref().map(commission_model).transpose()?,
+            cookie_window_days: self.cookie_window_days,
+            recurring_months: self.recurring_months,
+            recurring_delay_invoices: self.recurring_delay_invoices,
+            attribution_model: self.attribution_model.as_deref().map(attribution_model).transpose()?,
+            auto_approve: self.auto_approve,
+            network_visibility: self.network_visibility.as_deref().map(visibility).transpose()?,
+            is_publicly_discoverable: self.is_publicly_discoverable,
+        })?)
     }
 }
 
