@@ -127,6 +127,38 @@ struct Fingerprint {
     digest: String,
 }
 
+/// The configuration of a server under test: workers off, the Stripe double as Stripe.
+fn base_config(database_url: &str, stripe: &StripeDouble) -> Config {
+    Config {
+        database_url: without_tls_on_loopback(database_url),
+        bind: "127.0.0.1:0".to_owned(),
+        stripe_secret_key: Some(SECRET_KEY.to_owned()),
+        stripe_api_base: Some(stripe.url()),
+        jwt_secret: Some(JWT_SECRET.to_owned()),
+        db_pool_size: 4,
+        http_workers: 2,
+        migrate_on_start: false,
+        reconcile_interval_secs: 0,
+        stripe_webhook_secrets: Vec::new(),
+        inbox_interval_ms: 0,
+        inbox_workers: 1,
+        webhook_allow_private_targets: false,
+        delivery_interval_ms: 0,
+    }
+}
+
+/// Builds and starts the application; returns its task and port.
+fn start(config: &Config) -> (JoinHandle<()>, u16) {
+    let app = Application::build(config).unwrap_or_else(|e| panic!("building the application: {e:#}"));
+    let port = app.port();
+    let server = tokio::spawn(async move {
+        if let Err(e) = app.run_until_stopped().await {
+            eprintln!("the server under test stopped: {e:#}");
+        }
+    });
+    (server, port)
+}
+
 impl TestApp {
     /// Starts a server on a fresh database, with the Stripe double as its Stripe.
     ///
@@ -147,30 +179,11 @@ impl TestApp {
         init_test_log();
         let db = TestDb::create()?;
         let stripe = StripeDouble::start().await?;
-        let mut config = Config {
-            database_url: without_tls_on_loopback(db.url()),
-            bind: "127.0.0.1:0".to_owned(),
-            stripe_secret_key: Some(SECRET_KEY.to_owned()),
-            stripe_api_base: Some(stripe.url()),
-            jwt_secret: Some(JWT_SECRET.to_owned()),
-            db_pool_size: 4,
-            http_workers: 2,
-            migrate_on_start: false,
-            reconcile_interval_secs: 0,
-            stripe_webhook_secrets: Vec::new(),
-            inbox_interval_ms: 0,
-            inbox_workers: 1,
-            webhook_allow_private_targets: false,
-            delivery_interval_ms: 0,
-        };
+        let mut config = base_config(db.url(), &stripe);
         configure(&mut config);
-        let app = Application::build(&config).unwrap_or_else(|e| panic!("building the application: {e:#}"));
-        let address = format!("http://127.0.0.1:{}", app.port());
-        let server = tokio::spawn(async move {
-            if let Err(e) = app.run_until_stopped().await {
-                eprintln!("the server under test stopped: {e:#}");
-            }
-        });
+        let server = start(&config);
+        let address = format!("http://127.0.0.1:{}", server.1);
+        let server = server.0;
         let services = rekomi_server::services(&Config { db_pool_size: 2, ..config })
             .unwrap_or_else(|e| panic!("building the test's own services: {e:#}"));
         let client = reqwest::Client::builder()
@@ -179,6 +192,15 @@ impl TestApp {
             .build()
             .unwrap_or_else(|e| panic!("building the HTTP client: {e}"));
         Some(TestApp { address, client, stripe, services, server, conn: Arc::default(), db })
+    }
+
+    /// Starts another server process's worth of application on this test's database and
+    /// Stripe double (as a second replica would run), configured by `configure`; it stops
+    /// when the returned handle is aborted or the test ends.
+    pub fn spawn_replica(&self, configure: impl FnOnce(&mut Config)) -> JoinHandle<()> {
+        let mut config = base_config(self.db.url(), &self.stripe);
+        configure(&mut config);
+        start(&config).0
     }
 
     /// The test database's URL.

@@ -86,6 +86,9 @@ macro_rules! storage_contract {
             an_inbox_event_is_stored_once_and_its_processing_state_updates,
             inbox_claims_lease_events_and_count_attempts,
             inbox_events_list_by_organization_status_and_arrival,
+            inbox_leases_are_renewed_and_let_go_only_while_events_are_held,
+            waiting_events_wake_for_their_payment_on_their_account_or_when_due,
+            the_organizations_of_a_payment_are_those_whose_ledger_records_its_sale,
             a_webhook_endpoint_round_trips_updates_and_deletes_with_its_deliveries,
             a_delivery_round_trips_updates_and_pages_newest_first,
             delivery_claims_take_only_enabled_endpoints_and_lease_them,
@@ -437,6 +440,8 @@ pub mod fixtures {
             last_error: None,
             received_at,
             processed_at: None,
+            waiting_for: None,
+            replays: 0,
         }
     }
 
@@ -2154,6 +2159,7 @@ pub async fn an_inbox_event_is_stored_once_and_its_processing_state_updates(stor
     full.locked_until = Some(T0 + Duration::minutes(5));
     full.last_error = Some("no organization for account acct_9".to_owned());
     full.processed_at = Some(T0 + Duration::minutes(1));
+    full.replays = 5;
     let (u, f) = (unresolved.clone(), full.clone());
     let stored = commit(store, move |tx| Ok((tx.insert_inbox_event(&u)?, tx.insert_inbox_event(&f)?))).await;
     assert_eq!(stored, (true, true));
@@ -2174,6 +2180,7 @@ pub async fn an_inbox_event_is_stored_once_and_its_processing_state_updates(stor
     processed.locked_until = None;
     processed.last_error = Some("retried twice".to_owned());
     processed.processed_at = Some(T0 + Duration::minutes(11));
+    processed.replays = 2;
     let mut sent = processed.clone();
     sent.payload = "tampered".to_owned();
     sent.event_type = "tampered".to_owned();
@@ -2229,6 +2236,128 @@ pub async fn inbox_claims_lease_events_and_count_attempts(store: &dyn UnitOfWork
     commit(store, move |tx| tx.update_inbox_event(&done)).await;
     let hour_later = commit(store, |tx| tx.claim_inbox_events(T0 + Duration::hours(2), T0 + Duration::hours(3), 10)).await;
     assert_eq!(inbox_ids(&hour_later), evts(&[1302, 1303, 1305, 1306]), "done events are never claimed; due ones join");
+}
+
+/// A renewal moves the lease of the given events that are still `Pending` and held, and a
+/// release lets them go; finished, unheld and unnamed events are left alone.
+pub async fn inbox_leases_are_renewed_and_let_go_only_while_events_are_held(store: &dyn UnitOfWork) {
+    let a = org(1, "acme");
+    let second = Duration::seconds(1);
+    let mut events: Vec<InboxEvent> = (1301..=1305).map(|n| inbox_event(n, Some(&a), T0)).collect();
+    events[2].status = InboxStatus::Done; // finished by its worker
+    seed(store, Seed { orgs: vec![a], inbox: events, ..Seed::default() }).await;
+    let lease = T0 + 15 * second;
+    let claimed = commit(store, move |tx| tx.claim_inbox_events(T0, lease, 2)).await;
+    assert_eq!(inbox_ids(&claimed), evts(&[1301, 1302]));
+
+    let asked = evts(&[1301, 1302, 1303, 1304]);
+    let renewed_until = T0 + 25 * second;
+    let renewed = commit(store, move |tx| tx.renew_inbox_leases(&asked, renewed_until)).await;
+    assert_eq!(renewed, 2, "only the held events are renewed");
+    let got = commit(store, |tx| Ok((tx.inbox_event("evt_1301")?, tx.inbox_event("evt_1303")?, tx.inbox_event("evt_1304")?))).await;
+    assert_eq!(got.0.and_then(|e| e.locked_until), Some(renewed_until));
+    assert_eq!(got.1.and_then(|e| e.locked_until), None, "a done event gets no lease");
+    assert_eq!(got.2.and_then(|e| e.locked_until), None, "an unheld event gets no lease");
+
+    let asked = evts(&[1302, 1304]);
+    assert_eq!(commit(store, move |tx| tx.release_inbox_events(&asked)).await, 1);
+    let free = commit(store, move |tx| tx.claim_inbox_events(T0 + second, T0 + 16 * second, 10)).await;
+    assert_eq!(inbox_ids(&free), evts(&[1302, 1304, 1305]), "the released event is taken at once, the renewed one is not");
+    assert_eq!(free[0].attempts, 2);
+}
+
+/// `Waiting` events wake (become `Pending` and due now, no longer waiting, with the sale's
+/// organization when they had none) for a payment they wait for on the same Stripe account;
+/// others keep waiting. Due ones wake by themselves, oldest recheck first, at most `limit`.
+pub async fn waiting_events_wake_for_their_payment_on_their_account_or_when_due(store: &dyn UnitOfWork) {
+    let (mut a, b) = (org(1, "acme"), org(2, "globex"));
+    a.stripe_account_id = None;
+    let hour = Duration::hours(1);
+    let waiting =
+        |n: u128, org: Option<&rekomi_domain::org::Organization>, account: Option<&str>, payment: &str, recheck: OffsetDateTime| {
+            InboxEvent {
+                status: InboxStatus::Waiting,
+                account: account.map(str::to_owned),
+                waiting_for: Some(payment.to_owned()),
+                next_attempt_at: recheck,
+                last_error: Some(format!("waiting for the sale of payment {payment}")),
+                ..inbox_event(n, org, T0)
+            }
+        };
+    seed(
+        store,
+        Seed {
+            orgs: vec![a.clone(), b.clone()],
+            inbox: vec![
+                waiting(1301, None, None, "in_x", T0 + 6 * hour),
+                waiting(1302, Some(&b), None, "in_x", T0 + 6 * hour),
+                waiting(1303, None, Some("acct_other"), "in_x", T0 + 6 * hour),
+                waiting(1304, None, None, "in_y", T0 + 2 * hour),
+                waiting(1305, None, None, "pi_y", T0 + 3 * hour),
+                inbox_event(1306, None, T0),
+            ],
+            ..Seed::default()
+        },
+    )
+    .await;
+    let payments = vec!["in_x".to_owned(), "pi_x".to_owned()];
+    let woken = commit(store, move |tx| tx.wake_waiting_inbox_events(None, &payments, id(1), T0 + hour)).await;
+    assert_eq!(woken, 2, "the platform account's refunds of in_x");
+    let got = commit(store, |tx| Ok((tx.inbox_event("evt_1301")?, tx.inbox_event("evt_1302")?, tx.inbox_event("evt_1303")?))).await;
+    let (first, second, other_account) = (got.0.unwrap(), got.1.unwrap(), got.2.unwrap());
+    assert_eq!((first.status, first.waiting_for.as_deref(), first.next_attempt_at), (InboxStatus::Pending, None, T0 + hour));
+    assert_eq!(first.org_id, Some(id(1)), "an event without an organization takes the sale's");
+    assert_eq!((second.status, second.org_id), (InboxStatus::Pending, Some(id(2))), "an organization already known stays");
+    assert_eq!(other_account.status, InboxStatus::Waiting, "ids are unique per Stripe account only");
+    let connected = vec!["in_x".to_owned()];
+    assert_eq!(commit(store, move |tx| tx.wake_waiting_inbox_events(Some("acct_other"), &connected, id(2), T0 + hour)).await, 1);
+
+    assert_eq!(commit(store, move |tx| tx.wake_due_inbox_events(T0 + hour, 10)).await, 0, "nothing is due yet");
+    assert_eq!(commit(store, move |tx| tx.wake_due_inbox_events(T0 + 4 * hour, 1)).await, 1);
+    let got = commit(store, |tx| Ok((tx.inbox_event("evt_1304")?, tx.inbox_event("evt_1305")?))).await;
+    assert_eq!(got.0.map(|e| (e.status, e.waiting_for)), Some((InboxStatus::Pending, None)), "the oldest recheck first");
+    assert_eq!(got.1.map(|e| e.status), Some(InboxStatus::Waiting));
+    assert_eq!(commit(store, move |tx| tx.wake_due_inbox_events(T0 + 4 * hour, 10)).await, 1);
+    let claimed = commit(store, move |tx| tx.claim_inbox_events(T0 + 4 * hour, T0 + 5 * hour, 10)).await;
+    assert_eq!(inbox_ids(&claimed), evts(&[1301, 1302, 1303, 1304, 1305, 1306]));
+}
+
+/// `orgs_of_payment` names the organizations whose ledger records a sale (initial or renewal
+/// entry) of the payment, at most two; a refund entry alone names nobody.
+pub async fn the_organizations_of_a_payment_are_those_whose_ledger_records_its_sale(store: &dyn UnitOfWork) {
+    let (a, b, c) = (org(1, "acme"), org(2, "globex"), org(3, "initech"));
+    let (pa, pb, pc) = (program(&a, 100, "spring"), program(&b, 101, "spring"), program(&c, 102, "spring"));
+    let (ja, jb, jc) = (affiliate(&pa, 200, "j@a.test"), affiliate(&pb, 201, "j@b.test"), affiliate(&pc, 202, "j@c.test"));
+    let (ca, cb, cc) = (conversion(&ja, 800), conversion(&jb, 801), conversion(&jc, 802));
+    seed(
+        store,
+        Seed {
+            orgs: vec![a, b, c],
+            programs: vec![pa, pb, pc],
+            affiliates: vec![ja, jb, jc],
+            ledger: vec![
+                ledger_event(&ca, 900, LedgerKind::Initial, Some("in_only_a"), T0),
+                ledger_event(&ca, 901, LedgerKind::Renewal, Some("in_shared"), T0),
+                ledger_event(&cb, 902, LedgerKind::Initial, Some("in_shared"), T0),
+                ledger_event(&cc, 903, LedgerKind::Refund, Some("in_shared"), T0),
+                ledger_event(&cc, 904, LedgerKind::Refund, Some("in_refund_only"), T0),
+            ],
+            conversions: vec![ca, cb, cc],
+            ..Seed::default()
+        },
+    )
+    .await;
+    let (mut shared, only_a, refund_only, unknown) = commit(store, |tx| {
+        Ok((
+            tx.orgs_of_payment("in_shared")?,
+            tx.orgs_of_payment("in_only_a")?,
+            tx.orgs_of_payment("in_refund_only")?,
+            tx.orgs_of_payment("in_unknown")?,
+        ))
+    })
+    .await;
+    shared.sort();
+    assert_eq!((shared, only_a, refund_only, unknown), (vec![id(1), id(2)], vec![id(1)], vec![], vec![]));
 }
 
 /// The inbox list is newest arrival first, of one organization or (`None`) of all, optionally

@@ -138,3 +138,26 @@ pub struct SubAffiliateConfig {
     /// The override as a percentage of the recruit's commission, in hundredths (0–100 %).
     pub percent: crate::program::Hundredths,
 }
+
+/// A commission total that would leave the range of `i64`: refused, never wrapped or saturated.
+/// Amounts are range-checked where they enter (Stripe events), so this needs a forged history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the commission total of the conversion would overflow")]
+pub struct CommissionOverflow;
+
+impl From<CommissionOverflow> for crate::error::DomainError {
+    fn from(e: CommissionOverflow) -> Self {
+        Self::Unprocessable { code: "amount_out_of_range", message: e.to_string(), field: None }
+    }
+}
+
+impl Conversion {
+    /// Adds a ledger movement (positive credit, negative clawback) to the net commission.
+    ///
+    /// # Errors
+    /// [`CommissionOverflow`] when the total would not fit; nothing changes then.
+    pub fn add_commission(&mut self, delta: i64) -> Result<(), CommissionOverflow> {
+        self.commission_minor = self.commission_minor.checked_add(delta).ok_or(CommissionOverflow)?;
+        Ok(())
+    }
+}

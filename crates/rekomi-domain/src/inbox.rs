@@ -5,8 +5,9 @@ use time::OffsetDateTime;
 use crate::ids::OrgId;
 use crate::program::api_enum;
 
-api_enum!(/// Where an inbound event stands.
-    InboxStatus { Pending, Done, Failed, Skipped });
+api_enum!(/// Where an inbound event stands. `Waiting`: a refund whose sale (or organization) is not
+    /// known yet; it is woken when that sale is recorded, and rechecked now and then.
+    InboxStatus { Pending, Done, Failed, Skipped, Waiting });
 
 /// One inbound event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,4 +36,61 @@ pub struct InboxEvent {
     pub received_at: OffsetDateTime,
     /// When it was done, failed or skipped.
     pub processed_at: Option<OffsetDateTime>,
+    /// While `Waiting`: the payment (invoice, else payment intent, else charge id) whose sale
+    /// it waits for.
+    pub waiting_for: Option<String>,
+    /// How many times an Owner replayed it (capped).
+    pub replays: u32,
+}
+
+/// How many times an Owner may replay one event. Replays are for after a cause is fixed (a
+/// linked account, a Stripe outage); an event that still fails after this many is for an
+/// operator (`rekomi-server admin replay-stripe-event`, not capped) to look at.
+pub const MAX_OWNER_REPLAYS: u32 = 5;
+
+/// Why an event cannot be replayed now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayRefused {
+    /// A worker holds it.
+    #[error("a worker is processing this event; replay it once it is done")]
+    InProgress,
+    /// An Owner replayed it [`MAX_OWNER_REPLAYS`] times already.
+    #[error("this event was replayed 5 times already; an operator can replay it further")]
+    LimitReached,
+}
+
+impl From<ReplayRefused> for crate::error::DomainError {
+    fn from(e: ReplayRefused) -> Self {
+        let code = match e {
+            ReplayRefused::InProgress => "stripe_event_in_progress",
+            ReplayRefused::LimitReached => "replay_limit_reached",
+        };
+        Self::conflict(code, e.to_string())
+    }
+}
+
+impl InboxEvent {
+    /// Puts the event back in the queue as new: due now, its retry budget whole. An Owner's
+    /// replay (`counted`) uses up one of [`MAX_OWNER_REPLAYS`]; an operator's does not.
+    ///
+    /// # Errors
+    /// [`ReplayRefused`]; nothing changes then.
+    pub fn replay(&mut self, now: OffsetDateTime, counted: bool) -> Result<(), ReplayRefused> {
+        if self.status == InboxStatus::Pending && self.locked_until.is_some_and(|t| t > now) {
+            return Err(ReplayRefused::InProgress);
+        }
+        if counted {
+            if self.replays >= MAX_OWNER_REPLAYS {
+                return Err(ReplayRefused::LimitReached);
+            }
+            self.replays += 1;
+        }
+        self.status = InboxStatus::Pending;
+        self.attempts = 0;
+        self.next_attempt_at = now;
+        self.locked_until = None;
+        self.processed_at = None;
+        self.waiting_for = None;
+        Ok(())
+    }
 }

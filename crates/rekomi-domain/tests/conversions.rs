@@ -328,14 +328,185 @@ fn a_refund_before_its_sale_waits_and_applies_once_the_sale_arrives() {
     let w = world_with(true);
     w.deliver("evt_r", StripeFact::ChargeRefunded(refund(Some("in_1"), None, 1000, 1000)));
     let waiting = w.inbox("evt_r");
-    assert_eq!((waiting.status, waiting.attempts), (InboxStatus::Pending, 1));
-    assert!(waiting.last_error.unwrap().contains("no conversion"));
+    assert_eq!((waiting.status, waiting.attempts), (InboxStatus::Waiting, 0));
+    assert_eq!(waiting.waiting_for.as_deref(), Some("in_1"));
+    assert!(waiting.last_error.unwrap().contains("no conversion records it yet"));
+    assert_eq!(waiting.processed_at, None);
+    // Nothing happens to it while its sale is missing, however often the worker runs.
+    block_on(w.services.process_stripe_inbox(50)).unwrap();
+    assert_eq!(w.inbox("evt_r").status, InboxStatus::Waiting);
+
+    // The sale wakes it; the next pass applies it, with no replay and no clock change.
     w.deliver("evt_s", StripeFact::InvoicePaid(invoice("in_1", None, 1000, vec![w.promo_ref()])));
-    w.clock.advance(Duration::hours(1));
+    assert_eq!(w.inbox("evt_r").status, InboxStatus::Pending);
     block_on(w.services.process_stripe_inbox(50)).unwrap();
     let c = w.only_conversion();
     assert_eq!((c.commission_minor, c.status), (0, ConversionStatus::Refunded));
-    assert_eq!(w.inbox("evt_r").status, InboxStatus::Done);
+    assert_eq!(w.redemptions(), 0, "the fully refunded sale gives its redemption back");
+    let applied = w.inbox("evt_r");
+    assert_eq!((applied.status, applied.waiting_for), (InboxStatus::Done, None));
+}
+
+/// A second organization on the platform account, so refunds cannot fall back on "the only
+/// organization".
+fn second_brand(w: &World) {
+    block_on(w.services.create_organization(NewOrganization {
+        name: "Globex".into(),
+        handle: Handle::parse("globex").unwrap(),
+        plan: PlanTier::Growth,
+    }))
+    .unwrap();
+}
+
+#[test]
+fn with_several_brands_a_refund_before_its_sale_waits_for_it_then_claws_back_everything() {
+    // The probe's repro: two organizations; the refund (cumulative 9900) of in_x, then the
+    // invoice.paid of in_x with one of the first organization's codes.
+    let w = world_with(true);
+    second_brand(&w);
+    w.deliver("evt_refund", StripeFact::ChargeRefunded(refund(Some("in_x"), None, 9900, 9900)));
+    let waiting = w.inbox("evt_refund");
+    assert_eq!((waiting.status, waiting.org_id), (InboxStatus::Waiting, None), "{:?}", waiting.last_error);
+    assert!(waiting.last_error.unwrap().contains("no organization could be identified"));
+    // Operators see it while it waits.
+    let listed = block_on(w.services.list_all_stripe_events(Some(InboxStatus::Waiting), 10)).unwrap();
+    assert_eq!(listed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["evt_refund"]);
+
+    w.deliver("evt_sale", StripeFact::InvoicePaid(invoice("in_x", Some("sub_x"), 9900, vec![w.promo_ref()])));
+    assert_eq!(w.inbox("evt_refund").org_id, Some(w.ctx.org_id()), "the sale names the refund's organization");
+    block_on(w.services.process_stripe_inbox(50)).unwrap();
+
+    let c = w.only_conversion();
+    assert_eq!((c.status, c.commission_minor), (ConversionStatus::Refunded, 0));
+    assert_eq!(w.redemptions(), 0);
+    assert_eq!(w.inbox("evt_refund").status, InboxStatus::Done);
+}
+
+#[test]
+fn with_several_brands_a_later_refund_finds_the_organization_that_recorded_its_sale() {
+    let w = world_with(true);
+    second_brand(&w);
+    w.deliver("evt_sale", StripeFact::InvoicePaid(invoice("in_x", None, 9900, vec![w.promo_ref()])));
+    // A refund of another customer's charge of the same invoice names no customer it knows.
+    let mut late = refund(Some("in_x"), None, 9900, 4950);
+    late.customer_id = None;
+    w.deliver("evt_refund", StripeFact::ChargeRefunded(late));
+    assert_eq!(w.inbox("evt_refund").status, InboxStatus::Done, "{:?}", w.inbox("evt_refund").last_error);
+    assert_eq!(w.only_conversion().commission_minor, 990);
+}
+
+#[test]
+fn a_waiting_refund_is_looked_at_again_now_and_then_and_an_uncredited_sale_ends_it() {
+    let w = world_with(true);
+    w.deliver("evt_r", StripeFact::ChargeRefunded(refund(Some("in_nobody"), None, 1000, 1000)));
+    assert_eq!(w.inbox("evt_r").status, InboxStatus::Waiting);
+    assert_eq!(block_on(w.services.wake_due_stripe_events(10)).unwrap(), 0, "not due yet");
+    w.clock.advance(Duration::hours(7));
+    assert_eq!(block_on(w.services.wake_due_stripe_events(10)).unwrap(), 1);
+    block_on(w.services.process_stripe_inbox(50)).unwrap();
+    assert_eq!(w.inbox("evt_r").status, InboxStatus::Waiting, "still no sale");
+
+    // A sale that credits nobody ends the wait: there is nothing to claw back.
+    w.deliver("evt_s", StripeFact::InvoicePaid(invoice("in_nobody", None, 1000, vec![])));
+    block_on(w.services.process_stripe_inbox(50)).unwrap();
+    let done = w.inbox("evt_r");
+    assert_eq!(done.status, InboxStatus::Done, "{:?}", done.last_error);
+    assert!(w.conversions().is_empty());
+}
+
+#[test]
+fn one_event_whose_outcome_cannot_be_recorded_does_not_hold_up_the_rest_of_its_batch() {
+    let w = world_with(true);
+    for n in 1..=3 {
+        let id = format!("evt_{n}");
+        w.decoder.0.lock().unwrap().insert(id.clone(), (None, StripeFact::InvoicePaid(invoice(&format!("in_{n}"), None, 1000, vec![]))));
+        let now = rekomi_domain::ports::Clock::now(&w.clock).unix_timestamp();
+        let header = signature::header(SECRET, now, id.as_bytes());
+        block_on(w.services.ingest_stripe_event(&[SECRET.to_owned()], None, Some(&header), id.as_bytes())).unwrap();
+    }
+    let batch = block_on(w.services.claim_stripe_events(50)).unwrap();
+    assert_eq!(batch.len(), 3);
+    // The first event's organization lookup and then its retry bookkeeping both fail.
+    w.store.fail_next_with_unavailable();
+    w.store.fail_next_with_unavailable();
+    let report = block_on(w.services.process_stripe_batch(batch));
+    assert_eq!((report.errors, report.done, report.released), (1, 2, 0), "{report:?}");
+    assert_eq!(w.inbox("evt_1").status, InboxStatus::Pending);
+    // It keeps its short lease, then any worker takes it again.
+    assert_eq!(block_on(w.services.process_stripe_inbox(50)).unwrap().claimed, 0);
+    w.clock.advance(rekomi_domain::usecases::INBOX_LEASE + Duration::seconds(1));
+    assert_eq!(block_on(w.services.process_stripe_inbox(50)).unwrap().done, 1);
+    assert_eq!(w.inbox("evt_1").status, InboxStatus::Done);
+}
+
+#[test]
+fn a_worker_that_loses_its_store_mid_batch_lets_the_rest_go_and_its_lease_is_renewed_while_it_works() {
+    let w = world_with(true);
+    for n in 1..=6 {
+        let id = format!("evt_{n}");
+        w.decoder.0.lock().unwrap().insert(id.clone(), (None, StripeFact::InvoicePaid(invoice(&format!("in_{n}"), None, 1000, vec![]))));
+        let now = rekomi_domain::ports::Clock::now(&w.clock).unix_timestamp();
+        let header = signature::header(SECRET, now, id.as_bytes());
+        block_on(w.services.ingest_stripe_event(&[SECRET.to_owned()], None, Some(&header), id.as_bytes())).unwrap();
+    }
+    let batch = block_on(w.services.claim_stripe_events(50)).unwrap();
+    let lease = batch.lease();
+    // A renewal moves the lease of every event still held.
+    w.clock.advance(Duration::seconds(10));
+    assert_eq!(block_on(w.services.renew_stripe_lease(&lease)).unwrap(), 6);
+    let renewed = w.inbox("evt_6").locked_until.unwrap();
+    assert_eq!(renewed, rekomi_domain::ports::Clock::now(&w.clock) + rekomi_domain::usecases::INBOX_LEASE);
+    // Three events in a row fail to record (two transactions each), then the store is back.
+    for _ in 0..6 {
+        w.store.fail_next_with_unavailable();
+    }
+    let report = block_on(w.services.process_stripe_batch(batch));
+    assert_eq!((report.errors, report.released, report.done), (3, 3, 0), "{report:?}");
+    assert_eq!(block_on(w.services.renew_stripe_lease(&lease)).unwrap(), 0, "nothing is held any more");
+    // The three let go are taken at once; the three that failed once their lease runs out.
+    assert_eq!(block_on(w.services.process_stripe_inbox(50)).unwrap().done, 3);
+    w.clock.advance(rekomi_domain::usecases::INBOX_LEASE + Duration::seconds(1));
+    assert_eq!(block_on(w.services.process_stripe_inbox(50)).unwrap().done, 3);
+    for n in 1..=6 {
+        assert_eq!(w.inbox(&format!("evt_{n}")).status, InboxStatus::Done);
+    }
+}
+
+#[test]
+fn a_commission_total_that_would_overflow_fails_the_event_with_its_reason_and_changes_nothing() {
+    let w = world_with(true);
+    // Amounts this large are refused when a real payload is decoded; a forged history could
+    // still bring the total to the edge.
+    // 20 % of i64::MAX is 1.8e18: five such invoices come to just under i64::MAX, a sixth
+    // would pass it.
+    for n in 1..=5 {
+        w.deliver(&format!("evt_{n}"), StripeFact::InvoicePaid(invoice(&format!("in_{n}"), Some("sub_1"), i64::MAX, vec![w.promo_ref()])));
+        assert_eq!(w.inbox(&format!("evt_{n}")).status, InboxStatus::Done);
+    }
+    let before = w.only_conversion();
+    let ledger_before = block_on(w.services.get_conversion(&w.ctx, before.id)).unwrap().1.len();
+    w.deliver("evt_6", StripeFact::InvoicePaid(invoice("in_6", Some("sub_1"), i64::MAX, vec![w.promo_ref()])));
+    let failed = w.inbox("evt_6");
+    assert_eq!(failed.status, InboxStatus::Failed);
+    assert!(failed.last_error.unwrap().contains("overflow"));
+    assert_eq!(w.only_conversion(), before, "the renewal changed nothing");
+    assert_eq!(block_on(w.services.get_conversion(&w.ctx, before.id)).unwrap().1.len(), ledger_before);
+}
+
+#[test]
+fn an_owner_replays_an_event_at_most_five_times_and_an_operator_further() {
+    let w = world_with(true);
+    w.deliver("evt_1", StripeFact::InvoicePaid(invoice("in_1", None, 1000, vec![])));
+    for n in 1..=5 {
+        let replayed = block_on(w.services.replay_stripe_event(&w.ctx, "evt_1".into())).unwrap();
+        assert_eq!((replayed.status, replayed.replays), (InboxStatus::Pending, n));
+        block_on(w.services.process_stripe_inbox(50)).unwrap();
+    }
+    let refused = block_on(w.services.replay_stripe_event(&w.ctx, "evt_1".into())).unwrap_err();
+    assert!(matches!(refused, rekomi_domain::error::DomainError::Conflict { code: "replay_limit_reached", .. }), "{refused:?}");
+    assert_eq!(w.inbox("evt_1").status, InboxStatus::Done, "a refused replay changes nothing");
+    let operator = block_on(w.services.replay_any_stripe_event("evt_1".into())).unwrap();
+    assert_eq!((operator.status, operator.replays), (InboxStatus::Pending, 5));
 }
 
 #[test]
@@ -454,12 +625,7 @@ fn events_of_unlinked_accounts_and_of_unknown_organizations_are_skipped() {
     assert_eq!(w.inbox("evt_1").status, InboxStatus::Skipped);
     assert!(w.conversions().is_empty());
     // A second organization makes a code-less platform event ambiguous.
-    block_on(w.services.create_organization(NewOrganization {
-        name: "Globex".into(),
-        handle: Handle::parse("globex").unwrap(),
-        plan: PlanTier::Growth,
-    }))
-    .unwrap();
+    second_brand(&w);
     w.deliver("evt_2", StripeFact::InvoicePaid(invoice("in_2", None, 1000, vec![])));
     assert_eq!(w.inbox("evt_2").status, InboxStatus::Skipped);
     // A platform event with one of the first organization's codes still finds it.

@@ -889,6 +889,18 @@ impl ConversionRepo for State {
         Ok(latest.into_iter().take(2).map(|(org, _)| org).collect())
     }
 
+    fn orgs_of_payment(&mut self, payment: &str) -> Result<Vec<OrgId>, StoreError> {
+        let mut orgs: Vec<OrgId> = Vec::new();
+        for e in self.ledger.values() {
+            let sale = matches!(e.kind, LedgerKind::Initial | LedgerKind::Renewal);
+            if sale && e.stripe_invoice_id.as_deref() == Some(payment) && !orgs.contains(&e.org_id) {
+                orgs.push(e.org_id);
+            }
+        }
+        orgs.truncate(2);
+        Ok(orgs)
+    }
+
     fn list_conversions(&mut self, org: OrgId, filter: &ConversionFilter, page: &PageRequest) -> Result<Vec<Conversion>, StoreError> {
         Ok(page_of(&self.conversions, page, ConversionId::as_uuid, |c| {
             let matches = c.org_id == org
@@ -960,6 +972,70 @@ impl InboxRepo for State {
             .collect())
     }
 
+    fn renew_inbox_leases(&mut self, ids: &[String], lease_until: OffsetDateTime) -> Result<usize, StoreError> {
+        let mut renewed = 0;
+        for id in ids {
+            if let Some(e) = self.inbox.get_mut(id).filter(|e| e.status == InboxStatus::Pending && e.locked_until.is_some()) {
+                e.locked_until = Some(lease_until);
+                renewed += 1;
+            }
+        }
+        Ok(renewed)
+    }
+
+    fn release_inbox_events(&mut self, ids: &[String]) -> Result<usize, StoreError> {
+        let mut released = 0;
+        for id in ids {
+            if let Some(e) = self.inbox.get_mut(id).filter(|e| e.status == InboxStatus::Pending && e.locked_until.is_some()) {
+                e.locked_until = None;
+                released += 1;
+            }
+        }
+        Ok(released)
+    }
+
+    fn wake_waiting_inbox_events(
+        &mut self,
+        account: Option<&str>,
+        payments: &[String],
+        org: OrgId,
+        now: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        references(&[(self.has_org(org), foreign_keys::INBOX_ORG)])?;
+        let mut woken = 0;
+        for e in self.inbox.values_mut() {
+            let waits_here = e.status == InboxStatus::Waiting
+                && e.account.as_deref() == account
+                && e.waiting_for.as_ref().is_some_and(|p| payments.contains(p));
+            if waits_here {
+                e.status = InboxStatus::Pending;
+                e.waiting_for = None;
+                e.next_attempt_at = now;
+                e.org_id = e.org_id.or(Some(org));
+                woken += 1;
+            }
+        }
+        Ok(woken)
+    }
+
+    fn wake_due_inbox_events(&mut self, now: OffsetDateTime, limit: i64) -> Result<usize, StoreError> {
+        let mut due: Vec<(OffsetDateTime, String)> = self
+            .inbox
+            .values()
+            .filter(|e| e.status == InboxStatus::Waiting && e.next_attempt_at <= now)
+            .map(|e| (e.next_attempt_at, e.id.clone()))
+            .collect();
+        due.sort();
+        due.truncate(limit_of(limit));
+        for (_, id) in &due {
+            if let Some(e) = self.inbox.get_mut(id) {
+                e.status = InboxStatus::Pending;
+                e.waiting_for = None;
+            }
+        }
+        Ok(due.len())
+    }
+
     fn update_inbox_event(&mut self, event: &InboxEvent) -> Result<(), StoreError> {
         if !self.inbox.contains_key(&event.id) {
             return Ok(());
@@ -974,6 +1050,8 @@ impl InboxRepo for State {
             stored.locked_until = event.locked_until;
             stored.last_error = event.last_error.clone();
             stored.processed_at = event.processed_at;
+            stored.waiting_for = event.waiting_for.clone();
+            stored.replays = event.replays;
         }
         Ok(())
     }

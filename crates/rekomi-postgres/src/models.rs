@@ -943,6 +943,8 @@ pub(crate) struct InboxEventRow {
     last_error: Option<String>,
     received_at: OffsetDateTime,
     processed_at: Option<OffsetDateTime>,
+    waiting_for: Option<String>,
+    replays: i64,
 }
 
 impl InboxEventRow {
@@ -961,6 +963,8 @@ impl InboxEventRow {
             last_error: self.last_error,
             received_at: self.received_at,
             processed_at: self.processed_at,
+            waiting_for: self.waiting_for,
+            replays: to_u32(T, "replays", self.replays)?,
         })
     }
 }
@@ -980,6 +984,8 @@ pub(crate) struct NewInboxEventRow<'a> {
     last_error: Option<&'a str>,
     received_at: OffsetDateTime,
     processed_at: Option<OffsetDateTime>,
+    waiting_for: Option<&'a str>,
+    replays: i64,
 }
 
 impl<'a> From<&'a InboxEvent> for NewInboxEventRow<'a> {
@@ -997,6 +1003,8 @@ impl<'a> From<&'a InboxEvent> for NewInboxEventRow<'a> {
             last_error: e.last_error.as_deref(),
             received_at: e.received_at,
             processed_at: e.processed_at,
+            waiting_for: e.waiting_for.as_deref(),
+            replays: i64::from(e.replays),
         }
     }
 }
@@ -1013,6 +1021,8 @@ pub(crate) struct InboxStateChange<'a> {
     locked_until: Option<OffsetDateTime>,
     last_error: Option<&'a str>,
     processed_at: Option<OffsetDateTime>,
+    waiting_for: Option<&'a str>,
+    replays: i64,
 }
 
 impl<'a> From<&'a InboxEvent> for InboxStateChange<'a> {
@@ -1025,6 +1035,8 @@ impl<'a> From<&'a InboxEvent> for InboxStateChange<'a> {
             locked_until: e.locked_until,
             last_error: e.last_error.as_deref(),
             processed_at: e.processed_at,
+            waiting_for: e.waiting_for.as_deref(),
+            replays: i64::from(e.replays),
         }
     }
 }

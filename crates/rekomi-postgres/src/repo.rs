@@ -879,6 +879,19 @@ impl ConversionRepo for PgTx<'_> {
         Ok(rows.into_iter().map(|(org, _)| OrgId::from_uuid(org)).collect())
     }
 
+    fn orgs_of_payment(&mut self, payment: &str) -> Result<Vec<OrgId>, StoreError> {
+        let rows: Vec<Uuid> = self.read(|c| {
+            ledger_events::table
+                .filter(ledger_events::stripe_invoice_id.eq(payment))
+                .filter(ledger_events::kind.eq_any([LedgerKind::Initial.as_str(), LedgerKind::Renewal.as_str()]))
+                .select(ledger_events::org_id)
+                .distinct()
+                .limit(2)
+                .load(c)
+        })?;
+        Ok(rows.into_iter().map(OrgId::from_uuid).collect())
+    }
+
     fn list_conversions(&mut self, org: OrgId, filter: &ConversionFilter, page: &PageRequest) -> Result<Vec<Conversion>, StoreError> {
         let rows = self.read(|c| {
             let mut query =
@@ -973,6 +986,83 @@ impl InboxRepo for PgTx<'_> {
         // RETURNING promises no order.
         events.sort_by(|a, b| (a.received_at, &a.id).cmp(&(b.received_at, &b.id)));
         Ok(events)
+    }
+
+    fn renew_inbox_leases(&mut self, ids: &[String], lease_until: OffsetDateTime) -> Result<usize, StoreError> {
+        self.write(|c| {
+            diesel::update(
+                inbox_events::table
+                    .filter(inbox_events::id.eq_any(ids))
+                    .filter(inbox_events::status.eq(InboxStatus::Pending.as_str()))
+                    .filter(inbox_events::locked_until.is_not_null()),
+            )
+            .set(inbox_events::locked_until.eq(lease_until))
+            .execute(c)
+        })
+    }
+
+    fn release_inbox_events(&mut self, ids: &[String]) -> Result<usize, StoreError> {
+        self.write(|c| {
+            diesel::update(
+                inbox_events::table
+                    .filter(inbox_events::id.eq_any(ids))
+                    .filter(inbox_events::status.eq(InboxStatus::Pending.as_str()))
+                    .filter(inbox_events::locked_until.is_not_null()),
+            )
+            .set(inbox_events::locked_until.eq(None::<OffsetDateTime>))
+            .execute(c)
+        })
+    }
+
+    fn wake_waiting_inbox_events(
+        &mut self,
+        account: Option<&str>,
+        payments: &[String],
+        org: OrgId,
+        now: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        self.write(|c| {
+            let waiting = inbox_events::table
+                .filter(inbox_events::status.eq(InboxStatus::Waiting.as_str()))
+                .filter(inbox_events::waiting_for.eq_any(payments))
+                .into_boxed::<Pg>();
+            let waiting = match account {
+                Some(account) => waiting.filter(inbox_events::account.eq(account)),
+                None => waiting.filter(inbox_events::account.is_null()),
+            };
+            diesel::update(inbox_events::table.filter(inbox_events::id.eq_any(waiting.select(inbox_events::id))))
+                .set((
+                    inbox_events::status.eq(InboxStatus::Pending.as_str()),
+                    inbox_events::waiting_for.eq(None::<String>),
+                    inbox_events::next_attempt_at.eq(now),
+                    inbox_events::org_id.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Uuid>>("coalesce(org_id, ")
+                        .bind::<diesel::sql_types::Uuid, _>(org.as_uuid())
+                        .sql(")")),
+                ))
+                .execute(c)
+        })
+    }
+
+    fn wake_due_inbox_events(&mut self, now: OffsetDateTime, limit: i64) -> Result<usize, StoreError> {
+        let due: Vec<String> = self.read(|c| {
+            inbox_events::table
+                .filter(inbox_events::status.eq(InboxStatus::Waiting.as_str()))
+                .filter(inbox_events::next_attempt_at.le(now))
+                .order((inbox_events::next_attempt_at.asc(), inbox_events::id.asc()))
+                .limit(limit.max(0))
+                .select(inbox_events::id)
+                .for_update()
+                .skip_locked()
+                .load(c)
+        })?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        self.write(|c| {
+            diesel::update(inbox_events::table.filter(inbox_events::id.eq_any(&due)))
+                .set((inbox_events::status.eq(InboxStatus::Pending.as_str()), inbox_events::waiting_for.eq(None::<String>)))
+                .execute(c)
+        })
     }
 
     fn update_inbox_event(&mut self, event: &InboxEvent) -> Result<(), StoreError> {

@@ -244,6 +244,8 @@ diesel::table! {
         last_error -> Nullable<Text>,
         received_at -> Timestamptz,
         processed_at -> Nullable<Timestamptz>,
+        waiting_for -> Nullable<Text>,
+        replays -> Int8,
     }
 }
 

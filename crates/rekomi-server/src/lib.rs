@@ -185,36 +185,60 @@ const INBOX_BATCH: i64 = 50;
 /// Processes the Stripe event inbox, and approves conversions whose grace period has passed.
 /// Several server processes may run it at once: events are claimed with `FOR UPDATE SKIP
 /// LOCKED`, so none is processed twice. A full batch is followed at once by the next one.
-async fn inbox_loop(services: Services, every: Duration, approves: bool) {
-    let mut approvals_due = tokio::time::Instant::now();
+/// While a batch is processed, its lease is renewed every few seconds, so it can stay short:
+/// the events of a worker that dies are taken by another within seconds.
+async fn inbox_loop(services: Services, every: Duration, housekeeping: bool) {
+    let mut housekeeping_due = tokio::time::Instant::now();
     loop {
-        let busy = match services.process_stripe_inbox(INBOX_BATCH).await {
-            Ok(report) => {
-                if report.claimed > 0 {
-                    tracing::debug!(
-                        claimed = report.claimed,
-                        done = report.done,
-                        retried = report.retried,
-                        failed = report.failed,
-                        skipped = report.skipped,
-                        "processed stripe events"
-                    );
-                }
-                report.claimed as i64 == INBOX_BATCH
+        let busy = match services.claim_stripe_events(INBOX_BATCH).await {
+            Ok(batch) if batch.is_empty() => false,
+            Ok(batch) => {
+                let full = batch.len() as i64 == INBOX_BATCH;
+                let renewal = tokio::spawn(renew_lease(services.clone(), batch.lease()));
+                let report = services.process_stripe_batch(batch).await;
+                renewal.abort();
+                tracing::debug!(
+                    claimed = report.claimed,
+                    done = report.done,
+                    retried = report.retried,
+                    failed = report.failed,
+                    skipped = report.skipped,
+                    waiting = report.waiting,
+                    errors = report.errors,
+                    released = report.released,
+                    "processed stripe events"
+                );
+                full && report.errors == 0
             }
             Err(e) => {
-                tracing::warn!(error.cause = %e, "stripe event worker pass failed");
+                tracing::warn!(error.cause = %e, "claiming stripe events failed");
                 false
             }
         };
-        if approves && tokio::time::Instant::now() >= approvals_due {
+        if housekeeping && tokio::time::Instant::now() >= housekeeping_due {
             if let Err(e) = services.approve_due_conversions(500).await {
                 tracing::warn!(error.cause = %e, "conversion approval pass failed");
             }
-            approvals_due = tokio::time::Instant::now() + Duration::from_secs(60);
+            match services.wake_due_stripe_events(500).await {
+                Ok(0) => {}
+                Ok(woken) => tracing::info!(woken, "waiting stripe events due for a recheck"),
+                Err(e) => tracing::warn!(error.cause = %e, "waking waiting stripe events failed"),
+            }
+            housekeeping_due = tokio::time::Instant::now() + Duration::from_secs(60);
         }
         if !busy {
             tokio::time::sleep(every).await;
+        }
+    }
+}
+
+/// Renews the lease of a batch's unfinished events until aborted.
+async fn renew_lease(services: Services, lease: rekomi_domain::usecases::InboxLease) {
+    let every = Duration::try_from(rekomi_domain::usecases::INBOX_LEASE_RENEWAL).unwrap_or(Duration::from_secs(5));
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(e) = services.renew_stripe_lease(&lease).await {
+            tracing::warn!(error.cause = %e, "renewing the lease of stripe events failed");
         }
     }
 }

@@ -31,6 +31,17 @@ use serde_json::{Map, Value};
 /// The metadata key carrying a Rekomi referral on invoices, subscriptions and checkout sessions.
 const REFERRAL_KEY: &str = "rekomi_ref";
 
+/// The largest amount accepted, in minor units: twelve digits. Stripe caps a charge at eight
+/// digits (99,999,999 in USD) and at twelve in its largest zero-decimal currencies, so anything
+/// bigger is a forged or corrupt payload, and refusing it keeps every ledger sum far from `i64`
+/// overflow.
+pub const MAX_AMOUNT_MINOR: i64 = 999_999_999_999;
+
+/// The range of timestamps accepted (unix seconds): 2000-01-01 to 9999-12-31. Stripe has no
+/// object older than 2010; a value outside the range is corrupt and must not become a date in
+/// 1970 or one the database cannot store.
+pub const TIMESTAMP_RANGE: std::ops::RangeInclusive<i64> = 946_684_800..=253_402_300_799;
+
 type Object = Map<String, Value>;
 
 /// Decodes Stripe webhook payloads of every API version in the Stripe reference into
@@ -70,14 +81,15 @@ fn envelope_of(event: &Object) -> Result<EventEnvelope, DecodeError> {
     let fields = Fields { object: event, context: "event", prefix: "" };
     let account = match event.get("account") {
         None | Some(Value::Null) => None,
-        Some(Value::String(account)) if !account.is_empty() => Some(account.clone()),
-        Some(_) => return Err(DecodeError("event: `account` is not an account id".to_owned())),
+        // Control characters (a NUL cannot even be stored) make it no account id.
+        account @ Some(Value::String(_)) => Some(text(account).ok_or_else(|| fields.missing("account", "an account id"))?),
+        Some(_) => return Err(fields.missing("account", "an account id")),
     };
     Ok(EventEnvelope {
         id: fields.required_str("id")?,
         event_type: fields.required_str("type")?,
         account,
-        created: fields.required_i64("created")?,
+        created: fields.required_time("created")?,
         livemode: fields.required_bool("livemode")?,
     })
 }
@@ -109,14 +121,17 @@ fn decode_event(envelope: &EventEnvelope, event: &Object) -> Result<StripeFact, 
 
 fn invoice(fields: &Fields<'_>) -> Result<InvoiceFact, DecodeError> {
     let object = fields.object;
-    let paid_at = int(at(object, &["status_transitions", "paid_at"])).or_else(|| int(object.get("created")));
+    let paid_at = match at(object, &["status_transitions", "paid_at"]).filter(|v| !v.is_null()) {
+        Some(_) => fields.required_time_at(&["status_transitions", "paid_at"])?,
+        None => fields.required_time("created")?,
+    };
     Ok(InvoiceFact {
         invoice_id: fields.required_str("id")?,
         customer_id: id_of(object.get("customer")),
         customer_email: text(object.get("customer_email")),
         subscription_id: id_of(at(object, &["parent", "subscription_details", "subscription"]))
             .or_else(|| id_of(object.get("subscription"))),
-        amount_paid: fields.required_i64("amount_paid")?,
+        amount_paid: fields.required_amount("amount_paid")?,
         currency: fields.required_str("currency")?,
         billing_reason: text(object.get("billing_reason")),
         discounts: billing_discounts(object),
@@ -125,7 +140,7 @@ fn invoice(fields: &Fields<'_>) -> Result<InvoiceFact, DecodeError> {
             .or_else(|| text(at(object, &["subscription_details", "metadata", REFERRAL_KEY]))),
         charge_id: id_of(object.get("charge")),
         payment_intent_id: id_of(object.get("payment_intent")),
-        paid_at: paid_at.ok_or_else(|| fields.missing("created", "an integer (nor is `status_transitions.paid_at`)"))?,
+        paid_at,
     })
 }
 
@@ -139,7 +154,7 @@ fn subscription(fields: &Fields<'_>) -> Result<SubscriptionFact, DecodeError> {
         discounts: billing_discounts(object),
         referral: text(at(object, &["metadata", REFERRAL_KEY])),
         currency: text(object.get("currency")),
-        created: fields.required_i64("created")?,
+        created: fields.required_time("created")?,
     })
 }
 
@@ -147,10 +162,9 @@ fn checkout(fields: &Fields<'_>, envelope: &EventEnvelope) -> Result<CheckoutFac
     let object = fields.object;
     let mode = fields.required_str("mode")?;
     // `amount_total` is nullable: a setup-mode session moves no money.
-    let amount_total = match int(object.get("amount_total")) {
-        Some(amount) => amount,
-        None if mode == "setup" => 0,
-        None => return Err(fields.missing("amount_total", "an integer")),
+    let amount_total = match object.get("amount_total") {
+        None | Some(Value::Null) if mode == "setup" => 0,
+        _ => fields.required_amount("amount_total")?,
     };
     Ok(CheckoutFact {
         session_id: fields.required_str("id")?,
@@ -167,7 +181,10 @@ fn checkout(fields: &Fields<'_>, envelope: &EventEnvelope) -> Result<CheckoutFac
         referral: text(at(object, &["metadata", REFERRAL_KEY])),
         client_reference_id: text(object.get("client_reference_id")),
         // Sessions of older API versions carry no `created`; the event's is the closest.
-        created: int(object.get("created")).unwrap_or(envelope.created),
+        created: match object.get("created") {
+            None | Some(Value::Null) => envelope.created,
+            Some(_) => fields.required_time("created")?,
+        },
     })
 }
 
@@ -178,8 +195,8 @@ fn refund(fields: &Fields<'_>, envelope: &EventEnvelope) -> Result<RefundFact, D
         payment_intent_id: id_of(object.get("payment_intent")),
         invoice_id: id_of(object.get("invoice")),
         customer_id: id_of(object.get("customer")),
-        amount: fields.required_i64("amount")?,
-        amount_refunded: fields.required_i64("amount_refunded")?,
+        amount: fields.required_amount("amount")?,
+        amount_refunded: fields.required_amount("amount_refunded")?,
         currency: fields.required_str("currency")?,
         refunded_at: envelope.created,
     })
@@ -311,8 +328,22 @@ impl Fields<'_> {
         text(self.object.get(field)).ok_or_else(|| self.missing(field, "a non-empty string"))
     }
 
-    fn required_i64(&self, field: &str) -> Result<i64, DecodeError> {
-        int(self.object.get(field)).ok_or_else(|| self.missing(field, "an integer"))
+    /// An amount in minor units: an integer from 0 to [`MAX_AMOUNT_MINOR`].
+    fn required_amount(&self, field: &str) -> Result<i64, DecodeError> {
+        int(self.object.get(field))
+            .filter(|amount| (0..=MAX_AMOUNT_MINOR).contains(amount))
+            .ok_or_else(|| self.missing(field, "an amount from 0 to 999999999999"))
+    }
+
+    /// Unix seconds within [`TIMESTAMP_RANGE`].
+    fn required_time(&self, field: &str) -> Result<i64, DecodeError> {
+        self.required_time_at(&[field])
+    }
+
+    fn required_time_at(&self, path: &[&str]) -> Result<i64, DecodeError> {
+        int(at(self.object, path))
+            .filter(|t| TIMESTAMP_RANGE.contains(t))
+            .ok_or_else(|| self.missing(&path.join("."), "a unix timestamp between 2000-01-01 and 9999-12-31"))
     }
 
     fn required_bool(&self, field: &str) -> Result<bool, DecodeError> {

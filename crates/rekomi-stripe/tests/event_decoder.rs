@@ -650,7 +650,7 @@ fn a_handled_type_without_a_field_rekomi_needs_is_undecodable() {
     // An invoice id of the wrong type is as good as missing.
     assert!(decode_error("invoice.paid", invoice(json!({ "id": 42 }))).contains("data.object.id"));
     // So is a handled event without its object.
-    let no_object = json!({ "id": "evt_1", "type": "invoice.paid", "created": 1, "livemode": false, "data": {} }).to_string();
+    let no_object = json!({ "id": "evt_1", "type": "invoice.paid", "created": 1_767_225_700, "livemode": false, "data": {} }).to_string();
     assert!(DECODER.decode(no_object.as_bytes()).unwrap_err().0.contains("data.object"));
 }
 
@@ -670,7 +670,7 @@ fn unknown_fields_and_unknown_types_never_fail() {
 
     assert_eq!(decode_event("invoice.finalized", json!({ "id": "in_1" })), StripeFact::Ignored);
     assert_eq!(decode_event("v2.core.event_destination.ping", json!(null)), StripeFact::Ignored);
-    let no_data = json!({ "id": "evt_1", "type": "customer.created", "created": 1, "livemode": true }).to_string();
+    let no_data = json!({ "id": "evt_1", "type": "customer.created", "created": 1_767_225_700, "livemode": true }).to_string();
     assert_eq!(decode(no_data.as_bytes()), StripeFact::Ignored);
 }
 
@@ -693,6 +693,54 @@ fn the_envelope_names_the_connected_account_when_there_is_one() {
     );
     assert_eq!(envelope(Value::Null).unwrap().account, None);
     assert!(envelope(json!(7)).is_err());
+    // Text no account id can contain (a NUL cannot even be stored) is refused like a bad `id`.
+    for bad in ["acct_\u{0}", "acct_\n1", ""] {
+        let message = envelope(json!(bad)).unwrap_err().0;
+        assert!(message.contains("`account`"), "{bad:?}: {message}");
+    }
+}
+
+#[test]
+fn negative_and_absurd_amounts_are_refused_naming_the_field() {
+    let charge = json!({ "id": "ch_1", "amount": 1000, "amount_refunded": 1000, "currency": "usd" });
+    let with = |object: Value, field: &str, value: Value| {
+        let mut object = object;
+        object[field] = value;
+        object
+    };
+    for value in [json!(-9900), json!(-1), json!(1_000_000_000_000_i64), json!(i64::MAX), json!(9900.5), json!("9900")] {
+        for (event_type, object, field) in [
+            ("invoice.paid", with(invoice(json!({})), "amount_paid", value.clone()), "amount_paid"),
+            ("checkout.session.completed", with(session(json!({})), "amount_total", value.clone()), "amount_total"),
+            ("charge.refunded", with(charge.clone(), "amount_refunded", value.clone()), "amount_refunded"),
+            ("charge.refunded", with(charge.clone(), "amount", value.clone()), "data.object.amount"),
+        ] {
+            let message = decode_error(event_type, object);
+            assert!(message.contains(field), "{event_type} with {field} = {value}: {message}");
+        }
+    }
+    // The largest amount of Stripe's largest currencies still decodes.
+    let fact = invoice_fact(decode_event("invoice.paid", invoice(json!({ "amount_paid": 999_999_999_999_i64 }))));
+    assert_eq!(fact.amount_paid, 999_999_999_999);
+    assert_eq!(invoice_fact(decode_event("invoice.paid", invoice(json!({ "amount_paid": 0 })))).amount_paid, 0);
+}
+
+#[test]
+fn timestamps_outside_2000_to_9999_are_refused_instead_of_becoming_1970() {
+    for bad in [json!(0), json!(-1), json!(946_684_799), json!(253_402_300_800_i64), json!(i64::MAX), json!("1767225600")] {
+        let message = decode_error("invoice.paid", invoice(json!({ "status_transitions": { "paid_at": bad } })));
+        assert!(message.contains("status_transitions.paid_at"), "{bad}: {message}");
+        let message = decode_error("invoice.paid", invoice(json!({ "created": bad, "status_transitions": { "paid_at": null } })));
+        assert!(message.contains("data.object.created"), "{bad}: {message}");
+        let message = decode_error("customer.subscription.created", subscription(json!({ "created": bad })));
+        assert!(message.contains("data.object.created"), "{bad}: {message}");
+        let message = decode_error("checkout.session.completed", session(json!({ "created": bad })));
+        assert!(message.contains("data.object.created"), "{bad}: {message}");
+        let event = json!({ "id": "evt_1", "type": "customer.created", "created": bad, "livemode": false }).to_string();
+        assert!(DECODER.envelope(event.as_bytes()).unwrap_err().0.contains("`created`"), "{bad}");
+    }
+    let first = invoice_fact(decode_event("invoice.paid", invoice(json!({ "status_transitions": { "paid_at": 946_684_800 } }))));
+    assert_eq!(first.paid_at, 946_684_800);
 }
 
 #[test]

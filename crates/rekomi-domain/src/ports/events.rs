@@ -196,3 +196,24 @@ pub trait EventDecoder: Send + Sync + 'static {
     /// [`DecodeError`] when a handled event type lacks a field Rekomi needs.
     fn decode(&self, payload: &[u8]) -> Result<StripeFact, DecodeError>;
 }
+
+impl RefundFact {
+    /// The payment refunded, as the ledger keys its sale: the invoice when known, else the
+    /// payment intent, else the charge.
+    pub fn payment(&self) -> &str {
+        self.invoice_id.as_deref().or(self.payment_intent_id.as_deref()).unwrap_or(&self.charge_id)
+    }
+}
+
+impl StripeFact {
+    /// The payments a sale fact is the sale of (a refund waiting for any of them can now be
+    /// applied); empty for facts that are no sale.
+    pub fn sale_payments(&self) -> Vec<String> {
+        let ids = match self {
+            Self::InvoicePaid(i) => vec![Some(&i.invoice_id), i.payment_intent_id.as_ref(), i.charge_id.as_ref()],
+            Self::CheckoutCompleted(c) => vec![c.invoice_id.as_ref(), c.payment_intent_id.as_ref()],
+            _ => Vec::new(),
+        };
+        ids.into_iter().flatten().cloned().collect()
+    }
+}

@@ -475,6 +475,12 @@ pub trait ConversionRepo {
     /// # Errors
     /// `Unavailable` or `Unexpected`.
     fn orgs_of_stripe_customer(&mut self, customer_id: &str) -> Result<Vec<OrgId>, StoreError>;
+    /// The organizations (at most two) whose ledger records a sale of `payment` (an invoice or
+    /// payment intent id): how a refund that names no code finds its organization.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn orgs_of_payment(&mut self, payment: &str) -> Result<Vec<OrgId>, StoreError>;
     /// Conversions matching the filter, newest first, at most `page.fetch_limit()` rows.
     ///
     /// # Errors
@@ -511,8 +517,38 @@ pub trait InboxRepo {
     /// # Errors
     /// `Unavailable` or `Unexpected`.
     fn claim_inbox_events(&mut self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: i64) -> Result<Vec<InboxEvent>, StoreError>;
+    /// Extends the lease of events still held (`Pending` and locked) to `lease_until`; events
+    /// already finished are left alone. Returns how many were renewed.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn renew_inbox_leases(&mut self, ids: &[String], lease_until: OffsetDateTime) -> Result<usize, StoreError>;
+    /// Lets go of events still held (`Pending` and locked) so any worker may take them at once.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn release_inbox_events(&mut self, ids: &[String]) -> Result<usize, StoreError>;
+    /// Makes `Waiting` events of the Stripe `account` (`None`: the platform account) that wait
+    /// for one of `payments` due at `now`, and gives those without an organization `org`: the
+    /// payment's sale was just recorded there. Returns how many woke.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn wake_waiting_inbox_events(
+        &mut self,
+        account: Option<&str>,
+        payments: &[String],
+        org: OrgId,
+        now: OffsetDateTime,
+    ) -> Result<usize, StoreError>;
+    /// Makes up to `limit` `Waiting` events whose recheck time has come (`next_attempt_at <=
+    /// now`) `Pending`. Returns how many.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn wake_due_inbox_events(&mut self, now: OffsetDateTime, limit: i64) -> Result<usize, StoreError>;
     /// Replaces an event's processing state (status, org, attempts, next attempt, lock, error,
-    /// processed time).
+    /// processed time, what it waits for, replays).
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.

@@ -1,6 +1,7 @@
 //! Conversion queries (list, detail with ledger, attribution trace, CSV export), the
 //! sub-affiliate configuration, and the brand-side view of the Stripe event inbox.
 
+use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::actor::Role;
@@ -226,13 +227,10 @@ impl Services {
         self.tx(move |tx| {
             let mut event =
                 tx.inbox_event(&id)?.filter(|e| e.org_id == Some(org)).ok_or(DomainError::NotFound("stripe_event_not_found"))?;
-            event.status = InboxStatus::Pending;
-            event.attempts = 0;
-            event.next_attempt_at = now;
-            event.locked_until = None;
-            event.processed_at = None;
+            event.replay(now, true)?;
             tx.update_inbox_event(&event)?;
-            audit.record(tx, "stripe_event.replayed", "stripe_event", event.id.clone(), None, None)?;
+            audit.record(tx, "stripe_event.replayed", "stripe_event", event.id.clone(), None, Some(json!({"replays": event.replays})))?;
+            tracing::info!(event.id = %event.id, org.id = %org, replays = event.replays, "stripe event replayed by an owner");
             Ok(event)
         })
         .await
@@ -255,18 +253,9 @@ impl Services {
         let now = self.now();
         self.tx(move |tx| {
             let mut event = tx.inbox_event(&id)?.ok_or(DomainError::NotFound("stripe_event_not_found"))?;
-            if event.status == InboxStatus::Pending && event.locked_until.is_some_and(|t| t > now) {
-                return Err(DomainError::conflict(
-                    "stripe_event_in_progress",
-                    "a worker is processing this event; replay it once it is done",
-                ));
-            }
-            event.status = InboxStatus::Pending;
-            event.attempts = 0;
-            event.next_attempt_at = now;
-            event.locked_until = None;
-            event.processed_at = None;
+            event.replay(now, false)?;
             tx.update_inbox_event(&event)?;
+            tracing::warn!(event.id = %event.id, "stripe event replayed by an operator");
             Ok(event)
         })
         .await

@@ -27,7 +27,7 @@ pub use conversions::{RecruitSummary, EXPORT_MAX_ROWS};
 pub use coupons::{CodeView, PromoCodeQuery, PromoCodeResult, ReconcileReport};
 pub use orgs::{BillingState, NewOrganization};
 pub use outbound::{DeliveryReport, WebhookEndpointPatch, JITTER_PERCENT, MAX_WEBHOOK_URL_LEN, SEND_BUDGET_SECS, WEBHOOK_EVENT_TYPES};
-pub use stripe_events::{IngestOutcome, ProcessReport, INBOX_MAX_ATTEMPTS};
+pub use stripe_events::{InboxLease, IngestOutcome, ProcessReport, StripeBatch, INBOX_LEASE, INBOX_LEASE_RENEWAL, INBOX_MAX_ATTEMPTS};
 
 /// The ports every use case needs.
 #[derive(Clone)]

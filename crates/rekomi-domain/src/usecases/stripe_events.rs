@@ -9,7 +9,7 @@
 //! checkout and lead source is claimed once per organization, and refunds are applied as the
 //! difference from what the ledger already holds.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
@@ -33,11 +33,20 @@ use crate::signature;
 use super::outbox::{affiliate_coupon_data, conversion_data};
 use super::{Audit, Services};
 
-/// How long a worker holds a claimed event; renewed when it starts on each event, so a slow
-/// batch never lets another worker take an event it is still processing.
-const INBOX_LEASE: Duration = Duration::minutes(10);
+/// How long a claim holds an event. Short, so the events of a worker that dies (or loses its
+/// database) are taken by another within seconds; a worker renews the lease of the events it
+/// still holds every [`INBOX_LEASE_RENEWAL`] while it works through its batch.
+pub const INBOX_LEASE: Duration = Duration::seconds(15);
+/// How often a worker renews the lease of the events it still holds.
+pub const INBOX_LEASE_RENEWAL: Duration = Duration::seconds(5);
 /// Attempts before an event is marked failed.
 pub const INBOX_MAX_ATTEMPTS: u32 = 12;
+/// How often a `Waiting` refund is looked at again without being woken by its sale (a sale
+/// recorded while the wake-up could not run, or an organization linked since).
+const WAIT_RECHECK: Duration = Duration::hours(6);
+/// Failed event finishes in a row after which a worker stops its batch (the store is most
+/// likely down) and lets the rest of the batch go.
+const BATCH_ERROR_LIMIT: usize = 3;
 
 /// What ingestion did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +70,54 @@ pub struct ProcessReport {
     pub retried: usize,
     /// Failed for good.
     pub failed: usize,
+    /// Waiting for their sale.
+    pub waiting: usize,
+    /// Whose outcome could not be recorded (their short lease runs out, then they are retried).
+    pub errors: usize,
+    /// Let go unprocessed after repeated errors, for any worker to take at once.
+    pub released: usize,
+}
+
+/// The events one claim took, and the lease on those not finished yet. The worker hands
+/// [`StripeBatch::lease`] to something that calls [`Services::renew_stripe_lease`] every
+/// [`INBOX_LEASE_RENEWAL`] while [`Services::process_stripe_batch`] runs.
+pub struct StripeBatch {
+    events: Vec<InboxEvent>,
+    lease: InboxLease,
+}
+
+impl StripeBatch {
+    /// How many events were claimed.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether the claim took nothing.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// The lease on the events still being processed.
+    pub fn lease(&self) -> InboxLease {
+        self.lease.clone()
+    }
+}
+
+/// The ids of the claimed events a worker still holds; shared between the processing loop
+/// (which drops each id once its event is finished) and the lease renewal.
+#[derive(Clone, Default)]
+pub struct InboxLease(Arc<Mutex<Vec<String>>>);
+
+impl InboxLease {
+    fn held(&self) -> Vec<String> {
+        self.0.lock().map(|held| held.clone()).unwrap_or_default()
+    }
+
+    fn finished(&self, id: &str) {
+        if let Ok(mut held) = self.0.lock() {
+            held.retain(|held| held != id);
+        }
+    }
 }
 
 fn invalid_signature(message: &str) -> DomainError {
@@ -72,6 +129,11 @@ enum Finish {
     Skipped(String),
     Retry(String),
     Failed(String),
+    /// A refund waiting for the sale of a payment.
+    Wait {
+        payment: String,
+        why: String,
+    },
 }
 
 impl Services {
@@ -113,6 +175,8 @@ impl Services {
             last_error: None,
             received_at: now,
             processed_at: None,
+            waiting_for: None,
+            replays: 0,
         };
         // A test-mode event reaching a live installation (or the reverse) must never create
         // commissions: it is kept, answered 200 so Stripe stops resending, and skipped.
@@ -136,33 +200,96 @@ impl Services {
         Ok(IngestOutcome { event_id, duplicate: !inserted })
     }
 
-    /// Processes up to `limit` due inbox events.
+    /// Claims up to `limit` due inbox events for this worker, under a [`INBOX_LEASE`] lease.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn claim_stripe_events(&self, limit: i64) -> Result<StripeBatch, DomainError> {
+        let now = self.now();
+        let events = self.tx(move |tx| Ok(tx.claim_inbox_events(now, now + INBOX_LEASE, limit)?)).await?;
+        let lease = InboxLease(Arc::new(Mutex::new(events.iter().map(|e| e.id.clone()).collect())));
+        Ok(StripeBatch { events, lease })
+    }
+
+    /// Extends the lease on the events of a batch that are still being processed.
+    ///
+    /// # Errors
+    /// Storage failures (the lease then runs out and another worker may take the events).
+    pub async fn renew_stripe_lease(&self, lease: &InboxLease) -> Result<usize, DomainError> {
+        let held = lease.held();
+        if held.is_empty() {
+            return Ok(0);
+        }
+        let until = self.now() + INBOX_LEASE;
+        self.tx(move |tx| Ok(tx.renew_inbox_leases(&held, until)?)).await
+    }
+
+    /// Processes a claimed batch. One event's failure never stops the others: an event whose
+    /// outcome cannot be recorded keeps its short lease (and is retried once it runs out), and
+    /// after [`BATCH_ERROR_LIMIT`] such failures in a row the rest of the batch is let go for
+    /// any worker to take.
+    pub async fn process_stripe_batch(&self, batch: StripeBatch) -> ProcessReport {
+        let StripeBatch { events, lease } = batch;
+        let mut report = ProcessReport { claimed: events.len(), ..ProcessReport::default() };
+        let mut failures_in_a_row = 0;
+        let mut unprocessed = Vec::new();
+        for event in events {
+            if failures_in_a_row >= BATCH_ERROR_LIMIT {
+                unprocessed.push(event.id);
+                continue;
+            }
+            let id = event.id.clone();
+            match self.process_one(event).await {
+                Ok(status) => {
+                    failures_in_a_row = 0;
+                    match status {
+                        InboxStatus::Done => report.done += 1,
+                        InboxStatus::Skipped => report.skipped += 1,
+                        InboxStatus::Failed => report.failed += 1,
+                        InboxStatus::Pending => report.retried += 1,
+                        InboxStatus::Waiting => report.waiting += 1,
+                    }
+                }
+                Err(e) => {
+                    failures_in_a_row += 1;
+                    report.errors += 1;
+                    tracing::warn!(event.id = %id, error.cause = %e, "recording a stripe event's outcome failed; it is retried once its lease runs out");
+                }
+            }
+            lease.finished(&id);
+        }
+        if !unprocessed.is_empty() {
+            report.released = unprocessed.len();
+            for id in &unprocessed {
+                lease.finished(id);
+            }
+            if let Err(e) = self.tx(move |tx| Ok(tx.release_inbox_events(&unprocessed)?)).await {
+                tracing::warn!(error.cause = %e, "letting go of unprocessed stripe events failed; their leases run out instead");
+            }
+        }
+        report
+    }
+
+    /// Claims and processes up to `limit` due inbox events, without renewing the lease (for
+    /// callers whose batches are quick: tests and admin commands).
     ///
     /// # Errors
     /// Storage failures while claiming; each event's own failure is recorded on it.
     pub async fn process_stripe_inbox(&self, limit: i64) -> Result<ProcessReport, DomainError> {
-        let now = self.now();
-        let events = self.tx(move |tx| Ok(tx.claim_inbox_events(now, now + INBOX_LEASE, limit)?)).await?;
-        let mut report = ProcessReport { claimed: events.len(), ..ProcessReport::default() };
-        for event in events {
-            match self.process_one(event, now).await? {
-                InboxStatus::Done => report.done += 1,
-                InboxStatus::Skipped => report.skipped += 1,
-                InboxStatus::Failed => report.failed += 1,
-                InboxStatus::Pending => report.retried += 1,
-            }
-        }
-        Ok(report)
+        let batch = self.claim_stripe_events(limit).await?;
+        Ok(self.process_stripe_batch(batch).await)
     }
 
-    async fn process_one(&self, mut event: InboxEvent, claimed_at: OffsetDateTime) -> Result<InboxStatus, DomainError> {
-        // A batch normally finishes in well under its lease; only one slowed down (Stripe
-        // lookups retrying) renews it, so no other worker takes an event still in hand.
-        if self.now() - claimed_at > INBOX_LEASE / 2 {
-            event.locked_until = Some(self.now() + INBOX_LEASE);
-            let renewed = event.clone();
-            self.tx(move |tx| Ok(tx.update_inbox_event(&renewed)?)).await?;
-        }
+    /// Makes `Waiting` refunds whose recheck time has come due again.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn wake_due_stripe_events(&self, limit: i64) -> Result<usize, DomainError> {
+        let now = self.now();
+        self.tx(move |tx| Ok(tx.wake_due_inbox_events(now, limit)?)).await
+    }
+
+    async fn process_one(&self, mut event: InboxEvent) -> Result<InboxStatus, DomainError> {
         let fact = match self.events.decode(event.payload.as_bytes()) {
             Ok(StripeFact::Ignored) => {
                 let why = format!("{} is not an event Rekomi handles", event.event_type);
@@ -185,6 +312,13 @@ impl Services {
         let org = match self.resolve_org(&event, &fact).await {
             Ok(Some(org)) => org,
             Ok(None) => {
+                // A refund can arrive before its sale: it waits for it (the sale names the
+                // organization), and is woken when it is recorded.
+                if let (None, StripeFact::ChargeRefunded(refund)) = (&event.account, &fact) {
+                    let payment = refund.payment().to_owned();
+                    let why = format!("waiting for the sale of payment {payment}: no organization could be identified for this refund yet");
+                    return self.finish(event, Finish::Wait { payment, why }).await;
+                }
                 let why = match &event.account {
                     Some(account) => format!("the connected account {account} is not linked to an organization"),
                     None => "no organization could be identified for this platform-account event".to_owned(),
@@ -210,7 +344,13 @@ impl Services {
                     done.last_error = note.clone();
                     done.locked_until = None;
                     done.processed_at = Some(ctx.now);
+                    done.waiting_for = None;
                     tx.update_inbox_event(&done)?;
+                    // Refunds that arrived before this sale can be applied now.
+                    let payments = fact.sale_payments();
+                    if !payments.is_empty() {
+                        tx.wake_waiting_inbox_events(done.account.as_deref(), &payments, ctx.org.id, ctx.now)?;
+                    }
                 }
                 Ok(outcome)
             })
@@ -218,7 +358,7 @@ impl Services {
         match applied {
             Ok(Applied::Done(_)) => Ok(InboxStatus::Done),
             Ok(Applied::Skipped(why)) => self.finish(event, Finish::Skipped(why)).await,
-            Ok(Applied::RetryLater(why)) => self.finish(event, Finish::Retry(why)).await,
+            Ok(Applied::Wait { payment, why }) => self.finish(event, Finish::Wait { payment, why }).await,
             Err(DomainError::Store(e)) => self.finish(event, Finish::Retry(e.to_string())).await,
             Err(e) => self.finish(event, Finish::Failed(e.to_string())).await,
         }
@@ -226,7 +366,16 @@ impl Services {
 
     async fn finish(&self, mut event: InboxEvent, how: Finish) -> Result<InboxStatus, DomainError> {
         let now = self.now();
+        event.waiting_for = None;
         let (status, note) = match how {
+            Finish::Wait { payment, why } => {
+                // Waiting is no failed attempt: the retry budget stays whole for when it runs.
+                event.attempts = 0;
+                event.waiting_for = Some(payment);
+                event.next_attempt_at = now + WAIT_RECHECK;
+                tracing::info!(event.id = %event.id, reason = %why, "stripe event waits for its sale");
+                (InboxStatus::Waiting, Some(why))
+            }
             Finish::Skipped(why) => (InboxStatus::Skipped, Some(why)),
             Finish::Failed(why) => (InboxStatus::Failed, Some(why)),
             Finish::Retry(why) if event.attempts >= INBOX_MAX_ATTEMPTS => {
@@ -246,7 +395,7 @@ impl Services {
         event.status = status;
         event.last_error = note;
         event.locked_until = None;
-        if status != InboxStatus::Pending {
+        if !matches!(status, InboxStatus::Pending | InboxStatus::Waiting) {
             event.processed_at = Some(now);
         }
         self.tx(move |tx| Ok(tx.update_inbox_event(&event)?)).await?;
@@ -254,12 +403,17 @@ impl Services {
     }
 
     /// The organization an event belongs to: the one linked to its connected account; for
-    /// platform-account events, the owner of a redeemed Rekomi code or deleted coupon, or the
+    /// platform-account events, the owner of a redeemed Rekomi code or deleted coupon, the one
+    /// that recorded a refunded payment's sale, the one that credited the customer, or the
     /// only organization of a single-brand installation.
     async fn resolve_org(&self, event: &InboxEvent, fact: &StripeFact) -> Result<Option<Organization>, DomainError> {
         let (org_id, account) = (event.org_id, event.account.clone());
         let promo_ids: Vec<String> = promotion_codes_of(fact).iter().map(|p| p.id.clone()).collect();
         let customer = customer_of(fact);
+        let refunded_payment = match fact {
+            StripeFact::ChargeRefunded(refund) => Some(refund.payment().to_owned()),
+            _ => None,
+        };
         let deleted_coupon = match fact {
             StripeFact::CouponDeleted { id } => Some(id.clone()),
             StripeFact::PromotionCodeUpdated { id, .. } => Some(format!("promo:{id}")),
@@ -300,6 +454,16 @@ impl Services {
                     }
                 }
                 None => {}
+            }
+            // A refund belongs to the organization that recorded the sale of its payment.
+            if let Some(payment) = &refunded_payment {
+                let mut orgs = Vec::new();
+                for org in tx.orgs_of_payment(payment)? {
+                    orgs.extend(unlinked(tx, org)?);
+                }
+                if orgs.len() == 1 {
+                    return Ok(orgs.pop());
+                }
             }
             // A customer credited in exactly one organization belongs to it (a refund or a
             // renewal names no code); a customer of several is ambiguous and resolves nothing.
@@ -462,7 +626,11 @@ impl ApplyCtx {
 enum Applied {
     Done(Option<String>),
     Skipped(String),
-    RetryLater(String),
+    /// A refund whose sale is not recorded yet.
+    Wait {
+        payment: String,
+        why: String,
+    },
 }
 
 fn done(note: &str) -> Result<Applied, DomainError> {
@@ -853,8 +1021,8 @@ fn record_override(
             o
         }
     };
-    over.commission_minor += amount_of_override;
-    over.paid_invoices += 1;
+    over.add_commission(amount_of_override)?;
+    over.paid_invoices = over.paid_invoices.saturating_add(1);
     if over.status == ConversionStatus::Refunded && amount_of_override > 0 {
         over.status = ConversionStatus::Pending;
         over.refunded_at = None;
@@ -889,7 +1057,7 @@ fn record_renewal(
     // A $0 invoice (a free month, a downgrade, a credit) earns nothing, not even a fixed fee,
     // and does not use up the recurring window.
     if input.amount > 0 {
-        conversion.paid_invoices += 1;
+        conversion.paid_invoices = conversion.paid_invoices.saturating_add(1);
     }
     let index = conversion.paid_invoices;
     let affiliate = tx.affiliate(org, conversion.affiliate_id)?;
@@ -905,7 +1073,7 @@ fn record_renewal(
         }
         _ => 0,
     };
-    conversion.commission_minor += commission;
+    conversion.add_commission(commission)?;
     if conversion.status == ConversionStatus::Refunded && commission > 0 {
         // A subscription that pays again after a full refund earns again.
         conversion.status = ConversionStatus::Pending;
@@ -1008,13 +1176,15 @@ fn record_subscription(tx: &mut dyn Tx, ctx: &ApplyCtx, sub: &SubscriptionFact) 
 
 fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx, refund: &RefundFact) -> Result<Applied, DomainError> {
     let org = ctx.org.id;
-    let key = refund.invoice_id.clone().or_else(|| refund.payment_intent_id.clone()).unwrap_or_else(|| refund.charge_id.clone());
+    let key = refund.payment().to_owned();
     let Some(mut conversion) = tx.conversion_of_invoice(org, &key)? else {
         if tx.source_seen(org, &seen_key(&key))? {
             return done("the refunded payment credited no affiliate");
         }
-        // The sale may not have been processed yet (events arrive out of order): try again.
-        return Ok(Applied::RetryLater(format!("no conversion records the payment {key} yet")));
+        // The sale may not have been processed yet (events arrive out of order): it wakes
+        // this refund when it is.
+        let why = format!("waiting for the sale of payment {key}: no conversion records it yet");
+        return Ok(Applied::Wait { payment: key, why });
     };
     if !refund.currency.eq_ignore_ascii_case(conversion.currency.code()) {
         return Ok(Applied::Skipped(format!("refund in {} of a {} sale", refund.currency, conversion.currency.code())));
@@ -1035,7 +1205,7 @@ fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx, refund: &RefundFact) -> Result
     }
     let delta = commission::clawback_delta(sale.commission_minor, sale.amount_minor, total, clawed);
     insert_ledger(tx, ctx, &conversion, LedgerKind::Refund, -newly_refunded, delta, &key, Some(total), ts(refund.refunded_at))?;
-    conversion.commission_minor += delta;
+    conversion.add_commission(delta)?;
     let fully_refunded_now = total >= sale.amount_minor && seen < sale.amount_minor;
     if fully_refunded_now && sale.kind == LedgerKind::Initial {
         if let Some(code) = conversion.affiliate_coupon_id {
@@ -1076,7 +1246,7 @@ fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx, refund: &RefundFact) -> Result
             continue;
         }
         insert_ledger(tx, ctx, &over, LedgerKind::Refund, -newly_refunded, over_delta, &key, Some(total), ts(refund.refunded_at))?;
-        over.commission_minor += over_delta;
+        over.add_commission(over_delta)?;
         if conversion.status == ConversionStatus::Refunded && over.status != ConversionStatus::Refunded {
             over.status = ConversionStatus::Refunded;
             over.refunded_at = Some(ctx.now);
@@ -1103,7 +1273,7 @@ fn refunds_seen(ledger: &[LedgerEvent], key: &str) -> (i64, i64) {
     ledger
         .iter()
         .filter(|e| e.kind == LedgerKind::Refund && e.stripe_invoice_id.as_deref() == Some(key))
-        .fold((0, 0), |(seen, clawed), e| (seen.max(e.refunded_total.unwrap_or(0)), clawed + e.commission_minor))
+        .fold((0, 0), |(seen, clawed), e| (seen.max(e.refunded_total.unwrap_or(0)), clawed.saturating_add(e.commission_minor)))
 }
 
 /// Whether everything the conversion earned was clawed back: every paid invoice that earned

@@ -377,13 +377,18 @@ pub struct StripeEventResponse {
     #[serde(rename = "type")]
     pub event_type: String,
     pub account: Option<String>,
-    /// `Pending` | `Done` | `Failed` | `Skipped`
+    /// `Pending` | `Done` | `Failed` | `Skipped` | `Waiting`
     pub status: &'static str,
     pub attempts: u32,
     pub last_error: Option<String>,
     pub received_at: String,
     pub processed_at: Option<String>,
+    /// When a `Pending` event is next tried, or a `Waiting` one looked at again.
     pub next_attempt_at: Option<String>,
+    /// While `Waiting`: the payment (invoice, payment intent or charge id) whose sale it waits for.
+    pub waiting_for: Option<String>,
+    /// How many of its 5 Owner replays were used.
+    pub replays: u32,
 }
 
 fn event_response(e: &InboxEvent) -> StripeEventResponse {
@@ -396,7 +401,9 @@ fn event_response(e: &InboxEvent) -> StripeEventResponse {
         last_error: e.last_error.clone(),
         received_at: ts(e.received_at),
         processed_at: ts_opt(e.processed_at),
-        next_attempt_at: (e.status == InboxStatus::Pending).then(|| ts(e.next_attempt_at)),
+        next_attempt_at: matches!(e.status, InboxStatus::Pending | InboxStatus::Waiting).then(|| ts(e.next_attempt_at)),
+        waiting_for: e.waiting_for.clone(),
+        replays: e.replays,
     }
 }
 
@@ -404,7 +411,7 @@ fn event_response(e: &InboxEvent) -> StripeEventResponse {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StripeEventQuery {
-    /// `Pending` | `Done` | `Failed` | `Skipped`
+    /// `Pending` | `Done` | `Failed` | `Skipped` | `Waiting`
     pub status: Option<String>,
     /// Only events received before this instant (RFC 3339), for paging.
     pub before: Option<String>,
