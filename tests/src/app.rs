@@ -144,6 +144,8 @@ fn base_config(database_url: &str, stripe: &StripeDouble) -> Config {
         inbox_workers: 1,
         webhook_allow_private_targets: false,
         delivery_interval_ms: 0,
+        jwt_max_ttl_secs: 24 * 3600,
+        client_ip_header: None,
     }
 }
 

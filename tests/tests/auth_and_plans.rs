@@ -445,3 +445,144 @@ async fn the_organization_profile_and_billing_state_have_their_documented_shapes
     assert_eq!((trial["planTier"].clone(), trial["subscriptionStatus"].clone()), (json!("Trial"), json!("Trialing")));
     assert!(trial["trialEndsAt"].as_str().is_some_and(|t| t.ends_with('Z')), "{trial}");
 }
+
+// ---- affiliate tokens, token lifetimes, failed authentications ------------------------------
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A Growth brand with an Approved affiliate (sarah@creator.com) and a coupon that lets
+/// affiliates mint their own codes. Returns (org id, API key, coupon id).
+async fn self_mint_brand(app: &TestApp) -> (String, String, String) {
+    let (org_id, key) = app.org(PlanTier::Growth).await;
+    let program = app.post("/api/v1/programs", &key, &program_body()).await.expect(201).clone();
+    app.create_affiliate(&key, &id_of(&program), "sarah@creator.com", "Approved").await;
+    let coupon = app.create_campaign_coupon(&key, &id_of(&program), json!({"allowAffiliateSelfMint": true})).await;
+    (org_id, key, id_of(&coupon))
+}
+
+#[tokio::test]
+async fn a_dashboard_token_carrying_an_affiliates_email_cannot_act_as_that_affiliate() {
+    // The probe's repro: a dashboard token with an `email` claim minted a code as the affiliate
+    // with that email and linked the affiliate's row to the dashboard user.
+    let Some(app) = TestApp::spawn().await else { return };
+    let (org_id, _key, coupon) = self_mint_brand(&app).await;
+    let mint = "/api/me/coupons/mint";
+    let body = |code: &str| json!({"campaignCouponId": coupon, "code": code});
+    let hour = in_an_hour();
+    for (case, claims) in [
+        (
+            "a dashboard token with an email",
+            json!({"sub": "user-owner", "org_id": org_id, "role": "Owner", "email": "sarah@creator.com", "exp": hour}),
+        ),
+        ("no audience at all", json!({"sub": "user_sarah", "email": "sarah@creator.com", "exp": hour})),
+        ("another audience", json!({"aud": "dashboard", "sub": "user_sarah", "email": "sarah@creator.com", "exp": hour})),
+        (
+            "the affiliate audience on a dashboard token",
+            json!({"aud": "affiliate", "sub": "user-owner", "org_id": org_id, "role": "Owner", "email": "sarah@creator.com", "exp": hour}),
+        ),
+        (
+            "the affiliate audience with a role",
+            json!({"aud": "affiliate", "sub": "user_sarah", "role": "Owner", "email": "sarah@creator.com", "exp": hour}),
+        ),
+    ] {
+        app.post(mint, &app.jwt(&claims), &body("HIJACK")).await.expect_error(401, "invalid_token");
+        assert_eq!(app.count_rows("affiliate_coupons").await, 0, "{case}: no code was minted");
+        let linked = app.single_text("SELECT coalesce(max(user_id), 'none') AS digest FROM affiliates".to_owned()).await;
+        assert_eq!(linked, "none", "{case}: the affiliate's row is not linked to anyone");
+    }
+    // The affiliate herself still gets in, and her row is linked to her.
+    app.post(mint, &app.jwt_affiliate("user_sarah", "sarah@creator.com"), &body("SARAH-OWN")).await.expect(201);
+    let linked = app.single_text("SELECT coalesce(max(user_id), 'none') AS digest FROM affiliates".to_owned()).await;
+    assert_eq!(linked, "user_sarah");
+}
+
+#[tokio::test]
+async fn tokens_not_yet_valid_issued_in_the_future_or_living_too_long_are_refused() {
+    let Some(app) = TestApp::spawn().await else { return };
+    let (org_id, _key, coupon) = self_mint_brand(&app).await;
+    let (t, hour, day) = (now(), 3600, 86_400);
+    let dashboard = |extra: Value| {
+        let mut claims = json!({"sub": "user-owner", "org_id": org_id, "role": "Owner"});
+        claims.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        app.jwt(&claims)
+    };
+    let affiliate = |extra: Value| {
+        let mut claims = json!({"aud": "affiliate", "sub": "user_sarah", "email": "sarah@creator.com"});
+        claims.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        app.jwt(&claims)
+    };
+    let refused = [
+        ("not valid before five minutes from now", json!({"nbf": t + 300, "exp": t + hour})),
+        ("issued five minutes from now", json!({"iat": t + 300, "exp": t + hour})),
+        ("living 25 hours", json!({"iat": t, "exp": t + 25 * hour})),
+        ("expiring in 25 hours without iat", json!({"exp": t + 25 * hour})),
+        ("issued two days ago, expiring in an hour", json!({"iat": t - 2 * day, "exp": t + hour})),
+    ];
+    let accepted = [
+        ("living 23 hours", json!({"iat": t, "exp": t + 23 * hour})),
+        ("valid since ten seconds ago", json!({"nbf": t - 10, "iat": t - 10, "exp": t + hour})),
+        ("issued within the clock-skew leeway", json!({"iat": t + 10, "exp": t + hour})),
+    ];
+    for (case, extra) in &refused {
+        let answer = app.get("/api/v1/programs", &dashboard(extra.clone())).await;
+        assert_eq!((answer.status, answer.error_code()), (401, Some("invalid_token")), "dashboard, {case}: {}", answer.text);
+        let answer =
+            app.post("/api/me/coupons/mint", &affiliate(extra.clone()), &json!({"campaignCouponId": coupon, "code": "NOPE"})).await;
+        assert_eq!((answer.status, answer.error_code()), (401, Some("invalid_token")), "affiliate, {case}: {}", answer.text);
+    }
+    for (n, (case, extra)) in accepted.iter().enumerate() {
+        let answer = app.get("/api/v1/programs", &dashboard(extra.clone())).await;
+        assert_eq!(answer.status, 200, "dashboard, {case}: {}", answer.text);
+        let code = format!("SARAH-{n}");
+        let answer = app.post("/api/me/coupons/mint", &affiliate(extra.clone()), &json!({"campaignCouponId": coupon, "code": code})).await;
+        assert_eq!(answer.status, 201, "affiliate, {case}: {}", answer.text);
+    }
+
+    // REKOMI_JWT_MAX_TTL lowers the cap.
+    let Some(strict) = TestApp::spawn_with(|config| config.jwt_max_ttl_secs = hour).await else { return };
+    let (org_id, _) = strict.org(PlanTier::Growth).await;
+    let token = |exp: i64| strict.jwt(&json!({"sub": "u1", "org_id": org_id, "role": "Owner", "iat": t, "exp": exp}));
+    strict.get("/api/v1/programs", &token(t + 2 * hour)).await.expect_error(401, "invalid_token");
+    strict.get("/api/v1/programs", &token(t + hour)).await.expect(200);
+}
+
+#[tokio::test]
+async fn failed_authentications_are_limited_per_client_address_before_credentials_are_looked_up() {
+    let Some(app) = TestApp::spawn_with(|config| config.client_ip_header = Some("X-Forwarded-For".to_owned())).await else { return };
+    let (_, key) = app.org(PlanTier::Growth).await;
+    let from = |address: &str, token: &str| {
+        app.request(Method::GET, "/api/v1/programs").header("x-forwarded-for", address).header("authorization", format!("Bearer {token}"))
+    };
+    let unknown = "rk_live_0000000000000000000000000000000000000000";
+    for n in 0..30 {
+        // A client may put anything first: the proxy's own (last) value is the one counted.
+        let address = if n % 2 == 0 { "203.0.113.7".to_owned() } else { format!("10.0.0.{n}, 203.0.113.7") };
+        app.send(from(&address, unknown)).await.expect_error(401, "invalid_api_key");
+    }
+    let limited = app.send(from("203.0.113.7", unknown)).await;
+    limited.expect_error(429, "rate_limited");
+    let retry_after: u64 = limited.header("retry-after").and_then(|v| v.parse().ok()).expect("Retry-After");
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    assert!(limited.body["message"].as_str().unwrap().contains("failed authentications"), "{}", limited.text);
+    // Past the budget, the address is refused before its credentials are looked at…
+    app.send(from("203.0.113.7", &key)).await.expect_error(429, "rate_limited");
+    app.send(from("203.0.113.7", "not-a-token")).await.expect_error(429, "rate_limited");
+    // …while other addresses are not affected, and successes cost nothing.
+    app.send(from("203.0.113.8", unknown)).await.expect_error(401, "invalid_api_key");
+    for _ in 0..40 {
+        app.send(from("203.0.113.9", &key)).await.expect(200);
+    }
+    // The budget refills (30 a minute): the address gets in again.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let answer = app.send(from("203.0.113.7", &key)).await;
+        if answer.status == 200 {
+            break;
+        }
+        answer.expect_error(429, "rate_limited");
+        assert!(tokio::time::Instant::now() < deadline, "the address stayed locked out");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}

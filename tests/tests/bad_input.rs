@@ -685,3 +685,24 @@ async fn control_characters_nulls_and_nulls_for_required_patch_fields_are_refuse
     ];
     run(&app, &fx, cases).await;
 }
+
+#[tokio::test]
+async fn names_with_bidi_overrides_or_zero_width_characters_are_refused_like_control_characters() {
+    let Some(app) = TestApp::spawn().await else { return };
+    let fx = fixture(&app).await;
+    // "Spring sale" shown reversed after U+202E; "Sarah" and "Sar\u{200B}ah" look the same.
+    let override_ = "\u{202E}elas gnirpS".to_owned();
+    let zero_width = "Sar\u{200B}ah".to_owned();
+    let isolate = "Spring \u{2067}sale\u{2069}".to_owned();
+    let cases = vec![
+        fx.invalid("POST programs", json!({"name": override_}), "name"),
+        fx.invalid("PATCH programs", json!({"name": zero_width}), "name"),
+        fx.invalid("POST affiliates", json!({"fullName": zero_width}), "fullName"),
+        fx.invalid("POST affiliates", json!({"fullName": "Sarah\nSmith"}), "fullName"),
+        fx.invalid("PATCH affiliates", json!({"fullName": override_}), "fullName"),
+        fx.invalid("PATCH affiliates", json!({"tags": ["ok", "vip\u{FEFF}"]}), "tags"),
+        fx.invalid("POST campaign coupons", json!({"name": isolate}), "name"),
+        fx.invalid("PATCH campaign coupons", json!({"name": override_}), "name"),
+    ];
+    run(&app, &fx, cases).await;
+}

@@ -174,3 +174,28 @@ async fn a_views(app: &TestApp, a: &str, pa: &str, aa: &str, ap: &str, ca: &str,
     }
     out
 }
+
+#[tokio::test]
+async fn a_recruiter_of_another_organization_no_affiliate_or_an_unapproved_one_is_refused_and_nothing_is_created() {
+    // The probe found these silently ignored on the admin path: the affiliate was created
+    // without its recruiter, so the overrides the brand expected never happened.
+    let Some(app) = TestApp::spawn().await else { return };
+    let (_, a) = app.org(PlanTier::Growth).await;
+    let pa = id_of(&app.create_program(&a, "A program").await);
+    let sarah = id_of(&app.create_affiliate(&a, &pa, "sarah@creator.com", "Approved").await);
+    let pat = id_of(&app.create_affiliate(&a, &pa, "pat@creator.com", "Pending").await);
+    let (_, b) = app.org(PlanTier::Growth).await;
+    let pb = id_of(&app.create_program(&b, "B program").await);
+    let bob = id_of(&app.create_affiliate(&b, &pb, "bob@creator.com", "Approved").await);
+
+    let before = app.counts().await;
+    let recruits = |recruiter: &str| json!({"programId": pa, "email": "new@creator.com", "recruitedByAffiliateId": recruiter});
+    app.post("/api/v1/affiliates", &a, &recruits(&bob)).await.expect_error(404, "affiliate_not_found");
+    app.post("/api/v1/affiliates", &a, &recruits("019e8000-0000-7000-8000-000000000001")).await.expect_error(404, "affiliate_not_found");
+    app.post("/api/v1/affiliates", &a, &recruits(&pat)).await.expect_field_error(422, "recruiter_not_approved", "recruitedByAffiliateId");
+    assert_eq!(app.counts().await, before, "a refused recruit creates nothing");
+
+    let recruit = app.post("/api/v1/affiliates", &a, &recruits(&sarah)).await.expect(201).clone();
+    let listed = app.get(&format!("/api/v1/affiliates/{sarah}/sub-affiliates"), &a).await.expect(200).clone();
+    assert_eq!(listed.as_array().map(|l| l.iter().map(|r| r["id"].clone()).collect::<Vec<_>>()), Some(vec![recruit["id"].clone()]));
+}

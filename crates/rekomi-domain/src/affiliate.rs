@@ -139,10 +139,9 @@ pub fn validate_tags(raw: Vec<String>) -> Result<Vec<String>, FieldError> {
     }
     let mut out: Vec<String> = Vec::with_capacity(raw.len());
     for tag in raw {
-        let t = tag.trim().to_owned();
-        if t.is_empty() || t.chars().count() > 50 || crate::program::has_control(&t, false) {
-            return Err(FieldError::invalid("tags", "each tag must be 1-50 characters without control characters"));
-        }
+        let t = crate::program::validate_name("tags", &tag, 50).map_err(|_| {
+            FieldError::invalid("tags", "each tag must be 1-50 characters without control or invisible formatting characters")
+        })?;
         if !out.contains(&t) {
             out.push(t);
         }

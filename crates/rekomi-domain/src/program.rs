@@ -377,10 +377,21 @@ pub fn has_control(s: &str, allow_breaks: bool) -> bool {
     s.chars().any(|c| c.is_control() && !(allow_breaks && matches!(c, '\n' | '\r' | '\t')))
 }
 
-/// Validates a program name (1–200 characters after trimming).
+/// Whether `c` is a Unicode format character (general category Cf): invisible characters
+/// that change how the text around them shows (bidi overrides and isolates, zero-width
+/// spaces and joiners, the BOM, tag characters), so a name holding one can pass for another.
+pub fn is_format(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2 | 0x180E
+        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB
+        | 0x110BD | 0x110CD | 0x13430..=0x1343F | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F)
+}
+
+/// Validates a name (of a program, coupon, organization, person or tag): 1 to `max`
+/// characters after trimming, no control and no format characters.
 ///
 /// # Errors
-/// A `validation_failed` [`FieldError`] on `name`.
+/// A `validation_failed` [`FieldError`] on `field`.
 pub fn validate_name(field: &str, raw: &str, max: usize) -> Result<String, FieldError> {
     let trimmed = raw.trim();
     if trimmed.is_empty() || trimmed.chars().count() > max {
@@ -389,7 +400,21 @@ pub fn validate_name(field: &str, raw: &str, max: usize) -> Result<String, Field
     if has_control(trimmed, false) {
         return Err(FieldError::invalid(field, "must not contain control characters"));
     }
+    if trimmed.chars().any(is_format) {
+        return Err(FieldError::invalid(field, "must not contain invisible formatting characters (bidi overrides, zero-width characters)"));
+    }
     Ok(trimmed.to_owned())
+}
+
+/// [`validate_name`] for an optional name: absent or blank is `None`.
+///
+/// # Errors
+/// As [`validate_name`].
+pub fn validate_optional_name(field: &str, raw: Option<String>, max: usize) -> Result<Option<String>, FieldError> {
+    match raw {
+        Some(s) if !s.trim().is_empty() => validate_name(field, &s, max).map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// Validates an optional free-text field (at most `max` characters; blank becomes `None`).
@@ -672,6 +697,15 @@ mod tests {
     #[test]
     fn control_characters_are_refused_but_line_breaks_are_allowed_in_free_text() {
         assert!(validate_name("name", "a\u{0}b", 200).is_err());
+        for invisible in ["\u{202E}evil", "pay\u{200B}pal", "a\u{2066}b\u{2069}", "\u{FEFF}bom", "soft\u{AD}hyphen", "tag\u{E0041}"] {
+            let refused = validate_name("name", invisible, 200).unwrap_err();
+            assert!(refused.message.contains("invisible"), "{invisible:?}: {refused:?}");
+        }
+        for visible in ["Zoë Ångström", "李小龍", "Café 20 % off", "👩\u{1F3FD} Creator", "עברית", "مرحبا"] {
+            assert_eq!(validate_name("name", visible, 200).as_deref(), Ok(visible), "{visible:?}");
+        }
+        assert_eq!(validate_optional_name("fullName", Some("  ".into()), 200), Ok(None));
+        assert!(validate_optional_name("fullName", Some("Sarah\nSmith".into()), 200).is_err(), "a name has no line breaks");
         assert!(validate_text("notes", Some("a\u{7}b".into()), 200).is_err());
         assert_eq!(validate_text("notes", Some("line one\nline two".into()), 200), Ok(Some("line one\nline two".to_owned())));
         assert!(validate_url("termsUrl", Some("https://x.com/\u{0}".into())).is_err());

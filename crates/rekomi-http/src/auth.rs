@@ -3,7 +3,14 @@
 //! - [`Brand`]: `Authorization: Bearer rk_live_…` API keys (scope by method: GET/HEAD/OPTIONS
 //!   need `read`, everything else `read_write`) or dashboard JWTs (HS256, claims `sub`,
 //!   `org_id`, `role`). Both are rate limited per key/user.
-//! - [`AffiliateAuth`]: affiliate JWTs (same secret, `aud` = `affiliate`, `sub`, `email`).
+//! - [`AffiliateAuth`]: affiliate JWTs (same secret, `aud` = `affiliate` required, `sub`,
+//!   `email`; a token that carries a dashboard's `org_id` or `role` is refused).
+//!
+//! Every JWT must be unexpired, past its `nbf`, not issued in the future (beyond a 30 s
+//! leeway), and live at most [`AuthPolicy::max_token_ttl`] (from `iat` when it has one, else
+//! from now). Failed authentications are limited per client address
+//! ([`AUTH_FAILURES_PER_MINUTE`]): past the budget, requests from that address answer `429`
+//! before their credentials are looked up, so unknown keys cannot be tried at full speed.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,11 +28,43 @@ use rekomi_domain::usecases::BrandContext;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::ratelimit::Decision;
+use crate::ratelimit::{Decision, RateLimiter};
 use crate::AppState;
 
 /// The audience claim of affiliate-side tokens.
 pub const AFFILIATE_AUDIENCE: &str = "affiliate";
+
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+const LEEWAY_SECS: i64 = 30;
+
+/// Failed authentications (unknown keys, invalid tokens) one client address may make per
+/// minute before its requests are refused with `429` for a while.
+pub const AUTH_FAILURES_PER_MINUTE: u32 = 30;
+
+/// The longest JWT lifetime accepted unless configured (`REKOMI_JWT_MAX_TTL`): 24 hours.
+pub const DEFAULT_MAX_TOKEN_TTL_SECS: i64 = 24 * 3600;
+
+/// How credentials are judged beyond their signature.
+#[derive(Debug)]
+pub struct AuthPolicy {
+    /// The longest lifetime (`exp` − `iat`, or `exp` − now without `iat`) of a JWT, seconds.
+    pub max_token_ttl: i64,
+    /// A header set by a trusted reverse proxy that carries the client's address (e.g.
+    /// `X-Forwarded-For`, `CF-Connecting-IP`); its last value is used. `None`: the peer address.
+    pub client_ip_header: Option<String>,
+    /// Failed authentications per client address.
+    pub failures: RateLimiter,
+}
+
+impl Default for AuthPolicy {
+    fn default() -> Self {
+        Self {
+            max_token_ttl: DEFAULT_MAX_TOKEN_TTL_SECS,
+            client_ip_header: None,
+            failures: RateLimiter::per_minute(AUTH_FAILURES_PER_MINUTE),
+        }
+    }
+}
 
 /// The remaining quota, stored on the request so a middleware can add the header.
 #[derive(Clone, Copy, Debug)]
@@ -41,12 +80,24 @@ struct DashboardClaims {
     role: String,
     #[serde(default)]
     aud: Option<serde_json::Value>,
+    exp: i64,
+    #[serde(default)]
+    iat: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
 struct AffiliateClaims {
     sub: String,
     email: String,
+    exp: i64,
+    #[serde(default)]
+    iat: Option<i64>,
+    /// A dashboard claim: its presence makes the token no affiliate token.
+    #[serde(default)]
+    org_id: Option<serde_json::Value>,
+    /// Likewise.
+    #[serde(default)]
+    role: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -129,12 +180,69 @@ fn required_scope(method: &Method) -> ApiKeyScope {
 
 fn validation(audience: Option<&str>) -> Validation {
     let mut v = Validation::new(Algorithm::HS256);
-    v.leeway = 30;
+    v.leeway = LEEWAY_SECS.unsigned_abs();
+    v.validate_nbf = true;
     match audience {
-        Some(aud) => v.set_audience(&[aud]),
+        Some(aud) => {
+            v.set_audience(&[aud]);
+            // Without this a token with no `aud` at all would pass the audience check.
+            v.set_required_spec_claims(&["exp", "aud"]);
+        }
         None => v.validate_aud = false,
     }
     v
+}
+
+/// Refuses a token issued in the future or living longer than the policy allows.
+fn check_lifetime(policy: &AuthPolicy, iat: Option<i64>, exp: i64) -> Result<(), ApiError> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if iat.is_some_and(|iat| iat > now + LEEWAY_SECS) {
+        return Err(ApiError::unauthorized("invalid_token", "the bearer token is issued in the future"));
+    }
+    let lifetime = exp.saturating_sub(iat.unwrap_or(now));
+    if lifetime > policy.max_token_ttl {
+        return Err(ApiError::unauthorized("invalid_token", "the bearer token lives longer than this server accepts"));
+    }
+    Ok(())
+}
+
+/// The address failed authentications are counted against.
+fn client_address(policy: &AuthPolicy, req: &HttpRequest) -> String {
+    if let Some(name) = &policy.client_ip_header {
+        // A trusted proxy appends the address it saw: the last value is the one it vouches for.
+        let forwarded = req.headers().get(name.as_str()).and_then(|v| v.to_str().ok());
+        if let Some(ip) = forwarded.and_then(|v| v.rsplit(',').next()).map(str::trim).filter(|ip| !ip.is_empty()) {
+            return ip.to_owned();
+        }
+    }
+    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Runs `authenticate` unless the client's address has used up its failed-authentication
+/// budget, and charges the budget when it answers `401`.
+async fn limit_failures<T>(
+    state: &AppState,
+    req: &HttpRequest,
+    authenticate: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let address = format!("auth:{}", client_address(&state.auth, req));
+    if let Some(retry_after) = state.auth.failures.exhausted(&address, Instant::now()) {
+        return Err(too_many_failures(retry_after));
+    }
+    let result = authenticate.await;
+    if result.as_ref().is_err_and(|e| e.status() == StatusCode::UNAUTHORIZED) {
+        if let Decision::Limited { retry_after_secs } = state.auth.failures.check(&address, Instant::now()) {
+            return Err(too_many_failures(retry_after_secs));
+        }
+    }
+    result
+}
+
+fn too_many_failures(retry_after: u64) -> ApiError {
+    ApiError::rate_limited_because(
+        retry_after,
+        &format!("too many failed authentications from this address ({AUTH_FAILURES_PER_MINUTE} per minute); retry later"),
+    )
 }
 
 fn invalid_token() -> ApiError {
@@ -178,6 +286,7 @@ async fn authenticate_brand(state: web::Data<AppState>, req: HttpRequest) -> Res
     let data =
         decode::<DashboardClaims>(&token, &DecodingKey::from_secret(secret.as_bytes()), &validation(None)).map_err(|_| invalid_token())?;
     let claims = data.claims;
+    check_lifetime(&state.auth, claims.iat, claims.exp)?;
     let affiliate_audience = match &claims.aud {
         Some(serde_json::Value::String(a)) => a == AFFILIATE_AUDIENCE,
         Some(serde_json::Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(AFFILIATE_AUDIENCE)),
@@ -215,7 +324,7 @@ impl FromRequest for Brand {
         let req = req.clone();
         Box::pin(async move {
             let state = state_of(&req)?;
-            authenticate_brand(state, req).await
+            limit_failures(&state, &req, authenticate_brand(state.clone(), req.clone())).await
         })
     }
 }
@@ -231,20 +340,30 @@ impl FromRequest for AffiliateAuth {
         let req = req.clone();
         Box::pin(async move {
             let state = state_of(&req)?;
-            let token = bearer(&req)?;
-            if token.starts_with(API_KEY_PREFIX) {
-                return Err(ApiError::unauthorized("invalid_token", "this endpoint takes an affiliate token, not an API key"));
-            }
-            let secret: &Arc<str> = state.jwt_secret.as_ref().ok_or_else(invalid_token)?;
-            let data =
-                decode::<AffiliateClaims>(&token, &DecodingKey::from_secret(secret.as_bytes()), &validation(Some(AFFILIATE_AUDIENCE)))
-                    .map_err(|_| invalid_token())?;
-            let email = rekomi_domain::affiliate::Email::parse("email", &data.claims.email).map_err(|_| invalid_token())?;
-            if data.claims.sub.trim().is_empty() {
-                return Err(invalid_token());
-            }
-            rate_limit(&state, &req, &format!("affiliate:{}", data.claims.sub))?;
-            Ok(AffiliateAuth(AffiliateActor { user_id: data.claims.sub, email: email.as_str().to_owned() }))
+            limit_failures(&state, &req, authenticate_affiliate(&state, &req)).await
         })
     }
+}
+
+async fn authenticate_affiliate(state: &AppState, req: &HttpRequest) -> Result<AffiliateAuth, ApiError> {
+    let token = bearer(req)?;
+    if token.starts_with(API_KEY_PREFIX) {
+        return Err(ApiError::unauthorized("invalid_token", "this endpoint takes an affiliate token, not an API key"));
+    }
+    let secret: &Arc<str> = state.jwt_secret.as_ref().ok_or_else(invalid_token)?;
+    let data = decode::<AffiliateClaims>(&token, &DecodingKey::from_secret(secret.as_bytes()), &validation(Some(AFFILIATE_AUDIENCE)))
+        .map_err(|_| invalid_token())?;
+    let claims = data.claims;
+    // A dashboard token that also names an audience and an email must not act as the
+    // affiliate with that email.
+    if claims.org_id.is_some() || claims.role.is_some() {
+        return Err(ApiError::unauthorized("invalid_token", "dashboard tokens cannot call affiliate endpoints"));
+    }
+    check_lifetime(&state.auth, claims.iat, claims.exp)?;
+    let email = rekomi_domain::affiliate::Email::parse("email", &claims.email).map_err(|_| invalid_token())?;
+    if claims.sub.trim().is_empty() {
+        return Err(invalid_token());
+    }
+    rate_limit(state, req, &format!("affiliate:{}", claims.sub))?;
+    Ok(AffiliateAuth(AffiliateActor { user_id: claims.sub, email: email.as_str().to_owned() }))
 }

@@ -65,7 +65,12 @@ impl ApiError {
 
     /// A 429 with `Retry-After`.
     pub fn rate_limited(retry_after: u64) -> Self {
-        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "rate limit of 600 requests per minute exceeded");
+        Self::rate_limited_because(retry_after, "rate limit of 600 requests per minute exceeded")
+    }
+
+    /// A 429 with `Retry-After` and its own message.
+    pub fn rate_limited_because(retry_after: u64, message: &str) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
         e.0.retry_after = Some(retry_after.max(1));
         e
     }

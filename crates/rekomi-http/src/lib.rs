@@ -38,6 +38,8 @@ pub struct AppState {
     /// Whether Stripe events must be live (`Some(true)`), test (`Some(false)`), or either
     /// (`None`, local mode).
     pub stripe_livemode: Option<bool>,
+    /// Token lifetimes and the failed-authentication limit.
+    pub auth: auth::AuthPolicy,
 }
 
 impl AppState {
@@ -49,6 +51,7 @@ impl AppState {
             limiter: RateLimiter::per_minute(REQUESTS_PER_MINUTE),
             stripe_webhook_secrets,
             stripe_livemode: None,
+            auth: auth::AuthPolicy::default(),
         }
     }
 }

@@ -33,12 +33,25 @@ impl RateLimiter {
         Self { capacity: f64::from(per_minute), per_sec: f64::from(per_minute) / 60.0, buckets: Mutex::new(HashMap::new()) }
     }
 
-    /// Takes one request for `key` at `now`.
-    pub fn check(&self, key: &str, now: Instant) -> Decision {
-        let mut buckets = match self.buckets.lock() {
+    /// Whether `key` has no request left at `now` (and then how long until it has), without
+    /// taking one.
+    pub fn exhausted(&self, key: &str, now: Instant) -> Option<u64> {
+        let buckets = self.buckets();
+        let (tokens, at) = buckets.get(key)?;
+        let tokens = (tokens + now.saturating_duration_since(*at).as_secs_f64() * self.per_sec).min(self.capacity);
+        (tokens < 1.0).then(|| (((1.0 - tokens) / self.per_sec).ceil() as u64).max(1))
+    }
+
+    fn buckets(&self) -> std::sync::MutexGuard<'_, HashMap<String, (f64, Instant)>> {
+        match self.buckets.lock() {
             Ok(b) => b,
             Err(poisoned) => poisoned.into_inner(),
-        };
+        }
+    }
+
+    /// Takes one request for `key` at `now`.
+    pub fn check(&self, key: &str, now: Instant) -> Decision {
+        let mut buckets = self.buckets();
         // Drop idle buckets now and then so the map does not grow with every key ever seen.
         if buckets.len() > 10_000 {
             let idle = Duration::from_secs(120);
@@ -72,5 +85,18 @@ mod tests {
         assert_eq!(limiter.check("a", t0), Decision::Limited { retry_after_secs: 1 });
         assert!(matches!(limiter.check("b", t0), Decision::Allowed { remaining: 599 }));
         assert!(matches!(limiter.check("a", t0 + Duration::from_millis(200)), Decision::Allowed { .. }));
+    }
+
+    #[test]
+    fn exhausted_looks_without_taking() {
+        let limiter = RateLimiter::per_minute(60);
+        let t0 = Instant::now();
+        assert_eq!(limiter.exhausted("a", t0), None, "an unseen key has its whole quota");
+        for _ in 0..60 {
+            assert!(matches!(limiter.check("a", t0), Decision::Allowed { .. }));
+        }
+        assert_eq!(limiter.exhausted("a", t0), Some(1));
+        assert_eq!(limiter.exhausted("a", t0), Some(1), "looking takes nothing");
+        assert_eq!(limiter.exhausted("a", t0 + Duration::from_secs(1)), None, "one request refilled");
     }
 }

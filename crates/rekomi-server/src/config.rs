@@ -37,6 +37,12 @@ pub struct Config {
     pub webhook_allow_private_targets: bool,
     /// `REKOMI_DELIVERY_INTERVAL_MS` (default 1000; 0 disables the webhook delivery worker).
     pub delivery_interval_ms: u64,
+    /// `REKOMI_JWT_MAX_TTL` (default 24h): the longest JWT lifetime accepted, in seconds or
+    /// with a unit (`90m`, `24h`, `7d`).
+    pub jwt_max_ttl_secs: i64,
+    /// `REKOMI_CLIENT_IP_HEADER`: the header a trusted reverse proxy sets to the client's
+    /// address (its last value is used); unset = the peer address.
+    pub client_ip_header: Option<String>,
 }
 
 fn secret(v: &Option<String>) -> &'static str {
@@ -64,6 +70,8 @@ impl fmt::Debug for Config {
             .field("inbox_workers", &self.inbox_workers)
             .field("webhook_allow_private_targets", &self.webhook_allow_private_targets)
             .field("delivery_interval_ms", &self.delivery_interval_ms)
+            .field("jwt_max_ttl_secs", &self.jwt_max_ttl_secs)
+            .field("client_ip_header", &self.client_ip_header)
             .finish()
     }
 }
@@ -91,6 +99,36 @@ fn parse_var<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> 
         None => Ok(default),
         Some(v) => v.parse().map_err(|_| anyhow!("{name} has an invalid value {v:?}")),
     }
+}
+
+/// `REKOMI_JWT_MAX_TTL`, in seconds.
+///
+/// # Errors
+/// When it is not a positive duration.
+pub fn jwt_max_ttl() -> anyhow::Result<i64> {
+    match var("REKOMI_JWT_MAX_TTL") {
+        None => Ok(rekomi_http::auth::DEFAULT_MAX_TOKEN_TTL_SECS),
+        Some(v) => {
+            duration_secs(&v).ok_or_else(|| anyhow!("REKOMI_JWT_MAX_TTL must be a positive duration such as 3600, 90m or 24h, not {v:?}"))
+        }
+    }
+}
+
+/// `3600`, `3600s`, `90m`, `24h` or `7d` in seconds; `None` for anything else or zero.
+fn duration_secs(text: &str) -> Option<i64> {
+    let (digits, unit) = match text.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&text[..i], c),
+        _ => (text, 's'),
+    };
+    let per = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return None,
+    };
+    let n: i64 = digits.parse().ok().filter(|n| *n > 0)?;
+    n.checked_mul(per)
 }
 
 fn bool_var(name: &str) -> anyhow::Result<bool> {
@@ -125,6 +163,8 @@ impl Config {
             inbox_workers: parse_var("REKOMI_INBOX_WORKERS", 4)?,
             webhook_allow_private_targets: bool_var("REKOMI_WEBHOOK_ALLOW_PRIVATE_TARGETS")?,
             delivery_interval_ms: parse_var("REKOMI_DELIVERY_INTERVAL_MS", 1000)?,
+            jwt_max_ttl_secs: jwt_max_ttl()?,
+            client_ip_header: var("REKOMI_CLIENT_IP_HEADER"),
         })
     }
 }
@@ -132,6 +172,16 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_take_seconds_or_a_unit() {
+        for (text, secs) in [("3600", Some(3600)), ("45s", Some(45)), ("90m", Some(5400)), ("24h", Some(86_400)), ("7d", Some(604_800))] {
+            assert_eq!(duration_secs(text), secs, "{text}");
+        }
+        for text in ["", "0", "-5", "h", "1.5h", "10w", "99999999999999999999d"] {
+            assert_eq!(duration_secs(text), None, "{text}");
+        }
+    }
 
     #[test]
     fn database_passwords_are_redacted() {

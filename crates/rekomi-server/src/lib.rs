@@ -103,6 +103,8 @@ impl Application {
         let mut state = AppState::new(services.clone(), config.jwt_secret.clone(), config.stripe_webhook_secrets.clone());
         // The Stripe key's mode decides which events count: a live key ignores test events.
         state.stripe_livemode = config.stripe_secret_key.as_deref().map(|k| k.starts_with("sk_live_") || k.starts_with("rk_live_"));
+        state.auth.max_token_ttl = config.jwt_max_ttl_secs;
+        state.auth.client_ip_header = config.client_ip_header.clone();
         if config.stripe_webhook_secrets.is_empty() {
             tracing::warn!("REKOMI_STRIPE_WEBHOOK_SECRET is not set: POST /api/webhooks/stripe refuses every event");
         }

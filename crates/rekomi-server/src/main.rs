@@ -150,6 +150,13 @@ fn jwt_secret() -> anyhow::Result<String> {
         .context("REKOMI_JWT_SECRET is not set: tokens are signed with it")
 }
 
+/// Refuses a lifetime the server would refuse (`REKOMI_JWT_MAX_TTL`).
+fn checked_ttl(ttl_secs: i64) -> anyhow::Result<i64> {
+    let max = rekomi_server::config::jwt_max_ttl()?;
+    anyhow::ensure!(ttl_secs > 0 && ttl_secs <= max, "--ttl-secs must be from 1 to {max} (REKOMI_JWT_MAX_TTL)");
+    Ok(ttl_secs)
+}
+
 fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -208,12 +215,12 @@ async fn admin(command: Admin) -> anyhow::Result<()> {
         Admin::DashboardToken { org, sub, role, ttl_secs } => {
             let org: OrgId = org.parse().context("--org must be an organization id (UUID)")?;
             let role: Role = role.parse().map_err(|_| anyhow::anyhow!("--role must be Owner, Manager or Viewer"))?;
-            let token = rekomi_http::auth::issue_dashboard_token(&jwt_secret()?, org, &sub, role, now_unix(), ttl_secs)?;
+            let token = rekomi_http::auth::issue_dashboard_token(&jwt_secret()?, org, &sub, role, now_unix(), checked_ttl(ttl_secs)?)?;
             serde_json::json!({ "token": token })
         }
         Admin::AffiliateToken { sub, email, ttl_secs } => {
             let email = email.trim().to_lowercase();
-            let token = rekomi_http::auth::issue_affiliate_token(&jwt_secret()?, &sub, &email, now_unix(), ttl_secs)?;
+            let token = rekomi_http::auth::issue_affiliate_token(&jwt_secret()?, &sub, &email, now_unix(), checked_ttl(ttl_secs)?)?;
             serde_json::json!({ "token": token })
         }
     };

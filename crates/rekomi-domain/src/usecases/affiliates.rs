@@ -41,8 +41,9 @@ pub struct NewAffiliate {
     pub custom_commission: Option<Commission>,
     /// Custom alias, used as the default link's slug.
     pub custom_alias: Option<String>,
-    /// The affiliate who recruited this one (sub-affiliate overrides). Ignored unless it is an
-    /// Approved affiliate of the same organization.
+    /// The affiliate who recruited this one (sub-affiliate overrides): an Approved affiliate of
+    /// the same organization. (The public apply form, unlike this admin path, ignores a
+    /// mismatch silently, as the spec says.)
     pub recruited_by: Option<AffiliateId>,
 }
 
@@ -169,6 +170,20 @@ impl Services {
             if program.is_archived() {
                 return Err(DomainError::conflict("program_archived", "the program is archived"));
             }
+            if let Some(recruiter) = recruited_by {
+                // Another organization's id is as unknown as one that never existed.
+                let recruiter = tx.affiliate(org, recruiter)?.ok_or(DomainError::NotFound("affiliate_not_found"))?;
+                if recruiter.status != AffiliateStatus::Approved {
+                    return Err(DomainError::Unprocessable {
+                        code: "recruiter_not_approved",
+                        message: format!(
+                            "the recruiting affiliate is {}; only an Approved affiliate can recruit",
+                            recruiter.status.as_str()
+                        ),
+                        field: Some("recruitedByAffiliateId".to_owned()),
+                    });
+                }
+            }
             tx.insert_affiliate(&affiliate).map_err(|e| {
                 if e.is_conflict_on(constraints::AFFILIATE_EMAIL) {
                     DomainError::conflict("affiliate_already_exists", "an affiliate with this email already exists in the program")
@@ -209,10 +224,8 @@ impl Services {
             })?;
             audit.record(tx, "affiliate.created", "affiliate", affiliate.id.to_string(), None, Some(affiliate_snapshot(&affiliate)))?;
             if let Some(recruiter) = recruited_by {
-                let eligible = tx.affiliate(org, recruiter)?.is_some_and(|r| r.status == AffiliateStatus::Approved && r.id != affiliate.id);
-                if eligible {
-                    tx.set_recruiter(org, affiliate.id, recruiter)?;
-                }
+                // Checked above; a new affiliate cannot have recruited itself.
+                tx.set_recruiter(org, affiliate.id, recruiter)?;
             }
             audit.emit(tx, "affiliate.created", affiliate_data(&affiliate))?;
             if affiliate.status == AffiliateStatus::Approved {

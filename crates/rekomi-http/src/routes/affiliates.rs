@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use rekomi_domain::affiliate::{validate_tags, AffiliateStatus, Email};
 use rekomi_domain::ids::{AffiliateId, ProgramId};
 use rekomi_domain::ports::store::AffiliateFilter;
-use rekomi_domain::program::validate_text;
+use rekomi_domain::program::{validate_optional_name, validate_text};
 use rekomi_domain::usecases::{AffiliatePatch, BulkAction, NewAffiliate};
 
 use crate::auth::Brand;
@@ -21,7 +21,7 @@ fn status(raw: &str) -> Result<AffiliateStatus, ApiError> {
 }
 
 fn full_name(raw: Option<String>) -> Result<Option<String>, ApiError> {
-    Ok(validate_text("fullName", raw.map(|s| s.trim().to_owned()), 200)?)
+    Ok(validate_optional_name("fullName", raw, 200)?)
 }
 
 /// List affiliates.
