@@ -92,6 +92,8 @@ macro_rules! storage_contract {
             a_webhook_endpoint_round_trips_updates_and_deletes_with_its_deliveries,
             a_delivery_round_trips_updates_and_pages_newest_first,
             delivery_claims_take_only_enabled_endpoints_and_lease_them,
+            delivery_leases_are_renewed_only_while_held_and_queue_depths_count_pending_work,
+            a_savepoint_keeps_or_undoes_only_its_own_writes,
             a_redemption_count_never_falls_below_zero,
             an_affiliate_is_found_by_link_slug_in_any_case_unless_deleted,
             recruiters_are_recorded_and_replaced_and_recruits_listed,
@@ -2572,6 +2574,83 @@ pub async fn delivery_claims_take_only_enabled_endpoints_and_lease_them(store: &
     assert_eq!(uuids(&again, delivery_uuid), nums(&[1205, 1201, 1200, 1204]));
     let attempts: Vec<u32> = again.iter().map(|d| d.attempts).collect();
     assert_eq!(attempts, vec![2, 1, 2, 2]);
+}
+
+/// A renewal moves the lease of the named deliveries still pending and held; the queue
+/// depths count pending work (deliveries of enabled endpoints only) and name the oldest due
+/// time.
+pub async fn delivery_leases_are_renewed_only_while_held_and_queue_depths_count_pending_work(store: &dyn UnitOfWork) {
+    let a = org(1, "acme");
+    let (on, mut off) = (endpoint(&a, 1000), endpoint(&a, 1001));
+    off.status = EndpointStatus::Disabled;
+    let event = outbox_event(&a, 1100);
+    let minute = Duration::minutes(1);
+    let mut rows = vec![
+        delivery(&on, &event, 1200, T0 - 20 * minute),
+        delivery(&on, &event, 1201, T0 - 10 * minute),
+        delivery(&on, &event, 1202, T0 - 5 * minute),
+        delivery(&off, &event, 1203, T0 - 30 * minute),
+    ];
+    rows[0].next_attempt_at = T0 - 20 * minute;
+    rows[1].next_attempt_at = T0 - 10 * minute;
+    rows[2].next_attempt_at = T0 + 30 * minute; // not due yet
+    rows[3].next_attempt_at = T0 - 30 * minute; // of a disabled endpoint
+    let mut inbox: Vec<InboxEvent> = (1301..=1303).map(|n| inbox_event(n, Some(&a), T0 - Duration::minutes(40 - n as i64 % 10))).collect();
+    inbox[0].next_attempt_at = T0 - 7 * minute;
+    inbox[1].next_attempt_at = T0 + minute;
+    inbox[2].status = InboxStatus::Done;
+    seed(store, Seed { orgs: vec![a], endpoints: vec![on, off], outbox: vec![event], deliveries: rows, inbox, ..Seed::default() }).await;
+
+    let depths = commit(store, |tx| Ok((tx.delivery_depth(T0)?, tx.inbox_depth(T0)?))).await;
+    assert_eq!(depths, ((3, Some(T0 - 20 * minute)), (2, Some(T0 - 7 * minute))));
+    let nothing_due = commit(store, move |tx| tx.inbox_depth(T0 - Duration::hours(1))).await;
+    assert_eq!(nothing_due, (2, None));
+
+    let claimed = commit(store, move |tx| tx.claim_deliveries(T0, T0 + minute, 1)).await;
+    assert_eq!(uuids(&claimed, delivery_uuid), nums(&[1200]));
+    let asked: Vec<rekomi_domain::ids::DeliveryId> = vec![id(1200), id(1201), id(1203)];
+    let renewed = commit(store, move |tx| tx.renew_delivery_leases(&asked, T0 + 2 * minute)).await;
+    assert_eq!(renewed, 1, "only the held delivery");
+    let got = commit(store, |tx| Ok((tx.delivery(id(1), id(1200))?, tx.delivery(id(1), id(1201))?))).await;
+    assert_eq!(got.0.and_then(|d| d.locked_until), Some(T0 + 2 * minute));
+    assert_eq!(got.1.and_then(|d| d.locked_until), None);
+}
+
+/// A savepoint keeps its writes when its work says so and undoes them when it does not (as
+/// work must once a statement inside failed), and the outer transaction goes on either way.
+pub async fn a_savepoint_keeps_or_undoes_only_its_own_writes(store: &dyn UnitOfWork) {
+    let a = org(1, "acme");
+    seed(store, Seed { orgs: vec![a.clone()], ..Seed::default() }).await;
+    let (kept, undone, refused, after) =
+        (program(&a, 101, "kept"), program(&a, 102, "undone"), program(&a, 103, "refused"), program(&a, 104, "after"));
+    let orphan = {
+        let p = program(&a, 105, "never");
+        let j = affiliate(&p, 200, "j@a.test");
+        ledger_event(&conversion(&j, 800), 900, LedgerKind::Initial, Some("in_1"), T0)
+    };
+    let results = commit(store, move |tx| {
+        let first = tx.savepoint(&mut |tx| tx.insert_program(&kept).is_ok())?;
+        let second = tx.savepoint(&mut |tx| {
+            let _ = tx.insert_program(&undone);
+            false
+        })?;
+        // A write that works, then one the store refuses (its conversion does not exist): the
+        // work gives up, and both are undone.
+        let third = tx.savepoint(&mut |tx| {
+            let _ = tx.insert_program(&refused);
+            tx.insert_ledger_event(&orphan).is_ok()
+        })?;
+        tx.insert_program(&after)?;
+        Ok((first, second, third))
+    })
+    .await;
+    assert_eq!(results, (true, false, false));
+    let programs = commit(store, |tx| {
+        Ok((tx.program(id(1), id(101))?, tx.program(id(1), id(102))?, tx.program(id(1), id(103))?, tx.program(id(1), id(104))?))
+    })
+    .await;
+    assert!(programs.0.is_some() && programs.3.is_some(), "kept, and the outer transaction went on: {programs:?}");
+    assert!(programs.1.is_none() && programs.2.is_none(), "undone: {programs:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

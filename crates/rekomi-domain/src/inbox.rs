@@ -70,6 +70,58 @@ impl From<ReplayRefused> for crate::error::DomainError {
 }
 
 impl InboxEvent {
+    /// Applied: its effects are recorded (in the same transaction).
+    pub fn done(&mut self, note: Option<String>, now: OffsetDateTime) {
+        self.settle(InboxStatus::Done, note, now);
+    }
+
+    /// Nothing for Rekomi to do.
+    pub fn skip(&mut self, why: String, now: OffsetDateTime) {
+        self.settle(InboxStatus::Skipped, Some(why), now);
+    }
+
+    /// Failed for good.
+    pub fn fail(&mut self, why: String, now: OffsetDateTime) {
+        self.settle(InboxStatus::Failed, Some(why), now);
+    }
+
+    /// To be tried again at `next` (from the queue's retry policy), or failed for good when
+    /// the policy is spent (`None`).
+    pub fn retry(&mut self, why: String, next: Option<OffsetDateTime>, now: OffsetDateTime) {
+        match next {
+            Some(at) => {
+                self.status = InboxStatus::Pending;
+                self.next_attempt_at = at;
+                self.locked_until = None;
+                self.waiting_for = None;
+                self.last_error = Some(why);
+            }
+            None => {
+                let why = format!("gave up after {} attempts: {why}", self.attempts);
+                self.fail(why, now);
+            }
+        }
+    }
+
+    /// Waits for the sale of `payment` (a refund that arrived first); looked at again at
+    /// `recheck_at` unless the sale wakes it before. Waiting spends no attempt.
+    pub fn wait(&mut self, payment: String, why: String, recheck_at: OffsetDateTime) {
+        self.status = InboxStatus::Waiting;
+        self.attempts = 0;
+        self.waiting_for = Some(payment);
+        self.next_attempt_at = recheck_at;
+        self.locked_until = None;
+        self.last_error = Some(why);
+    }
+
+    fn settle(&mut self, status: InboxStatus, note: Option<String>, now: OffsetDateTime) {
+        self.status = status;
+        self.last_error = note;
+        self.locked_until = None;
+        self.waiting_for = None;
+        self.processed_at = Some(now);
+    }
+
     /// Puts the event back in the queue as new: due now, its retry budget whole. An Owner's
     /// replay (`counted`) uses up one of [`MAX_OWNER_REPLAYS`]; an operator's does not.
     ///

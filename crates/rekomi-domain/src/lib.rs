@@ -12,6 +12,7 @@ pub mod coupon;
 pub mod error;
 pub mod ids;
 pub mod inbox;
+pub mod jobs;
 pub mod money;
 pub mod org;
 pub mod outbound;

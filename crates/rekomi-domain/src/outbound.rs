@@ -1,5 +1,6 @@
 //! Outbound webhooks: brands' endpoints, the transactional outbox, and deliveries.
 
+use crate::jobs::RetryPolicy;
 use std::fmt;
 
 use serde_json::Value;
@@ -155,12 +156,10 @@ pub fn ulid_of(id: uuid::Uuid) -> String {
     out.iter().map(|b| char::from(*b)).collect()
 }
 
-/// The delay before retry `attempt` (1 = after the first failure), before jitter: about three
-/// days in all over 12 attempts.
-pub fn retry_delay_secs(attempt: u32) -> Option<i64> {
-    const SCHEDULE: [i64; 12] = [10, 60, 300, 1_800, 3_600, 7_200, 14_400, 28_800, 43_200, 43_200, 43_200, 43_200];
-    SCHEDULE.get(attempt.checked_sub(1)? as usize).copied()
-}
+/// When a failed delivery is tried again: about three days in all over 12 retries (13
+/// attempts), each delay plus up to 20 % jitter.
+pub const DELIVERY_RETRY: RetryPolicy =
+    RetryPolicy::new(&[10, 60, 300, 1_800, 3_600, 7_200, 14_400, 28_800, 43_200, 43_200, 43_200, 43_200], 20);
 
 /// Deliveries that fail for good in a row before the endpoint is disabled.
 pub const DISABLE_AFTER_FAILURES: u32 = 5;
@@ -231,9 +230,10 @@ mod tests {
 
     #[test]
     fn the_retry_schedule_spans_about_three_days() {
-        let total: i64 = (1..=12).filter_map(retry_delay_secs).sum();
+        let total: i64 = (1..=12).filter_map(|n| DELIVERY_RETRY.delay(n)).map(|d| d.whole_seconds()).sum();
         assert!((2 * 86_400..4 * 86_400).contains(&total), "{total}");
-        assert_eq!(retry_delay_secs(13), None);
-        assert_eq!(retry_delay_secs(0), None);
+        assert_eq!(DELIVERY_RETRY.delay(13), None);
+        assert_eq!(DELIVERY_RETRY.delay(0), None);
+        assert_eq!(DELIVERY_RETRY.max_attempts(), 13);
     }
 }

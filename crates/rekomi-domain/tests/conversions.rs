@@ -15,6 +15,7 @@ use rekomi_domain::conversion::{ConversionStatus, ConversionType, LedgerKind};
 use rekomi_domain::coupon::AffiliateCouponInput;
 use rekomi_domain::ids::{AffiliateId, ApiKeyId, CampaignCouponId, ProgramId};
 use rekomi_domain::inbox::InboxStatus;
+use rekomi_domain::jobs::JobQueue;
 use rekomi_domain::org::Handle;
 use rekomi_domain::page::PageRequest;
 use rekomi_domain::plan::PlanTier;
@@ -25,7 +26,7 @@ use rekomi_domain::ports::store::ConversionFilter;
 use rekomi_domain::ports::{OutboundRequest, SendOutcome, WebhookSender};
 use rekomi_domain::program::{Commission, CommissionType, Hundredths};
 use rekomi_domain::signature;
-use rekomi_domain::usecases::{BrandContext, NewAffiliate, NewOrganization, Services};
+use rekomi_domain::usecases::{BrandContext, NewAffiliate, NewOrganization, Services, StripeInbox};
 use rekomi_fakes::{FakeGateway, FixedClock, InMemoryStore, SeededEntropy};
 use support::{block_on, new_program, summer_coupon};
 use time::macros::datetime;
@@ -414,61 +415,105 @@ fn a_waiting_refund_is_looked_at_again_now_and_then_and_an_uncredited_sale_ends_
     assert!(w.conversions().is_empty());
 }
 
-#[test]
-fn one_event_whose_outcome_cannot_be_recorded_does_not_hold_up_the_rest_of_its_batch() {
-    let w = world_with(true);
-    for n in 1..=3 {
+/// Ingests events `evt_{first}..=evt_{last}` that decode to `fact(n)`, without processing them.
+fn ingest_many(w: &World, range: std::ops::RangeInclusive<u32>, fact: impl Fn(u32) -> StripeFact) {
+    for n in range {
         let id = format!("evt_{n}");
-        w.decoder.0.lock().unwrap().insert(id.clone(), (None, StripeFact::InvoicePaid(invoice(&format!("in_{n}"), None, 1000, vec![]))));
+        w.decoder.0.lock().unwrap().insert(id.clone(), (None, fact(n)));
         let now = rekomi_domain::ports::Clock::now(&w.clock).unix_timestamp();
         let header = signature::header(SECRET, now, id.as_bytes());
         block_on(w.services.ingest_stripe_event(&[SECRET.to_owned()], None, Some(&header), id.as_bytes())).unwrap();
     }
-    let batch = block_on(w.services.claim_stripe_events(50)).unwrap();
+}
+
+#[test]
+fn a_batch_of_sales_is_applied_in_one_transaction_and_counts_each_redemption_once() {
+    let w = world_with(true);
+    ingest_many(&w, 1..=10, |n| StripeFact::InvoicePaid(invoice(&format!("in_{n}"), Some(&format!("sub_{n}")), 1000, vec![w.promo_ref()])));
+    let commits = w.store.commits();
+    let report = block_on(w.services.process_stripe_inbox(50)).unwrap();
+    assert_eq!((report.claimed, report.done), (10, 10), "{report:?}");
+    assert_eq!(w.store.commits() - commits, 3, "the claim, the organizations of the batch, and the batch itself");
+    assert_eq!(w.conversions().len(), 10);
+    assert_eq!(w.redemptions(), 10);
+}
+
+#[test]
+fn an_event_that_fails_inside_its_batch_is_undone_alone_while_the_others_apply() {
+    let w = world_with(true);
+    // A subscription whose commission total is one renewal short of overflowing (see the
+    // overflow test below).
+    for n in 1..=5 {
+        w.deliver(&format!("evt_{n}"), StripeFact::InvoicePaid(invoice(&format!("in_{n}"), Some("sub_1"), i64::MAX, vec![w.promo_ref()])));
+    }
+    let big = w.only_conversion();
+    // One batch: a new sale, the renewal that overflows, another new sale.
+    let facts = [
+        invoice("in_a", Some("sub_a"), 1000, vec![w.promo_ref()]),
+        invoice("in_6", Some("sub_1"), i64::MAX, vec![w.promo_ref()]),
+        invoice("in_b", Some("sub_b"), 1000, vec![w.promo_ref()]),
+    ];
+    ingest_many(&w, 11..=13, |n| StripeFact::InvoicePaid(facts[(n - 11) as usize].clone()));
+    let report = block_on(w.services.process_stripe_inbox(50)).unwrap();
+    assert_eq!((report.done, report.failed), (2, 1), "{report:?}");
+    assert_eq!(w.inbox("evt_12").status, InboxStatus::Failed);
+    assert_eq!(w.conversions().len(), 3);
+    assert_eq!(w.conversions().into_iter().find(|c| c.id == big.id), Some(big), "the failed renewal changed nothing");
+    assert_eq!(w.redemptions(), 3, "each applied sale counted its redemption");
+    // Its claim of the invoice was undone with it: replayed, it is judged afresh, not taken
+    // for a renewal already recorded.
+    block_on(w.services.replay_any_stripe_event("evt_12".into())).unwrap();
+    block_on(w.services.process_stripe_inbox(50)).unwrap();
+    let again = w.inbox("evt_12");
+    assert_eq!(again.status, InboxStatus::Failed);
+    assert!(again.last_error.unwrap().contains("overflow"));
+}
+
+#[test]
+fn one_event_whose_outcome_cannot_be_recorded_does_not_hold_up_the_rest_of_its_batch() {
+    let w = world_with(true);
+    ingest_many(&w, 1..=3, |_| StripeFact::Ignored);
+    let inbox = StripeInbox(w.services.clone());
+    let (batch, lease) = block_on(inbox.claim()).unwrap().unwrap();
     assert_eq!(batch.len(), 3);
-    // The first event's organization lookup and then its retry bookkeeping both fail.
+    // The batch's own transaction fails, then the first event's when it is tried alone.
     w.store.fail_next_with_unavailable();
     w.store.fail_next_with_unavailable();
-    let report = block_on(w.services.process_stripe_batch(batch));
-    assert_eq!((report.errors, report.done, report.released), (1, 2, 0), "{report:?}");
+    let report = block_on(inbox.process(batch, &lease));
+    assert_eq!((report.errors, report.skipped, report.released), (1, 2, 0), "{report:?}");
     assert_eq!(w.inbox("evt_1").status, InboxStatus::Pending);
+    assert!(lease.held().is_empty(), "nothing is held once the batch is over");
     // It keeps its short lease, then any worker takes it again.
     assert_eq!(block_on(w.services.process_stripe_inbox(50)).unwrap().claimed, 0);
     w.clock.advance(rekomi_domain::usecases::INBOX_LEASE + Duration::seconds(1));
-    assert_eq!(block_on(w.services.process_stripe_inbox(50)).unwrap().done, 1);
-    assert_eq!(w.inbox("evt_1").status, InboxStatus::Done);
+    assert_eq!(block_on(w.services.process_stripe_inbox(50)).unwrap().skipped, 1);
+    assert_eq!(w.inbox("evt_1").status, InboxStatus::Skipped);
 }
 
 #[test]
 fn a_worker_that_loses_its_store_mid_batch_lets_the_rest_go_and_its_lease_is_renewed_while_it_works() {
     let w = world_with(true);
-    for n in 1..=6 {
-        let id = format!("evt_{n}");
-        w.decoder.0.lock().unwrap().insert(id.clone(), (None, StripeFact::InvoicePaid(invoice(&format!("in_{n}"), None, 1000, vec![]))));
-        let now = rekomi_domain::ports::Clock::now(&w.clock).unix_timestamp();
-        let header = signature::header(SECRET, now, id.as_bytes());
-        block_on(w.services.ingest_stripe_event(&[SECRET.to_owned()], None, Some(&header), id.as_bytes())).unwrap();
-    }
-    let batch = block_on(w.services.claim_stripe_events(50)).unwrap();
-    let lease = batch.lease();
+    ingest_many(&w, 1..=6, |_| StripeFact::Ignored);
+    let inbox = StripeInbox(w.services.clone());
+    let (batch, lease) = block_on(inbox.claim()).unwrap().unwrap();
     // A renewal moves the lease of every event still held.
     w.clock.advance(Duration::seconds(10));
-    assert_eq!(block_on(w.services.renew_stripe_lease(&lease)).unwrap(), 6);
+    assert_eq!(block_on(inbox.renew(&lease)).unwrap(), 6);
     let renewed = w.inbox("evt_6").locked_until.unwrap();
     assert_eq!(renewed, rekomi_domain::ports::Clock::now(&w.clock) + rekomi_domain::usecases::INBOX_LEASE);
-    // Three events in a row fail to record (two transactions each), then the store is back.
-    for _ in 0..6 {
+    // The batch transaction and then three events alone fail, then the store is back.
+    for _ in 0..4 {
         w.store.fail_next_with_unavailable();
     }
-    let report = block_on(w.services.process_stripe_batch(batch));
-    assert_eq!((report.errors, report.released, report.done), (3, 3, 0), "{report:?}");
-    assert_eq!(block_on(w.services.renew_stripe_lease(&lease)).unwrap(), 0, "nothing is held any more");
+    let report = block_on(inbox.process(batch, &lease));
+    assert_eq!((report.errors, report.released, report.skipped), (3, 3, 0), "{report:?}");
+    assert_eq!(block_on(inbox.renew(&lease)).unwrap(), 0, "nothing is held any more");
     // The three let go are taken at once; the three that failed once their lease runs out.
-    assert_eq!(block_on(w.services.process_stripe_inbox(50)).unwrap().done, 3);
+    assert_eq!(block_on(w.services.process_stripe_inbox(50)).unwrap().skipped, 3);
     w.clock.advance(rekomi_domain::usecases::INBOX_LEASE + Duration::seconds(1));
-    assert_eq!(block_on(w.services.process_stripe_inbox(50)).unwrap().done, 3);
+    assert_eq!(block_on(w.services.process_stripe_inbox(50)).unwrap().skipped, 3);
     for n in 1..=6 {
-        assert_eq!(w.inbox(&format!("evt_{n}")).status, InboxStatus::Done);
+        assert_eq!(w.inbox(&format!("evt_{n}")).status, InboxStatus::Skipped);
     }
 }
 

@@ -14,9 +14,7 @@ use rekomi_domain::error::DomainError;
 use rekomi_domain::ids::{AffiliateId, ApiKeyId, ConversionId, DeliveryId, OrgId, ProgramId, WebhookEndpointId};
 use rekomi_domain::money::Currency;
 use rekomi_domain::org::Handle;
-use rekomi_domain::outbound::{
-    retry_delay_secs, ulid_of, Delivery, DeliveryStatus, EndpointStatus, WebhookEndpoint, DISABLE_AFTER_FAILURES,
-};
+use rekomi_domain::outbound::{ulid_of, Delivery, DeliveryStatus, EndpointStatus, WebhookEndpoint, DELIVERY_RETRY, DISABLE_AFTER_FAILURES};
 use rekomi_domain::page::PageRequest;
 use rekomi_domain::plan::PlanTier;
 use rekomi_domain::ports::events::{DecodeError, EventDecoder, EventEnvelope};
@@ -240,7 +238,7 @@ fn retries_follow_the_schedule_with_at_most_twenty_percent_jitter_then_the_deliv
         assert_eq!(report.retrying, 1, "attempt {attempt}");
         let d = w.only_delivery(&ctx, ep.id);
         assert_eq!(d.attempts, attempt);
-        let base = Duration::seconds(retry_delay_secs(attempt).unwrap());
+        let base = DELIVERY_RETRY.delay(attempt).unwrap();
         let waited = d.next_attempt_at - before;
         assert!(waited >= base && waited <= base * 1.2, "attempt {attempt}: {waited} for {base}");
         jitters.push(waited - base);

@@ -27,7 +27,7 @@ use rekomi_domain::outbound::{Delivery, DeliveryStatus, EndpointStatus, OutboxEv
 use rekomi_domain::page::PageRequest;
 use rekomi_domain::ports::store::{
     constraints, AffiliateFilter, AffiliateRepo, AuditRepo, ConversionFilter, ConversionRepo, CouponRepo, CouponSelector, InboxRepo,
-    OrgRepo, OutboundRepo, ProgramRepo,
+    OrgRepo, OutboundRepo, ProgramRepo, Savepoints,
 };
 use rekomi_domain::ports::{StoreError, Tx, TxOutcome, TxWork, UnitOfWork};
 use rekomi_domain::program::Program;
@@ -1018,6 +1018,12 @@ impl InboxRepo for State {
         Ok(woken)
     }
 
+    fn inbox_depth(&mut self, now: OffsetDateTime) -> Result<(u64, Option<OffsetDateTime>), StoreError> {
+        let pending: Vec<&InboxEvent> = self.inbox.values().filter(|e| e.status == InboxStatus::Pending).collect();
+        let oldest = pending.iter().map(|e| e.next_attempt_at).filter(|at| *at <= now).min();
+        Ok((pending.len() as u64, oldest))
+    }
+
     fn wake_due_inbox_events(&mut self, now: OffsetDateTime, limit: i64) -> Result<usize, StoreError> {
         let mut due: Vec<(OffsetDateTime, String)> = self
             .inbox
@@ -1185,8 +1191,43 @@ impl OutboundRepo for State {
             .collect())
     }
 
+    fn renew_delivery_leases(&mut self, ids: &[DeliveryId], lease_until: OffsetDateTime) -> Result<usize, StoreError> {
+        let mut renewed = 0;
+        for id in ids {
+            if let Some(d) = self.deliveries.get_mut(id).filter(|d| d.status == DeliveryStatus::Pending && d.locked_until.is_some()) {
+                d.locked_until = Some(lease_until);
+                renewed += 1;
+            }
+        }
+        Ok(renewed)
+    }
+
+    fn delivery_depth(&mut self, now: OffsetDateTime) -> Result<(u64, Option<OffsetDateTime>), StoreError> {
+        let endpoints = &self.endpoints;
+        let pending: Vec<&Delivery> = self
+            .deliveries
+            .values()
+            .filter(|d| {
+                d.status == DeliveryStatus::Pending && endpoints.get(&d.endpoint_id).is_some_and(|e| e.status == EndpointStatus::Enabled)
+            })
+            .collect();
+        let oldest = pending.iter().map(|d| d.next_attempt_at).filter(|at| *at <= now).min();
+        Ok((pending.len() as u64, oldest))
+    }
+
     fn endpoint_any_org(&mut self, id: WebhookEndpointId) -> Result<Option<WebhookEndpoint>, StoreError> {
         Ok(self.endpoints.get(&id).cloned())
+    }
+}
+
+impl Savepoints for State {
+    fn savepoint(&mut self, work: &mut dyn FnMut(&mut dyn Tx) -> bool) -> Result<bool, StoreError> {
+        let before = self.clone();
+        let keep = work(self);
+        if !keep {
+            *self = before;
+        }
+        Ok(keep)
     }
 }
 

@@ -20,11 +20,12 @@ use rekomi_domain::inbox::{InboxEvent, InboxStatus};
 use rekomi_domain::org::{ApiKey, OrgUsage, Organization};
 use rekomi_domain::outbound::{Delivery, DeliveryStatus, EndpointStatus, OutboxEvent, WebhookEndpoint};
 use rekomi_domain::page::PageRequest;
+use rekomi_domain::ports::store::Savepoints;
 use rekomi_domain::ports::store::{
     AffiliateFilter, AffiliateRepo, AuditRepo, ConversionFilter, ConversionRepo, CouponRepo, CouponSelector, InboxRepo, OrgRepo,
     OutboundRepo, ProgramRepo,
 };
-use rekomi_domain::ports::StoreError;
+use rekomi_domain::ports::{StoreError, Tx};
 use rekomi_domain::program::{Hundredths, Program};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -90,12 +91,60 @@ impl<'c> PgTx<'c> {
         })
     }
 
-    /// Runs a write inside a savepoint. PostgreSQL aborts the whole transaction on any
-    /// error; the savepoint confines a refused write to itself, so a use case may catch a
-    /// `Conflict` (a taken code, say) and carry on in the same transaction, exactly as it can
-    /// against the in-memory store.
+    /// Runs a write that no constraint a use case handles can refuse: a failure is as fatal
+    /// as a failed read, and the transaction will not commit.
     fn write<T>(&mut self, statement: impl FnOnce(&mut PgConnection) -> QueryResult<T>) -> Result<T, StoreError> {
+        self.read(statement)
+    }
+
+    /// Runs a write a named constraint may refuse inside a savepoint. PostgreSQL aborts the
+    /// whole transaction on any error; the savepoint confines a refused write to itself, so a
+    /// use case may catch the `Conflict` (a taken code, say) and carry on in the same
+    /// transaction, exactly as it can against the in-memory store. Savepoints cost two round
+    /// trips, so only these writes take one.
+    fn guarded_write<T>(&mut self, statement: impl FnOnce(&mut PgConnection) -> QueryResult<T>) -> Result<T, StoreError> {
         self.conn.transaction(statement).map_err(from_diesel)
+    }
+}
+
+impl Savepoints for PgTx<'_> {
+    fn savepoint(&mut self, work: &mut dyn FnMut(&mut dyn Tx) -> bool) -> Result<bool, StoreError> {
+        if let Some(cause) = &self.aborted_by {
+            return Err(StoreError::Unexpected(anyhow::anyhow!("a savepoint was asked for after a statement failed: {cause}")));
+        }
+        let mut kept = false;
+        let result = self.conn.transaction::<(), UndoSavepoint, _>(|conn| {
+            let mut inner = PgTx::new(conn);
+            // A statement that failed inside (outside any savepoint of its own) aborted only
+            // this savepoint: rolling back to it makes the outer transaction usable again.
+            kept = work(&mut inner as &mut dyn Tx) && inner.aborted_by.is_none();
+            if kept {
+                Ok(())
+            } else {
+                Err(UndoSavepoint::Undo)
+            }
+        });
+        match result {
+            Ok(()) | Err(UndoSavepoint::Undo) => Ok(kept),
+            Err(UndoSavepoint::Store(e)) => {
+                self.aborted_by = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Why a savepoint was not released.
+enum UndoSavepoint {
+    /// The work asked for it to be undone.
+    Undo,
+    /// Taking, releasing or rolling back the savepoint failed.
+    Store(StoreError),
+}
+
+impl From<diesel::result::Error> for UndoSavepoint {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Store(from_diesel(e))
     }
 }
 
@@ -152,7 +201,7 @@ macro_rules! get_by_org_and_id {
 impl OrgRepo for PgTx<'_> {
     fn insert_org(&mut self, org: &Organization) -> Result<(), StoreError> {
         let row = NewOrganizationRow::from(org);
-        self.write(|c| diesel::insert_into(organizations::table).values(&row).execute(c))?;
+        self.guarded_write(|c| diesel::insert_into(organizations::table).values(&row).execute(c))?;
         Ok(())
     }
 
@@ -162,7 +211,7 @@ impl OrgRepo for PgTx<'_> {
     }
 
     fn set_stripe_account(&mut self, id: OrgId, account: Option<&str>) -> Result<bool, StoreError> {
-        let updated = self.write(|c| {
+        let updated = self.guarded_write(|c| {
             diesel::update(organizations::table.find(id.as_uuid())).set(organizations::stripe_account_id.eq(account)).execute(c)
         })?;
         Ok(updated == 1)
@@ -234,14 +283,16 @@ impl OrgRepo for PgTx<'_> {
 impl ProgramRepo for PgTx<'_> {
     fn insert_program(&mut self, program: &Program) -> Result<(), StoreError> {
         let row = NewProgramRow::from(program);
-        self.write(|c| diesel::insert_into(programs::table).values(&row).execute(c))?;
+        self.guarded_write(|c| diesel::insert_into(programs::table).values(&row).execute(c))?;
         Ok(())
     }
 
     fn update_program(&mut self, program: &Program) -> Result<(), StoreError> {
         let row = NewProgramRow::from(program);
         let (id, org) = (program.id.as_uuid(), program.org_id.as_uuid());
-        self.write(|c| diesel::update(programs::table.filter(programs::id.eq(id)).filter(programs::org_id.eq(org))).set(&row).execute(c))?;
+        self.guarded_write(|c| {
+            diesel::update(programs::table.filter(programs::id.eq(id)).filter(programs::org_id.eq(org))).set(&row).execute(c)
+        })?;
         Ok(())
     }
 
@@ -315,14 +366,14 @@ fn contains_pattern(q: &str) -> String {
 impl AffiliateRepo for PgTx<'_> {
     fn insert_affiliate(&mut self, affiliate: &Affiliate) -> Result<(), StoreError> {
         let row = NewAffiliateRow::from(affiliate);
-        self.write(|c| diesel::insert_into(affiliates::table).values(&row).execute(c))?;
+        self.guarded_write(|c| diesel::insert_into(affiliates::table).values(&row).execute(c))?;
         Ok(())
     }
 
     fn update_affiliate(&mut self, affiliate: &Affiliate) -> Result<(), StoreError> {
         let row = NewAffiliateRow::from(affiliate);
         let (id, org) = (affiliate.id.as_uuid(), affiliate.org_id.as_uuid());
-        self.write(|c| {
+        self.guarded_write(|c| {
             diesel::update(
                 affiliates::table.filter(affiliates::id.eq(id)).filter(affiliates::org_id.eq(org)).filter(affiliates::deleted_at.is_null()),
             )
@@ -397,7 +448,7 @@ impl AffiliateRepo for PgTx<'_> {
 
     fn insert_link(&mut self, link: &AffiliateLink) -> Result<(), StoreError> {
         let row = NewAffiliateLinkRow::from(link);
-        self.write(|c| diesel::insert_into(affiliate_links::table).values(&row).execute(c))?;
+        self.guarded_write(|c| diesel::insert_into(affiliate_links::table).values(&row).execute(c))?;
         Ok(())
     }
 
@@ -512,7 +563,7 @@ impl CouponRepo for PgTx<'_> {
     }
 
     fn delete_campaign_coupon(&mut self, org: OrgId, id: CampaignCouponId) -> Result<(), StoreError> {
-        self.write(|c| {
+        self.guarded_write(|c| {
             diesel::delete(
                 campaign_coupons::table.filter(campaign_coupons::id.eq(id.as_uuid())).filter(campaign_coupons::org_id.eq(org.as_uuid())),
             )
@@ -560,14 +611,14 @@ impl CouponRepo for PgTx<'_> {
 
     fn insert_affiliate_coupon(&mut self, coupon: &AffiliateCoupon) -> Result<(), StoreError> {
         let row = NewAffiliateCouponRow::from(coupon);
-        self.write(|c| diesel::insert_into(affiliate_coupons::table).values(&row).execute(c))?;
+        self.guarded_write(|c| diesel::insert_into(affiliate_coupons::table).values(&row).execute(c))?;
         Ok(())
     }
 
     fn update_affiliate_coupon(&mut self, coupon: &AffiliateCoupon) -> Result<(), StoreError> {
         let row = NewAffiliateCouponRow::from(coupon);
         let (id, org) = (coupon.id.as_uuid(), coupon.org_id.as_uuid());
-        self.write(|c| {
+        self.guarded_write(|c| {
             diesel::update(affiliate_coupons::table.filter(affiliate_coupons::id.eq(id)).filter(affiliate_coupons::org_id.eq(org)))
                 .set(&row)
                 .execute(c)
@@ -772,7 +823,7 @@ impl ConversionRepo for PgTx<'_> {
 
     fn insert_conversion(&mut self, conversion: &Conversion) -> Result<(), StoreError> {
         let row = NewConversionRow::from(conversion);
-        self.write(|c| diesel::insert_into(conversions::table).values(&row).execute(c))?;
+        self.guarded_write(|c| diesel::insert_into(conversions::table).values(&row).execute(c))?;
         Ok(())
     }
 
@@ -1043,6 +1094,15 @@ impl InboxRepo for PgTx<'_> {
         })
     }
 
+    fn inbox_depth(&mut self, now: OffsetDateTime) -> Result<(u64, Option<OffsetDateTime>), StoreError> {
+        let pending = inbox_events::table.filter(inbox_events::status.eq(InboxStatus::Pending.as_str()));
+        let count: i64 = self.read(|c| pending.count().get_result(c))?;
+        let oldest: Option<OffsetDateTime> = self.read(|c| {
+            pending.filter(inbox_events::next_attempt_at.le(now)).select(diesel::dsl::min(inbox_events::next_attempt_at)).get_result(c)
+        })?;
+        Ok((u64::try_from(count).unwrap_or(0), oldest))
+    }
+
     fn wake_due_inbox_events(&mut self, now: OffsetDateTime, limit: i64) -> Result<usize, StoreError> {
         let due: Vec<String> = self.read(|c| {
             inbox_events::table
@@ -1220,6 +1280,36 @@ impl OutboundRepo for PgTx<'_> {
         let mut deliveries = decode(rows, DeliveryRow::into_domain)?;
         deliveries.sort_by_key(|d| (d.created_at, d.id));
         Ok(deliveries)
+    }
+
+    fn renew_delivery_leases(&mut self, ids: &[DeliveryId], lease_until: OffsetDateTime) -> Result<usize, StoreError> {
+        let ids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+        self.write(|c| {
+            diesel::update(
+                webhook_deliveries::table
+                    .filter(webhook_deliveries::id.eq_any(&ids))
+                    .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending.as_str()))
+                    .filter(webhook_deliveries::locked_until.is_not_null()),
+            )
+            .set(webhook_deliveries::locked_until.eq(lease_until))
+            .execute(c)
+        })
+    }
+
+    fn delivery_depth(&mut self, now: OffsetDateTime) -> Result<(u64, Option<OffsetDateTime>), StoreError> {
+        let enabled =
+            webhook_endpoints::table.filter(webhook_endpoints::status.eq(EndpointStatus::Enabled.as_str())).select(webhook_endpoints::id);
+        let pending = webhook_deliveries::table
+            .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending.as_str()))
+            .filter(webhook_deliveries::endpoint_id.eq_any(enabled));
+        let count: i64 = self.read(|c| pending.count().get_result(c))?;
+        let oldest: Option<OffsetDateTime> = self.read(|c| {
+            pending
+                .filter(webhook_deliveries::next_attempt_at.le(now))
+                .select(diesel::dsl::min(webhook_deliveries::next_attempt_at))
+                .get_result(c)
+        })?;
+        Ok((u64::try_from(count).unwrap_or(0), oldest))
     }
 
     fn endpoint_any_org(&mut self, id: WebhookEndpointId) -> Result<Option<WebhookEndpoint>, StoreError> {

@@ -3,6 +3,7 @@
 //! reconciler. No business rules live here.
 
 pub mod config;
+pub mod runner;
 pub mod system;
 
 use std::net::TcpListener;
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rekomi_domain::ports::PaymentGateway;
-use rekomi_domain::usecases::Services;
+use rekomi_domain::usecases::{Services, StripeInbox, WebhookDeliveries};
 use rekomi_http::AppState;
 use rekomi_postgres::PgStore;
 use rekomi_stripe::{OfflineGateway, StripeConfig, StripeEventDecoder, StripeGateway};
@@ -143,15 +144,18 @@ impl Application {
         if let Some(every) = self.inbox_interval {
             // Several workers per process: each waits on the database most of the time, and
             // claims (FOR UPDATE SKIP LOCKED) keep them from taking the same event.
-            for worker in 0..self.inbox_workers {
-                let services = self.services.clone();
-                tokio::spawn(async move { inbox_loop(services, every, worker == 0).await });
+            let inbox = Arc::new(StripeInbox(self.services.clone()));
+            for _ in 0..self.inbox_workers {
+                tokio::spawn(runner::run_queue(Arc::clone(&inbox), every));
             }
+            tokio::spawn(housekeeping_loop(self.services.clone()));
         }
         if let Some(every) = self.delivery_interval {
+            // Each worker sends its batch one delivery at a time, so several keep one slow
+            // receiver from holding up everyone else's deliveries.
+            let deliveries = Arc::new(WebhookDeliveries(self.services.clone()));
             for _ in 0..DELIVERY_WORKERS {
-                let services = self.services.clone();
-                tokio::spawn(async move { delivery_loop(services, every).await });
+                tokio::spawn(runner::run_queue(Arc::clone(&deliveries), every));
             }
         }
         self.server.await.context("http server")
@@ -181,105 +185,24 @@ async fn reconcile_loop(services: Services, every: Duration) {
     }
 }
 
-/// Events claimed per worker pass.
-const INBOX_BATCH: i64 = 50;
-
-/// Processes the Stripe event inbox, and approves conversions whose grace period has passed.
-/// Several server processes may run it at once: events are claimed with `FOR UPDATE SKIP
-/// LOCKED`, so none is processed twice. A full batch is followed at once by the next one.
-/// While a batch is processed, its lease is renewed every few seconds, so it can stay short:
-/// the events of a worker that dies are taken by another within seconds.
-async fn inbox_loop(services: Services, every: Duration, housekeeping: bool) {
-    let mut housekeeping_due = tokio::time::Instant::now();
-    loop {
-        let busy = match services.claim_stripe_events(INBOX_BATCH).await {
-            Ok(batch) if batch.is_empty() => false,
-            Ok(batch) => {
-                let full = batch.len() as i64 == INBOX_BATCH;
-                let renewal = tokio::spawn(renew_lease(services.clone(), batch.lease()));
-                let report = services.process_stripe_batch(batch).await;
-                renewal.abort();
-                tracing::debug!(
-                    claimed = report.claimed,
-                    done = report.done,
-                    retried = report.retried,
-                    failed = report.failed,
-                    skipped = report.skipped,
-                    waiting = report.waiting,
-                    errors = report.errors,
-                    released = report.released,
-                    "processed stripe events"
-                );
-                full && report.errors == 0
-            }
-            Err(e) => {
-                tracing::warn!(error.cause = %e, "claiming stripe events failed");
-                false
-            }
-        };
-        if housekeeping && tokio::time::Instant::now() >= housekeeping_due {
-            if let Err(e) = services.approve_due_conversions(500).await {
-                tracing::warn!(error.cause = %e, "conversion approval pass failed");
-            }
-            match services.wake_due_stripe_events(500).await {
-                Ok(0) => {}
-                Ok(woken) => tracing::info!(woken, "waiting stripe events due for a recheck"),
-                Err(e) => tracing::warn!(error.cause = %e, "waking waiting stripe events failed"),
-            }
-            housekeeping_due = tokio::time::Instant::now() + Duration::from_secs(60);
-        }
-        if !busy {
-            tokio::time::sleep(every).await;
-        }
-    }
-}
-
-/// Renews the lease of a batch's unfinished events until aborted.
-async fn renew_lease(services: Services, lease: rekomi_domain::usecases::InboxLease) {
-    let every = Duration::try_from(rekomi_domain::usecases::INBOX_LEASE_RENEWAL).unwrap_or(Duration::from_secs(5));
-    loop {
-        tokio::time::sleep(every).await;
-        if let Err(e) = services.renew_stripe_lease(&lease).await {
-            tracing::warn!(error.cause = %e, "renewing the lease of stripe events failed");
-        }
-    }
-}
-
-/// Outbound webhook deliveries claimed per worker pass.
-const DELIVERY_BATCH: usize = 20;
-/// Delivery workers per process: each sends its batch one delivery at a time, so several keep
-/// one slow receiver from holding up everyone else's deliveries.
+/// Delivery workers per process.
 const DELIVERY_WORKERS: usize = 4;
 
-/// Sends due outbound webhook deliveries. Several workers and server processes may run it at
-/// once: deliveries are claimed under a lease with `FOR UPDATE SKIP LOCKED`, so none is sent
-/// by two of them at the same time. A full batch is followed at once by the next one.
-async fn delivery_loop(services: Services, every: Duration) {
+/// Every minute: approves conversions whose grace period has passed, and makes waiting refunds
+/// due for their recheck. Several processes may run it at once: both are idempotent row
+/// updates.
+async fn housekeeping_loop(services: Services) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(60));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let busy = match services.deliver_due_webhooks(DELIVERY_BATCH).await {
-            Ok(report) => {
-                if report.claimed > 0 {
-                    tracing::debug!(
-                        claimed = report.claimed,
-                        delivered = report.delivered,
-                        retrying = report.retrying,
-                        failed = report.failed,
-                        skipped = report.skipped,
-                        "sent webhook deliveries"
-                    );
-                }
-                if report.endpoints_disabled > 0 {
-                    tracing::warn!(endpoints = report.endpoints_disabled, "disabled webhook endpoints after persistent failure");
-                }
-                report.claimed == DELIVERY_BATCH
-            }
-            Err(e) => {
-                tracing::warn!(error.cause = %e, "webhook delivery pass failed");
-                false
-            }
-        };
-        if !busy {
-            tokio::time::sleep(every).await;
+        ticker.tick().await;
+        if let Err(e) = services.approve_due_conversions(500).await {
+            tracing::warn!(error.cause = %e, "conversion approval pass failed");
+        }
+        match services.wake_due_stripe_events(500).await {
+            Ok(0) => {}
+            Ok(woken) => tracing::info!(woken, "waiting stripe events due for a recheck"),
+            Err(e) => tracing::warn!(error.cause = %e, "waking waiting stripe events failed"),
         }
     }
 }

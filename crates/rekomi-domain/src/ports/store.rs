@@ -541,6 +541,12 @@ pub trait InboxRepo {
         org: OrgId,
         now: OffsetDateTime,
     ) -> Result<usize, StoreError>;
+    /// How many events are `Pending`, and the oldest `next_attempt_at` among those due at
+    /// `now`.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn inbox_depth(&mut self, now: OffsetDateTime) -> Result<(u64, Option<OffsetDateTime>), StoreError>;
     /// Makes up to `limit` `Waiting` events whose recheck time has come (`next_attempt_at <=
     /// now`) `Pending`. Returns how many.
     ///
@@ -645,6 +651,18 @@ pub trait OutboundRepo {
     /// # Errors
     /// `Unavailable` or `Unexpected`.
     fn claim_deliveries(&mut self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: i64) -> Result<Vec<Delivery>, StoreError>;
+    /// Extends the lease of the given deliveries still `Pending` and held to `lease_until`.
+    /// Returns how many were renewed.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn renew_delivery_leases(&mut self, ids: &[DeliveryId], lease_until: OffsetDateTime) -> Result<usize, StoreError>;
+    /// How many deliveries of enabled endpoints are `Pending`, and the oldest `next_attempt_at`
+    /// among those due at `now`.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn delivery_depth(&mut self, now: OffsetDateTime) -> Result<(u64, Option<OffsetDateTime>), StoreError>;
     /// An endpoint by id in any organization (the delivery worker's lookup).
     ///
     /// # Errors
@@ -666,9 +684,24 @@ pub trait AuditRepo {
     fn audit_entries(&mut self, org: OrgId, limit: i64) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
+/// Nested transactions inside one unit of work.
+pub trait Savepoints {
+    /// Runs `work` in a nested transaction (a savepoint): its writes are kept when it returns
+    /// true and undone when it returns false; either way the outer transaction goes on. Work
+    /// that met a store error must return false (PostgreSQL undoes such a savepoint anyway). Returns whether the writes were kept. One batch of Stripe
+    /// events is applied in one transaction this way, each event in a savepoint of its own.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected` when the savepoint itself cannot be taken or released.
+    fn savepoint(&mut self, work: &mut dyn FnMut(&mut dyn Tx) -> bool) -> Result<bool, StoreError>;
+}
+
 /// One connection inside one transaction.
-pub trait Tx: OrgRepo + ProgramRepo + AffiliateRepo + CouponRepo + ConversionRepo + InboxRepo + OutboundRepo + AuditRepo {}
-impl<T: OrgRepo + ProgramRepo + AffiliateRepo + CouponRepo + ConversionRepo + InboxRepo + OutboundRepo + AuditRepo> Tx for T {}
+pub trait Tx:
+    OrgRepo + ProgramRepo + AffiliateRepo + CouponRepo + ConversionRepo + InboxRepo + OutboundRepo + AuditRepo + Savepoints
+{
+}
+impl<T: OrgRepo + ProgramRepo + AffiliateRepo + CouponRepo + ConversionRepo + InboxRepo + OutboundRepo + AuditRepo + Savepoints> Tx for T {}
 
 /// What a transaction's work returned: commit with a value, or roll back with an error.
 pub enum TxOutcome {

@@ -9,6 +9,7 @@ mod outbound;
 pub mod outbox;
 mod programs;
 mod stripe_events;
+mod stripe_worker;
 
 use std::sync::Arc;
 
@@ -26,8 +27,12 @@ pub use affiliates::{AffiliatePatch, AffiliateView, BulkAction, BulkOutcome, New
 pub use conversions::{RecruitSummary, EXPORT_MAX_ROWS};
 pub use coupons::{CodeView, PromoCodeQuery, PromoCodeResult, ReconcileReport};
 pub use orgs::{BillingState, NewOrganization};
-pub use outbound::{DeliveryReport, WebhookEndpointPatch, JITTER_PERCENT, MAX_WEBHOOK_URL_LEN, SEND_BUDGET_SECS, WEBHOOK_EVENT_TYPES};
-pub use stripe_events::{InboxLease, IngestOutcome, ProcessReport, StripeBatch, INBOX_LEASE, INBOX_LEASE_RENEWAL, INBOX_MAX_ATTEMPTS};
+pub use outbound::{
+    DeliveryReport, WebhookDeliveries, WebhookEndpointPatch, DELIVERY_BATCH, DELIVERY_LEASE, DELIVERY_LEASE_RENEWAL, MAX_WEBHOOK_URL_LEN,
+    SEND_BUDGET_SECS, WEBHOOK_EVENT_TYPES,
+};
+pub use stripe_events::IngestOutcome;
+pub use stripe_worker::{StripeInbox, INBOX_BATCH, INBOX_LEASE, INBOX_LEASE_RENEWAL, INBOX_MAX_ATTEMPTS, INBOX_RETRY};
 
 /// The ports every use case needs.
 #[derive(Clone)]

@@ -8,7 +8,8 @@
 //! [`WebhookSender`](crate::ports::WebhookSender) port, and records each outcome in a
 //! transaction of its own, only while the delivery still carries this pass's lease.
 //!
-//! Attempt `n` that fails is retried after `retry_delay_secs(n)` plus up to 20 % jitter; when
+//! Attempt `n` that fails is retried on [`DELIVERY_RETRY`] (after its `n`-th delay plus up to
+//! 20 % jitter); when
 //! the schedule (12 retries over about three days) is exhausted the delivery is Failed and the
 //! endpoint's count of dead deliveries grows; at `DISABLE_AFTER_FAILURES` in a row the endpoint
 //! is disabled. A success resets the count. A delivery is signed at send time with the endpoint's
@@ -24,14 +25,16 @@
 //!
 //! [`OutboundRepo::endpoint_for_update`]: crate::ports::OutboundRepo::endpoint_for_update
 
+use async_trait::async_trait;
 use serde_json::{json, Value};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use crate::actor::{AuditActor, Role};
 use crate::error::{DomainError, FieldError};
 use crate::ids::{DeliveryId, WebhookEndpointId};
+use crate::jobs::{BatchReport, JobQueue, Lease, LeaseTerms, QueueDepth};
 use crate::outbound::{
-    redacted_url, retry_delay_secs, ulid_of, Delivery, DeliveryStatus, EndpointStatus, WebhookEndpoint, DISABLE_AFTER_FAILURES,
+    redacted_url, ulid_of, Delivery, DeliveryStatus, EndpointStatus, WebhookEndpoint, DELIVERY_RETRY, DISABLE_AFTER_FAILURES,
 };
 use crate::page::{Page, PageRequest};
 use crate::plan::PlanTier;
@@ -63,8 +66,6 @@ pub const MAX_DESCRIPTION_LEN: usize = 500;
 /// delivery is held for this long per delivery of its batch, so a slow batch is never taken
 /// over by another worker half-way.
 pub const SEND_BUDGET_SECS: i64 = 30;
-/// Jitter added to each retry delay, at most this share of the delay (percent).
-pub const JITTER_PERCENT: i64 = 20;
 
 const SECRET_PREFIX: &str = "whsec_";
 const SECRET_LEN: usize = 32;
@@ -99,6 +100,78 @@ pub struct DeliveryReport {
     pub skipped: usize,
     /// Endpoints disabled after persistent failure.
     pub endpoints_disabled: usize,
+    /// Whose outcome could not be recorded (retried once the lease runs out).
+    pub errors: usize,
+}
+
+/// How long a claim holds a delivery: one send's budget. The runner renews it every
+/// [`DELIVERY_LEASE_RENEWAL`] while the batch is sent, so a slow receiver never lets another
+/// worker take a delivery in flight, and a dead worker's deliveries are free within 30 s.
+pub const DELIVERY_LEASE: Duration = Duration::seconds(SEND_BUDGET_SECS);
+/// How often the runner renews the lease of deliveries still held.
+pub const DELIVERY_LEASE_RENEWAL: Duration = Duration::seconds(10);
+/// Deliveries one claim takes at most.
+pub const DELIVERY_BATCH: usize = 20;
+
+/// The outbound webhook deliveries, as the job runner drives them.
+#[derive(Clone)]
+pub struct WebhookDeliveries(pub Services);
+
+#[async_trait]
+impl JobQueue for WebhookDeliveries {
+    type Batch = Vec<(Delivery, Option<WebhookEndpoint>)>;
+
+    fn name(&self) -> &'static str {
+        "webhook_deliveries"
+    }
+
+    fn lease_terms(&self) -> LeaseTerms {
+        LeaseTerms { duration: DELIVERY_LEASE, renew_every: DELIVERY_LEASE_RENEWAL }
+    }
+
+    fn batch_size(&self) -> usize {
+        DELIVERY_BATCH
+    }
+
+    async fn claim(&self) -> Result<Option<(Self::Batch, Lease)>, DomainError> {
+        let claimed = self.0.claim_deliveries(DELIVERY_BATCH).await?;
+        if claimed.is_empty() {
+            return Ok(None);
+        }
+        let lease = Lease::on(claimed.iter().map(|(d, _)| d.id.to_string()).collect());
+        Ok(Some((claimed, lease)))
+    }
+
+    async fn process(&self, batch: Self::Batch, lease: &Lease) -> BatchReport {
+        let report = self.0.send_deliveries(batch, lease).await;
+        if report.endpoints_disabled > 0 {
+            tracing::warn!(endpoints = report.endpoints_disabled, "disabled webhook endpoints after persistent failure");
+        }
+        BatchReport {
+            claimed: report.claimed,
+            done: report.delivered,
+            retried: report.retrying,
+            failed: report.failed,
+            skipped: report.skipped,
+            errors: report.errors,
+            ..BatchReport::default()
+        }
+    }
+
+    async fn renew(&self, lease: &Lease) -> Result<usize, DomainError> {
+        let held: Vec<DeliveryId> = lease.held().iter().filter_map(|id| id.parse().ok()).collect();
+        if held.is_empty() {
+            return Ok(0);
+        }
+        let until = self.0.now() + DELIVERY_LEASE;
+        self.0.tx(move |tx| Ok(tx.renew_delivery_leases(&held, until)?)).await
+    }
+
+    async fn depth(&self) -> Result<QueueDepth, DomainError> {
+        let now = self.0.now();
+        let (pending, oldest) = self.0.tx(move |tx| Ok(tx.delivery_depth(now)?)).await?;
+        Ok(QueueDepth { pending, oldest_due_age: oldest.map(|due| now - due) })
+    }
 }
 
 /// The audit log's view of an endpoint: never the secret, and the URL without its query
@@ -185,18 +258,6 @@ impl Services {
         let url = validate_url_shape(raw)?;
         self.webhooks.check_target(&url).await.map_err(|reason| FieldError::invalid("url", reason))?;
         Ok(url)
-    }
-
-    /// Random jitter of up to [`JITTER_PERCENT`] of `delay_secs`, in milliseconds.
-    fn jitter_ms(&self, delay_secs: i64) -> i64 {
-        let span = delay_secs.saturating_mul(10 * JITTER_PERCENT);
-        if span <= 0 {
-            return 0;
-        }
-        let mut bytes = [0u8; 8];
-        self.entropy.fill(&mut bytes);
-        let draw = u64::from_le_bytes(bytes) % (span as u64 + 1);
-        i64::try_from(draw).unwrap_or(0)
     }
 
     /// Registers a webhook endpoint (Starter+; Manager role). The returned endpoint carries its
@@ -455,84 +516,97 @@ impl Services {
         .await
     }
 
-    /// One pass of the delivery worker: claims up to `limit` due deliveries, sends each, and
-    /// records the outcomes (see the module docs).
+    /// One pass of the delivery worker without lease renewal (tests; the server runs
+    /// [`WebhookDeliveries`] through the job runner): claims up to `limit` due deliveries,
+    /// sends each, and records the outcomes (see the module docs).
     ///
     /// # Errors
     /// Storage failures while claiming. Failures recording one outcome are logged and leave
     /// that delivery to be retried when its lease ends.
     pub async fn deliver_due_webhooks(&self, limit: usize) -> Result<DeliveryReport, DomainError> {
-        let mut report = DeliveryReport::default();
+        let claimed = self.claim_deliveries(limit).await?;
+        let lease = Lease::on(claimed.iter().map(|(d, _)| d.id.to_string()).collect());
+        Ok(self.send_deliveries(claimed, &lease).await)
+    }
+
+    /// Claims up to `limit` due deliveries under a [`DELIVERY_LEASE`] lease, each with its
+    /// endpoint as it stands.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn claim_deliveries(&self, limit: usize) -> Result<Vec<(Delivery, Option<WebhookEndpoint>)>, DomainError> {
         if limit == 0 {
-            return Ok(report);
+            return Ok(Vec::new());
         }
         let now = self.now();
         let batch = i64::try_from(limit).unwrap_or(i64::MAX);
-        let lease_until = now + Duration::seconds(SEND_BUDGET_SECS.saturating_mul(batch).saturating_add(SEND_BUDGET_SECS));
-        let claimed = self
-            .tx(move |tx| {
-                let deliveries = tx.claim_deliveries(now, lease_until, batch)?;
-                let mut out = Vec::with_capacity(deliveries.len());
-                for mut d in deliveries {
-                    // The lease this pass holds, whatever the store echoed back: outcomes are
-                    // recorded only while the row still carries it.
-                    d.locked_until = Some(lease_until);
-                    let endpoint = tx.endpoint_any_org(d.endpoint_id)?.filter(|e| e.org_id == d.org_id);
-                    out.push((d, endpoint));
-                }
-                Ok(out)
-            })
-            .await?;
-        report.claimed = claimed.len();
+        self.tx(move |tx| {
+            let deliveries = tx.claim_deliveries(now, now + DELIVERY_LEASE, batch)?;
+            let mut out = Vec::with_capacity(deliveries.len());
+            for d in deliveries {
+                let endpoint = tx.endpoint_any_org(d.endpoint_id)?.filter(|e| e.org_id == d.org_id);
+                out.push((d, endpoint));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Sends claimed deliveries one at a time and records each outcome, letting go of each in
+    /// `lease` once recorded.
+    pub async fn send_deliveries(&self, claimed: Vec<(Delivery, Option<WebhookEndpoint>)>, lease: &Lease) -> DeliveryReport {
+        let mut report = DeliveryReport { claimed: claimed.len(), ..DeliveryReport::default() };
         for (delivery, endpoint) in claimed {
-            let Some(endpoint) = endpoint.filter(|e| e.status == EndpointStatus::Enabled) else {
-                // Disabled or deleted since the claim: let the lease go; the claim query leaves
-                // deliveries of disabled endpoints alone until they are enabled again.
-                self.release(delivery).await;
-                report.skipped += 1;
-                continue;
-            };
-            let sent_at = self.now();
-            let request = OutboundRequest {
-                url: endpoint.url.clone(),
-                headers: vec![
-                    ("Content-Type".to_owned(), "application/json".to_owned()),
-                    (
-                        "X-Rekomi-Signature".to_owned(),
-                        signature::header(&endpoint.secret, sent_at.unix_timestamp(), delivery.body.as_bytes()),
-                    ),
-                    ("X-Rekomi-Event".to_owned(), delivery.event_type.clone()),
-                    ("X-Rekomi-Delivery-Id".to_owned(), ulid_of(delivery.id.as_uuid())),
-                ],
-                body: delivery.body.clone(),
-            };
-            let outcome = self.webhooks.send(&request).await;
-            let delivery_id = ulid_of(delivery.id.as_uuid());
-            match self.record_outcome(delivery, outcome).await {
-                Ok(Recorded::Delivered) => report.delivered += 1,
-                Ok(Recorded::Retrying) => report.retrying += 1,
-                Ok(Recorded::Failed { endpoint_disabled }) => {
-                    report.failed += 1;
-                    report.endpoints_disabled += usize::from(endpoint_disabled);
-                }
-                Ok(Recorded::Skipped) => report.skipped += 1,
-                Err(e) => {
-                    tracing::warn!(webhook.delivery_id = %delivery_id, error.cause = %e, "recording a webhook delivery outcome failed");
-                    report.skipped += 1;
-                }
+            let id = delivery.id.to_string();
+            self.send_one(delivery, endpoint, &mut report).await;
+            lease.finished(&id);
+        }
+        report
+    }
+
+    async fn send_one(&self, delivery: Delivery, endpoint: Option<WebhookEndpoint>, report: &mut DeliveryReport) {
+        let Some(endpoint) = endpoint.filter(|e| e.status == EndpointStatus::Enabled) else {
+            // Disabled or deleted since the claim: let the lease go; the claim query leaves
+            // deliveries of disabled endpoints alone until they are enabled again.
+            self.release(delivery).await;
+            report.skipped += 1;
+            return;
+        };
+        let sent_at = self.now();
+        let request = OutboundRequest {
+            url: endpoint.url.clone(),
+            headers: vec![
+                ("Content-Type".to_owned(), "application/json".to_owned()),
+                ("X-Rekomi-Signature".to_owned(), signature::header(&endpoint.secret, sent_at.unix_timestamp(), delivery.body.as_bytes())),
+                ("X-Rekomi-Event".to_owned(), delivery.event_type.clone()),
+                ("X-Rekomi-Delivery-Id".to_owned(), ulid_of(delivery.id.as_uuid())),
+            ],
+            body: delivery.body.clone(),
+        };
+        let outcome = self.webhooks.send(&request).await;
+        let delivery_id = ulid_of(delivery.id.as_uuid());
+        match self.record_outcome(delivery, outcome).await {
+            Ok(Recorded::Delivered) => report.delivered += 1,
+            Ok(Recorded::Retrying) => report.retrying += 1,
+            Ok(Recorded::Failed { endpoint_disabled }) => {
+                report.failed += 1;
+                report.endpoints_disabled += usize::from(endpoint_disabled);
+            }
+            Ok(Recorded::Skipped) => report.skipped += 1,
+            Err(e) => {
+                tracing::warn!(webhook.delivery_id = %delivery_id, error.cause = %e, "recording a webhook delivery outcome failed");
+                report.errors += 1;
             }
         }
-        Ok(report)
     }
 
     /// Lets go of a claimed delivery without an attempt.
     async fn release(&self, delivery: Delivery) {
         let id = delivery.id;
-        let claimed_lease = delivery.locked_until;
         let result = self
             .tx(move |tx| {
                 if let Some(mut current) = tx.delivery_for_update(delivery.org_id, id)? {
-                    if current.status == DeliveryStatus::Pending && same_instant(current.locked_until, claimed_lease) {
+                    if still_held(&current, &delivery) {
                         // The claim counted an attempt that was not made.
                         current.attempts = current.attempts.saturating_sub(1);
                         current.locked_until = None;
@@ -550,10 +624,7 @@ impl Services {
     /// Records one attempt's outcome on the delivery and its endpoint.
     async fn record_outcome(&self, claimed: Delivery, outcome: SendOutcome) -> Result<Recorded, DomainError> {
         let now = self.now();
-        let jitter = match &outcome {
-            SendOutcome::Failed { .. } => retry_delay_secs(claimed.attempts).map_or(0, |d| self.jitter_ms(d)),
-            SendOutcome::Delivered { .. } => 0,
-        };
+        let next_attempt = DELIVERY_RETRY.next_attempt(claimed.attempts, now, &*self.entropy);
         let audit = self.audit(claimed.org_id, AuditActor::System, now);
         self.tx(move |tx| {
             let org = claimed.org_id;
@@ -564,7 +635,7 @@ impl Services {
             let Some(mut d) = tx.delivery_for_update(org, claimed.id)? else { return Ok(Recorded::Skipped) };
             // A redelivery (or a deletion) committed while this attempt was in flight wins: the
             // delivery is due again and the next attempt records its own outcome.
-            if d.status != DeliveryStatus::Pending || !same_instant(d.locked_until, claimed.locked_until) || d.endpoint_id != endpoint.id {
+            if !still_held(&d, &claimed) || d.endpoint_id != endpoint.id {
                 return Ok(Recorded::Skipped);
             }
             // The claim counted this attempt already (so an attempt that crashed the worker
@@ -587,8 +658,8 @@ impl Services {
                 SendOutcome::Failed { status, error } => {
                     d.last_status = status;
                     d.last_error = Some(truncate(&error, 500));
-                    if let Some(delay) = retry_delay_secs(d.attempts) {
-                        d.next_attempt_at = now + Duration::seconds(delay) + Duration::milliseconds(jitter);
+                    if let Some(at) = next_attempt {
+                        d.next_attempt_at = at;
                         tx.update_delivery(&d)?;
                         return Ok(Recorded::Retrying);
                     }
@@ -629,13 +700,12 @@ enum Recorded {
     Skipped,
 }
 
-/// Whether two lease times are the same instant at the store's precision (microseconds).
-fn same_instant(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => a.unix_timestamp_nanos() / 1_000 == b.unix_timestamp_nanos() / 1_000,
-        (None, None) => true,
-        _ => false,
-    }
+/// Whether `current` is still the claim this worker made (`claimed`): pending, held, and with
+/// no attempt counted since. A redelivery resets the attempts, and a claim by another worker
+/// (after this one's lease ran out) counts one, so either makes this worker's outcome stale.
+/// (The lease time itself is no fence: renewals move it.)
+fn still_held(current: &Delivery, claimed: &Delivery) -> bool {
+    current.status == DeliveryStatus::Pending && current.locked_until.is_some() && current.attempts == claimed.attempts
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {
@@ -673,14 +743,5 @@ mod tests {
         }
         let long = format!("https://example.com/{}", "a".repeat(2048));
         assert!(validate_url_shape(&long).is_err());
-    }
-
-    #[test]
-    fn lease_instants_compare_at_microsecond_precision() {
-        let t = OffsetDateTime::UNIX_EPOCH + Duration::nanoseconds(1_234_567);
-        let stored = OffsetDateTime::UNIX_EPOCH + Duration::nanoseconds(1_234_000);
-        assert!(same_instant(Some(t), Some(stored)));
-        assert!(!same_instant(Some(t), Some(stored + Duration::microseconds(1))));
-        assert!(!same_instant(Some(t), None));
     }
 }

@@ -9,7 +9,9 @@
 //! checkout and lead source is claimed once per organization, and refunds are applied as the
 //! difference from what the ledger already holds.
 
-use std::sync::{Arc, Mutex};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
@@ -21,7 +23,7 @@ use crate::commission;
 use crate::conversion::{Conversion, ConversionStatus, ConversionType, LedgerEvent, LedgerKind};
 use crate::coupon::CouponCode;
 use crate::error::{DomainError, FieldError};
-use crate::ids::{ConversionId, LedgerEventId, OrgId};
+use crate::ids::{AffiliateCouponId, ConversionId, LedgerEventId, OrgId};
 use crate::inbox::{InboxEvent, InboxStatus};
 use crate::money::{Currency, Money};
 use crate::org::Organization;
@@ -33,21 +35,6 @@ use crate::signature;
 use super::outbox::{affiliate_coupon_data, conversion_data};
 use super::{Audit, Services};
 
-/// How long a claim holds an event. Short, so the events of a worker that dies (or loses its
-/// database) are taken by another within seconds; a worker renews the lease of the events it
-/// still holds every [`INBOX_LEASE_RENEWAL`] while it works through its batch.
-pub const INBOX_LEASE: Duration = Duration::seconds(15);
-/// How often a worker renews the lease of the events it still holds.
-pub const INBOX_LEASE_RENEWAL: Duration = Duration::seconds(5);
-/// Attempts before an event is marked failed.
-pub const INBOX_MAX_ATTEMPTS: u32 = 12;
-/// How often a `Waiting` refund is looked at again without being woken by its sale (a sale
-/// recorded while the wake-up could not run, or an organization linked since).
-const WAIT_RECHECK: Duration = Duration::hours(6);
-/// Failed event finishes in a row after which a worker stops its batch (the store is most
-/// likely down) and lets the rest of the batch go.
-const BATCH_ERROR_LIMIT: usize = 3;
-
 /// What ingestion did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IngestOutcome {
@@ -57,83 +44,8 @@ pub struct IngestOutcome {
     pub duplicate: bool,
 }
 
-/// What a worker pass did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ProcessReport {
-    /// Events claimed.
-    pub claimed: usize,
-    /// Applied and done.
-    pub done: usize,
-    /// Skipped (not for Rekomi, or no organization).
-    pub skipped: usize,
-    /// Put back for a later attempt.
-    pub retried: usize,
-    /// Failed for good.
-    pub failed: usize,
-    /// Waiting for their sale.
-    pub waiting: usize,
-    /// Whose outcome could not be recorded (their short lease runs out, then they are retried).
-    pub errors: usize,
-    /// Let go unprocessed after repeated errors, for any worker to take at once.
-    pub released: usize,
-}
-
-/// The events one claim took, and the lease on those not finished yet. The worker hands
-/// [`StripeBatch::lease`] to something that calls [`Services::renew_stripe_lease`] every
-/// [`INBOX_LEASE_RENEWAL`] while [`Services::process_stripe_batch`] runs.
-pub struct StripeBatch {
-    events: Vec<InboxEvent>,
-    lease: InboxLease,
-}
-
-impl StripeBatch {
-    /// How many events were claimed.
-    pub fn len(&self) -> usize {
-        self.events.len()
-    }
-
-    /// Whether the claim took nothing.
-    pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
-    }
-
-    /// The lease on the events still being processed.
-    pub fn lease(&self) -> InboxLease {
-        self.lease.clone()
-    }
-}
-
-/// The ids of the claimed events a worker still holds; shared between the processing loop
-/// (which drops each id once its event is finished) and the lease renewal.
-#[derive(Clone, Default)]
-pub struct InboxLease(Arc<Mutex<Vec<String>>>);
-
-impl InboxLease {
-    fn held(&self) -> Vec<String> {
-        self.0.lock().map(|held| held.clone()).unwrap_or_default()
-    }
-
-    fn finished(&self, id: &str) {
-        if let Ok(mut held) = self.0.lock() {
-            held.retain(|held| held != id);
-        }
-    }
-}
-
 fn invalid_signature(message: &str) -> DomainError {
     FieldError::coded("Stripe-Signature", "invalid_signature", message).into()
-}
-
-/// How one event ends.
-enum Finish {
-    Skipped(String),
-    Retry(String),
-    Failed(String),
-    /// A refund waiting for the sale of a payment.
-    Wait {
-        payment: String,
-        why: String,
-    },
 }
 
 impl Services {
@@ -200,296 +112,10 @@ impl Services {
         Ok(IngestOutcome { event_id, duplicate: !inserted })
     }
 
-    /// Claims up to `limit` due inbox events for this worker, under a [`INBOX_LEASE`] lease.
-    ///
-    /// # Errors
-    /// Storage failures.
-    pub async fn claim_stripe_events(&self, limit: i64) -> Result<StripeBatch, DomainError> {
-        let now = self.now();
-        let events = self.tx(move |tx| Ok(tx.claim_inbox_events(now, now + INBOX_LEASE, limit)?)).await?;
-        let lease = InboxLease(Arc::new(Mutex::new(events.iter().map(|e| e.id.clone()).collect())));
-        Ok(StripeBatch { events, lease })
-    }
-
-    /// Extends the lease on the events of a batch that are still being processed.
-    ///
-    /// # Errors
-    /// Storage failures (the lease then runs out and another worker may take the events).
-    pub async fn renew_stripe_lease(&self, lease: &InboxLease) -> Result<usize, DomainError> {
-        let held = lease.held();
-        if held.is_empty() {
-            return Ok(0);
-        }
-        let until = self.now() + INBOX_LEASE;
-        self.tx(move |tx| Ok(tx.renew_inbox_leases(&held, until)?)).await
-    }
-
-    /// Processes a claimed batch. One event's failure never stops the others: an event whose
-    /// outcome cannot be recorded keeps its short lease (and is retried once it runs out), and
-    /// after [`BATCH_ERROR_LIMIT`] such failures in a row the rest of the batch is let go for
-    /// any worker to take.
-    pub async fn process_stripe_batch(&self, batch: StripeBatch) -> ProcessReport {
-        let StripeBatch { events, lease } = batch;
-        let mut report = ProcessReport { claimed: events.len(), ..ProcessReport::default() };
-        let mut failures_in_a_row = 0;
-        let mut unprocessed = Vec::new();
-        for event in events {
-            if failures_in_a_row >= BATCH_ERROR_LIMIT {
-                unprocessed.push(event.id);
-                continue;
-            }
-            let id = event.id.clone();
-            match self.process_one(event).await {
-                Ok(status) => {
-                    failures_in_a_row = 0;
-                    match status {
-                        InboxStatus::Done => report.done += 1,
-                        InboxStatus::Skipped => report.skipped += 1,
-                        InboxStatus::Failed => report.failed += 1,
-                        InboxStatus::Pending => report.retried += 1,
-                        InboxStatus::Waiting => report.waiting += 1,
-                    }
-                }
-                Err(e) => {
-                    failures_in_a_row += 1;
-                    report.errors += 1;
-                    tracing::warn!(event.id = %id, error.cause = %e, "recording a stripe event's outcome failed; it is retried once its lease runs out");
-                }
-            }
-            lease.finished(&id);
-        }
-        if !unprocessed.is_empty() {
-            report.released = unprocessed.len();
-            for id in &unprocessed {
-                lease.finished(id);
-            }
-            if let Err(e) = self.tx(move |tx| Ok(tx.release_inbox_events(&unprocessed)?)).await {
-                tracing::warn!(error.cause = %e, "letting go of unprocessed stripe events failed; their leases run out instead");
-            }
-        }
-        report
-    }
-
-    /// Claims and processes up to `limit` due inbox events, without renewing the lease (for
-    /// callers whose batches are quick: tests and admin commands).
-    ///
-    /// # Errors
-    /// Storage failures while claiming; each event's own failure is recorded on it.
-    pub async fn process_stripe_inbox(&self, limit: i64) -> Result<ProcessReport, DomainError> {
-        let batch = self.claim_stripe_events(limit).await?;
-        Ok(self.process_stripe_batch(batch).await)
-    }
-
-    /// Makes `Waiting` refunds whose recheck time has come due again.
-    ///
-    /// # Errors
-    /// Storage failures.
-    pub async fn wake_due_stripe_events(&self, limit: i64) -> Result<usize, DomainError> {
-        let now = self.now();
-        self.tx(move |tx| Ok(tx.wake_due_inbox_events(now, limit)?)).await
-    }
-
-    async fn process_one(&self, mut event: InboxEvent) -> Result<InboxStatus, DomainError> {
-        let fact = match self.events.decode(event.payload.as_bytes()) {
-            Ok(StripeFact::Ignored) => {
-                let why = format!("{} is not an event Rekomi handles", event.event_type);
-                return self.finish(event, Finish::Skipped(why)).await;
-            }
-            Ok(fact) => fact,
-            Err(e) => return self.finish(event, Finish::Failed(e.to_string())).await,
-        };
-        // A platform-account event's codes must be known before its organization can be found
-        // (current payloads name only discount ids); the lookups act on the platform account.
-        let platform = event.account.is_none() && event.org_id.is_none();
-        let fact = if platform {
-            match self.enrich(None, fact).await {
-                Ok(fact) => fact,
-                Err(e) => return self.finish(event, Finish::Retry(format!("Stripe lookup failed: {e}"))).await,
-            }
-        } else {
-            fact
-        };
-        let org = match self.resolve_org(&event, &fact).await {
-            Ok(Some(org)) => org,
-            Ok(None) => {
-                // A refund can arrive before its sale: it waits for it (the sale names the
-                // organization), and is woken when it is recorded.
-                if let (None, StripeFact::ChargeRefunded(refund)) = (&event.account, &fact) {
-                    let payment = refund.payment().to_owned();
-                    let why = format!("waiting for the sale of payment {payment}: no organization could be identified for this refund yet");
-                    return self.finish(event, Finish::Wait { payment, why }).await;
-                }
-                let why = match &event.account {
-                    Some(account) => format!("the connected account {account} is not linked to an organization"),
-                    None => "no organization could be identified for this platform-account event".to_owned(),
-                };
-                return self.finish(event, Finish::Skipped(why)).await;
-            }
-            Err(e) => return self.finish(event, Finish::Retry(e.to_string())).await,
-        };
-        event.org_id = Some(org.id);
-        let enriched = if platform { Ok(fact) } else { self.enrich(org.stripe_account_id.clone(), fact).await };
-        let fact = match enriched {
-            Ok(fact) => fact,
-            Err(e) => return self.finish(event, Finish::Retry(format!("Stripe lookup failed: {e}"))).await,
-        };
-        let now = self.now();
-        let ctx = ApplyCtx { org, now, entropy: Arc::clone(&self.entropy) };
-        let mut done = event.clone();
-        let applied = self
-            .tx(move |tx| {
-                let outcome = apply(tx, &ctx, &fact)?;
-                if let Applied::Done(note) = &outcome {
-                    done.status = InboxStatus::Done;
-                    done.last_error = note.clone();
-                    done.locked_until = None;
-                    done.processed_at = Some(ctx.now);
-                    done.waiting_for = None;
-                    tx.update_inbox_event(&done)?;
-                    // Refunds that arrived before this sale can be applied now.
-                    let payments = fact.sale_payments();
-                    if !payments.is_empty() {
-                        tx.wake_waiting_inbox_events(done.account.as_deref(), &payments, ctx.org.id, ctx.now)?;
-                    }
-                }
-                Ok(outcome)
-            })
-            .await;
-        match applied {
-            Ok(Applied::Done(_)) => Ok(InboxStatus::Done),
-            Ok(Applied::Skipped(why)) => self.finish(event, Finish::Skipped(why)).await,
-            Ok(Applied::Wait { payment, why }) => self.finish(event, Finish::Wait { payment, why }).await,
-            Err(DomainError::Store(e)) => self.finish(event, Finish::Retry(e.to_string())).await,
-            Err(e) => self.finish(event, Finish::Failed(e.to_string())).await,
-        }
-    }
-
-    async fn finish(&self, mut event: InboxEvent, how: Finish) -> Result<InboxStatus, DomainError> {
-        let now = self.now();
-        event.waiting_for = None;
-        let (status, note) = match how {
-            Finish::Wait { payment, why } => {
-                // Waiting is no failed attempt: the retry budget stays whole for when it runs.
-                event.attempts = 0;
-                event.waiting_for = Some(payment);
-                event.next_attempt_at = now + WAIT_RECHECK;
-                tracing::info!(event.id = %event.id, reason = %why, "stripe event waits for its sale");
-                (InboxStatus::Waiting, Some(why))
-            }
-            Finish::Skipped(why) => (InboxStatus::Skipped, Some(why)),
-            Finish::Failed(why) => (InboxStatus::Failed, Some(why)),
-            Finish::Retry(why) if event.attempts >= INBOX_MAX_ATTEMPTS => {
-                (InboxStatus::Failed, Some(format!("gave up after {} attempts: {why}", event.attempts)))
-            }
-            Finish::Retry(why) => {
-                let base = 15_i64.saturating_mul(1_i64 << event.attempts.saturating_sub(1).min(12)).min(6 * 3600);
-                let jitter = (self.entropy.index(100) as i64) * base / 400;
-                event.next_attempt_at = now + Duration::seconds(base + jitter);
-                tracing::info!(event.id = %event.id, attempts = event.attempts, reason = %why, "stripe event will be retried");
-                (InboxStatus::Pending, Some(why))
-            }
-        };
-        if status == InboxStatus::Failed {
-            tracing::warn!(event.id = %event.id, reason = note.as_deref().unwrap_or(""), "stripe event failed");
-        }
-        event.status = status;
-        event.last_error = note;
-        event.locked_until = None;
-        if !matches!(status, InboxStatus::Pending | InboxStatus::Waiting) {
-            event.processed_at = Some(now);
-        }
-        self.tx(move |tx| Ok(tx.update_inbox_event(&event)?)).await?;
-        Ok(status)
-    }
-
-    /// The organization an event belongs to: the one linked to its connected account; for
-    /// platform-account events, the owner of a redeemed Rekomi code or deleted coupon, the one
-    /// that recorded a refunded payment's sale, the one that credited the customer, or the
-    /// only organization of a single-brand installation.
-    async fn resolve_org(&self, event: &InboxEvent, fact: &StripeFact) -> Result<Option<Organization>, DomainError> {
-        let (org_id, account) = (event.org_id, event.account.clone());
-        let promo_ids: Vec<String> = promotion_codes_of(fact).iter().map(|p| p.id.clone()).collect();
-        let customer = customer_of(fact);
-        let refunded_payment = match fact {
-            StripeFact::ChargeRefunded(refund) => Some(refund.payment().to_owned()),
-            _ => None,
-        };
-        let deleted_coupon = match fact {
-            StripeFact::CouponDeleted { id } => Some(id.clone()),
-            StripeFact::PromotionCodeUpdated { id, .. } => Some(format!("promo:{id}")),
-            _ => None,
-        };
-        self.tx(move |tx| {
-            if let Some(id) = org_id {
-                return Ok(tx.org(id)?);
-            }
-            if let Some(account) = account {
-                return Ok(tx.org_by_stripe_account(&account)?);
-            }
-            // A platform-account event can only belong to an organization that uses the
-            // platform account: Stripe ids are unique within one account, not across accounts.
-            let unlinked = |tx: &mut dyn Tx, org: OrgId| -> Result<Option<Organization>, DomainError> {
-                Ok(tx.org(org)?.filter(|o| o.stripe_account_id.is_none()))
-            };
-            for id in &promo_ids {
-                if let Some(code) = tx.affiliate_coupon_by_stripe_id_any_org(id)? {
-                    if let Some(org) = unlinked(tx, code.org_id)? {
-                        return Ok(Some(org));
-                    }
-                }
-            }
-            match deleted_coupon.as_deref() {
-                Some(promo) if promo.starts_with("promo:") => {
-                    if let Some(code) = tx.affiliate_coupon_by_stripe_id_any_org(&promo["promo:".len()..])? {
-                        if let Some(org) = unlinked(tx, code.org_id)? {
-                            return Ok(Some(org));
-                        }
-                    }
-                }
-                Some(coupon) => {
-                    for c in tx.campaign_coupons_by_stripe_id(coupon)? {
-                        if let Some(org) = unlinked(tx, c.org_id)? {
-                            return Ok(Some(org));
-                        }
-                    }
-                }
-                None => {}
-            }
-            // A refund belongs to the organization that recorded the sale of its payment.
-            if let Some(payment) = &refunded_payment {
-                let mut orgs = Vec::new();
-                for org in tx.orgs_of_payment(payment)? {
-                    orgs.extend(unlinked(tx, org)?);
-                }
-                if orgs.len() == 1 {
-                    return Ok(orgs.pop());
-                }
-            }
-            // A customer credited in exactly one organization belongs to it (a refund or a
-            // renewal names no code); a customer of several is ambiguous and resolves nothing.
-            if let Some(customer) = &customer {
-                let mut orgs = Vec::new();
-                for org in tx.orgs_of_stripe_customer(customer)? {
-                    orgs.extend(unlinked(tx, org)?);
-                }
-                if orgs.len() == 1 {
-                    return Ok(orgs.pop());
-                }
-            }
-            // A single-brand installation: the one organization on the platform account.
-            let mut platform_orgs: Vec<Organization> = tx.some_orgs(1000)?.into_iter().filter(|o| o.stripe_account_id.is_none()).collect();
-            if platform_orgs.len() == 1 {
-                return Ok(platform_orgs.pop());
-            }
-            Ok(None)
-        })
-        .await
-    }
-
     /// Stripe lookups a fact needs, made outside any transaction: promotion codes that the
     /// payload names only as discount ids, the invoice of a refunded charge, and then the
     /// customer's referral metadata for a new sale whose payload names no referral.
-    async fn enrich(&self, stripe_account: Option<String>, fact: StripeFact) -> Result<StripeFact, GatewayError> {
+    pub(super) async fn enrich(&self, stripe_account: Option<String>, fact: StripeFact) -> Result<StripeFact, GatewayError> {
         let ctx = GatewayContext { stripe_account };
         let fact = match fact {
             StripeFact::InvoicePaid(mut invoice) if invoice.discounts.unresolved && invoice.discounts.promotion_codes.is_empty() => {
@@ -582,7 +208,7 @@ fn not_found_as_empty(result: Result<Vec<PromotionCodeRef>, GatewayError>) -> Re
     }
 }
 
-fn customer_of(fact: &StripeFact) -> Option<String> {
+pub(super) fn customer_of(fact: &StripeFact) -> Option<String> {
     match fact {
         StripeFact::InvoicePaid(i) => i.customer_id.clone(),
         StripeFact::SubscriptionCreated(s) => s.customer_id.clone(),
@@ -592,7 +218,7 @@ fn customer_of(fact: &StripeFact) -> Option<String> {
     }
 }
 
-fn promotion_codes_of(fact: &StripeFact) -> &[PromotionCodeRef] {
+pub(super) fn promotion_codes_of(fact: &StripeFact) -> &[PromotionCodeRef] {
     match fact {
         StripeFact::InvoicePaid(i) => &i.discounts.promotion_codes,
         StripeFact::SubscriptionCreated(s) => &s.discounts.promotion_codes,
@@ -601,14 +227,41 @@ fn promotion_codes_of(fact: &StripeFact) -> &[PromotionCodeRef] {
     }
 }
 
+/// What applying one event leaves for the end of its batch's transaction (see
+/// `stripe_worker`): counter changes on rows many events share, and refunds to wake.
+#[derive(Default)]
+pub(super) struct Effects {
+    /// The organization the event was applied for.
+    pub(super) org: Option<OrgId>,
+    /// Redemption count changes, by code.
+    pub(super) redemptions: BTreeMap<(OrgId, AffiliateCouponId), i64>,
+    /// Refunds to wake: the Stripe account, the organization of the sale, its payments.
+    pub(super) wakes: Vec<(Option<String>, OrgId, Vec<String>)>,
+}
+
 /// Everything `apply` needs besides the transaction.
-struct ApplyCtx {
+pub(super) struct ApplyCtx {
     org: Organization,
     now: OffsetDateTime,
     entropy: Arc<dyn Entropy>,
+    effects: RefCell<Effects>,
 }
 
 impl ApplyCtx {
+    pub(super) fn new(org: Organization, now: OffsetDateTime, entropy: Arc<dyn Entropy>) -> Self {
+        let effects = RefCell::new(Effects { org: Some(org.id), ..Effects::default() });
+        Self { org, now, entropy, effects }
+    }
+
+    pub(super) fn into_effects(self) -> Effects {
+        self.effects.into_inner()
+    }
+
+    /// Changes a code's redemption count when the batch commits.
+    fn redeem(&self, code: AffiliateCouponId, delta: i64) {
+        *self.effects.borrow_mut().redemptions.entry((self.org.id, code)).or_default() += delta;
+    }
+
     fn audit(&self) -> Audit {
         Audit { org: self.org.id, actor: AuditActor::System, now: self.now, entropy: Arc::clone(&self.entropy) }
     }
@@ -623,7 +276,7 @@ impl ApplyCtx {
 }
 
 /// What applying a fact did.
-enum Applied {
+pub(super) enum Applied {
     Done(Option<String>),
     Skipped(String),
     /// A refund whose sale is not recorded yet.
@@ -641,7 +294,7 @@ fn ts(unix: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-fn apply(tx: &mut dyn Tx, ctx: &ApplyCtx, fact: &StripeFact) -> Result<Applied, DomainError> {
+pub(super) fn apply(tx: &mut dyn Tx, ctx: &ApplyCtx, fact: &StripeFact) -> Result<Applied, DomainError> {
     match fact {
         StripeFact::InvoicePaid(invoice) => record_sale(tx, ctx, SaleInput::from_invoice(invoice)),
         StripeFact::CheckoutCompleted(checkout) => match SaleInput::from_checkout(checkout) {
@@ -734,7 +387,7 @@ fn seen_key(payment: &str) -> String {
 fn count_redemption(tx: &mut dyn Tx, ctx: &ApplyCtx, code: crate::ids::AffiliateCouponId, input: &SaleInput) -> Result<(), DomainError> {
     let holder = input.subscription_id.as_deref().or(input.customer_id.as_deref()).unwrap_or(&input.ledger_key);
     if tx.claim_source(ctx.org.id, &format!("redemption:{code}:{holder}"), ctx.now)? {
-        tx.add_redemption(ctx.org.id, code, 1, ctx.now)?;
+        ctx.redeem(code, 1);
     }
     Ok(())
 }
@@ -1209,7 +862,7 @@ fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx, refund: &RefundFact) -> Result
     let fully_refunded_now = total >= sale.amount_minor && seen < sale.amount_minor;
     if fully_refunded_now && sale.kind == LedgerKind::Initial {
         if let Some(code) = conversion.affiliate_coupon_id {
-            tx.add_redemption(org, code, -1, ctx.now)?;
+            ctx.redeem(code, -1);
         }
     }
     let mut ledger_after = ledger;
