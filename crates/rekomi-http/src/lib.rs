@@ -15,10 +15,10 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::dev::{Server, Service};
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::http::StatusCode;
-use actix_web::{web, App, HttpMessage, HttpResponse, HttpServer};
+use actix_web::dev::{AppService, HttpServiceFactory, Server, Service};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, App, FromRequest, Handler, HttpMessage, HttpResponse, HttpServer, Responder, ResponseError};
 use rekomi_domain::usecases::Services;
 
 use crate::auth::RateRemaining;
@@ -60,83 +60,151 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint"))
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not accept that method"))
+/// `405 method_not_allowed` with an `Allow` header naming the methods the resource accepts.
+fn method_not_allowed(allow: &str) -> HttpResponse {
+    let mut res = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this endpoint does not accept that method; it accepts {allow}"),
+    )
+    .error_response();
+    if let Ok(value) = HeaderValue::from_str(allow) {
+        res.headers_mut().insert(header::ALLOW, value);
+    }
+    res
 }
 
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "Operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object)))]
 async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(openapi::document())
 }
 
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// A resource whose routes are added one method at a time, so the methods its `405` answers
+/// list in `Allow` are exactly the routes registered, never a second hand-written list.
+struct Endpoint {
+    resource: actix_web::Resource,
+    methods: Vec<Method>,
+}
+
+/// Starts the resource at `path`.
+fn resource(path: &str) -> Endpoint {
+    Endpoint { resource: web::resource(path), methods: Vec::new() }
+}
+
+impl Endpoint {
+    fn route<F, Args>(mut self, method: Method, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.methods.push(method.clone());
+        self.resource = self.resource.route(web::method(method).to(handler));
+        self
+    }
+
+    fn get<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(Method::GET, handler)
+    }
+
+    fn post<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(Method::POST, handler)
+    }
+
+    fn put<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(Method::PUT, handler)
+    }
+
+    fn patch<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(Method::PATCH, handler)
+    }
+
+    fn delete<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(Method::DELETE, handler)
+    }
+}
+
+impl HttpServiceFactory for Endpoint {
+    fn register(self, config: &mut AppService) {
+        let allow: Arc<str> = Arc::from(self.methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", "));
+        let resource = self.resource.default_service(web::to(move || {
+            let allow = Arc::clone(&allow);
+            async move { method_not_allowed(&allow) }
+        }));
+        resource.register(config);
+    }
 }
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use routes::webhook_endpoints as endpoints;
     use routes::{affiliates, conversions, coupons, org, programs, stripe_webhooks};
-    cfg.service(resource("/healthz").route(web::get().to(org::healthz)))
-        .service(resource("/readyz").route(web::get().to(org::readyz)))
-        .service(resource("/api/v1/openapi.json").route(web::get().to(openapi_json)))
-        .service(resource("/api/organizations/me").route(web::get().to(org::me)))
-        .service(resource("/api/billing/state").route(web::get().to(org::billing)))
-        .service(resource("/api/v1/programs").route(web::get().to(programs::list)).route(web::post().to(programs::create)))
-        .service(
-            resource("/api/v1/programs/{id}")
-                .route(web::get().to(programs::get))
-                .route(web::patch().to(programs::update))
-                .route(web::delete().to(programs::delete)),
-        )
-        .service(resource("/api/v1/affiliates").route(web::get().to(affiliates::list)).route(web::post().to(affiliates::create)))
-        .service(resource("/api/v1/affiliates/applications").route(web::get().to(affiliates::applications)))
-        .service(resource("/api/v1/affiliates/bulk-action").route(web::post().to(affiliates::bulk)))
-        .service(resource("/api/v1/affiliates/{id}").route(web::get().to(affiliates::get)).route(web::patch().to(affiliates::update)))
-        .service(resource("/api/v1/affiliates/{id}/approve").route(web::post().to(affiliates::approve)))
-        .service(resource("/api/v1/affiliates/{id}/reject").route(web::post().to(affiliates::reject)))
-        .service(
-            resource("/api/v1/affiliates/{affiliateId}/coupons")
-                .route(web::get().to(coupons::list_affiliate))
-                .route(web::post().to(coupons::create_affiliate)),
-        )
-        .service(resource("/api/v1/affiliates/{affiliateId}/coupons/{id}").route(web::delete().to(coupons::revoke_affiliate)))
-        .service(
-            resource("/api/v1/campaigns/{programId}/coupons")
-                .route(web::get().to(coupons::list_campaign))
-                .route(web::post().to(coupons::create_campaign)),
-        )
+    cfg.service(resource("/healthz").get(org::healthz))
+        .service(resource("/readyz").get(org::readyz))
+        .service(resource("/api/v1/openapi.json").get(openapi_json))
+        .service(resource("/api/organizations/me").get(org::me))
+        .service(resource("/api/billing/state").get(org::billing))
+        .service(resource("/api/v1/programs").get(programs::list).post(programs::create))
+        .service(resource("/api/v1/programs/{id}").get(programs::get).patch(programs::update).delete(programs::delete))
+        .service(resource("/api/v1/affiliates").get(affiliates::list).post(affiliates::create))
+        .service(resource("/api/v1/affiliates/applications").get(affiliates::applications))
+        .service(resource("/api/v1/affiliates/bulk-action").post(affiliates::bulk))
+        .service(resource("/api/v1/affiliates/{id}").get(affiliates::get).patch(affiliates::update))
+        .service(resource("/api/v1/affiliates/{id}/approve").post(affiliates::approve))
+        .service(resource("/api/v1/affiliates/{id}/reject").post(affiliates::reject))
+        .service(resource("/api/v1/affiliates/{affiliateId}/coupons").get(coupons::list_affiliate).post(coupons::create_affiliate))
+        .service(resource("/api/v1/affiliates/{affiliateId}/coupons/{id}").delete(coupons::revoke_affiliate))
+        .service(resource("/api/v1/campaigns/{programId}/coupons").get(coupons::list_campaign).post(coupons::create_campaign))
         .service(
             resource("/api/v1/campaigns/{programId}/coupons/{id}")
-                .route(web::get().to(coupons::get_campaign))
-                .route(web::patch().to(coupons::update_campaign))
-                .route(web::delete().to(coupons::delete_campaign)),
+                .get(coupons::get_campaign)
+                .patch(coupons::update_campaign)
+                .delete(coupons::delete_campaign),
         )
-        .service(resource("/api/v1/campaigns/{programId}/coupons/{id}/archive").route(web::post().to(coupons::archive_campaign)))
-        .service(resource("/api/v1/promotional-codes").route(web::get().to(coupons::lookup)))
-        .service(resource("/api/me/coupons/mint").route(web::post().to(coupons::self_mint)))
-        .service(resource("/api/v1/webhook-endpoints").route(web::get().to(endpoints::list)).route(web::post().to(endpoints::create)))
-        .service(
-            resource("/api/v1/webhook-endpoints/{id}")
-                .route(web::get().to(endpoints::get))
-                .route(web::patch().to(endpoints::update))
-                .route(web::delete().to(endpoints::delete)),
-        )
-        .service(resource("/api/v1/webhook-endpoints/{id}/rotate-secret").route(web::post().to(endpoints::rotate_secret)))
-        .service(resource("/api/v1/webhook-endpoints/{id}/deliveries").route(web::get().to(endpoints::deliveries)))
-        .service(resource("/api/v1/webhook-endpoints/{id}/deliveries/{deliveryId}/redeliver").route(web::post().to(endpoints::redeliver)))
-        .service(resource("/api/webhooks/stripe").route(web::post().to(stripe_webhooks::receive)))
-        .service(resource("/api/v1/webhooks/stripe/events").route(web::get().to(conversions::list_events)))
-        .service(resource("/api/v1/webhooks/stripe/events/{id}/replay").route(web::post().to(conversions::replay_event)))
-        .service(resource("/api/v1/conversions").route(web::get().to(conversions::list)))
-        .service(resource("/api/v1/conversions/export.csv").route(web::get().to(conversions::export)))
-        .service(resource("/api/v1/conversions/{id}").route(web::get().to(conversions::get)))
-        .service(resource("/api/v1/conversions/{id}/attribution").route(web::get().to(conversions::attribution)))
-        .service(
-            resource("/api/v1/programs/{id}/sub-affiliate-config")
-                .route(web::get().to(conversions::get_sub_config))
-                .route(web::put().to(conversions::put_sub_config)),
-        )
-        .service(resource("/api/v1/affiliates/{id}/sub-affiliates").route(web::get().to(conversions::sub_affiliates)));
+        .service(resource("/api/v1/campaigns/{programId}/coupons/{id}/archive").post(coupons::archive_campaign))
+        .service(resource("/api/v1/promotional-codes").get(coupons::lookup))
+        .service(resource("/api/me/coupons/mint").post(coupons::self_mint))
+        .service(resource("/api/v1/webhook-endpoints").get(endpoints::list).post(endpoints::create))
+        .service(resource("/api/v1/webhook-endpoints/{id}").get(endpoints::get).patch(endpoints::update).delete(endpoints::delete))
+        .service(resource("/api/v1/webhook-endpoints/{id}/rotate-secret").post(endpoints::rotate_secret))
+        .service(resource("/api/v1/webhook-endpoints/{id}/deliveries").get(endpoints::deliveries))
+        .service(resource("/api/v1/webhook-endpoints/{id}/deliveries/{deliveryId}/redeliver").post(endpoints::redeliver))
+        .service(resource("/api/webhooks/stripe").post(stripe_webhooks::receive))
+        .service(resource("/api/v1/webhooks/stripe/events").get(conversions::list_events))
+        .service(resource("/api/v1/webhooks/stripe/events/{id}/replay").post(conversions::replay_event))
+        .service(resource("/api/v1/conversions").get(conversions::list))
+        .service(resource("/api/v1/conversions/export.csv").get(conversions::export))
+        .service(resource("/api/v1/conversions/{id}").get(conversions::get))
+        .service(resource("/api/v1/conversions/{id}/attribution").get(conversions::attribution))
+        .service(resource("/api/v1/programs/{id}/sub-affiliate-config").get(conversions::get_sub_config).put(conversions::put_sub_config))
+        .service(resource("/api/v1/affiliates/{id}/sub-affiliates").get(conversions::sub_affiliates));
 }
 
 /// Builds the HTTP server on an already bound listener (tests bind port 0).
@@ -176,4 +244,54 @@ pub fn build_server(listener: TcpListener, state: AppState, workers: usize) -> s
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::collections::BTreeSet;
+
+    use actix_web::test as actix_test;
+    use actix_web::{web, App};
+    use serde_json::Value;
+
+    use super::*;
+
+    #[test]
+    fn the_router_takes_exactly_the_documented_methods_and_405s_name_them_in_allow() {
+        actix_web::rt::System::new().block_on(async {
+            // No application state: handlers fail, but routing (and the 405s) happen first.
+            let app = actix_test::init_service(App::new().configure(configure).default_service(web::to(not_found))).await;
+            let doc: Value = serde_json::from_str(&openapi::document()).unwrap();
+            for (path, item) in doc["paths"].as_object().unwrap() {
+                let documented: BTreeSet<String> = item.as_object().unwrap().keys().map(|m| m.to_ascii_uppercase()).collect();
+                let uri = path
+                    .split('/')
+                    .map(|seg| if seg.starts_with('{') { "0190a2b3-c4d5-7e6f-8091-a2b3c4d5e6f7" } else { seg })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                for method in ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] {
+                    let req =
+                        actix_test::TestRequest::default().method(Method::from_bytes(method.as_bytes()).unwrap()).uri(&uri).to_request();
+                    let res = actix_test::call_service(&app, req).await;
+                    if documented.contains(method) {
+                        assert_ne!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is documented but not routed");
+                        assert_ne!(res.status(), StatusCode::NOT_FOUND, "{method} {path} is documented but not routed");
+                    } else {
+                        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+                        let allow: BTreeSet<String> = res
+                            .headers()
+                            .get(header::ALLOW)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .split(", ")
+                            .map(str::to_owned)
+                            .collect();
+                        assert_eq!(allow, documented, "{method} {path}: Allow");
+                    }
+                }
+            }
+        });
+    }
 }

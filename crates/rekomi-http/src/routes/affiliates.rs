@@ -26,7 +26,9 @@ fn full_name(raw: Option<String>) -> Result<Option<String>, ApiError> {
 
 /// List affiliates.
 #[utoipa::path(get, path = "/api/v1/affiliates", tag = "Affiliates", params(AffiliateListQuery),
-    responses((status = 200, body = ListResponse<AffiliateResponse>)), security(("bearer" = [])))]
+    responses((status = 200, body = ListResponse<AffiliateResponse>),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+")),
+    security(("bearer" = [])))]
 pub async fn list(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query<AffiliateListQuery>) -> ApiResult<HttpResponse> {
     let q = q?;
     let page = page_request(q.take, q.cursor.as_deref())?;
@@ -45,7 +47,9 @@ pub async fn list(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query
 
 /// List pending applications.
 #[utoipa::path(get, path = "/api/v1/affiliates/applications", tag = "Affiliates", params(PageQuery),
-    responses((status = 200, body = ListResponse<AffiliateResponse>)), security(("bearer" = [])))]
+    responses((status = 200, body = ListResponse<AffiliateResponse>),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+")),
+    security(("bearer" = [])))]
 pub async fn applications(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query<PageQuery>) -> ApiResult<HttpResponse> {
     let q = q?;
     let page = page_request(q.take, q.cursor.as_deref())?;
@@ -56,7 +60,13 @@ pub async fn applications(state: web::Data<AppState>, Brand(ctx): Brand, Query(q
 
 /// Create an affiliate (admin path).
 #[utoipa::path(post, path = "/api/v1/affiliates", tag = "Affiliates", request_body = CreateAffiliateRequest,
-    responses((status = 201, body = AffiliateResponse)), security(("bearer" = [])))]
+    responses((status = 201, body = AffiliateResponse),
+        (status = 400, description = "`unsupported_value`: a `status` other than Approved or Pending"),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+"),
+        (status = 404, description = "`program_not_found`; `affiliate_not_found`: `recruitedByAffiliateId` names no affiliate of the organization"),
+        (status = 409, description = "`program_archived`; `affiliate_already_exists`; `alias_already_taken`; `slug_generation_failed`"),
+        (status = 422, description = "`recruiter_not_approved`: the recruiting affiliate is not Approved")),
+    security(("bearer" = [])))]
 pub async fn create(state: web::Data<AppState>, Brand(ctx): Brand, Json(body): Json<CreateAffiliateRequest>) -> ApiResult<HttpResponse> {
     let body = body?;
     let new = NewAffiliate {
@@ -78,8 +88,11 @@ pub async fn create(state: web::Data<AppState>, Brand(ctx): Brand, Json(body): J
 }
 
 /// Get an affiliate.
-#[utoipa::path(get, path = "/api/v1/affiliates/{id}", tag = "Affiliates",
-    responses((status = 200, body = AffiliateResponse)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/affiliates/{id}", tag = "Affiliates", params(("id" = Uuid, Path, description = "The affiliate id")),
+    responses((status = 200, body = AffiliateResponse),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+"),
+        (status = 404, description = "`affiliate_not_found`")),
+    security(("bearer" = [])))]
 pub async fn get(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id: AffiliateId = parse_id(&path, "id")?;
     Ok(HttpResponse::Ok().json(AffiliateResponse::from(state.services.get_affiliate(&ctx, id).await?)))
@@ -87,7 +100,14 @@ pub async fn get(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<
 
 /// Update an affiliate.
 #[utoipa::path(patch, path = "/api/v1/affiliates/{id}", tag = "Affiliates", request_body = PatchAffiliateRequest,
-    responses((status = 200, body = AffiliateResponse)), security(("bearer" = [])))]
+    params(("id" = Uuid, Path, description = "The affiliate id")),
+    responses((status = 200, body = AffiliateResponse),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+"),
+        (status = 404, description = "`affiliate_not_found`"),
+        (status = 409, description = "`invalid_status_transition`"),
+        (status = 422, description = "`payment_provider_rejected`: banning, Stripe refused to deactivate a code"),
+        (status = 503, description = "`stripe_unavailable`: banned, but some codes are still active at Stripe; send `Banned` again")),
+    security(("bearer" = [])))]
 pub async fn update(
     state: web::Data<AppState>,
     Brand(ctx): Brand,
@@ -124,8 +144,13 @@ pub async fn update(
 }
 
 /// Approve a pending application.
-#[utoipa::path(post, path = "/api/v1/affiliates/{id}/approve", tag = "Affiliates",
-    responses((status = 200, body = AffiliateResponse)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/affiliates/{id}/approve", tag = "Affiliates", request_body(content = Option<EmptyRequest>, description = "`{}` or nothing"),
+    params(("id" = Uuid, Path, description = "The affiliate id")),
+    responses((status = 200, body = AffiliateResponse),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+"),
+        (status = 404, description = "`affiliate_not_found`"),
+        (status = 409, description = "`invalid_status_transition`: the affiliate is not Pending or Rejected")),
+    security(("bearer" = [])))]
 pub async fn approve(
     state: web::Data<AppState>,
     Brand(ctx): Brand,
@@ -138,8 +163,13 @@ pub async fn approve(
 }
 
 /// Reject a pending application.
-#[utoipa::path(post, path = "/api/v1/affiliates/{id}/reject", tag = "Affiliates", request_body = RejectRequest,
-    responses((status = 200, body = AffiliateResponse)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/affiliates/{id}/reject", tag = "Affiliates", request_body(content = Option<RejectRequest>, description = "Optional"),
+    params(("id" = Uuid, Path, description = "The affiliate id")),
+    responses((status = 200, body = AffiliateResponse),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+"),
+        (status = 404, description = "`affiliate_not_found`"),
+        (status = 409, description = "`invalid_status_transition`: the affiliate is not Pending")),
+    security(("bearer" = [])))]
 pub async fn reject(
     state: web::Data<AppState>,
     Brand(ctx): Brand,
@@ -154,7 +184,9 @@ pub async fn reject(
 
 /// Apply one action to up to 200 affiliates.
 #[utoipa::path(post, path = "/api/v1/affiliates/bulk-action", tag = "Affiliates", request_body = BulkActionRequest,
-    responses((status = 200, body = BulkActionResponse)), security(("bearer" = [])))]
+    responses((status = 200, body = BulkActionResponse),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+")),
+    security(("bearer" = [])))]
 pub async fn bulk(state: web::Data<AppState>, Brand(ctx): Brand, Json(body): Json<BulkActionRequest>) -> ApiResult<HttpResponse> {
     let body = body?;
     let action = match body.action.as_str() {

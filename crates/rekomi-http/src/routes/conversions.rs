@@ -15,7 +15,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Brand;
-use crate::dto::{enum_field, page_request, parse_ts, ts, ts_opt, Decimal, ListResponse};
+use crate::dto::{
+    enum_field, page_request, parse_ts, ts, ts_opt, AffiliateStatusValue, ConversionStatusValue, ConversionTypeValue, CurrencyValue,
+    Decimal, InboxStatusValue, LedgerKindValue, ListResponse,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, Json, Query};
 use crate::AppState;
@@ -29,13 +32,14 @@ pub struct ConversionResponse {
     pub program_id: Uuid,
     /// The first paid amount (0 for leads and overrides).
     pub amount_cents: i64,
+    #[schema(value_type = CurrencyValue)]
     pub currency: &'static str,
     /// The net commission: every ledger entry, clawbacks included.
     pub commission_cents: i64,
-    /// `Pending` | `Approved` | `Paid` | `Denied` | `Refunded`
+    #[schema(value_type = ConversionStatusValue)]
     pub status: &'static str,
-    /// `OneTime` | `Recurring` | `Bonus` | `ClickReward` | `LeadReward`
     #[serde(rename = "type")]
+    #[schema(value_type = ConversionTypeValue)]
     pub kind: &'static str,
     pub stripe_subscription_id: Option<String>,
     pub stripe_customer_id: Option<String>,
@@ -79,7 +83,7 @@ impl From<&Conversion> for ConversionResponse {
 #[serde(rename_all = "camelCase")]
 pub struct LedgerEventResponse {
     pub id: Uuid,
-    /// `initial` | `renewal` | `refund` | `adjustment`
+    #[schema(value_type = LedgerKindValue)]
     pub event_type: &'static str,
     pub amount_cents: i64,
     pub commission_cents: i64,
@@ -126,16 +130,22 @@ pub struct AttributionResponse {
 /// `GET /api/v1/conversions` (and the export's) query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ConversionQuery {
+    /// Page size, 1-200 (default 50; not accepted by the export).
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub take: Option<i64>,
+    /// The `nextCursor` of the previous page (not accepted by the export).
     pub cursor: Option<String>,
     pub affiliate_id: Option<Uuid>,
     pub program_id: Option<Uuid>,
-    /// `Pending` | `Approved` | `Paid` | `Denied` | `Refunded`
+    #[param(value_type = Option<ConversionStatusValue>, inline)]
     pub status: Option<String>,
     /// Created at or after (RFC 3339).
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// Created before (RFC 3339; export only).
+    #[param(format = DateTime)]
     pub until: Option<String>,
 }
 
@@ -160,7 +170,10 @@ impl ConversionQuery {
 
 /// List conversions.
 #[utoipa::path(get, path = "/api/v1/conversions", tag = "Conversions", params(ConversionQuery),
-    responses((status = 200, body = ListResponse<ConversionResponse>)), security(("bearer" = [])))]
+    responses((status = 200, body = ListResponse<ConversionResponse>),
+        (status = 400, description = "`validation_failed`: `until` (export only)"),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+")),
+    security(("bearer" = [])))]
 pub async fn list(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query<ConversionQuery>) -> ApiResult<HttpResponse> {
     let q = q?;
     let filter = q.filter(false)?;
@@ -170,8 +183,11 @@ pub async fn list(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query
 }
 
 /// One conversion with its event timeline.
-#[utoipa::path(get, path = "/api/v1/conversions/{id}", tag = "Conversions",
-    responses((status = 200, body = ConversionDetailResponse)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/conversions/{id}", tag = "Conversions", params(("id" = Uuid, Path, description = "The conversion id")),
+    responses((status = 200, body = ConversionDetailResponse),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+"),
+        (status = 404, description = "`conversion_not_found`")),
+    security(("bearer" = [])))]
 pub async fn get(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id: ConversionId = parse_id(&path, "id")?;
     let (conversion, ledger) = state.services.get_conversion(&ctx, id).await?;
@@ -183,7 +199,11 @@ pub async fn get(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<
 
 /// How a conversion was attributed.
 #[utoipa::path(get, path = "/api/v1/conversions/{id}/attribution", tag = "Conversions",
-    responses((status = 200, body = AttributionResponse)), security(("bearer" = [])))]
+    params(("id" = Uuid, Path, description = "The conversion id")),
+    responses((status = 200, body = AttributionResponse),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+"),
+        (status = 404, description = "`conversion_not_found`")),
+    security(("bearer" = [])))]
 pub async fn attribution(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id: ConversionId = parse_id(&path, "id")?;
     let (c, _) = state.services.get_conversion(&ctx, id).await?;
@@ -244,7 +264,10 @@ struct ExportState {
 
 /// CSV export, streamed page by page, at most 50,000 rows.
 #[utoipa::path(get, path = "/api/v1/conversions/export.csv", tag = "Conversions", params(ConversionQuery),
-    responses((status = 200, content_type = "text/csv", body = String)), security(("bearer" = [])))]
+    responses((status = 200, description = "The CSV, streamed", content_type = "text/csv", body = String),
+        (status = 400, description = "`validation_failed`: `take` or `cursor` (the export is not paginated)"),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+")),
+    security(("bearer" = [])))]
 pub async fn export(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query<ConversionQuery>) -> ApiResult<HttpResponse> {
     let q = q?;
     if q.take.is_some() || q.cursor.is_some() {
@@ -296,6 +319,8 @@ use futures_util::StreamExt as _;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SubAffiliateConfigBody {
     pub enabled: bool,
+    /// The override percentage, 0-100 with at most two decimals.
+    #[schema(value_type = f64, minimum = 0, maximum = 100)]
     pub percent: Decimal,
 }
 
@@ -312,7 +337,11 @@ fn config_response(c: rekomi_domain::conversion::SubAffiliateConfig) -> SubAffil
 
 /// A program's sub-affiliate setting.
 #[utoipa::path(get, path = "/api/v1/programs/{id}/sub-affiliate-config", tag = "Sub-affiliates",
-    responses((status = 200, body = SubAffiliateConfigBody)), security(("bearer" = [])))]
+    params(("id" = Uuid, Path, description = "The program id")),
+    responses((status = 200, body = SubAffiliateConfigBody),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+"),
+        (status = 404, description = "`program_not_found`")),
+    security(("bearer" = [])))]
 pub async fn get_sub_config(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id: ProgramId = parse_id(&path, "id")?;
     Ok(HttpResponse::Ok().json(config_response(state.services.sub_affiliate_config(&ctx, id).await?)))
@@ -320,7 +349,12 @@ pub async fn get_sub_config(state: web::Data<AppState>, Brand(ctx): Brand, path:
 
 /// Set a program's sub-affiliate setting (Owner, Pro plan).
 #[utoipa::path(put, path = "/api/v1/programs/{id}/sub-affiliate-config", tag = "Sub-affiliates", request_body = SubAffiliateConfigBody,
-    responses((status = 200, body = SubAffiliateConfigBody)), security(("bearer" = [])))]
+    params(("id" = Uuid, Path, description = "The program id")),
+    responses((status = 200, body = SubAffiliateConfigBody),
+        (status = 400, description = "`unsupported_value`: `percent` outside 0-100 or with more than two decimals"),
+        (status = 402, description = "`plan_tier_required`: Pro, unless trialing (dashboard JWTs too)"),
+        (status = 404, description = "`program_not_found`")),
+    security(("bearer" = [])))]
 pub async fn put_sub_config(
     state: web::Data<AppState>,
     Brand(ctx): Brand,
@@ -342,15 +376,21 @@ struct RecruitResponse {
     id: Uuid,
     email: String,
     full_name: Option<String>,
+    #[schema(value_type = AffiliateStatusValue)]
     status: &'static str,
     total_commission_cents: i64,
     override_earned_cents: i64,
+    #[schema(value_type = CurrencyValue)]
     currency: &'static str,
 }
 
 /// An affiliate's recruits (flat array).
 #[utoipa::path(get, path = "/api/v1/affiliates/{id}/sub-affiliates", tag = "Sub-affiliates",
-    responses((status = 200, body = Vec<Object>)), security(("bearer" = [])))]
+    params(("id" = Uuid, Path, description = "The recruiting affiliate's id")),
+    responses((status = 200, body = Vec<RecruitResponse>),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+"),
+        (status = 404, description = "`affiliate_not_found`")),
+    security(("bearer" = [])))]
 pub async fn sub_affiliates(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id: AffiliateId = parse_id(&path, "id")?;
     let recruits = state.services.sub_affiliates(&ctx, id).await?;
@@ -377,7 +417,7 @@ pub struct StripeEventResponse {
     #[serde(rename = "type")]
     pub event_type: String,
     pub account: Option<String>,
-    /// `Pending` | `Done` | `Failed` | `Skipped` | `Waiting`
+    #[schema(value_type = InboxStatusValue)]
     pub status: &'static str,
     pub attempts: u32,
     pub last_error: Option<String>,
@@ -410,18 +450,23 @@ fn event_response(e: &InboxEvent) -> StripeEventResponse {
 /// Inbox list query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StripeEventQuery {
-    /// `Pending` | `Done` | `Failed` | `Skipped` | `Waiting`
+    #[param(value_type = Option<InboxStatusValue>, inline)]
     pub status: Option<String>,
     /// Only events received before this instant (RFC 3339), for paging.
+    #[param(format = DateTime)]
     pub before: Option<String>,
     /// 1-200 (default 50).
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub take: Option<i64>,
 }
 
 /// The organization's inbound Stripe events, newest first (Owner).
 #[utoipa::path(get, path = "/api/v1/webhooks/stripe/events", tag = "Stripe events", params(StripeEventQuery),
-    responses((status = 200, body = Vec<StripeEventResponse>)), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<StripeEventResponse>),
+        (status = 403, description = "`insufficient_role`: Owner only")),
+    security(("bearer" = [])))]
 pub async fn list_events(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query<StripeEventQuery>) -> ApiResult<HttpResponse> {
     let q = q?;
     let status =
@@ -438,7 +483,11 @@ pub async fn list_events(state: web::Data<AppState>, Brand(ctx): Brand, Query(q)
 
 /// Queue one inbound event for processing again (Owner).
 #[utoipa::path(post, path = "/api/v1/webhooks/stripe/events/{id}/replay", tag = "Stripe events",
-    responses((status = 200, body = StripeEventResponse)), security(("bearer" = [])))]
+    params(("id" = String, Path, description = "The Stripe event id (`evt_…`)", pattern = "^[A-Za-z0-9_]{1,255}$")),
+    responses((status = 200, body = StripeEventResponse),
+        (status = 404, description = "`stripe_event_not_found`"),
+        (status = 409, description = "`stripe_event_in_progress`: a worker holds it; `replay_limit_reached`: replayed 5 times already")),
+    security(("bearer" = [])))]
 pub async fn replay_event(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     if id.is_empty() || id.len() > 255 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {

@@ -23,7 +23,16 @@ fn campaign_path(path: &(String, String)) -> Result<(ProgramId, CampaignCouponId
 
 /// Create a campaign coupon (and its Stripe coupon).
 #[utoipa::path(post, path = "/api/v1/campaigns/{programId}/coupons", tag = "Coupons", request_body = CreateCampaignCouponRequest,
-    responses((status = 201, body = CampaignCouponResponse)), security(("bearer" = [])))]
+    params(("programId" = Uuid, Path, description = "The program id")),
+    responses((status = 201, body = CampaignCouponResponse),
+        (status = 400, description = "`unsupported_currency`: a `discountCurrency` off the supported list"),
+        (status = 402, description = "`plan_tier_required`: API keys need Growth+"),
+        (status = 404, description = "`program_not_found`"),
+        (status = 409, description = "`program_archived`"),
+        (status = 422, description = "`payment_provider_rejected`: Stripe refused the request"),
+        (status = 502, description = "`stripe_request_failed`: Stripe does not know the referenced object"),
+        (status = 503, description = "`stripe_unavailable`: Stripe is unreachable; retrying the same request finishes it")),
+    security(("bearer" = [])))]
 pub async fn create_campaign(
     state: web::Data<AppState>,
     Brand(ctx): Brand,
@@ -49,8 +58,12 @@ pub async fn create_campaign(
 }
 
 /// List a program's campaign coupons.
-#[utoipa::path(get, path = "/api/v1/campaigns/{programId}/coupons", tag = "Coupons", params(PageQuery),
-    responses((status = 200, body = ListResponse<CampaignCouponResponse>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/campaigns/{programId}/coupons", tag = "Coupons",
+    params(("programId" = Uuid, Path, description = "The program id"), PageQuery),
+    responses((status = 200, body = ListResponse<CampaignCouponResponse>),
+        (status = 402, description = "`plan_tier_required`: API keys need Growth+"),
+        (status = 404, description = "`program_not_found`")),
+    security(("bearer" = [])))]
 pub async fn list_campaign(
     state: web::Data<AppState>,
     Brand(ctx): Brand,
@@ -66,7 +79,11 @@ pub async fn list_campaign(
 
 /// Get a campaign coupon.
 #[utoipa::path(get, path = "/api/v1/campaigns/{programId}/coupons/{id}", tag = "Coupons",
-    responses((status = 200, body = CampaignCouponResponse)), security(("bearer" = [])))]
+    params(("programId" = Uuid, Path, description = "The program id"), ("id" = Uuid, Path, description = "The campaign coupon id")),
+    responses((status = 200, body = CampaignCouponResponse),
+        (status = 402, description = "`plan_tier_required`: API keys need Growth+"),
+        (status = 404, description = "`campaign_coupon_not_found`")),
+    security(("bearer" = [])))]
 pub async fn get_campaign(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
     let (program_id, id) = campaign_path(&path)?;
     Ok(HttpResponse::Ok().json(CampaignCouponResponse::from(state.services.get_campaign_coupon(&ctx, program_id, id).await?)))
@@ -74,7 +91,11 @@ pub async fn get_campaign(state: web::Data<AppState>, Brand(ctx): Brand, path: w
 
 /// Rename a campaign coupon or flip its toggles (the discount is immutable).
 #[utoipa::path(patch, path = "/api/v1/campaigns/{programId}/coupons/{id}", tag = "Coupons", request_body = PatchCampaignCouponRequest,
-    responses((status = 200, body = CampaignCouponResponse)), security(("bearer" = [])))]
+    params(("programId" = Uuid, Path, description = "The program id"), ("id" = Uuid, Path, description = "The campaign coupon id")),
+    responses((status = 200, body = CampaignCouponResponse),
+        (status = 402, description = "`plan_tier_required`: API keys need Growth+"),
+        (status = 404, description = "`campaign_coupon_not_found`")),
+    security(("bearer" = [])))]
 pub async fn update_campaign(
     state: web::Data<AppState>,
     Brand(ctx): Brand,
@@ -93,7 +114,14 @@ pub async fn update_campaign(
 
 /// Archive a campaign coupon: deactivates every child promotion code in Stripe.
 #[utoipa::path(post, path = "/api/v1/campaigns/{programId}/coupons/{id}/archive", tag = "Coupons",
-    responses((status = 200, body = CampaignCouponResponse)), security(("bearer" = [])))]
+    request_body(content = Option<crate::dto::EmptyRequest>, description = "`{}` or nothing"),
+    params(("programId" = Uuid, Path, description = "The program id"), ("id" = Uuid, Path, description = "The campaign coupon id")),
+    responses((status = 200, body = CampaignCouponResponse),
+        (status = 402, description = "`plan_tier_required`: API keys need Growth+"),
+        (status = 404, description = "`campaign_coupon_not_found`"),
+        (status = 422, description = "`payment_provider_rejected`: Stripe refused to deactivate a code"),
+        (status = 503, description = "`stripe_unavailable`: archived, but some codes are still active at Stripe; archive again")),
+    security(("bearer" = [])))]
 pub async fn archive_campaign(
     state: web::Data<AppState>,
     Brand(ctx): Brand,
@@ -107,7 +135,14 @@ pub async fn archive_campaign(
 
 /// Delete a campaign coupon that has no affiliate codes.
 #[utoipa::path(delete, path = "/api/v1/campaigns/{programId}/coupons/{id}", tag = "Coupons",
-    responses((status = 204), (status = 409, description = "coupon_has_codes")), security(("bearer" = [])))]
+    params(("programId" = Uuid, Path, description = "The program id"), ("id" = Uuid, Path, description = "The campaign coupon id")),
+    responses((status = 204, description = "Deleted, with its Stripe coupon"),
+        (status = 402, description = "`plan_tier_required`: API keys need Growth+"),
+        (status = 404, description = "`campaign_coupon_not_found`"),
+        (status = 409, description = "`coupon_has_codes`: archive it instead"),
+        (status = 422, description = "`payment_provider_rejected`: Stripe refused to delete the coupon"),
+        (status = 503, description = "`stripe_unavailable`: deactivated, but the Stripe coupon still exists; delete again")),
+    security(("bearer" = [])))]
 pub async fn delete_campaign(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
     let (program_id, id) = campaign_path(&path)?;
     state.services.delete_campaign_coupon(&ctx, program_id, id).await?;
@@ -116,7 +151,16 @@ pub async fn delete_campaign(state: web::Data<AppState>, Brand(ctx): Brand, path
 
 /// Create an affiliate coupon (a Stripe promotion code).
 #[utoipa::path(post, path = "/api/v1/affiliates/{affiliateId}/coupons", tag = "Coupons", request_body = CreateAffiliateCouponRequest,
-    responses((status = 201, body = AffiliateCouponResponse), (status = 422, description = "code_already_taken")), security(("bearer" = [])))]
+    params(("affiliateId" = Uuid, Path, description = "The affiliate id")),
+    responses((status = 201, body = AffiliateCouponResponse),
+        (status = 400, description = "`unsupported_currency`: a `minimumAmountCurrency` off the supported list"),
+        (status = 402, description = "`plan_tier_required`: API keys need Growth+"),
+        (status = 404, description = "`affiliate_not_found`; `campaign_coupon_not_found`"),
+        (status = 409, description = "`affiliate_not_eligible`; `campaign_coupon_inactive`; `program_archived`; `code_generation_failed`"),
+        (status = 422, description = "`code_already_taken`; `program_mismatch`; `payment_provider_rejected`: Stripe refused the request"),
+        (status = 502, description = "`stripe_request_failed`: Stripe does not know the referenced object"),
+        (status = 503, description = "`stripe_unavailable`: Stripe is unreachable; retrying the same code finishes it")),
+    security(("bearer" = [])))]
 pub async fn create_affiliate(
     state: web::Data<AppState>,
     Brand(ctx): Brand,
@@ -142,8 +186,12 @@ pub async fn create_affiliate(
 }
 
 /// List an affiliate's coupons.
-#[utoipa::path(get, path = "/api/v1/affiliates/{affiliateId}/coupons", tag = "Coupons", params(PageQuery),
-    responses((status = 200, body = ListResponse<AffiliateCouponResponse>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/affiliates/{affiliateId}/coupons", tag = "Coupons",
+    params(("affiliateId" = Uuid, Path, description = "The affiliate id"), PageQuery),
+    responses((status = 200, body = ListResponse<AffiliateCouponResponse>),
+        (status = 402, description = "`plan_tier_required`: API keys need Growth+"),
+        (status = 404, description = "`affiliate_not_found`")),
+    security(("bearer" = [])))]
 pub async fn list_affiliate(
     state: web::Data<AppState>,
     Brand(ctx): Brand,
@@ -159,7 +207,13 @@ pub async fn list_affiliate(
 
 /// Revoke an affiliate coupon (deactivates it in Stripe).
 #[utoipa::path(delete, path = "/api/v1/affiliates/{affiliateId}/coupons/{id}", tag = "Coupons",
-    responses((status = 204)), security(("bearer" = [])))]
+    params(("affiliateId" = Uuid, Path, description = "The affiliate id"), ("id" = Uuid, Path, description = "The affiliate coupon id")),
+    responses((status = 204, description = "Revoked (or already revoked)"),
+        (status = 402, description = "`plan_tier_required`: API keys need Growth+"),
+        (status = 404, description = "`promotional_code_not_found`"),
+        (status = 422, description = "`payment_provider_rejected`: Stripe refused to deactivate the code"),
+        (status = 503, description = "`stripe_unavailable`: the code is still active at Stripe; revoke again")),
+    security(("bearer" = [])))]
 pub async fn revoke_affiliate(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
     let affiliate_id: AffiliateId = parse_id(&path.0, "affiliateId")?;
     let id: AffiliateCouponId = parse_id(&path.1, "id")?;
@@ -202,7 +256,11 @@ impl PromoCodeQueryParams {
 
 /// Look up promotional codes by exactly one selector.
 #[utoipa::path(get, path = "/api/v1/promotional-codes", tag = "Coupons", params(PromoCodeQueryParams),
-    responses((status = 200, description = "one object for id/code/externalId, an array otherwise", body = AffiliateCouponResponse)), security(("bearer" = [])))]
+    responses((status = 200, description = "One object for `id`, `code` and `externalId`, an array otherwise", body = crate::dto::PromoCodeLookupResponse),
+        (status = 400, description = "`validation_failed`: not exactly one selector"),
+        (status = 402, description = "`plan_tier_required`: API keys need Growth+"),
+        (status = 404, description = "`promotional_code_not_found` (`id`, `code` and `externalId` only)")),
+    security(("bearer" = [])))]
 pub async fn lookup(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query<PromoCodeQueryParams>) -> ApiResult<HttpResponse> {
     let q = q?;
     let query = q.into_domain()?;
@@ -214,7 +272,15 @@ pub async fn lookup(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Que
 
 /// Mint a vanity code as the calling affiliate (affiliate JWT).
 #[utoipa::path(post, path = "/api/me/coupons/mint", tag = "Affiliate self-service", request_body = SelfMintRequest,
-    responses((status = 201, body = AffiliateCouponResponse)), security(("affiliate_jwt" = [])))]
+    responses((status = 201, body = AffiliateCouponResponse),
+        (status = 402, description = "`plan_tier_required`: the brand's subscription has lapsed"),
+        (status = 403, description = "`affiliate_not_approved`; `self_mint_not_allowed`; `invalid_affiliate_token`"),
+        (status = 404, description = "`campaign_coupon_not_found`"),
+        (status = 409, description = "`campaign_coupon_inactive`; `program_archived`"),
+        (status = 422, description = "`code_already_taken`; `program_mismatch`; `payment_provider_rejected`: Stripe refused the request"),
+        (status = 502, description = "`stripe_request_failed`: Stripe does not know the referenced object"),
+        (status = 503, description = "`stripe_unavailable`: Stripe is unreachable; retrying the same code finishes it")),
+    security(("affiliate_jwt" = [])))]
 pub async fn self_mint(
     state: web::Data<AppState>,
     AffiliateAuth(caller): AffiliateAuth,

@@ -52,13 +52,15 @@ pub async fn billing(state: web::Data<AppState>, Brand(ctx): Brand) -> ApiResult
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "Operations", responses((status = 200)))]
+#[utoipa::path(get, path = "/healthz", tag = "Operations", responses((status = 200, description = "The process answers", body = crate::dto::HealthResponse)))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
 /// Readiness: the database answers.
-#[utoipa::path(get, path = "/readyz", tag = "Operations", responses((status = 200), (status = 503)))]
+#[utoipa::path(get, path = "/readyz", tag = "Operations",
+    responses((status = 200, description = "The database answers", body = crate::dto::HealthResponse),
+        (status = 503, description = "`service_unavailable`: the database does not answer")))]
 pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     state.services.readiness().await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))

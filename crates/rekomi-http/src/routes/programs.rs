@@ -73,7 +73,9 @@ impl PatchProgramRequest {
 
 /// List programs.
 #[utoipa::path(get, path = "/api/v1/programs", tag = "Programs", params(PageQuery),
-    responses((status = 200, body = ListResponse<ProgramResponse>)), security(("bearer" = [])))]
+    responses((status = 200, body = ListResponse<ProgramResponse>),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+")),
+    security(("bearer" = [])))]
 pub async fn list(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query<PageQuery>) -> ApiResult<HttpResponse> {
     let q = q?;
     let page = page_request(q.take, q.cursor.as_deref())?;
@@ -83,7 +85,11 @@ pub async fn list(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query
 
 /// Create a program.
 #[utoipa::path(post, path = "/api/v1/programs", tag = "Programs", request_body = CreateProgramRequest,
-    responses((status = 201, body = ProgramResponse)), security(("bearer" = [])))]
+    responses((status = 201, body = ProgramResponse),
+        (status = 400, description = "`unsupported_value`: a legacy `defaultCommissionModel`"),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+"),
+        (status = 409, description = "`slug_already_taken`")),
+    security(("bearer" = [])))]
 pub async fn create(state: web::Data<AppState>, Brand(ctx): Brand, Json(body): Json<CreateProgramRequest>) -> ApiResult<HttpResponse> {
     let body = body?;
     let program = state.services.create_program(&ctx, body.into_domain()?).await?;
@@ -91,8 +97,11 @@ pub async fn create(state: web::Data<AppState>, Brand(ctx): Brand, Json(body): J
 }
 
 /// Get a program.
-#[utoipa::path(get, path = "/api/v1/programs/{id}", tag = "Programs",
-    responses((status = 200, body = ProgramResponse)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/programs/{id}", tag = "Programs", params(("id" = Uuid, Path, description = "The program id")),
+    responses((status = 200, body = ProgramResponse),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+"),
+        (status = 404, description = "`program_not_found`")),
+    security(("bearer" = [])))]
 pub async fn get(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id: ProgramId = parse_id(&path, "id")?;
     let program = state.services.get_program(&ctx, id).await?;
@@ -101,7 +110,12 @@ pub async fn get(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<
 
 /// Update a program.
 #[utoipa::path(patch, path = "/api/v1/programs/{id}", tag = "Programs", request_body = PatchProgramRequest,
-    responses((status = 200, body = ProgramResponse)), security(("bearer" = [])))]
+    params(("id" = Uuid, Path, description = "The program id")),
+    responses((status = 200, body = ProgramResponse),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+"),
+        (status = 404, description = "`program_not_found`"),
+        (status = 409, description = "`slug_already_taken`; `program_archived`")),
+    security(("bearer" = [])))]
 pub async fn update(
     state: web::Data<AppState>,
     Brand(ctx): Brand,
@@ -115,8 +129,13 @@ pub async fn update(
 }
 
 /// Archive (soft-delete) a program.
-#[utoipa::path(delete, path = "/api/v1/programs/{id}", tag = "Programs",
-    responses((status = 204)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/programs/{id}", tag = "Programs", params(("id" = Uuid, Path, description = "The program id")),
+    responses((status = 204, description = "Archived (again: finishes closing its coupons at Stripe)"),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+"),
+        (status = 404, description = "`program_not_found`"),
+        (status = 422, description = "`payment_provider_rejected`: Stripe refused to deactivate a code"),
+        (status = 503, description = "`stripe_unavailable`: archived, but some codes are still active at Stripe; delete again")),
+    security(("bearer" = [])))]
 pub async fn delete(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id: ProgramId = parse_id(&path, "id")?;
     state.services.archive_program(&ctx, id).await?;

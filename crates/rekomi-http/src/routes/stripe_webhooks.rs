@@ -13,7 +13,14 @@ pub const MAX_STRIPE_EVENT: usize = 512 * 1024;
 
 /// Receive a Stripe event.
 #[utoipa::path(post, path = "/api/webhooks/stripe", tag = "Stripe events",
-    responses((status = 200, description = "stored (or already stored)"), (status = 400, description = "invalid_signature / invalid_payload")))]
+    request_body(content = Object, content_type = "application/json", description = "The Stripe event, exactly as Stripe sent it (the signature covers the raw bytes)"),
+    params(("Stripe-Signature" = String, Header, description = "Stripe's signature header (`t=…,v1=…`)")),
+    responses((status = 200, description = "Stored (or already stored)", body = crate::dto::StripeReceiptResponse),
+        (status = 400, description = "`invalid_signature`: a missing, forged or stale `Stripe-Signature`, or no signing secret configured; \
+            `invalid_payload`: a body that is not a Stripe event; `invalid_body`: the body could not be read"),
+        (status = 413, description = "`payload_too_large`: the body exceeds 524288 bytes"),
+        (status = 500, description = "`internal_error`: an unexpected failure (the body says nothing more)"),
+        (status = 503, description = "`service_unavailable`: the database is unavailable; Stripe retries")))]
 pub async fn receive(state: web::Data<AppState>, req: HttpRequest, mut payload: web::Payload) -> ApiResult<HttpResponse> {
     let declared =
         req.headers().get(actix_web::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());

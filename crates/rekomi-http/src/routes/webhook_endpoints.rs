@@ -10,7 +10,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Brand;
-use crate::dto::{nullable, page_request, present, ts, ts_opt, EmptyRequest, ListResponse, PageQuery};
+use crate::dto::{
+    nullable, page_request, present, ts, ts_opt, DeliveryStatusValue, EmptyRequest, EndpointStatusValue, ListResponse, PageQuery,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, Json, OptionalJson, Query};
 use crate::AppState;
@@ -26,7 +28,7 @@ pub struct WebhookEndpointResponse {
     pub description: Option<String>,
     /// Event types, `family.*` wildcards or `*`; empty = every event.
     pub events: Vec<String>,
-    /// `Enabled` | `Disabled`
+    #[schema(value_type = EndpointStatusValue)]
     pub status: &'static str,
     pub disabled_reason: Option<String>,
     pub created_at: String,
@@ -67,7 +69,7 @@ pub struct DeliveryResponse {
     /// The ULID sent as `X-Rekomi-Delivery-Id`.
     pub id: String,
     pub event_type: String,
-    /// `Pending` | `Succeeded` | `Failed`
+    #[schema(value_type = DeliveryStatusValue)]
     pub status: &'static str,
     pub attempts: u32,
     /// The HTTP status of the last attempt, when an answer came.
@@ -100,10 +102,14 @@ impl From<Delivery> for DeliveryResponse {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateWebhookEndpointRequest {
     /// http(s), at most 2048 characters, not a private, loopback or link-local address.
+    #[schema(format = "uri", max_length = 2048)]
     pub url: String,
+    /// At most 500 characters.
+    #[schema(max_length = 500)]
     pub description: Option<String>,
     /// Event types (`affiliate.created`), family wildcards (`affiliate_coupon.*`) or `*`;
-    /// omitted or empty = every event.
+    /// omitted or empty = every event. At most 50.
+    #[schema(max_items = 50)]
     pub events: Option<Vec<String>>,
 }
 
@@ -111,15 +117,21 @@ pub struct CreateWebhookEndpointRequest {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchWebhookEndpointRequest {
+    /// http(s), at most 2048 characters, not a private, loopback or link-local address.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String, format = "uri", max_length = 2048)]
     pub url: Option<String>,
+    /// At most 500 characters; null clears.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 500)]
     pub description: Option<Option<String>>,
+    /// At most 50 filters; empty = every event.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Vec<String>, max_items = 50)]
     pub events: Option<Vec<String>>,
-    /// `true` re-enables a disabled endpoint (and resets its failure count).
+    /// `true` re-enables a disabled endpoint (and resets its failure count); `false` disables it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = bool)]
     pub enabled: Option<bool>,
 }
 
@@ -163,7 +175,9 @@ fn parse_delivery_id(raw: &str) -> Result<DeliveryId, ApiError> {
 
 /// List webhook endpoints.
 #[utoipa::path(get, path = "/api/v1/webhook-endpoints", tag = "Webhook endpoints", params(PageQuery),
-    responses((status = 200, body = ListResponse<WebhookEndpointResponse>)), security(("bearer" = [])))]
+    responses((status = 200, body = ListResponse<WebhookEndpointResponse>),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+")),
+    security(("bearer" = [])))]
 pub async fn list(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query<PageQuery>) -> ApiResult<HttpResponse> {
     let q = q?;
     let page = page_request(q.take, q.cursor.as_deref())?;
@@ -174,7 +188,9 @@ pub async fn list(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query
 /// Register a webhook endpoint. The answer carries the signing secret, shown only here and on
 /// rotation.
 #[utoipa::path(post, path = "/api/v1/webhook-endpoints", tag = "Webhook endpoints", request_body = CreateWebhookEndpointRequest,
-    responses((status = 201, body = WebhookEndpointResponse)), security(("bearer" = [])))]
+    responses((status = 201, body = WebhookEndpointResponse),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+")),
+    security(("bearer" = [])))]
 pub async fn create(
     state: web::Data<AppState>,
     Brand(ctx): Brand,
@@ -186,8 +202,11 @@ pub async fn create(
 }
 
 /// Get a webhook endpoint.
-#[utoipa::path(get, path = "/api/v1/webhook-endpoints/{id}", tag = "Webhook endpoints",
-    responses((status = 200, body = WebhookEndpointResponse)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/webhook-endpoints/{id}", tag = "Webhook endpoints", params(("id" = Uuid, Path, description = "The webhook endpoint id")),
+    responses((status = 200, body = WebhookEndpointResponse),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+"),
+        (status = 404, description = "`webhook_endpoint_not_found`")),
+    security(("bearer" = [])))]
 pub async fn get(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id: WebhookEndpointId = parse_id(&path, "id")?;
     let endpoint = state.services.get_webhook_endpoint(&ctx, id).await?;
@@ -196,7 +215,11 @@ pub async fn get(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<
 
 /// Update a webhook endpoint (`enabled: true` re-enables a disabled one).
 #[utoipa::path(patch, path = "/api/v1/webhook-endpoints/{id}", tag = "Webhook endpoints", request_body = PatchWebhookEndpointRequest,
-    responses((status = 200, body = WebhookEndpointResponse)), security(("bearer" = [])))]
+    params(("id" = Uuid, Path, description = "The webhook endpoint id")),
+    responses((status = 200, body = WebhookEndpointResponse),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+"),
+        (status = 404, description = "`webhook_endpoint_not_found`")),
+    security(("bearer" = [])))]
 pub async fn update(
     state: web::Data<AppState>,
     Brand(ctx): Brand,
@@ -210,8 +233,11 @@ pub async fn update(
 }
 
 /// Delete a webhook endpoint and its delivery log.
-#[utoipa::path(delete, path = "/api/v1/webhook-endpoints/{id}", tag = "Webhook endpoints",
-    responses((status = 204)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/webhook-endpoints/{id}", tag = "Webhook endpoints", params(("id" = Uuid, Path, description = "The webhook endpoint id")),
+    responses((status = 204, description = "Deleted, with its delivery log"),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+"),
+        (status = 404, description = "`webhook_endpoint_not_found`")),
+    security(("bearer" = [])))]
 pub async fn delete(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id: WebhookEndpointId = parse_id(&path, "id")?;
     state.services.delete_webhook_endpoint(&ctx, id).await?;
@@ -220,7 +246,11 @@ pub async fn delete(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Pa
 
 /// Replace the signing secret; the answer carries the new one.
 #[utoipa::path(post, path = "/api/v1/webhook-endpoints/{id}/rotate-secret", tag = "Webhook endpoints",
-    responses((status = 200, body = WebhookEndpointResponse)), security(("bearer" = [])))]
+    request_body(content = Option<EmptyRequest>, description = "`{}` or nothing"), params(("id" = Uuid, Path, description = "The webhook endpoint id")),
+    responses((status = 200, body = WebhookEndpointResponse),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+"),
+        (status = 404, description = "`webhook_endpoint_not_found`")),
+    security(("bearer" = [])))]
 pub async fn rotate_secret(
     state: web::Data<AppState>,
     Brand(ctx): Brand,
@@ -234,8 +264,12 @@ pub async fn rotate_secret(
 }
 
 /// An endpoint's deliveries, newest first.
-#[utoipa::path(get, path = "/api/v1/webhook-endpoints/{id}/deliveries", tag = "Webhook endpoints", params(PageQuery),
-    responses((status = 200, body = ListResponse<DeliveryResponse>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/webhook-endpoints/{id}/deliveries", tag = "Webhook endpoints",
+    params(("id" = Uuid, Path, description = "The webhook endpoint id"), PageQuery),
+    responses((status = 200, body = ListResponse<DeliveryResponse>),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+"),
+        (status = 404, description = "`webhook_endpoint_not_found`")),
+    security(("bearer" = [])))]
 pub async fn deliveries(
     state: web::Data<AppState>,
     Brand(ctx): Brand,
@@ -252,7 +286,14 @@ pub async fn deliveries(
 /// Send a delivery again: due now, same body, same `X-Rekomi-Delivery-Id`, a fresh retry
 /// schedule.
 #[utoipa::path(post, path = "/api/v1/webhook-endpoints/{id}/deliveries/{deliveryId}/redeliver", tag = "Webhook endpoints",
-    responses((status = 202, body = DeliveryResponse)), security(("bearer" = [])))]
+    request_body(content = Option<EmptyRequest>, description = "`{}` or nothing"),
+    params(("id" = Uuid, Path, description = "The webhook endpoint id"),
+        ("deliveryId" = String, Path, description = "The delivery id: the 26-character ULID sent as `X-Rekomi-Delivery-Id` (its UUID form is accepted too)")),
+    responses((status = 202, body = DeliveryResponse),
+        (status = 402, description = "`plan_tier_required`: API keys need Starter+"),
+        (status = 404, description = "`webhook_endpoint_not_found`; `delivery_not_found`"),
+        (status = 409, description = "`webhook_endpoint_disabled`: enable the endpoint first")),
+    security(("bearer" = [])))]
 pub async fn redeliver(
     state: web::Data<AppState>,
     Brand(ctx): Brand,
