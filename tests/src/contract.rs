@@ -19,14 +19,14 @@ use std::fmt::Debug;
 
 use rekomi_domain::actor::AuditActor;
 use rekomi_domain::affiliate::{AffiliateStatus, Email};
-use rekomi_domain::audit::{affiliate_snapshot, program_snapshot};
+use rekomi_domain::audit::{affiliate_snapshot, program_snapshot, AuditEntry};
 use rekomi_domain::conversion::{Conversion, ConversionStatus, ConversionType, LedgerKind, SubAffiliateConfig};
 use rekomi_domain::coupon::{CodeRestrictions, CouponCode};
 use rekomi_domain::ids::AffiliateId;
 use rekomi_domain::inbox::{InboxEvent, InboxStatus};
 use rekomi_domain::money::Money;
 use rekomi_domain::org::{hash_api_key, ApiKeyScope, OrgUsage};
-use rekomi_domain::outbound::{Delivery, DeliveryStatus, EndpointStatus};
+use rekomi_domain::outbound::{Delivery, DeliveryStatus, EndpointStatus, OutboxEvent};
 use rekomi_domain::page::{Page, PageRequest};
 use rekomi_domain::plan::{PlanTier, SubscriptionStatus};
 use rekomi_domain::ports::store::{constraints, AffiliateFilter, ConversionFilter, CouponSelector};
@@ -72,6 +72,7 @@ macro_rules! storage_contract {
             a_campaign_coupon_has_codes_once_any_code_exists,
             unprovisioned_affiliate_coupons_span_organizations_and_respect_the_cutoff,
             audit_entries_come_back_newest_first_per_organization,
+            many_rows_are_appended_in_one_write_all_or_nothing,
             a_source_is_claimed_once_per_organization,
             a_conversion_round_trips_and_every_field_updates,
             the_sale_conversion_of_a_subscription_skips_leads_and_overrides,
@@ -1535,6 +1536,35 @@ pub async fn unprovisioned_affiliate_coupons_span_organizations_and_respect_the_
 // ---------------------------------------------------------------------------------------------
 
 /// Audit entries come back whole, newest first, for their organization only, at most `limit`.
+/// `append_audits`, `insert_outbox_events` and `insert_deliveries` store every row of a
+/// slice, or none when one is refused.
+pub async fn many_rows_are_appended_in_one_write_all_or_nothing(store: &dyn UnitOfWork) {
+    let a = org(1, "acme");
+    let p = program(&a, 100, "spring");
+    let ep = endpoint(&a, 1000);
+    seed(store, Seed { orgs: vec![a.clone()], endpoints: vec![ep.clone()], ..Seed::default() }).await;
+    let entries: Vec<AuditEntry> = (600..603).map(|n| audit(&a, n, AuditActor::System, "program.created", &p)).collect();
+    let events: Vec<OutboxEvent> = (1100..1103).map(|n| outbox_event(&a, n)).collect();
+    let deliveries: Vec<Delivery> = events.iter().zip(1200..).map(|(e, n)| delivery(&ep, e, n, T0)).collect();
+    let (e, o, d) = (entries.clone(), events.clone(), deliveries.clone());
+    commit(store, move |tx| {
+        tx.append_audits(&e)?;
+        tx.insert_outbox_events(&o)?;
+        tx.insert_deliveries(&d)
+    })
+    .await;
+    assert_eq!(commit(store, |tx| tx.audit_entries(id(1), 10)).await.len(), 3);
+    assert_eq!(commit(store, move |tx| tx.deliveries_of(id(1), id(1000), &PageRequest::first())).await.len(), 3);
+
+    // A second batch whose last row repeats an id: nothing of it is stored.
+    let mut again: Vec<AuditEntry> = (604..606).map(|n| audit(&a, n, AuditActor::System, "program.created", &p)).collect();
+    again.push(entries[0].clone());
+    let refused = attempt(store, move |tx| tx.append_audits(&again)).await;
+    assert!(matches!(refused, Err(StoreError::Conflict { .. })), "{refused:?}");
+    assert_eq!(commit(store, |tx| tx.audit_entries(id(1), 10)).await.len(), 3);
+    commit(store, |tx| tx.append_audits(&[])).await;
+}
+
 pub async fn audit_entries_come_back_newest_first_per_organization(store: &dyn UnitOfWork) {
     let (a, b) = (org(1, "acme"), org(2, "globex"));
     let p = program(&a, 100, "spring");

@@ -1120,26 +1120,32 @@ impl OutboundRepo for State {
         Ok(self.endpoints.values().rev().filter(|e| e.org_id == org).cloned().collect())
     }
 
-    fn insert_outbox_event(&mut self, event: &OutboxEvent) -> Result<(), StoreError> {
-        if self.outbox.contains_key(&event.id) {
-            return Err(conflict("outbox_events_pkey"));
+    fn insert_outbox_events(&mut self, events: &[OutboxEvent]) -> Result<(), StoreError> {
+        // All or nothing, as one multi-row statement.
+        let before = self.outbox.clone();
+        for event in events {
+            let checked = if self.outbox.contains_key(&event.id) {
+                Err(conflict("outbox_events_pkey"))
+            } else {
+                references(&[(self.has_org(event.org_id), foreign_keys::OUTBOX_ORG)])
+            };
+            if let Err(e) = checked {
+                self.outbox = before;
+                return Err(e);
+            }
+            self.outbox.insert(event.id, event.clone());
         }
-        references(&[(self.has_org(event.org_id), foreign_keys::OUTBOX_ORG)])?;
-        self.outbox.insert(event.id, event.clone());
         Ok(())
     }
 
-    fn insert_delivery(&mut self, delivery: &Delivery) -> Result<(), StoreError> {
-        if self.deliveries.contains_key(&delivery.id) {
-            return Err(conflict("webhook_deliveries_pkey"));
+    fn insert_deliveries(&mut self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+        let before = self.deliveries.clone();
+        for delivery in deliveries {
+            if let Err(e) = self.insert_one_delivery(delivery) {
+                self.deliveries = before;
+                return Err(e);
+            }
         }
-        let org = delivery.org_id;
-        references(&[
-            (self.has_org(org), foreign_keys::DELIVERY_ORG),
-            (self.has_endpoint(org, delivery.endpoint_id), foreign_keys::DELIVERY_ENDPOINT),
-            (self.outbox.get(&delivery.event_id).is_some_and(|e| e.org_id == org), foreign_keys::DELIVERY_EVENT),
-        ])?;
-        self.deliveries.insert(delivery.id, delivery.clone());
         Ok(())
     }
 
@@ -1220,6 +1226,22 @@ impl OutboundRepo for State {
     }
 }
 
+impl State {
+    fn insert_one_delivery(&mut self, delivery: &Delivery) -> Result<(), StoreError> {
+        if self.deliveries.contains_key(&delivery.id) {
+            return Err(conflict("webhook_deliveries_pkey"));
+        }
+        let org = delivery.org_id;
+        references(&[
+            (self.has_org(org), foreign_keys::DELIVERY_ORG),
+            (self.has_endpoint(org, delivery.endpoint_id), foreign_keys::DELIVERY_ENDPOINT),
+            (self.outbox.get(&delivery.event_id).is_some_and(|e| e.org_id == org), foreign_keys::DELIVERY_EVENT),
+        ])?;
+        self.deliveries.insert(delivery.id, delivery.clone());
+        Ok(())
+    }
+}
+
 impl Savepoints for State {
     fn savepoint(&mut self, work: &mut dyn FnMut(&mut dyn Tx) -> bool) -> Result<bool, StoreError> {
         let before = self.clone();
@@ -1232,12 +1254,20 @@ impl Savepoints for State {
 }
 
 impl AuditRepo for State {
-    fn append_audit(&mut self, entry: &AuditEntry) -> Result<(), StoreError> {
-        if self.audit.contains_key(&entry.id) {
-            return Err(conflict("audit_log_pkey"));
+    fn append_audits(&mut self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        let before = self.audit.clone();
+        for entry in entries {
+            let checked = if self.audit.contains_key(&entry.id) {
+                Err(conflict("audit_log_pkey"))
+            } else {
+                references(&[(self.has_org(entry.org_id), foreign_keys::AUDIT_ORG)])
+            };
+            if let Err(e) = checked {
+                self.audit = before;
+                return Err(e);
+            }
+            self.audit.insert(entry.id, entry.clone());
         }
-        references(&[(self.has_org(entry.org_id), foreign_keys::AUDIT_ORG)])?;
-        self.audit.insert(entry.id, entry.clone());
         Ok(())
     }
 

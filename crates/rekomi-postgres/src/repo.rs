@@ -148,6 +148,10 @@ impl From<diesel::result::Error> for UndoSavepoint {
     }
 }
 
+/// Rows per multi-row insert: far below PostgreSQL's 65,535 bind parameters for the widest
+/// row, and large enough that a batch of events takes one statement per table.
+const INSERT_CHUNK: usize = 500;
+
 /// Decodes rows through the domain's parsers.
 fn decode<R, T>(rows: Vec<R>, into_domain: fn(R) -> Result<T, StoreError>) -> Result<Vec<T>, StoreError> {
     rows.into_iter().map(into_domain).collect()
@@ -823,7 +827,7 @@ impl ConversionRepo for PgTx<'_> {
 
     fn insert_conversion(&mut self, conversion: &Conversion) -> Result<(), StoreError> {
         let row = NewConversionRow::from(conversion);
-        self.guarded_write(|c| diesel::insert_into(conversions::table).values(&row).execute(c))?;
+        self.write(|c| diesel::insert_into(conversions::table).values(&row).execute(c))?;
         Ok(())
     }
 
@@ -1212,15 +1216,19 @@ impl OutboundRepo for PgTx<'_> {
         decode(rows, WebhookEndpointRow::into_domain)
     }
 
-    fn insert_outbox_event(&mut self, event: &OutboxEvent) -> Result<(), StoreError> {
-        let row = NewOutboxEventRow::from(event);
-        self.write(|c| diesel::insert_into(outbox_events::table).values(&row).execute(c))?;
+    fn insert_outbox_events(&mut self, events: &[OutboxEvent]) -> Result<(), StoreError> {
+        for chunk in events.chunks(INSERT_CHUNK) {
+            let rows: Vec<NewOutboxEventRow<'_>> = chunk.iter().map(NewOutboxEventRow::from).collect();
+            self.write(|c| diesel::insert_into(outbox_events::table).values(&rows).execute(c))?;
+        }
         Ok(())
     }
 
-    fn insert_delivery(&mut self, delivery: &Delivery) -> Result<(), StoreError> {
-        let row = NewDeliveryRow::from(delivery);
-        self.write(|c| diesel::insert_into(webhook_deliveries::table).values(&row).execute(c))?;
+    fn insert_deliveries(&mut self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+        for chunk in deliveries.chunks(INSERT_CHUNK) {
+            let rows: Vec<NewDeliveryRow<'_>> = chunk.iter().map(NewDeliveryRow::from).collect();
+            self.write(|c| diesel::insert_into(webhook_deliveries::table).values(&rows).execute(c))?;
+        }
         Ok(())
     }
 
@@ -1319,9 +1327,11 @@ impl OutboundRepo for PgTx<'_> {
 }
 
 impl AuditRepo for PgTx<'_> {
-    fn append_audit(&mut self, entry: &AuditEntry) -> Result<(), StoreError> {
-        let row = NewAuditRow::from(entry);
-        self.write(|c| diesel::insert_into(audit_log::table).values(&row).execute(c))?;
+    fn append_audits(&mut self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        for chunk in entries.chunks(INSERT_CHUNK) {
+            let rows: Vec<NewAuditRow<'_>> = chunk.iter().map(NewAuditRow::from).collect();
+            self.write(|c| diesel::insert_into(audit_log::table).values(&rows).execute(c))?;
+        }
         Ok(())
     }
 

@@ -613,16 +613,31 @@ pub trait OutboundRepo {
     /// # Errors
     /// `Unavailable` or `Unexpected`.
     fn endpoints(&mut self, org: OrgId) -> Result<Vec<WebhookEndpoint>, StoreError>;
+    /// Inserts outbox events (one statement for many, where the store can).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn insert_outbox_events(&mut self, events: &[OutboxEvent]) -> Result<(), StoreError>;
     /// Inserts an outbox event.
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
-    fn insert_outbox_event(&mut self, event: &OutboxEvent) -> Result<(), StoreError>;
+    fn insert_outbox_event(&mut self, event: &OutboxEvent) -> Result<(), StoreError> {
+        self.insert_outbox_events(std::slice::from_ref(event))
+    }
+    /// Inserts deliveries (one statement for many, where the store can); their outbox events
+    /// must exist.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn insert_deliveries(&mut self, deliveries: &[Delivery]) -> Result<(), StoreError>;
     /// Inserts a delivery.
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
-    fn insert_delivery(&mut self, delivery: &Delivery) -> Result<(), StoreError>;
+    fn insert_delivery(&mut self, delivery: &Delivery) -> Result<(), StoreError> {
+        self.insert_deliveries(std::slice::from_ref(delivery))
+    }
     /// Replaces a delivery's state.
     ///
     /// # Errors
@@ -672,11 +687,18 @@ pub trait OutboundRepo {
 
 /// The audit log.
 pub trait AuditRepo {
+    /// Appends entries (one statement for many, where the store can).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn append_audits(&mut self, entries: &[AuditEntry]) -> Result<(), StoreError>;
     /// Appends an entry.
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
-    fn append_audit(&mut self, entry: &AuditEntry) -> Result<(), StoreError>;
+    fn append_audit(&mut self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.append_audits(std::slice::from_ref(entry))
+    }
     /// The organization's entries, newest first (for tests and the future audit API).
     ///
     /// # Errors

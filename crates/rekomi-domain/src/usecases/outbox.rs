@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use crate::ids::{DeliveryId, OrgId, OutboxEventId};
-use crate::outbound::{ulid_of, Delivery, DeliveryStatus, EndpointStatus, OutboxEvent};
+use crate::outbound::{ulid_of, Delivery, DeliveryStatus, EndpointStatus, OutboxEvent, WebhookEndpoint};
 use crate::ports::{Entropy, StoreError, Tx};
 
 /// Writes `event_type` with `data` for `org`, fanned out to the subscribed endpoints. The body
@@ -22,6 +22,22 @@ pub fn emit(
     now: OffsetDateTime,
     entropy: &dyn Entropy,
 ) -> Result<(), StoreError> {
+    let endpoints = tx.endpoints(org)?;
+    let (event, deliveries) = fan_out(org, event_type, data, &endpoints, now, entropy);
+    tx.insert_outbox_event(&event)?;
+    tx.insert_deliveries(&deliveries)
+}
+
+/// The outbox event of `event_type` with `data`, and one delivery of it per endpoint of
+/// `endpoints` (the organization's) that is enabled and subscribes to it.
+pub fn fan_out(
+    org: OrgId,
+    event_type: &str,
+    data: Value,
+    endpoints: &[WebhookEndpoint],
+    now: OffsetDateTime,
+    entropy: &dyn Entropy,
+) -> (OutboxEvent, Vec<Delivery>) {
     let event = OutboxEvent {
         id: OutboxEventId::from_uuid(entropy.uuid_v7(now)),
         org_id: org,
@@ -36,12 +52,10 @@ pub fn emit(
         "data": event.data,
     })
     .to_string();
-    tx.insert_outbox_event(&event)?;
-    for endpoint in tx.endpoints(org)? {
-        if endpoint.status != EndpointStatus::Enabled || !endpoint.wants(event_type) {
-            continue;
-        }
-        tx.insert_delivery(&Delivery {
+    let deliveries = endpoints
+        .iter()
+        .filter(|endpoint| endpoint.status == EndpointStatus::Enabled && endpoint.wants(event_type))
+        .map(|endpoint| Delivery {
             id: DeliveryId::from_uuid(entropy.uuid_v7(now)),
             org_id: org,
             endpoint_id: endpoint.id,
@@ -56,9 +70,9 @@ pub fn emit(
             last_error: None,
             created_at: now,
             delivered_at: None,
-        })?;
-    }
-    Ok(())
+        })
+        .collect();
+    (event, deliveries)
 }
 
 /// The `data` of `affiliate.*` events.

@@ -10,7 +10,7 @@
 //! difference from what the ledger already holds.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -19,20 +19,22 @@ use time::{Duration, OffsetDateTime};
 use crate::actor::AuditActor;
 use crate::affiliate::{Affiliate, AffiliateStatus};
 use crate::attribution::{self, CouponSignal, Decision, Signals};
+use crate::audit::AuditEntry;
 use crate::commission;
-use crate::conversion::{Conversion, ConversionStatus, ConversionType, LedgerEvent, LedgerKind};
-use crate::coupon::CouponCode;
+use crate::conversion::{Conversion, ConversionStatus, ConversionType, LedgerEvent, LedgerKind, SubAffiliateConfig};
+use crate::coupon::{AffiliateCoupon, CampaignCoupon, CouponCode};
 use crate::error::{DomainError, FieldError};
-use crate::ids::{AffiliateCouponId, ConversionId, LedgerEventId, OrgId};
+use crate::ids::{AffiliateCouponId, AffiliateId, AuditId, CampaignCouponId, ConversionId, LedgerEventId, OrgId, ProgramId};
 use crate::inbox::{InboxEvent, InboxStatus};
 use crate::money::{Currency, Money};
 use crate::org::Organization;
+use crate::outbound::{Delivery, OutboxEvent, WebhookEndpoint};
 use crate::ports::events::{CheckoutFact, InvoiceFact, PromotionCodeRef, RefundFact, StripeFact, SubscriptionFact};
-use crate::ports::{Entropy, GatewayContext, GatewayError, Tx};
+use crate::ports::{Entropy, GatewayContext, GatewayError, StoreError, Tx};
 use crate::program::Program;
 use crate::signature;
 
-use super::outbox::{affiliate_coupon_data, conversion_data};
+use super::outbox::{self, affiliate_coupon_data, conversion_data};
 use super::{Audit, Services};
 
 /// What ingestion did.
@@ -228,7 +230,9 @@ pub(super) fn promotion_codes_of(fact: &StripeFact) -> &[PromotionCodeRef] {
 }
 
 /// What applying one event leaves for the end of its batch's transaction (see
-/// `stripe_worker`): counter changes on rows many events share, and refunds to wake.
+/// `stripe_worker`): counter changes on rows many events share, refunds to wake, and the
+/// append-only rows (audit entries, outbox events and their deliveries) that nothing in the
+/// batch reads back, written as one multi-row insert each.
 #[derive(Default)]
 pub(super) struct Effects {
     /// The organization the event was applied for.
@@ -237,20 +241,56 @@ pub(super) struct Effects {
     pub(super) redemptions: BTreeMap<(OrgId, AffiliateCouponId), i64>,
     /// Refunds to wake: the Stripe account, the organization of the sale, its payments.
     pub(super) wakes: Vec<(Option<String>, OrgId, Vec<String>)>,
+    /// Audit entries.
+    pub(super) audit: Vec<AuditEntry>,
+    /// Outbox events.
+    pub(super) outbox: Vec<OutboxEvent>,
+    /// Their deliveries.
+    pub(super) deliveries: Vec<Delivery>,
+}
+
+/// Rows a batch reads again and again (the code every sale of a popular link redeems, its
+/// coupon, affiliate and program, the organization's endpoints), read once per batch. Only the
+/// sale path reads through it; anything that changes such rows forgets it all, and so does an
+/// event whose savepoint is undone.
+#[derive(Default)]
+pub(super) struct Lookups {
+    codes: HashMap<(OrgId, String), Option<AffiliateCoupon>>,
+    campaign_coupons: HashMap<(OrgId, CampaignCouponId), Option<CampaignCoupon>>,
+    affiliates: HashMap<(OrgId, AffiliateId), Option<Affiliate>>,
+    programs: HashMap<(OrgId, ProgramId), Option<Program>>,
+    sub_affiliate_configs: HashMap<(OrgId, ProgramId), SubAffiliateConfig>,
+    endpoints: HashMap<OrgId, Vec<WebhookEndpoint>>,
+}
+
+/// Looks `key` up in `map`, else reads it with `read` and remembers it.
+fn cached<K: std::hash::Hash + Eq, V: Clone>(
+    cell: &RefCell<Lookups>,
+    map: fn(&mut Lookups) -> &mut HashMap<K, V>,
+    key: K,
+    read: impl FnOnce() -> Result<V, StoreError>,
+) -> Result<V, StoreError> {
+    if let Some(found) = map(&mut cell.borrow_mut()).get(&key) {
+        return Ok(found.clone());
+    }
+    let value = read()?;
+    map(&mut cell.borrow_mut()).insert(key, value.clone());
+    Ok(value)
 }
 
 /// Everything `apply` needs besides the transaction.
-pub(super) struct ApplyCtx {
+pub(super) struct ApplyCtx<'b> {
     org: Organization,
     now: OffsetDateTime,
     entropy: Arc<dyn Entropy>,
     effects: RefCell<Effects>,
+    lookups: &'b RefCell<Lookups>,
 }
 
-impl ApplyCtx {
-    pub(super) fn new(org: Organization, now: OffsetDateTime, entropy: Arc<dyn Entropy>) -> Self {
+impl<'b> ApplyCtx<'b> {
+    pub(super) fn new(org: Organization, now: OffsetDateTime, entropy: Arc<dyn Entropy>, lookups: &'b RefCell<Lookups>) -> Self {
         let effects = RefCell::new(Effects { org: Some(org.id), ..Effects::default() });
-        Self { org, now, entropy, effects }
+        Self { org, now, entropy, effects, lookups }
     }
 
     pub(super) fn into_effects(self) -> Effects {
@@ -262,8 +302,61 @@ impl ApplyCtx {
         *self.effects.borrow_mut().redemptions.entry((self.org.id, code)).or_default() += delta;
     }
 
-    fn audit(&self) -> Audit {
-        Audit { org: self.org.id, actor: AuditActor::System, now: self.now, entropy: Arc::clone(&self.entropy) }
+    /// An audit entry by the system, written when the batch commits.
+    fn record(&self, action: &str, entity_type: &'static str, entity_id: String, after: Option<Value>) {
+        self.effects.borrow_mut().audit.push(AuditEntry {
+            id: AuditId::from_uuid(self.uuid()),
+            org_id: self.org.id,
+            actor: AuditActor::System,
+            action: action.to_owned(),
+            entity_type,
+            entity_id,
+            before: None,
+            after,
+            created_at: self.now,
+        });
+    }
+
+    /// An outbound event, fanned out to the organization's endpoints, written when the batch
+    /// commits.
+    fn emit(&self, tx: &mut dyn Tx, event_type: &str, data: Value) -> Result<(), StoreError> {
+        let org = self.org.id;
+        let endpoints = cached(self.lookups, |l| &mut l.endpoints, org, || tx.endpoints(org))?;
+        let (event, deliveries) = outbox::fan_out(org, event_type, data, &endpoints, self.now, self.entropy.as_ref());
+        let mut effects = self.effects.borrow_mut();
+        effects.outbox.push(event);
+        effects.deliveries.extend(deliveries);
+        Ok(())
+    }
+
+    fn code_by_stripe_id(&self, tx: &mut dyn Tx, stripe_id: &str) -> Result<Option<AffiliateCoupon>, StoreError> {
+        let org = self.org.id;
+        cached(self.lookups, |l| &mut l.codes, (org, stripe_id.to_owned()), || tx.affiliate_coupon_by_stripe_id(org, stripe_id))
+    }
+
+    fn campaign_coupon(&self, tx: &mut dyn Tx, id: CampaignCouponId) -> Result<Option<CampaignCoupon>, StoreError> {
+        let org = self.org.id;
+        cached(self.lookups, |l| &mut l.campaign_coupons, (org, id), || tx.campaign_coupon(org, id))
+    }
+
+    fn affiliate(&self, tx: &mut dyn Tx, id: AffiliateId) -> Result<Option<Affiliate>, StoreError> {
+        let org = self.org.id;
+        cached(self.lookups, |l| &mut l.affiliates, (org, id), || tx.affiliate(org, id))
+    }
+
+    fn program(&self, tx: &mut dyn Tx, id: ProgramId) -> Result<Option<Program>, StoreError> {
+        let org = self.org.id;
+        cached(self.lookups, |l| &mut l.programs, (org, id), || tx.program(org, id))
+    }
+
+    fn sub_affiliate_config(&self, tx: &mut dyn Tx, program: ProgramId) -> Result<SubAffiliateConfig, StoreError> {
+        let org = self.org.id;
+        cached(self.lookups, |l| &mut l.sub_affiliate_configs, (org, program), || tx.sub_affiliate_config(org, program))
+    }
+
+    /// Forgets every row read through [`Lookups`] (something may have changed them).
+    fn forget_lookups(&self) {
+        *self.lookups.borrow_mut() = Lookups::default();
     }
 
     fn uuid(&self) -> uuid::Uuid {
@@ -294,7 +387,7 @@ fn ts(unix: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-pub(super) fn apply(tx: &mut dyn Tx, ctx: &ApplyCtx, fact: &StripeFact) -> Result<Applied, DomainError> {
+pub(super) fn apply(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, fact: &StripeFact) -> Result<Applied, DomainError> {
     match fact {
         StripeFact::InvoicePaid(invoice) => record_sale(tx, ctx, SaleInput::from_invoice(invoice)),
         StripeFact::CheckoutCompleted(checkout) => match SaleInput::from_checkout(checkout) {
@@ -384,7 +477,12 @@ fn seen_key(payment: &str) -> String {
 
 /// Counts a code's redemption once per subscription (or customer, or payment): a free trial's
 /// lead and its first paid invoice are one redemption at Stripe.
-fn count_redemption(tx: &mut dyn Tx, ctx: &ApplyCtx, code: crate::ids::AffiliateCouponId, input: &SaleInput) -> Result<(), DomainError> {
+fn count_redemption(
+    tx: &mut dyn Tx,
+    ctx: &ApplyCtx<'_>,
+    code: crate::ids::AffiliateCouponId,
+    input: &SaleInput,
+) -> Result<(), DomainError> {
     let holder = input.subscription_id.as_deref().or(input.customer_id.as_deref()).unwrap_or(&input.ledger_key);
     if tx.claim_source(ctx.org.id, &format!("redemption:{code}:{holder}"), ctx.now)? {
         ctx.redeem(code, 1);
@@ -395,22 +493,23 @@ fn count_redemption(tx: &mut dyn Tx, ctx: &ApplyCtx, code: crate::ids::Affiliate
 /// The signals a sale carries, looked up, with the trace that records them.
 fn gather_signals(
     tx: &mut dyn Tx,
-    org: OrgId,
+    ctx: &ApplyCtx<'_>,
     codes: &[PromotionCodeRef],
     referrals: &[String],
     customer_id: Option<&str>,
     email: Option<&str>,
 ) -> Result<(Signals, Value), DomainError> {
+    let org = ctx.org.id;
     let mut coupon = None;
     for code in codes {
-        let mut found = tx.affiliate_coupon_by_stripe_id(org, &code.id)?;
+        let mut found = ctx.code_by_stripe_id(tx, &code.id)?;
         if found.is_none() {
             if let Some(parsed) = code.code.as_deref().and_then(|c| CouponCode::parse(c).ok()) {
                 found = tx.affiliate_coupon_by_code(org, &parsed)?;
             }
         }
         if let Some(c) = found {
-            let overrides = tx.campaign_coupon(org, c.campaign_coupon_id)?.is_none_or(|cc| cc.overrides_click_attribution);
+            let overrides = ctx.campaign_coupon(tx, c.campaign_coupon_id)?.is_none_or(|cc| cc.overrides_click_attribution);
             coupon = Some(CouponSignal {
                 affiliate: c.affiliate_id,
                 coupon: c.id,
@@ -454,7 +553,7 @@ fn denial(affiliate: &Affiliate, program: &Program, customer_email: Option<&str>
     }
 }
 
-fn record_sale(tx: &mut dyn Tx, ctx: &ApplyCtx, input: SaleInput) -> Result<Applied, DomainError> {
+fn record_sale(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, input: SaleInput) -> Result<Applied, DomainError> {
     let org = ctx.org.id;
     let Ok(currency) = Currency::parse(&input.currency) else {
         return Ok(Applied::Skipped(format!("currency {:?} is not supported", input.currency)));
@@ -465,7 +564,7 @@ fn record_sale(tx: &mut dyn Tx, ctx: &ApplyCtx, input: SaleInput) -> Result<Appl
         }
     }
     let (signals, mut trace) =
-        gather_signals(tx, org, &input.codes, &input.referrals, input.customer_id.as_deref(), input.customer_email.as_deref())?;
+        gather_signals(tx, ctx, &input.codes, &input.referrals, input.customer_id.as_deref(), input.customer_email.as_deref())?;
     let Some(decision) = attribution::decide(&signals) else {
         // Remembered so a refund of this payment is recognised as nobody's, not retried.
         tx.claim_source(org, &seen_key(&input.ledger_key), ctx.now)?;
@@ -477,10 +576,10 @@ fn record_sale(tx: &mut dyn Tx, ctx: &ApplyCtx, input: SaleInput) -> Result<Appl
     if !tx.claim_source(org, &input.source, ctx.now)? {
         return done("already recorded");
     }
-    let Some(affiliate) = tx.affiliate(org, decision.affiliate)? else {
+    let Some(affiliate) = ctx.affiliate(tx, decision.affiliate)? else {
         return done("the credited affiliate no longer exists");
     };
-    let Some(program) = tx.program(org, affiliate.program_id)? else {
+    let Some(program) = ctx.program(tx, affiliate.program_id)? else {
         return done("the credited affiliate's program no longer exists");
     };
     let denied = denial(&affiliate, &program, input.customer_email.as_deref());
@@ -494,9 +593,8 @@ fn record_sale(tx: &mut dyn Tx, ctx: &ApplyCtx, input: SaleInput) -> Result<Appl
     let conversion = credited_conversion(ctx, &input, &credit, kind, currency, input.amount, commission, 1, trace);
     tx.insert_conversion(&conversion)?;
     insert_ledger(tx, ctx, &conversion, LedgerKind::Initial, input.amount, commission, &input.ledger_key, None, input.occurred_at)?;
-    let audit = ctx.audit();
-    audit.record(tx, "conversion.created", "conversion", conversion.id.to_string(), None, Some(conversion_data(&conversion)))?;
-    audit.emit(tx, "conversion.created", conversion_data(&conversion))?;
+    ctx.record("conversion.created", "conversion", conversion.id.to_string(), Some(conversion_data(&conversion)));
+    ctx.emit(tx, "conversion.created", conversion_data(&conversion))?;
     if denied.is_none() && commission != 0 {
         record_override(
             tx,
@@ -532,7 +630,7 @@ struct Credit<'a> {
 /// and say why.
 #[allow(clippy::too_many_arguments)]
 fn credited_conversion(
-    ctx: &ApplyCtx,
+    ctx: &ApplyCtx<'_>,
     input: &SaleInput,
     credit: &Credit<'_>,
     kind: ConversionType,
@@ -586,7 +684,7 @@ fn annotate(trace: &mut Value, decision: &Decision, denied: Option<&str>, rate: 
 #[allow(clippy::too_many_arguments)]
 fn insert_ledger(
     tx: &mut dyn Tx,
-    ctx: &ApplyCtx,
+    ctx: &ApplyCtx<'_>,
     conversion: &Conversion,
     kind: LedgerKind,
     amount: i64,
@@ -614,7 +712,7 @@ fn insert_ledger(
 #[allow(clippy::too_many_arguments)]
 fn record_override(
     tx: &mut dyn Tx,
-    ctx: &ApplyCtx,
+    ctx: &ApplyCtx<'_>,
     parent: &Conversion,
     recruit: &Affiliate,
     program: &Program,
@@ -625,12 +723,12 @@ fn record_override(
     occurred_at: OffsetDateTime,
 ) -> Result<(), DomainError> {
     let org = ctx.org.id;
-    let config = tx.sub_affiliate_config(org, program.id)?;
+    let config = ctx.sub_affiliate_config(tx, program.id)?;
     if !config.enabled || config.percent.get() == 0 {
         return Ok(());
     }
     let Some(recruiter_id) = tx.recruiter_of(org, recruit.id)? else { return Ok(()) };
-    let Some(recruiter) = tx.affiliate(org, recruiter_id)? else { return Ok(()) };
+    let Some(recruiter) = ctx.affiliate(tx, recruiter_id)? else { return Ok(()) };
     if recruiter.status != AffiliateStatus::Approved || recruiter.id == recruit.id {
         return Ok(());
     }
@@ -687,14 +785,14 @@ fn record_override(
     // same proportion.
     insert_ledger(tx, ctx, &over, kind, amount, amount_of_override, key, None, occurred_at)?;
     if created {
-        ctx.audit().emit(tx, "conversion.created", conversion_data(&over))?;
+        ctx.emit(tx, "conversion.created", conversion_data(&over))?;
     }
     Ok(())
 }
 
 fn record_renewal(
     tx: &mut dyn Tx,
-    ctx: &ApplyCtx,
+    ctx: &ApplyCtx<'_>,
     mut conversion: Conversion,
     input: &SaleInput,
     currency: Currency,
@@ -713,8 +811,8 @@ fn record_renewal(
         conversion.paid_invoices = conversion.paid_invoices.saturating_add(1);
     }
     let index = conversion.paid_invoices;
-    let affiliate = tx.affiliate(org, conversion.affiliate_id)?;
-    let program = tx.program(org, conversion.program_id)?;
+    let affiliate = ctx.affiliate(tx, conversion.affiliate_id)?;
+    let program = ctx.program(tx, conversion.program_id)?;
     let commission = match (&affiliate, &program) {
         (Some(a), Some(p))
             if input.amount > 0
@@ -736,14 +834,12 @@ fn record_renewal(
     conversion.updated_at = ctx.now;
     tx.update_conversion(&conversion)?;
     insert_ledger(tx, ctx, &conversion, LedgerKind::Renewal, input.amount, commission, &input.ledger_key, None, input.occurred_at)?;
-    ctx.audit().record(
-        tx,
+    ctx.record(
         "conversion.renewed",
         "conversion",
         conversion.id.to_string(),
-        None,
         Some(json!({"invoice": input.ledger_key, "index": index, "commissionCents": commission})),
-    )?;
+    );
     if let (Some(a), Some(p)) = (&affiliate, &program) {
         if commission != 0 {
             record_override(
@@ -766,7 +862,7 @@ fn record_renewal(
 #[allow(clippy::too_many_arguments)]
 fn record_lead(
     tx: &mut dyn Tx,
-    ctx: &ApplyCtx,
+    ctx: &ApplyCtx<'_>,
     input: &SaleInput,
     currency: Currency,
     decision: Decision,
@@ -778,10 +874,10 @@ fn record_lead(
     if !tx.claim_source(org, &format!("lead:{key}"), ctx.now)? {
         return done("lead already recorded");
     }
-    let Some(affiliate) = tx.affiliate(org, decision.affiliate)? else {
+    let Some(affiliate) = ctx.affiliate(tx, decision.affiliate)? else {
         return done("the credited affiliate no longer exists");
     };
-    let Some(program) = tx.program(org, affiliate.program_id)? else {
+    let Some(program) = ctx.program(tx, affiliate.program_id)? else {
         return done("the credited affiliate's program no longer exists");
     };
     let denied = denial(&affiliate, &program, input.customer_email.as_deref());
@@ -792,15 +888,14 @@ fn record_lead(
     if let Some(code) = lead.affiliate_coupon_id {
         count_redemption(tx, ctx, code, input)?;
     }
-    let audit = ctx.audit();
-    audit.record(tx, "lead.created", "conversion", lead.id.to_string(), None, Some(conversion_data(&lead)))?;
-    audit.emit(tx, "lead.created", conversion_data(&lead))?;
+    ctx.record("lead.created", "conversion", lead.id.to_string(), Some(conversion_data(&lead)));
+    ctx.emit(tx, "lead.created", conversion_data(&lead))?;
     done("lead created")
 }
 
 /// A subscription created with a 100 %-off code produces no payment: it is a lead. Other
 /// subscriptions are credited when their invoices are paid.
-fn record_subscription(tx: &mut dyn Tx, ctx: &ApplyCtx, sub: &SubscriptionFact) -> Result<Applied, DomainError> {
+fn record_subscription(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, sub: &SubscriptionFact) -> Result<Applied, DomainError> {
     if !sub.discounts.full_discount {
         return done("the sale is credited when its invoice is paid");
     }
@@ -820,14 +915,14 @@ fn record_subscription(tx: &mut dyn Tx, ctx: &ApplyCtx, sub: &SubscriptionFact) 
     let Ok(currency) = Currency::parse(&input.currency) else {
         return Ok(Applied::Skipped(format!("currency {:?} is not supported", input.currency)));
     };
-    let (signals, trace) = gather_signals(tx, ctx.org.id, &input.codes, &input.referrals, input.customer_id.as_deref(), None)?;
+    let (signals, trace) = gather_signals(tx, ctx, &input.codes, &input.referrals, input.customer_id.as_deref(), None)?;
     match attribution::decide(&signals) {
         Some(decision) => record_lead(tx, ctx, &input, currency, decision, signals, trace),
         None => done("no affiliate is attributed"),
     }
 }
 
-fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx, refund: &RefundFact) -> Result<Applied, DomainError> {
+fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, refund: &RefundFact) -> Result<Applied, DomainError> {
     let org = ctx.org.id;
     let key = refund.payment().to_owned();
     let Some(mut conversion) = tx.conversion_of_invoice(org, &key)? else {
@@ -906,18 +1001,15 @@ fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx, refund: &RefundFact) -> Result
         }
         over.updated_at = ctx.now;
         tx.update_conversion(&over)?;
-        ctx.audit().emit(tx, "conversion.refunded", conversion_data(&over))?;
+        ctx.emit(tx, "conversion.refunded", conversion_data(&over))?;
     }
-    let audit = ctx.audit();
-    audit.record(
-        tx,
+    ctx.record(
         "conversion.refunded",
         "conversion",
         conversion.id.to_string(),
-        None,
         Some(json!({"payment": key, "refundedTotal": total, "commissionCents": delta})),
-    )?;
-    audit.emit(tx, "conversion.refunded", conversion_data(&conversion))?;
+    );
+    ctx.emit(tx, "conversion.refunded", conversion_data(&conversion))?;
     done("refund recorded")
 }
 
@@ -942,7 +1034,7 @@ fn everything_refunded(ledger: &[LedgerEvent]) -> bool {
         })
 }
 
-fn sync_promotion_code(tx: &mut dyn Tx, ctx: &ApplyCtx, stripe_id: &str, active: bool) -> Result<Applied, DomainError> {
+fn sync_promotion_code(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, stripe_id: &str, active: bool) -> Result<Applied, DomainError> {
     let org = ctx.org.id;
     if active {
         // Rekomi decides which codes are live; a late or replayed event (or `.created`) must not
@@ -960,16 +1052,16 @@ fn sync_promotion_code(tx: &mut dyn Tx, ctx: &ApplyCtx, stripe_id: &str, active:
     }
     code.revoke(ctx.now);
     tx.update_affiliate_coupon(&code)?;
-    let audit = ctx.audit();
-    audit.record(tx, "affiliate_coupon.synced", "affiliate_coupon", code.id.to_string(), None, Some(affiliate_coupon_data(&code)))?;
-    audit.emit(tx, "affiliate_coupon.updated", affiliate_coupon_data(&code))?;
-    audit.emit(tx, "affiliate_coupon.deactivated", affiliate_coupon_data(&code))?;
+    ctx.forget_lookups();
+    ctx.record("affiliate_coupon.synced", "affiliate_coupon", code.id.to_string(), Some(affiliate_coupon_data(&code)));
+    ctx.emit(tx, "affiliate_coupon.updated", affiliate_coupon_data(&code))?;
+    ctx.emit(tx, "affiliate_coupon.deactivated", affiliate_coupon_data(&code))?;
     done("code synced")
 }
 
-fn sync_deleted_coupon(tx: &mut dyn Tx, ctx: &ApplyCtx, stripe_id: &str) -> Result<Applied, DomainError> {
+fn sync_deleted_coupon(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, stripe_id: &str) -> Result<Applied, DomainError> {
     let org = ctx.org.id;
-    let audit = ctx.audit();
+    ctx.forget_lookups();
     let mut touched = false;
     for coupon in tx.campaign_coupons_by_stripe_id(stripe_id)?.into_iter().filter(|c| c.org_id == org) {
         let Some(mut c) = tx.campaign_coupon_for_update(org, coupon.id)? else { continue };
@@ -978,13 +1070,13 @@ fn sync_deleted_coupon(tx: &mut dyn Tx, ctx: &ApplyCtx, stripe_id: &str) -> Resu
             c.archived_at = Some(ctx.now);
             c.updated_at = ctx.now;
             tx.update_campaign_coupon(&c)?;
-            audit.record(tx, "campaign_coupon.deleted_at_stripe", "campaign_coupon", c.id.to_string(), None, None)?;
+            ctx.record("campaign_coupon.deleted_at_stripe", "campaign_coupon", c.id.to_string(), None);
         }
         for code in super::coupons::active_codes(tx, org, crate::ports::store::CouponSelector::CampaignCoupon(c.id))? {
             let Some(mut code) = tx.affiliate_coupon_for_update(org, code.id)? else { continue };
             code.revoke(ctx.now);
             tx.update_affiliate_coupon(&code)?;
-            audit.emit(tx, "affiliate_coupon.deleted", affiliate_coupon_data(&code))?;
+            ctx.emit(tx, "affiliate_coupon.deleted", affiliate_coupon_data(&code))?;
         }
         touched = true;
     }

@@ -15,6 +15,7 @@
 //! [`BATCH_ERROR_LIMIT`] failures in a row the rest of the batch is let go at once for any
 //! worker to take. No Stripe call ever happens inside a transaction.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -28,7 +29,7 @@ use crate::jobs::{BatchReport, JobQueue, Lease, LeaseTerms, QueueDepth, RetryPol
 use crate::org::Organization;
 use crate::ports::{StripeFact, Tx};
 
-use super::stripe_events::{apply, customer_of, promotion_codes_of, Applied, ApplyCtx, Effects};
+use super::stripe_events::{apply, customer_of, promotion_codes_of, Applied, ApplyCtx, Effects, Lookups};
 use super::Services;
 
 /// How long a claim holds an event. Short, so the events of a worker that dies (or loses its
@@ -295,6 +296,7 @@ impl Services {
         let entropy = Arc::clone(&self.entropy);
         self.tx(move |tx| {
             let mut batch = Effects::default();
+            let lookups = RefCell::new(Lookups::default());
             let mut statuses = Vec::with_capacity(steps.len());
             for step in steps {
                 let (mut event, how) = match step {
@@ -302,7 +304,7 @@ impl Services {
                     Step::Decoded { event, .. } => (event, Finish::Retry("its organization was not resolved".to_owned())),
                     Step::Apply { mut event, fact, org, .. } => {
                         event.org_id = Some(org.id);
-                        let ctx = ApplyCtx::new(org, now, Arc::clone(&entropy));
+                        let ctx = ApplyCtx::new(org, now, Arc::clone(&entropy), &lookups);
                         let mut outcome = None;
                         let kept = tx.savepoint(&mut |tx| {
                             let applied = apply(tx, &ctx, &fact);
@@ -310,6 +312,10 @@ impl Services {
                             outcome = Some(applied);
                             keep
                         })?;
+                        if !kept {
+                            // What it read may have been its own undone writes.
+                            *lookups.borrow_mut() = Lookups::default();
+                        }
                         match outcome {
                             Some(Ok(Applied::Done(note))) if kept => {
                                 event.done(note, now);
@@ -492,16 +498,23 @@ impl Effects {
             *self.redemptions.entry(key).or_default() += delta;
         }
         self.wakes.extend(event.wakes);
+        self.audit.extend(event.audit);
+        self.outbox.extend(event.outbox);
+        self.deliveries.extend(event.deliveries);
         let payments = fact.sale_payments();
         if let (Some(org), false) = (event.org, payments.is_empty()) {
             self.wakes.push((account, org, payments));
         }
     }
 
-    /// Writes the batch's deferred effects: wakes the refunds waiting for its sales, then
+    /// Writes the batch's deferred effects: its audit entries, outbox events and deliveries
+    /// (a multi-row insert each), wakes the refunds waiting for its sales, then
     /// updates redemption counters in a fixed order (no two workers lock them in opposite
     /// orders), so a popular code's row is locked only until the commit that follows.
     fn commit(self, tx: &mut dyn Tx, now: OffsetDateTime) -> Result<(), DomainError> {
+        tx.append_audits(&self.audit)?;
+        tx.insert_outbox_events(&self.outbox)?;
+        tx.insert_deliveries(&self.deliveries)?;
         let mut wakes: BTreeMap<(Option<String>, OrgId), Vec<String>> = BTreeMap::new();
         for (account, org, payments) in self.wakes {
             wakes.entry((account, org)).or_default().extend(payments);
