@@ -151,13 +151,178 @@ impl From<CommissionOverflow> for crate::error::DomainError {
     }
 }
 
+/// What a change did to a conversion's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusChange {
+    /// The status stayed.
+    Unchanged,
+    /// A refunded conversion earns again (its subscription paid again): `Pending`, with a
+    /// fresh grace period.
+    Reopened,
+    /// Everything it earned was clawed back: `Refunded`.
+    Refunded,
+    /// Its grace period passed: `Approved`.
+    Approved,
+}
+
 impl Conversion {
     /// Adds a ledger movement (positive credit, negative clawback) to the net commission.
     ///
     /// # Errors
     /// [`CommissionOverflow`] when the total would not fit; nothing changes then.
-    pub fn add_commission(&mut self, delta: i64) -> Result<(), CommissionOverflow> {
+    fn add_commission(&mut self, delta: i64) -> Result<(), CommissionOverflow> {
         self.commission_minor = self.commission_minor.checked_add(delta).ok_or(CommissionOverflow)?;
         Ok(())
+    }
+
+    /// Credits a further paid invoice (a renewal, or an override's share of one): `commission`
+    /// (zero when it earns nothing) is added; `paid` counts the invoice towards the recurring
+    /// window (a $0 invoice does not). A refunded conversion that earns again is reopened,
+    /// Pending until `approve_after`.
+    ///
+    /// # Errors
+    /// [`CommissionOverflow`]; nothing changes then.
+    pub fn credit(
+        &mut self,
+        commission: i64,
+        paid: bool,
+        now: OffsetDateTime,
+        approve_after: OffsetDateTime,
+    ) -> Result<StatusChange, CommissionOverflow> {
+        self.add_commission(commission)?;
+        if paid {
+            self.paid_invoices = self.paid_invoices.saturating_add(1);
+        }
+        self.updated_at = now;
+        if self.status == ConversionStatus::Refunded && commission > 0 {
+            self.status = ConversionStatus::Pending;
+            self.refunded_at = None;
+            self.approve_after = approve_after;
+            return Ok(StatusChange::Reopened);
+        }
+        Ok(StatusChange::Unchanged)
+    }
+
+    /// Claws back `delta` (zero or negative). When `everything_refunded` (every paid invoice
+    /// that earned was fully refunded) it becomes `Refunded`; a `Denied` conversion stays
+    /// `Denied`.
+    ///
+    /// # Errors
+    /// [`CommissionOverflow`]; nothing changes then.
+    pub fn claw_back(&mut self, delta: i64, everything_refunded: bool, now: OffsetDateTime) -> Result<StatusChange, CommissionOverflow> {
+        self.add_commission(delta.min(0))?;
+        self.updated_at = now;
+        if everything_refunded && !matches!(self.status, ConversionStatus::Refunded | ConversionStatus::Denied) {
+            self.status = ConversionStatus::Refunded;
+            self.refunded_at = Some(now);
+            return Ok(StatusChange::Refunded);
+        }
+        Ok(StatusChange::Unchanged)
+    }
+
+    /// Approves a `Pending` conversion whose grace period has passed at `now`.
+    pub fn approve_if_due(&mut self, now: OffsetDateTime) -> StatusChange {
+        if self.status != ConversionStatus::Pending || self.approve_after > now {
+            return StatusChange::Unchanged;
+        }
+        self.status = ConversionStatus::Approved;
+        self.approved_at = Some(now);
+        self.updated_at = now;
+        StatusChange::Approved
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn conversion(status: ConversionStatus, commission: i64) -> Conversion {
+        let t = datetime!(2026-06-01 12:00 UTC);
+        let id = uuid::Uuid::nil();
+        Conversion {
+            id: ConversionId::from_uuid(id),
+            org_id: OrgId::from_uuid(id),
+            program_id: ProgramId::from_uuid(id),
+            affiliate_id: AffiliateId::from_uuid(id),
+            kind: ConversionType::Recurring,
+            status,
+            amount_minor: 1000,
+            currency: Currency::USD,
+            commission_minor: commission,
+            attribution_method: None,
+            coupon_code: None,
+            affiliate_coupon_id: None,
+            stripe_customer_id: None,
+            stripe_subscription_id: None,
+            external_event_id: None,
+            customer_email: None,
+            denial_reason: None,
+            parent_conversion_id: None,
+            attribution_trace: Value::Null,
+            paid_invoices: 1,
+            approve_after: t,
+            approved_at: None,
+            refunded_at: None,
+            created_at: t,
+            updated_at: t,
+        }
+    }
+
+    #[test]
+    fn a_refunded_conversion_that_earns_again_is_reopened_with_a_new_grace_period() {
+        let now = datetime!(2026-07-01 12:00 UTC);
+        let later = datetime!(2026-07-31 12:00 UTC);
+        let mut c = conversion(ConversionStatus::Refunded, 0);
+        c.refunded_at = Some(now);
+        assert_eq!(c.credit(200, true, now, later), Ok(StatusChange::Reopened));
+        assert_eq!(
+            (c.status, c.commission_minor, c.paid_invoices, c.refunded_at, c.approve_after),
+            (ConversionStatus::Pending, 200, 2, None, later)
+        );
+        // Earning nothing does not reopen.
+        let mut quiet = conversion(ConversionStatus::Refunded, 0);
+        assert_eq!(quiet.credit(0, false, now, later), Ok(StatusChange::Unchanged));
+        assert_eq!((quiet.status, quiet.paid_invoices), (ConversionStatus::Refunded, 1));
+    }
+
+    #[test]
+    fn a_clawback_refunds_once_everything_is_refunded_and_a_denied_conversion_stays_denied() {
+        let now = datetime!(2026-07-01 12:00 UTC);
+        let mut c = conversion(ConversionStatus::Approved, 200);
+        assert_eq!(c.claw_back(-100, false, now), Ok(StatusChange::Unchanged));
+        assert_eq!((c.status, c.commission_minor), (ConversionStatus::Approved, 100));
+        assert_eq!(c.claw_back(-100, true, now), Ok(StatusChange::Refunded));
+        assert_eq!((c.status, c.commission_minor, c.refunded_at), (ConversionStatus::Refunded, 0, Some(now)));
+        let mut denied = conversion(ConversionStatus::Denied, 0);
+        assert_eq!(denied.claw_back(0, true, now), Ok(StatusChange::Unchanged));
+        assert_eq!(denied.status, ConversionStatus::Denied);
+        // A positive "clawback" is no clawback.
+        assert_eq!(c.claw_back(500, false, now).map(|_| c.commission_minor), Ok(0));
+    }
+
+    #[test]
+    fn overflowing_totals_are_refused_and_change_nothing() {
+        let now = datetime!(2026-07-01 12:00 UTC);
+        let mut c = conversion(ConversionStatus::Pending, i64::MAX - 1);
+        assert_eq!(c.credit(2, true, now, now), Err(CommissionOverflow));
+        assert_eq!((c.commission_minor, c.paid_invoices), (i64::MAX - 1, 1));
+        let mut low = conversion(ConversionStatus::Pending, i64::MIN + 1);
+        assert_eq!(low.claw_back(-2, true, now), Err(CommissionOverflow));
+        assert_eq!(low.status, ConversionStatus::Pending);
+    }
+
+    #[test]
+    fn only_a_pending_conversion_past_its_grace_period_is_approved() {
+        let now = datetime!(2026-06-01 12:00 UTC);
+        let mut due = conversion(ConversionStatus::Pending, 200);
+        assert_eq!(due.approve_if_due(now), StatusChange::Approved);
+        assert_eq!((due.status, due.approved_at), (ConversionStatus::Approved, Some(now)));
+        let mut early = conversion(ConversionStatus::Pending, 200);
+        early.approve_after = datetime!(2026-06-02 12:00 UTC);
+        assert_eq!(early.approve_if_due(now), StatusChange::Unchanged);
+        let mut refunded = conversion(ConversionStatus::Refunded, 0);
+        assert_eq!(refunded.approve_if_due(now), StatusChange::Unchanged);
     }
 }

@@ -186,6 +186,18 @@ pub struct CampaignCouponPatch {
 }
 
 impl CampaignCoupon {
+    /// Closes the coupon to new codes (archived here, or deleted at Stripe). Returns whether it
+    /// was open.
+    pub fn archive(&mut self, now: OffsetDateTime) -> bool {
+        if !self.is_active {
+            return false;
+        }
+        self.is_active = false;
+        self.archived_at = Some(now);
+        self.updated_at = now;
+        true
+    }
+
     /// Builds a reserved (not yet provisioned) campaign coupon.
     pub fn reserve(id: CampaignCouponId, org_id: OrgId, program_id: ProgramId, new: NewCampaignCoupon, now: OffsetDateTime) -> Self {
         Self {
@@ -461,13 +473,15 @@ impl AffiliateCoupon {
         format!("rekomi-affiliate-coupon-{}-deactivate", self.id)
     }
 
-    /// Marks the code revoked.
-    pub fn revoke(&mut self, now: OffsetDateTime) {
-        if self.is_active {
-            self.is_active = false;
-            self.revoked_at = Some(now);
-            self.updated_at = now;
+    /// Marks the code revoked. Returns whether it was active.
+    pub fn revoke(&mut self, now: OffsetDateTime) -> bool {
+        if !self.is_active {
+            return false;
         }
+        self.is_active = false;
+        self.revoked_at = Some(now);
+        self.updated_at = now;
+        true
     }
 }
 

@@ -428,11 +428,8 @@ impl Services {
         let codes = self
             .tx(move |tx| {
                 let mut c = lock_campaign(tx, org, Some(program_id), id)?;
-                if c.is_active {
-                    let before = campaign_coupon_snapshot(&c);
-                    c.is_active = false;
-                    c.archived_at = Some(now);
-                    c.updated_at = now;
+                let before = campaign_coupon_snapshot(&c);
+                if c.archive(now) {
                     tx.update_campaign_coupon(&c)?;
                     audit.record(
                         tx,
@@ -486,11 +483,10 @@ impl Services {
         let audit = self.audit(org, actor, now);
         self.tx(move |tx| {
             let Some(mut c) = tx.affiliate_coupon_for_update(org, id)? else { return Ok(()) };
-            if !c.is_active {
+            let before = affiliate_coupon_snapshot(&c);
+            if !c.revoke(now) {
                 return Ok(());
             }
-            let before = affiliate_coupon_snapshot(&c);
-            c.revoke(now);
             tx.update_affiliate_coupon(&c)?;
             audit.record(
                 tx,
@@ -525,11 +521,8 @@ impl Services {
                 if tx.campaign_coupon_has_codes(org, id)? {
                     return Err(has_codes());
                 }
-                if c.is_active {
-                    let before = campaign_coupon_snapshot(&c);
-                    c.is_active = false;
-                    c.archived_at = Some(now);
-                    c.updated_at = now;
+                let before = campaign_coupon_snapshot(&c);
+                if c.archive(now) {
                     tx.update_campaign_coupon(&c)?;
                     audit.record(
                         tx,

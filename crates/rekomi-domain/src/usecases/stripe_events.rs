@@ -21,7 +21,7 @@ use crate::affiliate::{Affiliate, AffiliateStatus};
 use crate::attribution::{self, CouponSignal, Decision, Signals};
 use crate::audit::AuditEntry;
 use crate::commission;
-use crate::conversion::{Conversion, ConversionStatus, ConversionType, LedgerEvent, LedgerKind, SubAffiliateConfig};
+use crate::conversion::{Conversion, ConversionStatus, ConversionType, LedgerEvent, LedgerKind, StatusChange, SubAffiliateConfig};
 use crate::coupon::{AffiliateCoupon, CampaignCoupon, CouponCode};
 use crate::error::{DomainError, FieldError};
 use crate::ids::{AffiliateCouponId, AffiliateId, AuditId, CampaignCouponId, ConversionId, LedgerEventId, OrgId, ProgramId};
@@ -180,12 +180,9 @@ impl Services {
             let mut approved = 0;
             for due in tx.conversions_due_for_approval(now, limit)? {
                 let Some(mut c) = tx.conversion_for_update(due.org_id, due.id)? else { continue };
-                if c.status != ConversionStatus::Pending || c.approve_after > now {
+                if c.approve_if_due(now) == StatusChange::Unchanged {
                     continue;
                 }
-                c.status = ConversionStatus::Approved;
-                c.approved_at = Some(now);
-                c.updated_at = now;
                 tx.update_conversion(&c)?;
                 let audit = Audit { org: c.org_id, actor: AuditActor::System, now, entropy: Arc::clone(&entropy) };
                 audit.record(tx, "conversion.approved", "conversion", c.id.to_string(), None, Some(json!({"status": "Approved"})))?;
@@ -772,14 +769,7 @@ fn record_override(
             o
         }
     };
-    over.add_commission(amount_of_override)?;
-    over.paid_invoices = over.paid_invoices.saturating_add(1);
-    if over.status == ConversionStatus::Refunded && amount_of_override > 0 {
-        over.status = ConversionStatus::Pending;
-        over.refunded_at = None;
-        over.approve_after = ctx.approve_after();
-    }
-    over.updated_at = ctx.now;
+    over.credit(amount_of_override, true, ctx.now, ctx.approve_after())?;
     tx.update_conversion(&over)?;
     // The override's ledger carries the recruit's paid amount, so refunds claw it back in the
     // same proportion.
@@ -824,14 +814,8 @@ fn record_renewal(
         }
         _ => 0,
     };
-    conversion.add_commission(commission)?;
-    if conversion.status == ConversionStatus::Refunded && commission > 0 {
-        // A subscription that pays again after a full refund earns again.
-        conversion.status = ConversionStatus::Pending;
-        conversion.refunded_at = None;
-        conversion.approve_after = ctx.approve_after();
-    }
-    conversion.updated_at = ctx.now;
+    // A subscription that pays again after a full refund earns again.
+    conversion.credit(commission, false, ctx.now, ctx.approve_after())?;
     tx.update_conversion(&conversion)?;
     insert_ledger(tx, ctx, &conversion, LedgerKind::Renewal, input.amount, commission, &input.ledger_key, None, input.occurred_at)?;
     ctx.record(
@@ -953,7 +937,6 @@ fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, refund: &RefundFact) -> Re
     }
     let delta = commission::clawback_delta(sale.commission_minor, sale.amount_minor, total, clawed);
     insert_ledger(tx, ctx, &conversion, LedgerKind::Refund, -newly_refunded, delta, &key, Some(total), ts(refund.refunded_at))?;
-    conversion.add_commission(delta)?;
     let fully_refunded_now = total >= sale.amount_minor && seen < sale.amount_minor;
     if fully_refunded_now && sale.kind == LedgerKind::Initial {
         if let Some(code) = conversion.affiliate_coupon_id {
@@ -973,11 +956,7 @@ fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, refund: &RefundFact) -> Re
         occurred_at: ctx.now,
         created_at: ctx.now,
     });
-    if everything_refunded(&ledger_after) && !matches!(conversion.status, ConversionStatus::Refunded | ConversionStatus::Denied) {
-        conversion.status = ConversionStatus::Refunded;
-        conversion.refunded_at = Some(ctx.now);
-    }
-    conversion.updated_at = ctx.now;
+    conversion.claw_back(delta, everything_refunded(&ledger_after), ctx.now)?;
     tx.update_conversion(&conversion)?;
     for found in tx.overrides_of(org, conversion.id)? {
         let Some(mut over) = tx.conversion_for_update(org, found.id)? else { continue };
@@ -994,12 +973,8 @@ fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, refund: &RefundFact) -> Re
             continue;
         }
         insert_ledger(tx, ctx, &over, LedgerKind::Refund, -newly_refunded, over_delta, &key, Some(total), ts(refund.refunded_at))?;
-        over.add_commission(over_delta)?;
-        if conversion.status == ConversionStatus::Refunded && over.status != ConversionStatus::Refunded {
-            over.status = ConversionStatus::Refunded;
-            over.refunded_at = Some(ctx.now);
-        }
-        over.updated_at = ctx.now;
+        // An override follows its parent: refunded once the parent is.
+        over.claw_back(over_delta, conversion.status == ConversionStatus::Refunded, ctx.now)?;
         tx.update_conversion(&over)?;
         ctx.emit(tx, "conversion.refunded", conversion_data(&over))?;
     }
@@ -1047,10 +1022,9 @@ fn sync_promotion_code(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, stripe_id: &str, act
     let Some(mut code) = tx.affiliate_coupon_for_update(org, found.id)? else {
         return done("not a Rekomi code");
     };
-    if !code.is_active {
+    if !code.revoke(ctx.now) {
         return done("already inactive");
     }
-    code.revoke(ctx.now);
     tx.update_affiliate_coupon(&code)?;
     ctx.forget_lookups();
     ctx.record("affiliate_coupon.synced", "affiliate_coupon", code.id.to_string(), Some(affiliate_coupon_data(&code)));
@@ -1065,10 +1039,7 @@ fn sync_deleted_coupon(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, stripe_id: &str) -> 
     let mut touched = false;
     for coupon in tx.campaign_coupons_by_stripe_id(stripe_id)?.into_iter().filter(|c| c.org_id == org) {
         let Some(mut c) = tx.campaign_coupon_for_update(org, coupon.id)? else { continue };
-        if c.is_active {
-            c.is_active = false;
-            c.archived_at = Some(ctx.now);
-            c.updated_at = ctx.now;
+        if c.archive(ctx.now) {
             tx.update_campaign_coupon(&c)?;
             ctx.record("campaign_coupon.deleted_at_stripe", "campaign_coupon", c.id.to_string(), None);
         }
