@@ -27,6 +27,9 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Print the OpenAPI document the server serves at /api/v1/openapi.json (no database
+    /// needed); CI compares it with docs/openapi.json.
+    Openapi,
     /// Administrative commands; they print JSON on stdout.
     Admin {
         #[command(subcommand)]
@@ -67,7 +70,7 @@ enum Admin {
     },
     /// List inbound Stripe events of every organization (newest first).
     StripeEvents {
-        /// Pending | Done | Failed | Skipped
+        /// Pending | Done | Failed | Skipped | Waiting
         #[arg(long)]
         status: Option<String>,
         #[arg(long, default_value_t = 50)]
@@ -117,6 +120,11 @@ fn init_tracing() {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Openapi = cli.command {
+        let document: serde_json::Value = serde_json::from_str(&rekomi_http::openapi::document())?;
+        println!("{}", serde_json::to_string_pretty(&document)?);
+        return Ok(());
+    }
     init_tracing();
     if let Command::Admin { command } = cli.command {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
@@ -138,7 +146,7 @@ fn main() -> anyhow::Result<()> {
                 app.run_until_stopped().await
             })
         }
-        Command::Admin { .. } => Ok(()),
+        Command::Admin { .. } | Command::Openapi => Ok(()),
     }
 }
 

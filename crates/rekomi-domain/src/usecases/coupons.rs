@@ -837,7 +837,7 @@ impl Services {
     // ---- reconciler -------------------------------------------------------------------
 
     /// Finishes reservations whose Stripe call did not complete (a crash, a timeout, Stripe
-    /// down) more than [`RECONCILE_AFTER`] ago, with the same idempotency keys, so Stripe
+    /// down) more than `RECONCILE_AFTER` (5 minutes) ago, with the same idempotency keys, so Stripe
     /// returns the objects it may already have created.
     ///
     /// # Errors
