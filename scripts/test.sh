@@ -15,4 +15,13 @@ if [ -z "${REKOMI_TEST_DATABASE_URL:-}" ]; then
 fi
 # The shared Stripe reference data sits beside the project.
 export REKOMI_SHARED_DIR="${REKOMI_SHARED_DIR:-$(cd .. && pwd)/shared}"
-exec cargo test --workspace --all-targets "$@"
+cargo test --workspace --all-targets "$@"
+# Then the API against its own OpenAPI document (scripts/schemathesis.sh): it needs PostgreSQL.
+# Outside CI it can be skipped with SCHEMATHESIS=0; under CI it always runs.
+if [ "${CI:-}" != "true" ] && [ "${SCHEMATHESIS:-1}" = 0 ]; then
+  echo "test.sh: SCHEMATHESIS=0: skipping the schemathesis run" >&2
+elif [ "${CI:-}" != "true" ] && [ -z "${REKOMI_TEST_DATABASE_URL:-}" ]; then
+  echo "test.sh: no PostgreSQL; skipping the schemathesis run" >&2
+else
+  scripts/schemathesis.sh
+fi
