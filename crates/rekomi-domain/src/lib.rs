@@ -1,24 +1,49 @@
-//! Rekomi's domain: the centre of the hexagon. Pure value objects, entities and rules, the use
-//! cases that orchestrate them, and the ports (traits) that adapters implement. No I/O crate is
-//! a dependency here: storage, Stripe, HTTP and the runtime live in the adapters.
+//! Rekomi's domain: the centre of the hexagon. One folder per capability, each holding its
+//! model, pure rules, use cases and the slice of the storage port it needs; `kernel` holds
+//! what they share. No I/O crate is a dependency here: storage, Stripe, HTTP and the runtime
+//! live in the adapters. See docs/architecture.md for the map.
 
-pub mod actor;
-pub mod affiliate;
-pub mod attribution;
+pub mod kernel;
+
+pub mod affiliates;
 pub mod audit;
-pub mod commission;
-pub mod conversion;
-pub mod coupon;
-pub mod error;
-pub mod ids;
-pub mod inbox;
+pub mod conversions;
+pub mod coupons;
 pub mod jobs;
-pub mod money;
-pub mod org;
+pub mod orgs;
 pub mod outbound;
-pub mod page;
-pub mod plan;
 pub mod ports;
-pub mod program;
-pub mod signature;
-pub mod usecases;
+pub mod programs;
+pub mod services;
+pub mod stripe_inbox;
+
+// Paths of the layout before capability modules, kept while the adapters move to the new ones.
+pub use affiliates as affiliate;
+pub use conversions as conversion;
+pub use conversions::attribution;
+pub use conversions::commission;
+pub use coupons as coupon;
+pub use kernel::{actor, error, ids, money, page, plan, signature};
+pub use orgs as org;
+pub use stripe_inbox as inbox;
+/// The old `program` path: the programs capability and the shared text rules.
+pub mod program {
+    pub use crate::kernel::text::*;
+    pub use crate::programs::*;
+}
+/// The old `usecases` path.
+pub mod usecases {
+    pub use crate::affiliates::{AffiliatePatch, AffiliateView, BulkAction, BulkOutcome, NewAffiliate};
+    pub use crate::conversions::{RecruitSummary, EXPORT_MAX_ROWS};
+    pub use crate::coupons::{CodeView, PromoCodeQuery, PromoCodeResult, ReconcileReport};
+    pub use crate::orgs::{BillingState, NewOrganization};
+    pub use crate::outbound::outbox;
+    pub use crate::outbound::{
+        DeliveryReport, WebhookDeliveries, WebhookEndpointPatch, DELIVERY_BATCH, DELIVERY_LEASE, DELIVERY_LEASE_RENEWAL,
+        MAX_WEBHOOK_URL_LEN, SEND_BUDGET_SECS, WEBHOOK_EVENT_TYPES,
+    };
+    pub use crate::services::{BrandContext, Services};
+    pub use crate::stripe_inbox::{
+        IngestOutcome, StripeInbox, INBOX_BATCH, INBOX_LEASE, INBOX_LEASE_RENEWAL, INBOX_MAX_ATTEMPTS, INBOX_RETRY,
+    };
+}

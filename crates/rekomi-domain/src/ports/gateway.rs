@@ -10,7 +10,9 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::money::Money;
+// Defined with the coupons they describe; re-exported for the adapters that name them here.
+pub use crate::coupons::{CouponDuration, DiscountSpec};
+use crate::kernel::money::Money;
 
 /// Per-call context: which Stripe account the call acts on.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -18,26 +20,6 @@ pub struct GatewayContext {
     /// The connected account (`acct_…`) of an organization linked through Stripe Connect;
     /// sent as the `Stripe-Account` header. `None` acts on the platform account.
     pub stripe_account: Option<String>,
-}
-
-/// The discount of a Stripe coupon.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DiscountSpec {
-    /// `percent_off`, 1–100.
-    PercentOff(u8),
-    /// `amount_off` in minor units with its `currency`.
-    AmountOff(Money),
-}
-
-/// How long a coupon's discount applies to a subscription.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CouponDuration {
-    /// `duration=once`.
-    Once,
-    /// `duration=repeating` with `duration_in_months`.
-    Repeating(u8),
-    /// `duration=forever`.
-    Forever,
 }
 
 /// `POST /v1/coupons`.

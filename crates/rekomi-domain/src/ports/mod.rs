@@ -1,16 +1,18 @@
-//! Ports: the traits the domain needs from the outside world. Adapters implement them;
-//! use cases are generic over them.
+//! Ports shared by several capabilities: the storage port's unit of work (each capability
+//! brings its own repository slice, composed here into `Tx`) and the Stripe API gateway. A
+//! capability's own ports live with it (`outbound::WebhookSender`,
+//! `stripe_inbox::facts::EventDecoder`), as do the kernel's `Clock` and `Entropy`.
 
-pub mod clock;
-pub mod entropy;
-pub mod events;
 pub mod gateway;
-pub mod sender;
 pub mod store;
 
-pub use clock::Clock;
-pub use entropy::Entropy;
-pub use events::{EventDecoder, StripeFact};
-pub use gateway::{CouponDuration, CreateCoupon, CreatePromotionCode, DiscountSpec, GatewayContext, GatewayError, PaymentGateway};
-pub use sender::{OutboundRequest, SendOutcome, WebhookSender};
-pub use store::{transact, StoreError, Tx, TxOutcome, TxWork, UnitOfWork};
+pub use gateway::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, PaymentGateway};
+pub use store::{transact, Savepoints, StoreError, Tx, TxOutcome, TxWork, UnitOfWork};
+
+// Paths of the layout before capability modules, kept while the adapters move to the new ones.
+pub use crate::coupons::{CouponDuration, DiscountSpec};
+pub use crate::kernel::clock::{self, Clock};
+pub use crate::kernel::entropy::{self, Entropy};
+pub use crate::outbound::sender::{self, OutboundRequest, SendOutcome, WebhookSender};
+pub use crate::stripe_inbox::facts as events;
+pub use crate::stripe_inbox::facts::{EventDecoder, StripeFact};

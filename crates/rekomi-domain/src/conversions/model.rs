@@ -232,6 +232,21 @@ impl Conversion {
     }
 }
 
+/// Filters of the conversion list and export.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConversionFilter {
+    /// Only this affiliate.
+    pub affiliate_id: Option<AffiliateId>,
+    /// Only this program.
+    pub program_id: Option<ProgramId>,
+    /// Only this status.
+    pub status: Option<ConversionStatus>,
+    /// Created at or after.
+    pub since: Option<OffsetDateTime>,
+    /// Created before.
+    pub until: Option<OffsetDateTime>,
+}
+
 #[cfg(test)]
 mod tests {
     use time::macros::datetime;

@@ -199,6 +199,17 @@ pub fn generate_link_slug(full_name: Option<&str>, email: &Email, entropy: &dyn 
     format!("{stem}-{suffix}")
 }
 
+/// Filters of the affiliate list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AffiliateFilter {
+    /// Only this program.
+    pub program_id: Option<ProgramId>,
+    /// Only this status.
+    pub status: Option<AffiliateStatus>,
+    /// Case-insensitive substring of email or full name.
+    pub q: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,8 +23,8 @@ use crate::plan::{check_plan, Channel, PlanTier};
 use crate::ports::store::{constraints, CouponSelector};
 use crate::ports::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, Tx};
 
-use super::outbox::affiliate_coupon_data;
-use super::{BrandContext, Services};
+use crate::outbound::outbox::affiliate_coupon_data;
+use crate::services::{BrandContext, Services};
 
 /// An affiliate coupon with its campaign coupon and owner, as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -782,7 +782,7 @@ impl Services {
         self.tx(move |tx| {
             for mut affiliate in tx.affiliates_of_user(&link_caller.user_id, &link_email)? {
                 if affiliate.user_id.is_none() {
-                    let audit = super::Audit {
+                    let audit = crate::services::Audit {
                         org: affiliate.org_id,
                         actor: AuditActor::User(link_caller.user_id.clone()),
                         now,

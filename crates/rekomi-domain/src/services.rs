@@ -1,38 +1,25 @@
-//! Use cases: the inbound port. Each public method is one operation of the product, runs its
-//! storage work in one transaction, and never holds a transaction across a Stripe call.
-
-mod affiliates;
-mod conversions;
-mod coupons;
-mod orgs;
-mod outbound;
-pub mod outbox;
-mod programs;
-mod stripe_events;
-mod stripe_worker;
+//! The use cases' common ground: [`Services`] (the ports every use case needs; each
+//! capability adds its operations to it in its own `usecases.rs`), the authenticated
+//! [`BrandContext`], and the audit helper. Each public method of `Services` is one operation of
+//! the product, runs its storage work in one transaction, and never holds a transaction across
+//! a Stripe call.
 
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::actor::{AuditActor, BrandActor, Role};
 use crate::audit::AuditEntry;
-use crate::error::DomainError;
-use crate::ids::{AuditId, OrgId};
-use crate::org::Organization;
-use crate::plan::{check_plan, PlanTier};
-use crate::ports::{Clock, Entropy, EventDecoder, PaymentGateway, StoreError, Tx, UnitOfWork, WebhookSender};
-
-pub use affiliates::{AffiliatePatch, AffiliateView, BulkAction, BulkOutcome, NewAffiliate};
-pub use conversions::{RecruitSummary, EXPORT_MAX_ROWS};
-pub use coupons::{CodeView, PromoCodeQuery, PromoCodeResult, ReconcileReport};
-pub use orgs::{BillingState, NewOrganization};
-pub use outbound::{
-    DeliveryReport, WebhookDeliveries, WebhookEndpointPatch, DELIVERY_BATCH, DELIVERY_LEASE, DELIVERY_LEASE_RENEWAL, MAX_WEBHOOK_URL_LEN,
-    SEND_BUDGET_SECS, WEBHOOK_EVENT_TYPES,
-};
-pub use stripe_events::IngestOutcome;
-pub use stripe_worker::{StripeInbox, INBOX_BATCH, INBOX_LEASE, INBOX_LEASE_RENEWAL, INBOX_MAX_ATTEMPTS, INBOX_RETRY};
+use crate::kernel::actor::{AuditActor, BrandActor, Role};
+use crate::kernel::clock::Clock;
+use crate::kernel::entropy::Entropy;
+use crate::kernel::error::DomainError;
+use crate::kernel::ids::{AuditId, OrgId};
+use crate::kernel::plan::{check_plan, PlanTier};
+use crate::orgs::Organization;
+use crate::outbound::{outbox, WebhookSender};
+use crate::ports::gateway::PaymentGateway;
+use crate::ports::{StoreError, Tx, UnitOfWork};
+use crate::stripe_inbox::facts::EventDecoder;
 
 /// The ports every use case needs.
 #[derive(Clone)]

@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 use crate::actor::AuditActor;
 use crate::affiliate::Affiliate;
 use crate::coupon::{AffiliateCoupon, CampaignCoupon};
+use crate::coupons::{CouponDuration, DiscountSpec};
 use crate::ids::{AuditId, OrgId};
-use crate::ports::gateway::{CouponDuration, DiscountSpec};
 use crate::program::Program;
 
 /// One audit-log entry.

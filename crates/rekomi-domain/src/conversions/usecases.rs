@@ -1,21 +1,25 @@
 //! Conversion queries (list, detail with ledger, attribution trace, CSV export), the
 //! sub-affiliate configuration, and the brand-side view of the Stripe event inbox.
 
+use std::sync::Arc;
+
 use serde_json::json;
-use time::OffsetDateTime;
+
+use crate::conversions::StatusChange;
+use crate::kernel::actor::AuditActor;
+use crate::services::Audit;
 
 use crate::actor::Role;
 use crate::affiliate::Affiliate;
 use crate::conversion::{Conversion, LedgerEvent, SubAffiliateConfig};
 use crate::error::{DomainError, FieldError};
 use crate::ids::{AffiliateId, ConversionId, ProgramId};
-use crate::inbox::{InboxEvent, InboxStatus};
 use crate::page::{Page, PageRequest, MAX_TAKE};
 use crate::plan::PlanTier;
 use crate::ports::store::ConversionFilter;
 use crate::program::Hundredths;
 
-use super::{BrandContext, Services};
+use crate::services::{BrandContext, Services};
 
 /// The most rows one CSV export returns.
 pub const EXPORT_MAX_ROWS: usize = 50_000;
@@ -198,65 +202,26 @@ impl Services {
         .await
     }
 
-    /// The organization's inbound Stripe events, newest first (Owner).
-    ///
-    /// # Errors
-    /// `insufficient_role`.
-    pub async fn list_stripe_events(
-        &self,
-        ctx: &BrandContext,
-        status: Option<InboxStatus>,
-        before: Option<OffsetDateTime>,
-        limit: i64,
-    ) -> Result<Vec<InboxEvent>, DomainError> {
-        ctx.require_role(Role::Owner)?;
-        let org = ctx.org_id();
-        self.tx(move |tx| Ok(tx.list_inbox_events(Some(org), status, before, limit)?)).await
-    }
-
-    /// Puts one of the organization's inbound events back in the queue (Owner): a failed or
-    /// skipped event is processed again; effects already recorded are not repeated.
-    ///
-    /// # Errors
-    /// `stripe_event_not_found`.
-    pub async fn replay_stripe_event(&self, ctx: &BrandContext, id: String) -> Result<InboxEvent, DomainError> {
-        ctx.require_role(Role::Owner)?;
-        let org = ctx.org_id();
-        let now = self.now();
-        let audit = self.audit(org, ctx.actor.audit_actor(), now);
-        self.tx(move |tx| {
-            let mut event =
-                tx.inbox_event(&id)?.filter(|e| e.org_id == Some(org)).ok_or(DomainError::NotFound("stripe_event_not_found"))?;
-            event.replay(now, true)?;
-            tx.update_inbox_event(&event)?;
-            audit.record(tx, "stripe_event.replayed", "stripe_event", event.id.clone(), None, Some(json!({"replays": event.replays})))?;
-            tracing::info!(event.id = %event.id, org.id = %org, replays = event.replays, "stripe event replayed by an owner");
-            Ok(event)
-        })
-        .await
-    }
-
-    /// Operator view of every organization's inbound events (admin command).
+    /// Approves Pending conversions whose grace period has passed.
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn list_all_stripe_events(&self, status: Option<InboxStatus>, limit: i64) -> Result<Vec<InboxEvent>, DomainError> {
-        self.tx(move |tx| Ok(tx.list_inbox_events(None, status, None, limit)?)).await
-    }
-
-    /// Operator replay of any inbound event (admin command), including ones whose organization
-    /// could not be identified.
-    ///
-    /// # Errors
-    /// `stripe_event_not_found`.
-    pub async fn replay_any_stripe_event(&self, id: String) -> Result<InboxEvent, DomainError> {
+    pub async fn approve_due_conversions(&self, limit: i64) -> Result<usize, DomainError> {
         let now = self.now();
+        let entropy = Arc::clone(&self.entropy);
         self.tx(move |tx| {
-            let mut event = tx.inbox_event(&id)?.ok_or(DomainError::NotFound("stripe_event_not_found"))?;
-            event.replay(now, false)?;
-            tx.update_inbox_event(&event)?;
-            tracing::warn!(event.id = %event.id, "stripe event replayed by an operator");
-            Ok(event)
+            let mut approved = 0;
+            for due in tx.conversions_due_for_approval(now, limit)? {
+                let Some(mut c) = tx.conversion_for_update(due.org_id, due.id)? else { continue };
+                if c.approve_if_due(now) == StatusChange::Unchanged {
+                    continue;
+                }
+                tx.update_conversion(&c)?;
+                let audit = Audit { org: c.org_id, actor: AuditActor::System, now, entropy: Arc::clone(&entropy) };
+                audit.record(tx, "conversion.approved", "conversion", c.id.to_string(), None, Some(json!({"status": "Approved"})))?;
+                approved += 1;
+            }
+            Ok(approved)
         })
         .await
     }

@@ -1,6 +1,6 @@
 //! Outbound webhook use cases: brands register endpoints (each with its own signing secret and
 //! event filter), read their delivery log and redeliver; the delivery worker sends what the
-//! transactional outbox ([`super::outbox`]) queued.
+//! transactional outbox ([`crate::outbound::outbox`]) queued.
 //!
 //! The worker never holds a transaction across a send: it claims due deliveries under a lease
 //! (`FOR UPDATE SKIP LOCKED`, so several server processes share the work; the claim counts the
@@ -41,7 +41,7 @@ use crate::plan::PlanTier;
 use crate::ports::{OutboundRequest, SendOutcome};
 use crate::signature;
 
-use super::{BrandContext, Services};
+use crate::services::{BrandContext, Services};
 
 /// Every event type Rekomi emits, as endpoint filters name them.
 pub const WEBHOOK_EVENT_TYPES: &[&str] = &[

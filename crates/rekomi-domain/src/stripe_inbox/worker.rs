@@ -29,8 +29,9 @@ use crate::jobs::{BatchReport, JobQueue, Lease, LeaseTerms, QueueDepth, RetryPol
 use crate::org::Organization;
 use crate::ports::{StripeFact, Tx};
 
-use super::stripe_events::{apply, customer_of, promotion_codes_of, Applied, ApplyCtx, Effects, Lookups};
-use super::Services;
+use crate::services::Services;
+use crate::stripe_inbox::apply::{apply, Applied, ApplyCtx, Effects, Lookups};
+use crate::stripe_inbox::enrich::{customer_of, promotion_codes_of};
 
 /// How long a claim holds an event. Short, so the events of a worker that dies (or loses its
 /// database) are taken by another within seconds; the runner renews the lease of the events

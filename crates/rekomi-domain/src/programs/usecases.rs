@@ -11,7 +11,7 @@ use crate::ports::store::constraints;
 use crate::ports::StoreError;
 use crate::program::{NewProgram, Program, ProgramPatch, ProgramSlug};
 
-use super::{BrandContext, Services};
+use crate::services::{BrandContext, Services};
 
 fn slug_conflict(e: StoreError) -> DomainError {
     if e.is_conflict_on(constraints::PROGRAM_SLUG) {
@@ -135,7 +135,7 @@ impl Services {
                     tx.update_program(&program)?;
                     audit.record(tx, "program.deleted", "program", id.to_string(), Some(before), Some(program_snapshot(&program)))?;
                 }
-                super::coupons::all_campaign_coupons(tx, org, id)
+                crate::coupons::all_campaign_coupons(tx, org, id)
             })
             .await?;
         for coupon in coupons {

@@ -10,7 +10,7 @@ use crate::org::{hash_api_key, ApiKey, ApiKeyScope, ApiKeySecret, Handle, OrgUsa
 use crate::plan::{PlanTier, SubscriptionStatus};
 use crate::ports::store::constraints;
 
-use super::{BrandContext, Services};
+use crate::services::{BrandContext, Services};
 
 /// The trial length of a new Trial organization.
 const TRIAL_DAYS: i64 = 14;

@@ -10,10 +10,10 @@
 
 use time::OffsetDateTime;
 
+use crate::affiliates::Email;
 use crate::error::FieldError;
 use crate::ids::{AffiliateCouponId, AffiliateId, CampaignCouponId, OrgId, ProgramId};
 use crate::money::{Currency, Money};
-use crate::ports::gateway::{CouponDuration, DiscountSpec};
 use crate::ports::Entropy;
 use crate::program::api_enum;
 
@@ -483,6 +483,37 @@ impl AffiliateCoupon {
         self.updated_at = now;
         true
     }
+}
+
+/// Which affiliate coupons to list (exactly one selector).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CouponSelector {
+    /// Codes of one affiliate.
+    Affiliate(AffiliateId),
+    /// Codes of one campaign coupon.
+    CampaignCoupon(CampaignCouponId),
+    /// Codes of every affiliate row with this email (one person across programs).
+    AffiliateEmail(Email),
+}
+
+/// The discount of a Stripe coupon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DiscountSpec {
+    /// `percent_off`, 1–100.
+    PercentOff(u8),
+    /// `amount_off` in minor units with its `currency`.
+    AmountOff(Money),
+}
+
+/// How long a coupon's discount applies to a subscription.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CouponDuration {
+    /// `duration=once`.
+    Once,
+    /// `duration=repeating` with `duration_in_months`.
+    Repeating(u8),
+    /// `duration=forever`.
+    Forever,
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use crate::ports::store::{constraints, AffiliateFilter};
 use crate::ports::{StoreError, Tx};
 use crate::program::Commission;
 
-use super::outbox::affiliate_data;
-use super::{BrandContext, Services};
+use crate::outbound::outbox::affiliate_data;
+use crate::services::{BrandContext, Services};
 
 /// An affiliate with its links, as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,14 @@
+//! Conversions: credited sales and leads, their commission ledger, attribution and commission
+//! rules, refunds and sub-affiliate overrides, and the read side (lists, export).
+
+pub mod attribution;
+pub mod commission;
+mod model;
+pub(crate) mod record;
+pub(crate) mod refund;
+mod store;
+mod usecases;
+
+pub use model::*;
+pub use store::*;
+pub use usecases::*;

@@ -1,0 +1,527 @@
+//! Recording a sale, a renewal or a lead from a Stripe fact: attribution (pure rules), the
+//! commission (pure), the conversion and its ledger, the sub-affiliate override, the
+//! redemption, and the audit and outbound events.
+
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use crate::affiliates::{Affiliate, AffiliateStatus};
+use crate::conversions::attribution::{self, CouponSignal, Decision, Signals};
+use crate::conversions::commission;
+use crate::conversions::{Conversion, ConversionStatus, ConversionType, LedgerEvent, LedgerKind};
+use crate::coupons::CouponCode;
+use crate::kernel::error::DomainError;
+use crate::kernel::ids::{ConversionId, LedgerEventId};
+use crate::kernel::money::{Currency, Money};
+use crate::outbound::outbox::conversion_data;
+use crate::ports::Tx;
+use crate::programs::Program;
+use crate::stripe_inbox::apply::{done, ts, Applied, ApplyCtx};
+use crate::stripe_inbox::facts::{CheckoutFact, InvoiceFact, PromotionCodeRef, SubscriptionFact};
+
+/// A payment (or a free signup) to credit.
+pub(crate) struct SaleInput {
+    /// Claimed once per organization: `invoice:in_…` or `checkout:cs_…`.
+    source: String,
+    /// The id refunds find the sale by: the invoice, else the payment intent.
+    ledger_key: String,
+    /// `externalEventId`: the invoice or the checkout session.
+    external_id: String,
+    customer_id: Option<String>,
+    customer_email: Option<String>,
+    subscription_id: Option<String>,
+    amount: i64,
+    currency: String,
+    codes: Vec<PromotionCodeRef>,
+    referrals: Vec<String>,
+    occurred_at: OffsetDateTime,
+}
+
+impl SaleInput {
+    pub(crate) fn from_invoice(i: &InvoiceFact) -> Self {
+        Self {
+            source: format!("invoice:{}", i.invoice_id),
+            ledger_key: i.invoice_id.clone(),
+            external_id: i.invoice_id.clone(),
+            customer_id: i.customer_id.clone(),
+            customer_email: i.customer_email.clone(),
+            subscription_id: i.subscription_id.clone(),
+            amount: i.amount_paid,
+            currency: i.currency.clone(),
+            codes: i.discounts.promotion_codes.clone(),
+            referrals: i.referral.iter().cloned().collect(),
+            occurred_at: ts(i.paid_at),
+        }
+    }
+
+    /// A paid checkout. A subscription checkout credits its first invoice (the `invoice.paid`
+    /// of the same invoice is then recognised as already recorded, and vice versa), so the
+    /// session's referral metadata and `client_reference_id` are not lost.
+    pub(crate) fn from_checkout(c: &CheckoutFact) -> Option<Self> {
+        if !matches!(c.payment_status.as_str(), "paid" | "no_payment_required") {
+            return None;
+        }
+        // Whenever the session produced an invoice (subscriptions, and one-time payments with
+        // invoice creation), the invoice is the sale: its `invoice.paid` is then the same fact,
+        // and refunds find it through the invoice-payments API.
+        let (source, ledger_key) = match (c.mode.as_str(), &c.invoice_id) {
+            (_, Some(invoice)) => (format!("invoice:{invoice}"), invoice.clone()),
+            ("subscription", None) => return None,
+            _ => (format!("checkout:{}", c.session_id), c.payment_intent_id.clone().unwrap_or_else(|| c.session_id.clone())),
+        };
+        let mut referrals: Vec<String> = c.referral.iter().cloned().collect();
+        referrals.extend(c.client_reference_id.iter().cloned());
+        Some(Self {
+            source,
+            ledger_key,
+            external_id: c.invoice_id.clone().unwrap_or_else(|| c.session_id.clone()),
+            customer_id: c.customer_id.clone(),
+            customer_email: c.customer_email.clone(),
+            subscription_id: c.subscription_id.clone(),
+            amount: c.amount_total,
+            currency: c.currency.clone().unwrap_or_default(),
+            codes: c.discounts.promotion_codes.clone(),
+            referrals,
+            occurred_at: ts(c.created),
+        })
+    }
+}
+
+/// The marker of a payment that was processed but credited nobody.
+pub(crate) fn seen_key(payment: &str) -> String {
+    format!("seen:{payment}")
+}
+
+/// Counts a code's redemption once per subscription (or customer, or payment): a free trial's
+/// lead and its first paid invoice are one redemption at Stripe.
+fn count_redemption(
+    tx: &mut dyn Tx,
+    ctx: &ApplyCtx<'_>,
+    code: crate::ids::AffiliateCouponId,
+    input: &SaleInput,
+) -> Result<(), DomainError> {
+    let holder = input.subscription_id.as_deref().or(input.customer_id.as_deref()).unwrap_or(&input.ledger_key);
+    if tx.claim_source(ctx.org.id, &format!("redemption:{code}:{holder}"), ctx.now)? {
+        ctx.redeem(code, 1);
+    }
+    Ok(())
+}
+
+/// The signals a sale carries, looked up, with the trace that records them.
+fn gather_signals(
+    tx: &mut dyn Tx,
+    ctx: &ApplyCtx<'_>,
+    codes: &[PromotionCodeRef],
+    referrals: &[String],
+    customer_id: Option<&str>,
+    email: Option<&str>,
+) -> Result<(Signals, Value), DomainError> {
+    let org = ctx.org.id;
+    let mut coupon = None;
+    for code in codes {
+        let mut found = ctx.code_by_stripe_id(tx, &code.id)?;
+        if found.is_none() {
+            if let Some(parsed) = code.code.as_deref().and_then(|c| CouponCode::parse(c).ok()) {
+                found = tx.affiliate_coupon_by_code(org, &parsed)?;
+            }
+        }
+        if let Some(c) = found {
+            let overrides = ctx.campaign_coupon(tx, c.campaign_coupon_id)?.is_none_or(|cc| cc.overrides_click_attribution);
+            coupon = Some(CouponSignal {
+                affiliate: c.affiliate_id,
+                coupon: c.id,
+                code: c.code.as_str().to_owned(),
+                overrides_click: overrides,
+            });
+            break;
+        }
+    }
+    let mut referral = None;
+    let mut referral_ref = None;
+    for slug in referrals {
+        if let Some(a) = tx.affiliate_by_link_slug(org, slug.trim())? {
+            referral = Some(a.id);
+            referral_ref = Some(slug.clone());
+            break;
+        }
+    }
+    let history = tx.affiliate_of_customer(org, customer_id, email)?;
+    let trace = json!({
+        "promotionCodes": codes.iter().map(|c| json!({"id": c.id, "code": c.code})).collect::<Vec<_>>(),
+        "coupon": coupon.as_ref().map(|c| json!({"affiliateCouponId": c.coupon.to_string(), "code": c.code, "affiliateId": c.affiliate.to_string(), "overridesClickAttribution": c.overrides_click})),
+        "referralRefs": referrals,
+        "referral": referral.map(|a| json!({"ref": referral_ref, "affiliateId": a.to_string()})),
+        "customerHistory": history.map(|a| a.to_string()),
+        "stripeCustomerId": customer_id,
+    });
+    Ok((Signals { coupon, referral, customer_history: history }, trace))
+}
+
+/// Why a credited affiliate earns nothing.
+fn denial(affiliate: &Affiliate, program: &Program, customer_email: Option<&str>) -> Option<&'static str> {
+    if customer_email.is_some_and(|e| e.trim().eq_ignore_ascii_case(affiliate.email.as_str())) {
+        Some("self_referral")
+    } else if affiliate.status != AffiliateStatus::Approved {
+        Some("affiliate_not_approved")
+    } else if program.is_archived() || !program.is_active {
+        Some("program_inactive")
+    } else {
+        None
+    }
+}
+
+pub(crate) fn record_sale(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, input: SaleInput) -> Result<Applied, DomainError> {
+    let org = ctx.org.id;
+    let Ok(currency) = Currency::parse(&input.currency) else {
+        return Ok(Applied::Skipped(format!("currency {:?} is not supported", input.currency)));
+    };
+    if let Some(sub) = &input.subscription_id {
+        if let Some(conversion) = tx.sale_conversion_of_subscription(org, sub)? {
+            return record_renewal(tx, ctx, conversion, &input, currency);
+        }
+    }
+    let (signals, mut trace) =
+        gather_signals(tx, ctx, &input.codes, &input.referrals, input.customer_id.as_deref(), input.customer_email.as_deref())?;
+    let Some(decision) = attribution::decide(&signals) else {
+        // Remembered so a refund of this payment is recognised as nobody's, not retried.
+        tx.claim_source(org, &seen_key(&input.ledger_key), ctx.now)?;
+        return done("no affiliate is attributed");
+    };
+    if input.amount == 0 {
+        return record_lead(tx, ctx, &input, currency, decision, signals, trace);
+    }
+    if !tx.claim_source(org, &input.source, ctx.now)? {
+        return done("already recorded");
+    }
+    let Some(affiliate) = ctx.affiliate(tx, decision.affiliate)? else {
+        return done("the credited affiliate no longer exists");
+    };
+    let Some(program) = ctx.program(tx, affiliate.program_id)? else {
+        return done("the credited affiliate's program no longer exists");
+    };
+    let denied = denial(&affiliate, &program, input.customer_email.as_deref());
+    let kind = if input.subscription_id.is_some() { ConversionType::Recurring } else { ConversionType::OneTime };
+    let rate = affiliate.custom_commission.unwrap_or(program.default_commission);
+    let earns = kind == ConversionType::OneTime || commission::invoice_earns(1, program.recurring_months, program.recurring_delay_invoices);
+    let commission =
+        if denied.is_none() && earns { commission::commission_for(Money::new(input.amount, currency), rate).minor() } else { 0 };
+    annotate(&mut trace, &decision, denied, Some((rate.kind.as_str(), rate.value.to_decimal_string(), earns)));
+    let credit = Credit { affiliate: &affiliate, program: &program, decision: &decision, signals: &signals, denied };
+    let conversion = credited_conversion(ctx, &input, &credit, kind, currency, input.amount, commission, 1, trace);
+    tx.insert_conversion(&conversion)?;
+    insert_ledger(tx, ctx, &conversion, LedgerKind::Initial, input.amount, commission, &input.ledger_key, None, input.occurred_at)?;
+    ctx.record("conversion.created", "conversion", conversion.id.to_string(), Some(conversion_data(&conversion)));
+    ctx.emit(tx, "conversion.created", conversion_data(&conversion))?;
+    if denied.is_none() && commission != 0 {
+        record_override(
+            tx,
+            ctx,
+            &conversion,
+            &affiliate,
+            &program,
+            LedgerKind::Initial,
+            input.amount,
+            commission,
+            &input.ledger_key,
+            input.occurred_at,
+        )?;
+    }
+    // Last: a popular code's counter row is shared by every sale with it, so its lock is held
+    // for as short a time as possible.
+    if let Some(code) = conversion.affiliate_coupon_id {
+        count_redemption(tx, ctx, code, &input)?;
+    }
+    done("conversion created")
+}
+
+/// Who a payment credits and how: what a sale and a lead conversion share.
+struct Credit<'a> {
+    affiliate: &'a Affiliate,
+    program: &'a Program,
+    decision: &'a Decision,
+    signals: &'a Signals,
+    denied: Option<&'static str>,
+}
+
+/// A new conversion credited to `credit.affiliate` for `input`; denied conversions earn nothing
+/// and say why.
+#[allow(clippy::too_many_arguments)]
+fn credited_conversion(
+    ctx: &ApplyCtx<'_>,
+    input: &SaleInput,
+    credit: &Credit<'_>,
+    kind: ConversionType,
+    currency: Currency,
+    amount: i64,
+    commission: i64,
+    paid_invoices: u32,
+    trace: Value,
+) -> Conversion {
+    Conversion {
+        id: ConversionId::from_uuid(ctx.uuid()),
+        org_id: ctx.org.id,
+        program_id: credit.program.id,
+        affiliate_id: credit.affiliate.id,
+        kind,
+        status: if credit.denied.is_some() { ConversionStatus::Denied } else { ConversionStatus::Pending },
+        amount_minor: amount,
+        currency,
+        commission_minor: commission,
+        attribution_method: Some(credit.decision.method.as_str().to_owned()),
+        coupon_code: credit.decision.coupon.as_ref().map(|c| c.code.clone()),
+        affiliate_coupon_id: credit.signals.coupon.as_ref().map(|c| c.coupon),
+        stripe_customer_id: input.customer_id.clone(),
+        stripe_subscription_id: input.subscription_id.clone(),
+        external_event_id: Some(input.external_id.clone()),
+        customer_email: input.customer_email.clone(),
+        denial_reason: credit.denied.map(str::to_owned),
+        parent_conversion_id: None,
+        attribution_trace: trace,
+        paid_invoices,
+        approve_after: ctx.approve_after(),
+        approved_at: None,
+        refunded_at: None,
+        created_at: ctx.now,
+        updated_at: ctx.now,
+    }
+}
+
+fn annotate(trace: &mut Value, decision: &Decision, denied: Option<&str>, rate: Option<(&str, String, bool)>) {
+    if let Some(t) = trace.as_object_mut() {
+        t.insert("rule".into(), json!(decision.rule));
+        t.insert("method".into(), json!(decision.method.as_str()));
+        t.insert("affiliateId".into(), json!(decision.affiliate.to_string()));
+        t.insert("denied".into(), json!(denied));
+        if let Some((kind, value, earns)) = rate {
+            t.insert("commission".into(), json!({"type": kind, "value": value, "invoiceEarns": earns}));
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn insert_ledger(
+    tx: &mut dyn Tx,
+    ctx: &ApplyCtx<'_>,
+    conversion: &Conversion,
+    kind: LedgerKind,
+    amount: i64,
+    commission: i64,
+    key: &str,
+    refunded_total: Option<i64>,
+    occurred_at: OffsetDateTime,
+) -> Result<(), DomainError> {
+    tx.insert_ledger_event(&LedgerEvent {
+        id: LedgerEventId::from_uuid(ctx.uuid()),
+        org_id: conversion.org_id,
+        conversion_id: conversion.id,
+        kind,
+        amount_minor: amount,
+        commission_minor: commission,
+        stripe_invoice_id: Some(key.to_owned()),
+        refunded_total,
+        occurred_at,
+        created_at: ctx.now,
+    })?;
+    Ok(())
+}
+
+/// The recruiter's one-tier override on a recruit's commission, when the program enables it.
+#[allow(clippy::too_many_arguments)]
+fn record_override(
+    tx: &mut dyn Tx,
+    ctx: &ApplyCtx<'_>,
+    parent: &Conversion,
+    recruit: &Affiliate,
+    program: &Program,
+    kind: LedgerKind,
+    amount: i64,
+    recruit_commission: i64,
+    key: &str,
+    occurred_at: OffsetDateTime,
+) -> Result<(), DomainError> {
+    let org = ctx.org.id;
+    let config = ctx.sub_affiliate_config(tx, program.id)?;
+    if !config.enabled || config.percent.get() == 0 {
+        return Ok(());
+    }
+    let Some(recruiter_id) = tx.recruiter_of(org, recruit.id)? else { return Ok(()) };
+    let Some(recruiter) = ctx.affiliate(tx, recruiter_id)? else { return Ok(()) };
+    if recruiter.status != AffiliateStatus::Approved || recruiter.id == recruit.id {
+        return Ok(());
+    }
+    let amount_of_override = commission::override_of(recruit_commission, config.percent);
+    if parent.customer_email.as_deref().is_some_and(|e| e.trim().eq_ignore_ascii_case(recruiter.email.as_str())) {
+        return Ok(());
+    }
+    let existing = tx.overrides_of(org, parent.id)?.into_iter().find(|o| o.affiliate_id == recruiter.id);
+    let created = existing.is_none();
+    let mut over = match existing {
+        Some(o) => tx.conversion_for_update(org, o.id)?.unwrap_or(o),
+        None => {
+            let o = Conversion {
+                id: ConversionId::from_uuid(ctx.uuid()),
+                org_id: org,
+                program_id: program.id,
+                affiliate_id: recruiter.id,
+                kind: parent.kind,
+                status: ConversionStatus::Pending,
+                amount_minor: 0,
+                currency: parent.currency,
+                commission_minor: 0,
+                attribution_method: Some("sub_affiliate_override".to_owned()),
+                coupon_code: None,
+                affiliate_coupon_id: None,
+                stripe_customer_id: parent.stripe_customer_id.clone(),
+                stripe_subscription_id: parent.stripe_subscription_id.clone(),
+                external_event_id: parent.external_event_id.clone(),
+                customer_email: None,
+                denial_reason: None,
+                parent_conversion_id: Some(parent.id),
+                attribution_trace: json!({"rule": "sub_affiliate_override", "recruitAffiliateId": recruit.id.to_string(), "percent": config.percent.to_decimal_string()}),
+                paid_invoices: 0,
+                approve_after: ctx.approve_after(),
+                approved_at: None,
+                refunded_at: None,
+                created_at: ctx.now,
+                updated_at: ctx.now,
+            };
+            tx.insert_conversion(&o)?;
+            o
+        }
+    };
+    over.credit(amount_of_override, true, ctx.now, ctx.approve_after())?;
+    tx.update_conversion(&over)?;
+    // The override's ledger carries the recruit's paid amount, so refunds claw it back in the
+    // same proportion.
+    insert_ledger(tx, ctx, &over, kind, amount, amount_of_override, key, None, occurred_at)?;
+    if created {
+        ctx.emit(tx, "conversion.created", conversion_data(&over))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn record_renewal(
+    tx: &mut dyn Tx,
+    ctx: &ApplyCtx<'_>,
+    mut conversion: Conversion,
+    input: &SaleInput,
+    currency: Currency,
+) -> Result<Applied, DomainError> {
+    let org = ctx.org.id;
+    // Checked before claiming, so a skipped renewal can be replayed once it is understood.
+    if currency != conversion.currency {
+        return Ok(Applied::Skipped(format!("renewal in {} for a {} subscription", currency.code(), conversion.currency.code())));
+    }
+    if !tx.claim_source(org, &input.source, ctx.now)? {
+        return done("already recorded");
+    }
+    // A $0 invoice (a free month, a downgrade, a credit) earns nothing, not even a fixed fee,
+    // and does not use up the recurring window.
+    if input.amount > 0 {
+        conversion.paid_invoices = conversion.paid_invoices.saturating_add(1);
+    }
+    let index = conversion.paid_invoices;
+    let affiliate = ctx.affiliate(tx, conversion.affiliate_id)?;
+    let program = ctx.program(tx, conversion.program_id)?;
+    let commission = match (&affiliate, &program) {
+        (Some(a), Some(p))
+            if input.amount > 0
+                && conversion.status != ConversionStatus::Denied
+                && denial(a, p, None).is_none()
+                && commission::invoice_earns(index, p.recurring_months, p.recurring_delay_invoices) =>
+        {
+            commission::commission_for(Money::new(input.amount, currency), a.custom_commission.unwrap_or(p.default_commission)).minor()
+        }
+        _ => 0,
+    };
+    // A subscription that pays again after a full refund earns again.
+    conversion.credit(commission, false, ctx.now, ctx.approve_after())?;
+    tx.update_conversion(&conversion)?;
+    insert_ledger(tx, ctx, &conversion, LedgerKind::Renewal, input.amount, commission, &input.ledger_key, None, input.occurred_at)?;
+    ctx.record(
+        "conversion.renewed",
+        "conversion",
+        conversion.id.to_string(),
+        Some(json!({"invoice": input.ledger_key, "index": index, "commissionCents": commission})),
+    );
+    if let (Some(a), Some(p)) = (&affiliate, &program) {
+        if commission != 0 {
+            record_override(
+                tx,
+                ctx,
+                &conversion,
+                a,
+                p,
+                LedgerKind::Renewal,
+                input.amount,
+                commission,
+                &input.ledger_key,
+                input.occurred_at,
+            )?;
+        }
+    }
+    done("renewal recorded")
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record_lead(
+    tx: &mut dyn Tx,
+    ctx: &ApplyCtx<'_>,
+    input: &SaleInput,
+    currency: Currency,
+    decision: Decision,
+    signals: Signals,
+    mut trace: Value,
+) -> Result<Applied, DomainError> {
+    let org = ctx.org.id;
+    let key = input.subscription_id.clone().or_else(|| input.customer_id.clone()).unwrap_or_else(|| input.external_id.clone());
+    if !tx.claim_source(org, &format!("lead:{key}"), ctx.now)? {
+        return done("lead already recorded");
+    }
+    let Some(affiliate) = ctx.affiliate(tx, decision.affiliate)? else {
+        return done("the credited affiliate no longer exists");
+    };
+    let Some(program) = ctx.program(tx, affiliate.program_id)? else {
+        return done("the credited affiliate's program no longer exists");
+    };
+    let denied = denial(&affiliate, &program, input.customer_email.as_deref());
+    annotate(&mut trace, &decision, denied, None);
+    let credit = Credit { affiliate: &affiliate, program: &program, decision: &decision, signals: &signals, denied };
+    let lead = credited_conversion(ctx, input, &credit, ConversionType::LeadReward, currency, 0, 0, 0, trace);
+    tx.insert_conversion(&lead)?;
+    if let Some(code) = lead.affiliate_coupon_id {
+        count_redemption(tx, ctx, code, input)?;
+    }
+    ctx.record("lead.created", "conversion", lead.id.to_string(), Some(conversion_data(&lead)));
+    ctx.emit(tx, "lead.created", conversion_data(&lead))?;
+    done("lead created")
+}
+
+/// A subscription created with a 100 %-off code produces no payment: it is a lead. Other
+/// subscriptions are credited when their invoices are paid.
+pub(crate) fn record_subscription(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, sub: &SubscriptionFact) -> Result<Applied, DomainError> {
+    if !sub.discounts.full_discount {
+        return done("the sale is credited when its invoice is paid");
+    }
+    let input = SaleInput {
+        source: format!("subscription:{}", sub.subscription_id),
+        ledger_key: sub.subscription_id.clone(),
+        external_id: sub.latest_invoice.clone().unwrap_or_else(|| sub.subscription_id.clone()),
+        customer_id: sub.customer_id.clone(),
+        customer_email: None,
+        subscription_id: Some(sub.subscription_id.clone()),
+        amount: 0,
+        currency: sub.currency.clone().unwrap_or_else(|| "usd".to_owned()),
+        codes: sub.discounts.promotion_codes.clone(),
+        referrals: sub.referral.iter().cloned().collect(),
+        occurred_at: ts(sub.created),
+    };
+    let Ok(currency) = Currency::parse(&input.currency) else {
+        return Ok(Applied::Skipped(format!("currency {:?} is not supported", input.currency)));
+    };
+    let (signals, trace) = gather_signals(tx, ctx, &input.codes, &input.referrals, input.customer_id.as_deref(), None)?;
+    match attribution::decide(&signals) {
+        Some(decision) => record_lead(tx, ctx, &input, currency, decision, signals, trace),
+        None => done("no affiliate is attributed"),
+    }
+}

@@ -1,0 +1,12 @@
+//! Campaign coupons (Stripe coupons) and affiliate codes (Stripe promotion codes): creation in
+//! two phases, archiving, the promotional-codes lookup, the reconciler, and the changes Stripe
+//! reports about them.
+
+mod model;
+mod store;
+pub(crate) mod sync;
+mod usecases;
+
+pub use model::*;
+pub use store::*;
+pub use usecases::*;

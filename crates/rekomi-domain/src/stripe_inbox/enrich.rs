@@ -1,0 +1,96 @@
+//! The Stripe lookups an event may need before it can be applied, made outside any
+//! transaction: promotion codes named only by discount ids, the invoice of a refunded charge,
+//! the customer's referral metadata.
+
+use crate::ports::gateway::{GatewayContext, GatewayError};
+use crate::services::Services;
+use crate::stripe_inbox::facts::{PromotionCodeRef, StripeFact};
+
+impl Services {
+    /// Stripe lookups a fact needs, made outside any transaction: promotion codes that the
+    /// payload names only as discount ids, the invoice of a refunded charge, and then the
+    /// customer's referral metadata for a new sale whose payload names no referral.
+    pub(crate) async fn enrich(&self, stripe_account: Option<String>, fact: StripeFact) -> Result<StripeFact, GatewayError> {
+        let ctx = GatewayContext { stripe_account };
+        let fact = match fact {
+            StripeFact::InvoicePaid(mut invoice) if invoice.discounts.unresolved && invoice.discounts.promotion_codes.is_empty() => {
+                invoice.discounts.promotion_codes =
+                    not_found_as_empty(self.gateway.invoice_promotion_codes(&ctx, &invoice.invoice_id).await)?;
+                StripeFact::InvoicePaid(invoice)
+            }
+            StripeFact::SubscriptionCreated(mut sub) if sub.discounts.unresolved && sub.discounts.promotion_codes.is_empty() => {
+                sub.discounts.promotion_codes =
+                    not_found_as_empty(self.gateway.subscription_promotion_codes(&ctx, &sub.subscription_id).await)?;
+                StripeFact::SubscriptionCreated(sub)
+            }
+            StripeFact::ChargeRefunded(mut refund) if refund.invoice_id.is_none() => {
+                refund.invoice_id = match self.gateway.invoice_of_payment(&ctx, &refund.charge_id, refund.payment_intent_id.clone()).await {
+                    Ok(invoice) => invoice,
+                    Err(GatewayError::NotFound) => None,
+                    Err(e) => return Err(e),
+                };
+                StripeFact::ChargeRefunded(refund)
+            }
+            other => other,
+        };
+        // Payloads never carry the customer's metadata. Renewals are left out: they join the
+        // subscription's conversion, whose attribution is already decided.
+        Ok(match fact {
+            StripeFact::InvoicePaid(mut invoice) if invoice.referral.is_none() && !is_renewal(invoice.billing_reason.as_deref()) => {
+                invoice.referral = self.customer_referral(&ctx, invoice.customer_id.as_deref()).await?;
+                StripeFact::InvoicePaid(invoice)
+            }
+            // An unpaid checkout credits nobody, so it needs no lookup.
+            StripeFact::CheckoutCompleted(mut checkout)
+                if checkout.referral.is_none()
+                    && checkout.client_reference_id.is_none()
+                    && matches!(checkout.payment_status.as_str(), "paid" | "no_payment_required") =>
+            {
+                checkout.referral = self.customer_referral(&ctx, checkout.customer_id.as_deref()).await?;
+                StripeFact::CheckoutCompleted(checkout)
+            }
+            other => other,
+        })
+    }
+
+    /// `metadata.rekomi_ref` of the customer, if there is one; an unknown customer has none.
+    async fn customer_referral(&self, ctx: &GatewayContext, customer_id: Option<&str>) -> Result<Option<String>, GatewayError> {
+        let Some(customer_id) = customer_id else { return Ok(None) };
+        match self.gateway.customer_referral(ctx, customer_id).await {
+            Err(GatewayError::NotFound) => Ok(None),
+            other => other,
+        }
+    }
+}
+
+/// Whether an invoice's `billing_reason` makes it a subscription's later invoice rather than
+/// its first (`subscription_create`) or a one-time invoice (`manual`, none, …).
+pub(crate) fn is_renewal(billing_reason: Option<&str>) -> bool {
+    matches!(billing_reason, Some("subscription_cycle" | "subscription_update" | "subscription_threshold"))
+}
+
+pub(crate) fn not_found_as_empty(result: Result<Vec<PromotionCodeRef>, GatewayError>) -> Result<Vec<PromotionCodeRef>, GatewayError> {
+    match result {
+        Err(GatewayError::NotFound) => Ok(Vec::new()),
+        other => other,
+    }
+}
+
+pub(crate) fn customer_of(fact: &StripeFact) -> Option<String> {
+    match fact {
+        StripeFact::InvoicePaid(i) => i.customer_id.clone(),
+        StripeFact::SubscriptionCreated(s) => s.customer_id.clone(),
+        StripeFact::CheckoutCompleted(c) => c.customer_id.clone(),
+        StripeFact::ChargeRefunded(r) => r.customer_id.clone(),
+        _ => None,
+    }
+}
+
+pub(crate) fn promotion_codes_of(fact: &StripeFact) -> &[PromotionCodeRef] {
+    match fact {
+        StripeFact::InvoicePaid(i) => &i.discounts.promotion_codes,
+        StripeFact::SubscriptionCreated(s) => &s.discounts.promotion_codes,
+        StripeFact::CheckoutCompleted(c) => &c.discounts.promotion_codes,
+        _ => &[],
+    }
+}
