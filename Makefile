@@ -1,5 +1,5 @@
 # Rekomi: the two commands are `make run` and `make test`.
-.PHONY: run test lint fmt check-deps build release bench
+.PHONY: run test lint fmt check-deps build release bench openapi
 
 run:
 	@scripts/run.sh
@@ -25,3 +25,7 @@ release:
 
 bench:
 	@scripts/bench.sh
+
+openapi:
+	cargo build -q -p rekomi-server
+	target/debug/rekomi-server openapi > docs/openapi.json

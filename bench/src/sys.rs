@@ -57,7 +57,7 @@ pub struct CpuSnapshot {
 pub const GROUPS: [&str; 3] = ["rekomi-server", "postgres", "rekomi-bench"];
 
 impl CpuSnapshot {
-    /// Reads /proc/stat and every /proc/<pid>/stat (a process's line counts all its threads);
+    /// Reads /proc/stat and every `/proc/<pid>/stat` (a process's line counts all its threads);
     /// `server_pids` are the benchmarked servers.
     pub fn take(server_pids: &[u32]) -> Self {
         let mut snapshot = CpuSnapshot { at: Some(Instant::now()), ..Self::default() };

@@ -2,7 +2,7 @@
 //! at `GET /api/v1/openapi.json`.
 //!
 //! The annotations name each operation's own error answers (`402` plan gates, `404`, `409`,
-//! `422`, Stripe's `502`/`503`) with their `error` codes. [`ErrorAnswers`] then adds the answers
+//! `422`, Stripe's `502`/`503`) with their `error` codes. The `ErrorAnswers` modifier then adds the answers
 //! every operation of a kind shares, decided by what the operation takes and how it
 //! authenticates (so a new endpoint cannot forget them), and gives every error answer the
 //! envelope's schema.

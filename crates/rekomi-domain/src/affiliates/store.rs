@@ -13,7 +13,7 @@ pub trait AffiliateRepo {
     /// Inserts an affiliate.
     ///
     /// # Errors
-    /// `Conflict` on [`constraints::AFFILIATE_EMAIL`].
+    /// `Conflict` on [`constraints::AFFILIATE_EMAIL`](crate::ports::store::constraints::AFFILIATE_EMAIL).
     fn insert_affiliate(&mut self, affiliate: &Affiliate) -> Result<(), StoreError>;
     /// Replaces an affiliate's fields.
     ///
@@ -32,7 +32,7 @@ pub trait AffiliateRepo {
     /// `Unavailable` or `Unexpected`.
     fn affiliate(&mut self, org: OrgId, id: AffiliateId) -> Result<Option<Affiliate>, StoreError>;
     /// [`AffiliateRepo::affiliate`] holding the row locked (see
-    /// [`ProgramRepo::program_for_update`]).
+    /// [`ProgramRepo::program_for_update`](crate::programs::ProgramRepo::program_for_update)).
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
@@ -53,7 +53,7 @@ pub trait AffiliateRepo {
     /// Inserts a link.
     ///
     /// # Errors
-    /// `Conflict` on [`constraints::LINK_SLUG`].
+    /// `Conflict` on [`constraints::LINK_SLUG`](crate::ports::store::constraints::LINK_SLUG).
     fn insert_link(&mut self, link: &AffiliateLink) -> Result<(), StoreError>;
     /// The links of these affiliates, default first.
     ///

@@ -24,7 +24,7 @@ pub trait ConversionRepo {
     /// Inserts a conversion.
     ///
     /// # Errors
-    /// `Conflict` on [`constraints::SUBSCRIPTION_SALE`] for a second sale conversion of a
+    /// `Conflict` on [`constraints::SUBSCRIPTION_SALE`](crate::ports::store::constraints::SUBSCRIPTION_SALE) for a second sale conversion of a
     /// subscription.
     fn insert_conversion(&mut self, conversion: &Conversion) -> Result<(), StoreError>;
     /// Replaces a conversion's fields.

@@ -31,7 +31,7 @@ pub trait CouponRepo {
     /// `Unavailable` or `Unexpected`.
     fn campaign_coupon(&mut self, org: OrgId, id: CampaignCouponId) -> Result<Option<CampaignCoupon>, StoreError>;
     /// [`CouponRepo::campaign_coupon`] holding the row locked (see
-    /// [`ProgramRepo::program_for_update`]). Archive, delete, code reservation and code
+    /// [`ProgramRepo::program_for_update`](crate::programs::ProgramRepo::program_for_update)). Archive, delete, code reservation and code
     /// provisioning all take this lock, so none of them acts on a stale view of the others.
     ///
     /// # Errors
@@ -54,7 +54,7 @@ pub trait CouponRepo {
     /// Inserts an affiliate coupon.
     ///
     /// # Errors
-    /// `Conflict` on [`constraints::COUPON_CODE`].
+    /// `Conflict` on [`constraints::COUPON_CODE`](crate::ports::store::constraints::COUPON_CODE).
     fn insert_affiliate_coupon(&mut self, coupon: &AffiliateCoupon) -> Result<(), StoreError>;
     /// Replaces an affiliate coupon's fields.
     ///
@@ -72,7 +72,7 @@ pub trait CouponRepo {
     /// `Unavailable` or `Unexpected`.
     fn affiliate_coupon(&mut self, org: OrgId, id: AffiliateCouponId) -> Result<Option<AffiliateCoupon>, StoreError>;
     /// [`CouponRepo::affiliate_coupon`] holding the row locked (see
-    /// [`ProgramRepo::program_for_update`]).
+    /// [`ProgramRepo::program_for_update`](crate::programs::ProgramRepo::program_for_update)).
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.

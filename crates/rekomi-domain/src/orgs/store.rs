@@ -10,7 +10,7 @@ pub trait OrgRepo {
     /// Inserts an organization.
     ///
     /// # Errors
-    /// `Conflict` on [`constraints::ORG_HANDLE`].
+    /// `Conflict` on [`constraints::ORG_HANDLE`](crate::ports::store::constraints::ORG_HANDLE).
     fn insert_org(&mut self, org: &Organization) -> Result<(), StoreError>;
     /// An organization by id.
     ///
@@ -21,7 +21,7 @@ pub trait OrgRepo {
     /// the organization exists.
     ///
     /// # Errors
-    /// `Conflict` on [`constraints::ORG_STRIPE_ACCOUNT`] when another organization holds the
+    /// `Conflict` on [`constraints::ORG_STRIPE_ACCOUNT`](crate::ports::store::constraints::ORG_STRIPE_ACCOUNT) when another organization holds the
     /// account.
     fn set_stripe_account(&mut self, id: OrgId, account: Option<&str>) -> Result<bool, StoreError>;
     /// Inserts an API key.

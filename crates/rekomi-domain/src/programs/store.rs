@@ -12,12 +12,12 @@ pub trait ProgramRepo {
     /// Inserts a program.
     ///
     /// # Errors
-    /// `Conflict` on [`constraints::PROGRAM_SLUG`].
+    /// `Conflict` on [`constraints::PROGRAM_SLUG`](crate::ports::store::constraints::PROGRAM_SLUG).
     fn insert_program(&mut self, program: &Program) -> Result<(), StoreError>;
     /// Replaces a program's fields.
     ///
     /// # Errors
-    /// `Conflict` on [`constraints::PROGRAM_SLUG`].
+    /// `Conflict` on [`constraints::PROGRAM_SLUG`](crate::ports::store::constraints::PROGRAM_SLUG).
     fn update_program(&mut self, program: &Program) -> Result<(), StoreError>;
     /// A program of the organization (archived ones included).
     ///
