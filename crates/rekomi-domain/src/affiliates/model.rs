@@ -2,10 +2,11 @@
 
 use time::OffsetDateTime;
 
-use crate::error::FieldError;
-use crate::ids::{AffiliateId, LinkId, OrgId, ProgramId};
-use crate::ports::Entropy;
-use crate::program::{api_enum, is_slug, slugify, Commission};
+use crate::kernel::entropy::Entropy;
+use crate::kernel::error::FieldError;
+use crate::kernel::ids::{AffiliateId, LinkId, OrgId, ProgramId};
+use crate::kernel::text::api_enum;
+use crate::programs::{is_slug, slugify, Commission};
 
 api_enum!(/// An affiliate's standing in its program.
     AffiliateStatus { Pending, Approved, Rejected, Paused, Banned });
@@ -139,7 +140,7 @@ pub fn validate_tags(raw: Vec<String>) -> Result<Vec<String>, FieldError> {
     }
     let mut out: Vec<String> = Vec::with_capacity(raw.len());
     for tag in raw {
-        let t = crate::program::validate_name("tags", &tag, 50).map_err(|_| {
+        let t = crate::kernel::text::validate_name("tags", &tag, 50).map_err(|_| {
             FieldError::invalid("tags", "each tag must be 1-50 characters without control or invisible formatting characters")
         })?;
         if !out.contains(&t) {

@@ -2,16 +2,18 @@
 
 use std::collections::HashMap;
 
-use crate::actor::Role;
-use crate::affiliate::{generate_link_slug, validate_alias, Affiliate, AffiliateLink, AffiliateSource, AffiliateStatus, Email, LinkFormat};
+use crate::affiliates::{
+    generate_link_slug, validate_alias, Affiliate, AffiliateLink, AffiliateSource, AffiliateStatus, Email, LinkFormat,
+};
 use crate::audit::affiliate_snapshot;
-use crate::error::{DomainError, FieldError};
-use crate::ids::{AffiliateId, LinkId, OrgId, ProgramId};
-use crate::page::{Page, PageRequest};
-use crate::plan::PlanTier;
+use crate::kernel::actor::Role;
+use crate::kernel::error::{DomainError, FieldError};
+use crate::kernel::ids::{AffiliateId, LinkId, OrgId, ProgramId};
+use crate::kernel::page::{Page, PageRequest};
+use crate::kernel::plan::PlanTier;
 use crate::ports::store::{constraints, AffiliateFilter};
 use crate::ports::{StoreError, Tx};
-use crate::program::Commission;
+use crate::programs::Commission;
 
 use crate::outbound::outbox::affiliate_data;
 use crate::services::{BrandContext, Services};
@@ -98,7 +100,7 @@ pub struct BulkOutcome {
 /// The most ids one bulk action takes.
 pub const BULK_MAX: usize = 200;
 
-fn illegal(e: crate::affiliate::IllegalTransition) -> DomainError {
+fn illegal(e: crate::affiliates::IllegalTransition) -> DomainError {
     DomainError::conflict("invalid_status_transition", e.to_string())
 }
 

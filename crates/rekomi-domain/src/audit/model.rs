@@ -3,12 +3,12 @@
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use crate::actor::AuditActor;
-use crate::affiliate::Affiliate;
-use crate::coupon::{AffiliateCoupon, CampaignCoupon};
+use crate::affiliates::Affiliate;
+use crate::coupons::{AffiliateCoupon, CampaignCoupon};
 use crate::coupons::{CouponDuration, DiscountSpec};
-use crate::ids::{AuditId, OrgId};
-use crate::program::Program;
+use crate::kernel::actor::AuditActor;
+use crate::kernel::ids::{AuditId, OrgId};
+use crate::programs::Program;
 
 /// One audit-log entry.
 #[derive(Clone, Debug, PartialEq)]

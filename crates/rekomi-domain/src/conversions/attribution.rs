@@ -2,7 +2,7 @@
 //! webhook pipeline gathered; the decision and the signals are stored with the conversion as
 //! its attribution trace.
 
-use crate::ids::{AffiliateCouponId, AffiliateId};
+use crate::kernel::ids::{AffiliateCouponId, AffiliateId};
 
 /// A redeemed promotion code that maps to an affiliate coupon.
 #[derive(Clone, Debug, PartialEq, Eq)]

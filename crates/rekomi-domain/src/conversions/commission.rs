@@ -9,8 +9,8 @@
 //! total minus what was already clawed. Partial refunds therefore never drift by rounding, and
 //! a full refund always claws back the whole commission.
 
-use crate::money::{Currency, Money};
-use crate::program::{Commission, CommissionType, Hundredths};
+use crate::kernel::money::{Currency, Money};
+use crate::programs::{Commission, CommissionType, Hundredths};
 
 /// `numerator / denominator`, rounded half away from zero. `denominator` must be positive.
 pub fn divide_rounding(numerator: i128, denominator: i128) -> i128 {

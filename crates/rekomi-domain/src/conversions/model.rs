@@ -3,9 +3,9 @@
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::ids::{AffiliateCouponId, AffiliateId, ConversionId, LedgerEventId, OrgId, ProgramId};
-use crate::money::Currency;
-use crate::program::api_enum;
+use crate::kernel::ids::{AffiliateCouponId, AffiliateId, ConversionId, LedgerEventId, OrgId, ProgramId};
+use crate::kernel::money::Currency;
+use crate::kernel::text::api_enum;
 
 api_enum!(/// What was credited.
     ConversionType { OneTime, Recurring, Bonus, ClickReward, LeadReward });
@@ -136,7 +136,7 @@ pub struct SubAffiliateConfig {
     /// Whether recruiters earn overrides.
     pub enabled: bool,
     /// The override as a percentage of the recruit's commission, in hundredths (0–100 %).
-    pub percent: crate::program::Hundredths,
+    pub percent: crate::programs::Hundredths,
 }
 
 /// A commission total that would leave the range of `i64`: refused, never wrapped or saturated.
@@ -145,7 +145,7 @@ pub struct SubAffiliateConfig {
 #[error("the commission total of the conversion would overflow")]
 pub struct CommissionOverflow;
 
-impl From<CommissionOverflow> for crate::error::DomainError {
+impl From<CommissionOverflow> for crate::kernel::error::DomainError {
     fn from(e: CommissionOverflow) -> Self {
         Self::Unprocessable { code: "amount_out_of_range", message: e.to_string(), field: None }
     }

@@ -97,7 +97,7 @@ pub(crate) fn seen_key(payment: &str) -> String {
 fn count_redemption(
     tx: &mut dyn Tx,
     ctx: &ApplyCtx<'_>,
-    code: crate::ids::AffiliateCouponId,
+    code: crate::kernel::ids::AffiliateCouponId,
     input: &SaleInput,
 ) -> Result<(), DomainError> {
     let holder = input.subscription_id.as_deref().or(input.customer_id.as_deref()).unwrap_or(&input.ledger_key);

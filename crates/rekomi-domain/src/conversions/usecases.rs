@@ -9,15 +9,15 @@ use crate::conversions::StatusChange;
 use crate::kernel::actor::AuditActor;
 use crate::services::Audit;
 
-use crate::actor::Role;
-use crate::affiliate::Affiliate;
-use crate::conversion::{Conversion, LedgerEvent, SubAffiliateConfig};
-use crate::error::{DomainError, FieldError};
-use crate::ids::{AffiliateId, ConversionId, ProgramId};
-use crate::page::{Page, PageRequest, MAX_TAKE};
-use crate::plan::PlanTier;
-use crate::ports::store::ConversionFilter;
-use crate::program::Hundredths;
+use crate::affiliates::Affiliate;
+use crate::conversions::ConversionFilter;
+use crate::conversions::{Conversion, LedgerEvent, SubAffiliateConfig};
+use crate::kernel::actor::Role;
+use crate::kernel::error::{DomainError, FieldError};
+use crate::kernel::ids::{AffiliateId, ConversionId, ProgramId};
+use crate::kernel::page::{Page, PageRequest, MAX_TAKE};
+use crate::kernel::plan::PlanTier;
+use crate::programs::Hundredths;
 
 use crate::services::{BrandContext, Services};
 
@@ -34,7 +34,7 @@ pub struct RecruitSummary {
     /// The override the recruiter earned on them.
     pub override_earned_minor: i64,
     /// The currency of those sums (the organization's home currency when there are none).
-    pub currency: crate::money::Currency,
+    pub currency: crate::kernel::money::Currency,
 }
 
 impl Services {
@@ -129,9 +129,14 @@ impl Services {
         enabled: bool,
         percent: Hundredths,
     ) -> Result<SubAffiliateConfig, DomainError> {
-        let trialing = ctx.org.status_at(ctx.now) == crate::plan::SubscriptionStatus::Trialing;
+        let trialing = ctx.org.status_at(ctx.now) == crate::kernel::plan::SubscriptionStatus::Trialing;
         if !trialing {
-            crate::plan::check_plan(ctx.org.plan_tier, ctx.org.status_at(ctx.now), PlanTier::Pro, crate::plan::Channel::ApiKey)?;
+            crate::kernel::plan::check_plan(
+                ctx.org.plan_tier,
+                ctx.org.status_at(ctx.now),
+                PlanTier::Pro,
+                crate::kernel::plan::Channel::ApiKey,
+            )?;
         }
         ctx.require_role(Role::Owner)?;
         if percent.get() > 10_000 {

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
-use crate::error::DomainError;
-use crate::ports::Entropy;
+use crate::kernel::entropy::Entropy;
+use crate::kernel::error::DomainError;
 
 /// When a failed attempt is tried again: after `schedule[n - 1]` seconds for the `n`-th failed
 /// attempt, plus up to `jitter_percent` of that at random (so jobs that failed together are not

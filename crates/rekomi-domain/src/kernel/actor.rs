@@ -2,8 +2,8 @@
 
 use std::str::FromStr;
 
-use crate::ids::{ApiKeyId, OrgId};
-use crate::plan::Channel;
+use crate::kernel::ids::{ApiKeyId, OrgId};
+use crate::kernel::plan::Channel;
 
 /// A dashboard role, lowest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

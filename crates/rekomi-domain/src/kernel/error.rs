@@ -2,7 +2,7 @@
 //! (400, 402, 403, 404, 409, 422, 502/503, 500) in the HTTP adapter; the `code` strings are the
 //! spec's `error` values.
 
-use crate::plan::PlanRequired;
+use crate::kernel::plan::PlanRequired;
 use crate::ports::{GatewayError, StoreError};
 
 /// A request value at fault.

@@ -3,11 +3,11 @@
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::error::FieldError;
-use crate::ids::{ApiKeyId, OrgId};
-use crate::money::Currency;
-use crate::plan::{PlanTier, SubscriptionStatus};
-use crate::ports::Entropy;
+use crate::kernel::entropy::Entropy;
+use crate::kernel::error::FieldError;
+use crate::kernel::ids::{ApiKeyId, OrgId};
+use crate::kernel::money::Currency;
+use crate::kernel::plan::{PlanTier, SubscriptionStatus};
 
 /// An organization: a brand running affiliate programs on Rekomi.
 #[derive(Clone, Debug, PartialEq, Eq)]

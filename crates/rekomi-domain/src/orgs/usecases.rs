@@ -2,12 +2,12 @@
 
 use time::{Duration, OffsetDateTime};
 
-use crate::actor::{AuditActor, BrandActor};
-use crate::error::DomainError;
-use crate::ids::{ApiKeyId, OrgId};
-use crate::money::Currency;
-use crate::org::{hash_api_key, ApiKey, ApiKeyScope, ApiKeySecret, Handle, OrgUsage, Organization, API_KEY_PREFIX};
-use crate::plan::{PlanTier, SubscriptionStatus};
+use crate::kernel::actor::{AuditActor, BrandActor};
+use crate::kernel::error::DomainError;
+use crate::kernel::ids::{ApiKeyId, OrgId};
+use crate::kernel::money::Currency;
+use crate::kernel::plan::{PlanTier, SubscriptionStatus};
+use crate::orgs::{hash_api_key, ApiKey, ApiKeyScope, ApiKeySecret, Handle, OrgUsage, Organization, API_KEY_PREFIX};
 use crate::ports::store::constraints;
 
 use crate::services::{BrandContext, Services};
@@ -43,7 +43,7 @@ impl Services {
     /// `handle_already_taken`, validation.
     pub async fn create_organization(&self, new: NewOrganization) -> Result<(Organization, ApiKeySecret), DomainError> {
         let now = self.now();
-        let name = crate::program::validate_name("name", &new.name, 200)?;
+        let name = crate::kernel::text::validate_name("name", &new.name, 200)?;
         let (status, trial_ends_at) = if new.plan == PlanTier::Trial {
             (SubscriptionStatus::Trialing, Some(now + Duration::days(TRIAL_DAYS)))
         } else {
@@ -131,7 +131,7 @@ impl Services {
         if let Some(a) = &account {
             let valid = a.starts_with("acct_") && a.len() <= 255 && a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !valid {
-                return Err(crate::error::FieldError::invalid("account", "must be a Stripe account id (acct_…)").into());
+                return Err(crate::kernel::error::FieldError::invalid("account", "must be a Stripe account id (acct_…)").into());
             }
         }
         let now = self.now();

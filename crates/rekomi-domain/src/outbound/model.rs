@@ -6,8 +6,8 @@ use std::fmt;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::ids::{DeliveryId, OrgId, OutboxEventId, WebhookEndpointId};
-use crate::program::api_enum;
+use crate::kernel::ids::{DeliveryId, OrgId, OutboxEventId, WebhookEndpointId};
+use crate::kernel::text::api_enum;
 
 api_enum!(/// Whether an endpoint receives deliveries.
     EndpointStatus { Enabled, Disabled });

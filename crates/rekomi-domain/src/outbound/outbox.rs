@@ -5,9 +5,10 @@
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use crate::ids::{DeliveryId, OrgId, OutboxEventId};
+use crate::kernel::entropy::Entropy;
+use crate::kernel::ids::{DeliveryId, OrgId, OutboxEventId};
 use crate::outbound::{ulid_of, Delivery, DeliveryStatus, EndpointStatus, OutboxEvent, WebhookEndpoint};
-use crate::ports::{Entropy, StoreError, Tx};
+use crate::ports::{StoreError, Tx};
 
 /// Writes `event_type` with `data` for `org`, fanned out to the subscribed endpoints. The body
 /// is fixed here, so every attempt sends the same bytes: `{"id","type","created","data"}`.
@@ -76,7 +77,7 @@ pub fn fan_out(
 }
 
 /// The `data` of `affiliate.*` events.
-pub fn affiliate_data(a: &crate::affiliate::Affiliate) -> Value {
+pub fn affiliate_data(a: &crate::affiliates::Affiliate) -> Value {
     json!({
         "id": a.id.to_string(), "programId": a.program_id.to_string(), "email": a.email.as_str(),
         "fullName": a.full_name, "status": a.status.as_str(), "createdAt": a.created_at.unix_timestamp(),
@@ -84,7 +85,7 @@ pub fn affiliate_data(a: &crate::affiliate::Affiliate) -> Value {
 }
 
 /// The `data` of `affiliate_coupon.*` events.
-pub fn affiliate_coupon_data(c: &crate::coupon::AffiliateCoupon) -> Value {
+pub fn affiliate_coupon_data(c: &crate::coupons::AffiliateCoupon) -> Value {
     json!({
         "id": c.id.to_string(), "code": c.code.as_str(), "affiliateId": c.affiliate_id.to_string(),
         "campaignCouponId": c.campaign_coupon_id.to_string(), "programId": c.program_id.to_string(),
@@ -94,7 +95,7 @@ pub fn affiliate_coupon_data(c: &crate::coupon::AffiliateCoupon) -> Value {
 }
 
 /// The `data` of `conversion.*` and `lead.created` events.
-pub fn conversion_data(c: &crate::conversion::Conversion) -> Value {
+pub fn conversion_data(c: &crate::conversions::Conversion) -> Value {
     json!({
         "id": c.id.to_string(), "affiliateId": c.affiliate_id.to_string(), "programId": c.program_id.to_string(),
         "type": c.kind.as_str(), "status": c.status.as_str(), "amountCents": c.amount_minor,

@@ -143,7 +143,7 @@ pub trait PaymentGateway: Send + Sync + 'static {
         &self,
         ctx: &GatewayContext,
         invoice_id: &str,
-    ) -> Result<Vec<crate::ports::events::PromotionCodeRef>, GatewayError>;
+    ) -> Result<Vec<crate::stripe_inbox::facts::PromotionCodeRef>, GatewayError>;
 
     /// The promotion codes applied to a subscription: `GET /v1/subscriptions/{id}` with
     /// `expand[]=discounts.promotion_code`.
@@ -154,7 +154,7 @@ pub trait PaymentGateway: Send + Sync + 'static {
         &self,
         ctx: &GatewayContext,
         subscription_id: &str,
-    ) -> Result<Vec<crate::ports::events::PromotionCodeRef>, GatewayError>;
+    ) -> Result<Vec<crate::stripe_inbox::facts::PromotionCodeRef>, GatewayError>;
 
     /// The invoice a payment belongs to, through the invoice-payments API (charges no longer
     /// name their invoice since 2025-03-31): `GET /v1/invoice_payments?payment[type]=payment_intent&payment[payment_intent]=pi_…`.

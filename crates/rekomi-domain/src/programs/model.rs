@@ -1,9 +1,11 @@
 //! Affiliate programs (campaigns): commission defaults, cookie window, recurring rules.
+//!
+//! Longer than 600 lines: the last 100 are the rule tables, kept beside the rules they check.
 
 use time::OffsetDateTime;
 
-use crate::error::FieldError;
-use crate::ids::{OrgId, ProgramId};
+use crate::kernel::error::FieldError;
+use crate::kernel::ids::{OrgId, ProgramId};
 
 use crate::kernel::text::{api_enum, validate_name, validate_text, validate_url};
 
@@ -134,7 +136,7 @@ impl ProgramSlug {
     }
 
     /// This slug with a random 4-character suffix (`holiday-2026-k3m9`), trimmed to fit.
-    pub fn with_suffix(&self, entropy: &dyn crate::ports::Entropy) -> Option<Self> {
+    pub fn with_suffix(&self, entropy: &dyn crate::kernel::entropy::Entropy) -> Option<Self> {
         const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
         let suffix: String = (0..4).map(|_| char::from(ALPHABET[entropy.index(ALPHABET.len())])).collect();
         let stem: String = self.0.chars().take(64 - 5).collect();

@@ -1,15 +1,15 @@
 //! Program use cases.
 
-use crate::actor::Role;
 use crate::audit::program_snapshot;
-use crate::error::DomainError;
-use crate::error::FieldError;
-use crate::ids::ProgramId;
-use crate::page::{Page, PageRequest};
-use crate::plan::PlanTier;
+use crate::kernel::actor::Role;
+use crate::kernel::error::DomainError;
+use crate::kernel::error::FieldError;
+use crate::kernel::ids::ProgramId;
+use crate::kernel::page::{Page, PageRequest};
+use crate::kernel::plan::PlanTier;
 use crate::ports::store::constraints;
 use crate::ports::StoreError;
-use crate::program::{NewProgram, Program, ProgramPatch, ProgramSlug};
+use crate::programs::{NewProgram, Program, ProgramPatch, ProgramSlug};
 
 use crate::services::{BrandContext, Services};
 

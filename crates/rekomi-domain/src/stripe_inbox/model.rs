@@ -2,8 +2,8 @@
 
 use time::OffsetDateTime;
 
-use crate::ids::OrgId;
-use crate::program::api_enum;
+use crate::kernel::ids::OrgId;
+use crate::kernel::text::api_enum;
 
 api_enum!(/// Where an inbound event stands. `Waiting`: a refund whose sale (or organization) is not
     /// known yet; it is woken when that sale is recorded, and rechecked now and then.
@@ -59,7 +59,7 @@ pub enum ReplayRefused {
     LimitReached,
 }
 
-impl From<ReplayRefused> for crate::error::DomainError {
+impl From<ReplayRefused> for crate::kernel::error::DomainError {
     fn from(e: ReplayRefused) -> Self {
         let code = match e {
             ReplayRefused::InProgress => "stripe_event_in_progress",

@@ -22,12 +22,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
-use crate::error::DomainError;
-use crate::ids::OrgId;
-use crate::inbox::{InboxEvent, InboxStatus};
 use crate::jobs::{BatchReport, JobQueue, Lease, LeaseTerms, QueueDepth, RetryPolicy};
-use crate::org::Organization;
-use crate::ports::{StripeFact, Tx};
+use crate::kernel::error::DomainError;
+use crate::kernel::ids::OrgId;
+use crate::orgs::Organization;
+use crate::ports::Tx;
+use crate::stripe_inbox::facts::StripeFact;
+use crate::stripe_inbox::{InboxEvent, InboxStatus};
 
 use crate::services::Services;
 use crate::stripe_inbox::apply::{apply, Applied, ApplyCtx, Effects, Lookups};
@@ -357,7 +358,7 @@ fn tally(report: &mut BatchReport, status: InboxStatus) {
 }
 
 /// Records how an event ended that was not applied.
-fn finish(event: &mut InboxEvent, how: Finish, now: OffsetDateTime, entropy: &dyn crate::ports::Entropy) {
+fn finish(event: &mut InboxEvent, how: Finish, now: OffsetDateTime, entropy: &dyn crate::kernel::entropy::Entropy) {
     match how {
         Finish::Skipped(why) => event.skip(why, now),
         Finish::Failed(why) => {
