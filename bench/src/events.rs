@@ -185,7 +185,7 @@ pub fn signed_batch(run: &str, first: u64, count: u64, promo: &Promo, amount_pai
     (first..first + count)
         .map(|n| {
             let body = invoice_paid(run, n, promo, amount_paid, now).to_string().into_bytes();
-            let signature = rekomi_domain::signature::header(secret, now, &body);
+            let signature = rekomi_domain::kernel::signature::header(secret, now, &body);
             SignedEvent { body: bytes::Bytes::from(body), signature }
         })
         .collect()

@@ -11,8 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use rekomi_domain::ports::PaymentGateway;
-use rekomi_domain::usecases::{Services, StripeInbox, WebhookDeliveries};
+use rekomi_domain::outbound::WebhookDeliveries;
+use rekomi_domain::ports::gateway::PaymentGateway;
+use rekomi_domain::services::Services;
+use rekomi_domain::stripe_inbox::StripeInbox;
 use rekomi_http::AppState;
 use rekomi_postgres::PgStore;
 use rekomi_stripe::{OfflineGateway, StripeConfig, StripeEventDecoder, StripeGateway};

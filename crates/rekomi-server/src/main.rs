@@ -2,11 +2,11 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use rekomi_domain::actor::Role;
-use rekomi_domain::ids::OrgId;
-use rekomi_domain::org::{ApiKeyScope, Handle};
-use rekomi_domain::plan::PlanTier;
-use rekomi_domain::usecases::NewOrganization;
+use rekomi_domain::kernel::actor::Role;
+use rekomi_domain::kernel::ids::OrgId;
+use rekomi_domain::kernel::plan::PlanTier;
+use rekomi_domain::orgs::NewOrganization;
+use rekomi_domain::orgs::{ApiKeyScope, Handle};
 use rekomi_server::{Application, Config};
 use tracing_subscriber::EnvFilter;
 
@@ -196,7 +196,7 @@ async fn admin(command: Admin) -> anyhow::Result<()> {
         Admin::StripeEvents { status, limit } => {
             let status = status
                 .map(|s| {
-                    rekomi_domain::inbox::InboxStatus::parse(&s)
+                    rekomi_domain::stripe_inbox::InboxStatus::parse(&s)
                         .ok_or_else(|| anyhow::anyhow!("--status must be Pending, Done, Failed or Skipped"))
                 })
                 .transpose()?;

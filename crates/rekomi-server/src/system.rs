@@ -1,7 +1,8 @@
 //! The production clock and entropy: the only place ambient time and randomness enter.
 
 use rand::RngCore;
-use rekomi_domain::ports::{Clock, Entropy};
+use rekomi_domain::kernel::clock::Clock;
+use rekomi_domain::kernel::entropy::Entropy;
 use time::OffsetDateTime;
 
 /// Wall-clock time, truncated to microseconds (PostgreSQL's precision, so a value read back

@@ -22,7 +22,7 @@
 //! Any reference to another object may be an id or the expanded object (whose `id` is taken).
 //! Error messages name the event, its type and the field, never a value from the payload.
 
-use rekomi_domain::ports::events::{
+use rekomi_domain::stripe_inbox::facts::{
     CheckoutFact, DecodeError, Discounts, EventDecoder, EventEnvelope, InvoiceFact, PromotionCodeRef, RefundFact, StripeFact,
     SubscriptionFact,
 };

@@ -39,9 +39,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rand::Rng;
-use rekomi_domain::money::Money;
-use rekomi_domain::ports::events::PromotionCodeRef;
-use rekomi_domain::ports::{CouponDuration, CreateCoupon, CreatePromotionCode, DiscountSpec, GatewayContext, GatewayError, PaymentGateway};
+use rekomi_domain::coupons::{CouponDuration, DiscountSpec};
+use rekomi_domain::kernel::money::Money;
+use rekomi_domain::ports::gateway::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, PaymentGateway};
+use rekomi_domain::stripe_inbox::facts::PromotionCodeRef;
 use stripe::{AccountId, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use stripe_client_core::{CustomizableStripeRequest, RequestBuilder, StripeMethod};
 use stripe_product::coupon as coupon_api;

@@ -1,6 +1,6 @@
 //! Rekomi's Stripe adapter: implements the domain's
 //! [`PaymentGateway`](rekomi_domain::ports::PaymentGateway) port (outbound) and its
-//! [`EventDecoder`](rekomi_domain::ports::EventDecoder) port (webhook payloads into facts).
+//! [`EventDecoder`](rekomi_domain::stripe_inbox::facts::EventDecoder) port (webhook payloads into facts).
 //!
 //! Two gateways, named by technology:
 //!
@@ -12,7 +12,7 @@
 //!   network, Stripe-like ids derived from the idempotency key.
 //!
 //! [`StripeEventDecoder`] reads webhook payloads of every Stripe API version Rekomi may receive
-//! (the account's or the endpoint's version) into [`StripeFact`](rekomi_domain::ports::StripeFact)s.
+//! (the account's or the endpoint's version) into [`StripeFact`](rekomi_domain::stripe_inbox::facts::StripeFact)s.
 //!
 //! Nothing else in the hexagon depends on this crate except the server that wires it in.
 

@@ -6,8 +6,8 @@
 //! of keys to ids to lose on restart.
 
 use async_trait::async_trait;
-use rekomi_domain::ports::events::PromotionCodeRef;
-use rekomi_domain::ports::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, PaymentGateway};
+use rekomi_domain::ports::gateway::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, PaymentGateway};
+use rekomi_domain::stripe_inbox::facts::PromotionCodeRef;
 use sha2::{Digest, Sha256};
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -117,8 +117,8 @@ impl PaymentGateway for OfflineGateway {
 
 #[cfg(test)]
 mod tests {
-    use rekomi_domain::money::{Currency, Money};
-    use rekomi_domain::ports::{CouponDuration, DiscountSpec};
+    use rekomi_domain::coupons::{CouponDuration, DiscountSpec};
+    use rekomi_domain::kernel::money::{Currency, Money};
 
     use super::*;
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rekomi_domain::ports::{OutboundRequest, SendOutcome, WebhookSender};
+use rekomi_domain::outbound::{OutboundRequest, SendOutcome, WebhookSender};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect::Policy;
 use reqwest::Url;
