@@ -21,10 +21,10 @@ use actix_web::dev::Payload;
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use rekomi_domain::actor::{AffiliateActor, BrandActor, Role};
-use rekomi_domain::ids::OrgId;
-use rekomi_domain::org::{ApiKeyScope, API_KEY_PREFIX};
-use rekomi_domain::usecases::BrandContext;
+use rekomi_domain::kernel::actor::{AffiliateActor, BrandActor, Role};
+use rekomi_domain::kernel::ids::OrgId;
+use rekomi_domain::orgs::{ApiKeyScope, API_KEY_PREFIX};
+use rekomi_domain::services::BrandContext;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -360,7 +360,7 @@ async fn authenticate_affiliate(state: &AppState, req: &HttpRequest) -> Result<A
         return Err(ApiError::unauthorized("invalid_token", "dashboard tokens cannot call affiliate endpoints"));
     }
     check_lifetime(&state.auth, claims.iat, claims.exp)?;
-    let email = rekomi_domain::affiliate::Email::parse("email", &claims.email).map_err(|_| invalid_token())?;
+    let email = rekomi_domain::affiliates::Email::parse("email", &claims.email).map_err(|_| invalid_token())?;
     if claims.sub.trim().is_empty() {
         return Err(invalid_token());
     }

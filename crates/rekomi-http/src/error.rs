@@ -3,8 +3,9 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use rekomi_domain::error::{DomainError, FieldError};
-use rekomi_domain::ports::{GatewayError, StoreError};
+use rekomi_domain::kernel::error::{DomainError, FieldError};
+use rekomi_domain::ports::gateway::GatewayError;
+use rekomi_domain::ports::store::StoreError;
 use serde::Serialize;
 
 /// An HTTP error answered with the spec's envelope. Boxed so `Result<_, ApiError>` stays one

@@ -2,14 +2,27 @@
 //! error envelope, strict request decoding, API-key and JWT authentication, per-key rate
 //! limits and the OpenAPI document. Handlers translate; they hold no business rules and open
 //! no transactions.
+//!
+//! One folder per capability (docs/adr/0005-capability-layout.md), each with its handlers,
+//! their OpenAPI annotations, its bodies (`dto`) and its routes (`configure`); the files at the
+//! top hold what they share: authentication, the error envelope, strict extractors, the shared
+//! bodies (`dto`), rate limits and the OpenAPI document.
 
 pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod health;
 pub mod openapi;
 pub mod ratelimit;
-pub mod routes;
+
+pub mod affiliates;
+pub mod conversions;
+pub mod coupons;
+pub mod orgs;
+pub mod outbound;
+pub mod programs;
+pub mod stripe_inbox;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -19,7 +32,7 @@ use actix_web::dev::{AppService, HttpServiceFactory, Server, Service};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, App, FromRequest, Handler, HttpMessage, HttpResponse, HttpServer, Responder, ResponseError};
-use rekomi_domain::usecases::Services;
+use rekomi_domain::services::Services;
 
 use crate::auth::RateRemaining;
 use crate::error::ApiError;
@@ -83,13 +96,13 @@ async fn openapi_json() -> HttpResponse {
 
 /// A resource whose routes are added one method at a time, so the methods its `405` answers
 /// list in `Allow` are exactly the routes registered, never a second hand-written list.
-struct Endpoint {
+pub(crate) struct Endpoint {
     resource: actix_web::Resource,
     methods: Vec<Method>,
 }
 
 /// Starts the resource at `path`.
-fn resource(path: &str) -> Endpoint {
+pub(crate) fn resource(path: &str) -> Endpoint {
     Endpoint { resource: web::resource(path), methods: Vec::new() }
 }
 
@@ -105,7 +118,7 @@ impl Endpoint {
         self
     }
 
-    fn get<F, Args>(self, handler: F) -> Self
+    pub(crate) fn get<F, Args>(self, handler: F) -> Self
     where
         F: Handler<Args>,
         Args: FromRequest + 'static,
@@ -114,7 +127,7 @@ impl Endpoint {
         self.route(Method::GET, handler)
     }
 
-    fn post<F, Args>(self, handler: F) -> Self
+    pub(crate) fn post<F, Args>(self, handler: F) -> Self
     where
         F: Handler<Args>,
         Args: FromRequest + 'static,
@@ -123,7 +136,7 @@ impl Endpoint {
         self.route(Method::POST, handler)
     }
 
-    fn put<F, Args>(self, handler: F) -> Self
+    pub(crate) fn put<F, Args>(self, handler: F) -> Self
     where
         F: Handler<Args>,
         Args: FromRequest + 'static,
@@ -132,7 +145,7 @@ impl Endpoint {
         self.route(Method::PUT, handler)
     }
 
-    fn patch<F, Args>(self, handler: F) -> Self
+    pub(crate) fn patch<F, Args>(self, handler: F) -> Self
     where
         F: Handler<Args>,
         Args: FromRequest + 'static,
@@ -141,7 +154,7 @@ impl Endpoint {
         self.route(Method::PATCH, handler)
     }
 
-    fn delete<F, Args>(self, handler: F) -> Self
+    pub(crate) fn delete<F, Args>(self, handler: F) -> Self
     where
         F: Handler<Args>,
         Args: FromRequest + 'static,
@@ -162,49 +175,17 @@ impl HttpServiceFactory for Endpoint {
     }
 }
 
-/// Registers every route.
+/// Registers every route: each capability registers its own.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use routes::webhook_endpoints as endpoints;
-    use routes::{affiliates, conversions, coupons, org, programs, stripe_webhooks};
-    cfg.service(resource("/healthz").get(org::healthz))
-        .service(resource("/readyz").get(org::readyz))
+    cfg.configure(health::configure)
         .service(resource("/api/v1/openapi.json").get(openapi_json))
-        .service(resource("/api/organizations/me").get(org::me))
-        .service(resource("/api/billing/state").get(org::billing))
-        .service(resource("/api/v1/programs").get(programs::list).post(programs::create))
-        .service(resource("/api/v1/programs/{id}").get(programs::get).patch(programs::update).delete(programs::delete))
-        .service(resource("/api/v1/affiliates").get(affiliates::list).post(affiliates::create))
-        .service(resource("/api/v1/affiliates/applications").get(affiliates::applications))
-        .service(resource("/api/v1/affiliates/bulk-action").post(affiliates::bulk))
-        .service(resource("/api/v1/affiliates/{id}").get(affiliates::get).patch(affiliates::update))
-        .service(resource("/api/v1/affiliates/{id}/approve").post(affiliates::approve))
-        .service(resource("/api/v1/affiliates/{id}/reject").post(affiliates::reject))
-        .service(resource("/api/v1/affiliates/{affiliateId}/coupons").get(coupons::list_affiliate).post(coupons::create_affiliate))
-        .service(resource("/api/v1/affiliates/{affiliateId}/coupons/{id}").delete(coupons::revoke_affiliate))
-        .service(resource("/api/v1/campaigns/{programId}/coupons").get(coupons::list_campaign).post(coupons::create_campaign))
-        .service(
-            resource("/api/v1/campaigns/{programId}/coupons/{id}")
-                .get(coupons::get_campaign)
-                .patch(coupons::update_campaign)
-                .delete(coupons::delete_campaign),
-        )
-        .service(resource("/api/v1/campaigns/{programId}/coupons/{id}/archive").post(coupons::archive_campaign))
-        .service(resource("/api/v1/promotional-codes").get(coupons::lookup))
-        .service(resource("/api/me/coupons/mint").post(coupons::self_mint))
-        .service(resource("/api/v1/webhook-endpoints").get(endpoints::list).post(endpoints::create))
-        .service(resource("/api/v1/webhook-endpoints/{id}").get(endpoints::get).patch(endpoints::update).delete(endpoints::delete))
-        .service(resource("/api/v1/webhook-endpoints/{id}/rotate-secret").post(endpoints::rotate_secret))
-        .service(resource("/api/v1/webhook-endpoints/{id}/deliveries").get(endpoints::deliveries))
-        .service(resource("/api/v1/webhook-endpoints/{id}/deliveries/{deliveryId}/redeliver").post(endpoints::redeliver))
-        .service(resource("/api/webhooks/stripe").post(stripe_webhooks::receive))
-        .service(resource("/api/v1/webhooks/stripe/events").get(conversions::list_events))
-        .service(resource("/api/v1/webhooks/stripe/events/{id}/replay").post(conversions::replay_event))
-        .service(resource("/api/v1/conversions").get(conversions::list))
-        .service(resource("/api/v1/conversions/export.csv").get(conversions::export))
-        .service(resource("/api/v1/conversions/{id}").get(conversions::get))
-        .service(resource("/api/v1/conversions/{id}/attribution").get(conversions::attribution))
-        .service(resource("/api/v1/programs/{id}/sub-affiliate-config").get(conversions::get_sub_config).put(conversions::put_sub_config))
-        .service(resource("/api/v1/affiliates/{id}/sub-affiliates").get(conversions::sub_affiliates));
+        .configure(orgs::configure)
+        .configure(programs::configure)
+        .configure(affiliates::configure)
+        .configure(coupons::configure)
+        .configure(outbound::configure)
+        .configure(stripe_inbox::configure)
+        .configure(conversions::configure);
 }
 
 /// Builds the HTTP server on an already bound listener (tests bind port 0).

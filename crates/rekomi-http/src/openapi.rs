@@ -16,9 +16,9 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi};
 
-use crate::dto;
-use crate::routes::webhook_endpoints;
-use crate::routes::{affiliates, conversions, coupons, org, programs, stripe_webhooks};
+use crate::conversions::{export, sub_affiliates};
+use crate::stripe_inbox::{inbox, webhook};
+use crate::{affiliates, conversions, coupons, dto, health, orgs, outbound, programs};
 
 /// The security scheme of brand-side callers (API keys and dashboard JWTs).
 pub const BRAND_AUTH: &str = "bearer";
@@ -272,26 +272,31 @@ impl Modify for Operations {
         Every 4xx and 5xx answer is the envelope `{ \"error\", \"message\", \"field\"? }`; each operation lists the statuses it can \
         answer with their `error` codes."),
     paths(
-        programs::list, programs::create, programs::get, programs::update, programs::delete,
-        affiliates::list, affiliates::applications, affiliates::create, affiliates::get, affiliates::update,
-        affiliates::approve, affiliates::reject, affiliates::bulk,
-        coupons::create_campaign, coupons::list_campaign, coupons::get_campaign, coupons::update_campaign,
-        coupons::archive_campaign, coupons::delete_campaign, coupons::create_affiliate, coupons::list_affiliate,
-        coupons::revoke_affiliate, coupons::lookup, coupons::self_mint,
-        org::me, org::billing, org::healthz, org::readyz, crate::openapi_json,
-        webhook_endpoints::list, webhook_endpoints::create, webhook_endpoints::get, webhook_endpoints::update,
-        webhook_endpoints::delete, webhook_endpoints::rotate_secret, webhook_endpoints::deliveries, webhook_endpoints::redeliver,
-        conversions::list, conversions::get, conversions::attribution, conversions::export,
-        conversions::get_sub_config, conversions::put_sub_config, conversions::sub_affiliates,
-        conversions::list_events, conversions::replay_event, stripe_webhooks::receive,
+        programs::handlers::list, programs::handlers::create, programs::handlers::get, programs::handlers::update,
+        programs::handlers::delete,
+        affiliates::handlers::list, affiliates::handlers::applications, affiliates::handlers::create, affiliates::handlers::get,
+        affiliates::handlers::update, affiliates::handlers::approve, affiliates::handlers::reject, affiliates::handlers::bulk,
+        coupons::handlers::create_campaign, coupons::handlers::list_campaign, coupons::handlers::get_campaign,
+        coupons::handlers::update_campaign, coupons::handlers::archive_campaign, coupons::handlers::delete_campaign,
+        coupons::handlers::create_affiliate, coupons::handlers::list_affiliate, coupons::handlers::revoke_affiliate,
+        coupons::handlers::lookup, coupons::handlers::self_mint,
+        orgs::handlers::me, orgs::handlers::billing, health::healthz, health::readyz, crate::openapi_json,
+        outbound::handlers::list, outbound::handlers::create, outbound::handlers::get, outbound::handlers::update,
+        outbound::handlers::delete, outbound::handlers::rotate_secret, outbound::handlers::deliveries, outbound::handlers::redeliver,
+        conversions::handlers::list, conversions::handlers::get, conversions::handlers::attribution, export::export,
+        sub_affiliates::get_sub_config, sub_affiliates::put_sub_config, sub_affiliates::sub_affiliates,
+        inbox::list_events, inbox::replay_event, webhook::receive,
     ),
     components(schemas(
-        dto::ErrorBody, dto::PlanRequiredBody,
-        dto::CommissionTypeValue, dto::CommissionModelValue, dto::OfferedCommissionModelValue, dto::AttributionModelValue,
-        dto::NetworkVisibilityValue, dto::AffiliateStatusValue, dto::NewAffiliateStatusValue, dto::AffiliateSourceValue,
-        dto::LinkFormatValue, dto::BulkActionValue, dto::DiscountTypeValue, dto::DurationValue, dto::CurrencyValue,
-        dto::ConversionStatusValue, dto::ConversionTypeValue, dto::LedgerKindValue, dto::InboxStatusValue,
-        dto::EndpointStatusValue, dto::DeliveryStatusValue, dto::PlanTierValue, dto::SubscriptionStatusValue,
+        dto::ErrorBody, dto::PlanRequiredBody, dto::CurrencyValue, dto::PlanTierValue,
+        programs::dto::CommissionTypeValue, programs::dto::CommissionModelValue, programs::dto::OfferedCommissionModelValue,
+        programs::dto::AttributionModelValue, programs::dto::NetworkVisibilityValue,
+        affiliates::dto::AffiliateStatusValue, affiliates::dto::NewAffiliateStatusValue, affiliates::dto::AffiliateSourceValue,
+        affiliates::dto::LinkFormatValue, affiliates::dto::BulkActionValue,
+        coupons::dto::DiscountTypeValue, coupons::dto::DurationValue,
+        conversions::dto::ConversionStatusValue, conversions::dto::ConversionTypeValue, conversions::dto::LedgerKindValue,
+        crate::stripe_inbox::dto::InboxStatusValue,
+        outbound::dto::EndpointStatusValue, outbound::dto::DeliveryStatusValue, orgs::dto::SubscriptionStatusValue,
     )),
     modifiers(&Security, &ErrorAnswers, &Operations),
 )]
@@ -308,13 +313,12 @@ mod tests {
 
     use std::collections::BTreeSet;
 
-    use rekomi_domain::affiliate::AffiliateStatus;
-    use rekomi_domain::conversion::LedgerKind;
-    use rekomi_domain::inbox::InboxStatus;
-    use rekomi_domain::page::{PageRequest, DEFAULT_TAKE, MAX_TAKE};
-    use rekomi_domain::plan::{PlanTier, SubscriptionStatus};
-    use rekomi_domain::program::CommissionModel;
-    use rekomi_domain::usecases::BulkAction;
+    use rekomi_domain::affiliates::{AffiliateStatus, BulkAction};
+    use rekomi_domain::conversions::LedgerKind;
+    use rekomi_domain::kernel::page::{PageRequest, DEFAULT_TAKE, MAX_TAKE};
+    use rekomi_domain::kernel::plan::{PlanTier, SubscriptionStatus};
+    use rekomi_domain::programs::CommissionModel;
+    use rekomi_domain::stripe_inbox::InboxStatus;
     use serde_json::Value;
 
     fn doc() -> Value {

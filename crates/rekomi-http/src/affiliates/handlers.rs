@@ -1,17 +1,16 @@
-//! `/api/v1/affiliates`.
+//! The `/api/v1/affiliates` handlers.
 
 use actix_web::{web, HttpResponse};
-use rekomi_domain::affiliate::{validate_tags, AffiliateStatus, Email};
-use rekomi_domain::ids::{AffiliateId, ProgramId};
-use rekomi_domain::ports::store::AffiliateFilter;
-use rekomi_domain::program::{validate_optional_name, validate_text};
-use rekomi_domain::usecases::{AffiliatePatch, BulkAction, NewAffiliate};
+use rekomi_domain::affiliates::{validate_tags, AffiliateFilter, AffiliatePatch, AffiliateStatus, BulkAction, Email, NewAffiliate};
+use rekomi_domain::kernel::ids::{AffiliateId, ProgramId};
+use rekomi_domain::kernel::text::{has_control, validate_optional_name, validate_text};
 
-use crate::auth::Brand;
-use crate::dto::{
-    commission_pair, enum_field, page_request, AffiliateListQuery, AffiliateResponse, BulkActionRequest, BulkActionResponse,
-    CreateAffiliateRequest, EmptyRequest, ListResponse, PageQuery, PatchAffiliateRequest, RejectRequest,
+use super::dto::{
+    commission_pair, AffiliateListQuery, AffiliateResponse, BulkActionRequest, BulkActionResponse, CreateAffiliateRequest,
+    PatchAffiliateRequest, RejectRequest,
 };
+use crate::auth::Brand;
+use crate::dto::{enum_field, page_request, EmptyRequest, ListResponse, PageQuery};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, Json, OptionalJson, Query};
 use crate::AppState;
@@ -33,7 +32,7 @@ pub async fn list(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Query
     let q = q?;
     let page = page_request(q.take, q.cursor.as_deref())?;
     let q_text = q.q.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-    if q_text.as_ref().is_some_and(|s| s.chars().count() > 200 || rekomi_domain::program::has_control(s, false)) {
+    if q_text.as_ref().is_some_and(|s| s.chars().count() > 200 || has_control(s, false)) {
         return Err(ApiError::invalid("q", "q must be at most 200 characters without control characters"));
     }
     let filter = AffiliateFilter {

@@ -1,15 +1,16 @@
-//! `/api/v1/programs`.
+//! The `/api/v1/programs` handlers, and the conversion of their requests into the domain's.
 
 use actix_web::{web, HttpResponse};
-use rekomi_domain::ids::ProgramId;
-use rekomi_domain::program::{
-    validate_cookie_window, validate_delay_invoices, validate_domain, validate_name, validate_recurring_months, validate_text,
-    validate_url, AttributionModel, CommissionModel, CommissionType, NetworkVisibility, NewProgram, ProgramInput, ProgramPatch,
-    ProgramSlug,
+use rekomi_domain::kernel::ids::ProgramId;
+use rekomi_domain::kernel::text::{validate_name, validate_text, validate_url};
+use rekomi_domain::programs::{
+    validate_cookie_window, validate_delay_invoices, validate_domain, validate_recurring_months, AttributionModel, CommissionModel,
+    CommissionType, NetworkVisibility, NewProgram, ProgramInput, ProgramPatch, ProgramSlug,
 };
 
+use super::dto::{CreateProgramRequest, PatchProgramRequest, ProgramResponse};
 use crate::auth::Brand;
-use crate::dto::{enum_field, page_request, CreateProgramRequest, ListResponse, PageQuery, PatchProgramRequest, ProgramResponse};
+use crate::dto::{enum_field, page_request, ListResponse, PageQuery};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, Json, Query};
 use crate::AppState;

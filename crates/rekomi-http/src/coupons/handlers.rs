@@ -1,18 +1,20 @@
-//! Campaign coupons (`/api/v1/campaigns/{programId}/coupons`), affiliate coupons
-//! (`/api/v1/affiliates/{affiliateId}/coupons`), the promotional-code lookup
-//! (`/api/v1/promotional-codes`) and affiliate self-mint (`/api/me/coupons/mint`).
+//! The coupon handlers: campaign coupons, affiliate coupons, the promotional-code lookup (and
+//! the conversion of its selectors into the domain's query) and affiliate self-mint.
 
 use actix_web::{web, HttpResponse};
-use rekomi_domain::affiliate::Email;
-use rekomi_domain::coupon::{AffiliateCouponInput, CampaignCouponInput, CampaignCouponPatch, CouponCode, DiscountType, DurationKind};
-use rekomi_domain::ids::{AffiliateCouponId, AffiliateId, CampaignCouponId, ProgramId};
-use rekomi_domain::usecases::{PromoCodeQuery, PromoCodeResult};
-
-use crate::auth::{AffiliateAuth, Brand};
-use crate::dto::{
-    enum_field, page_request, parse_ts, AffiliateCouponResponse, CampaignCouponResponse, CreateAffiliateCouponRequest,
-    CreateCampaignCouponRequest, ListResponse, PageQuery, PatchCampaignCouponRequest, PromoCodeQueryParams, SelfMintRequest,
+use rekomi_domain::affiliates::Email;
+use rekomi_domain::coupons::{
+    AffiliateCouponInput, CampaignCouponInput, CampaignCouponPatch, CouponCode, DiscountType, DurationKind, PromoCodeQuery, PromoCodeResult,
 };
+use rekomi_domain::kernel::ids::{AffiliateCouponId, AffiliateId, CampaignCouponId, ProgramId};
+use rekomi_domain::kernel::text::has_control;
+
+use super::dto::{
+    AffiliateCouponResponse, CampaignCouponResponse, CreateAffiliateCouponRequest, CreateCampaignCouponRequest, PatchCampaignCouponRequest,
+    PromoCodeLookupResponse, PromoCodeQueryParams, SelfMintRequest,
+};
+use crate::auth::{AffiliateAuth, Brand};
+use crate::dto::{enum_field, page_request, parse_ts, EmptyRequest, ListResponse, PageQuery};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_id, Json, OptionalJson, Query};
 use crate::AppState;
@@ -114,7 +116,7 @@ pub async fn update_campaign(
 
 /// Archive a campaign coupon: deactivates every child promotion code in Stripe.
 #[utoipa::path(post, path = "/api/v1/campaigns/{programId}/coupons/{id}/archive", tag = "Coupons",
-    request_body(content = Option<crate::dto::EmptyRequest>, description = "`{}` or nothing"),
+    request_body(content = Option<EmptyRequest>, description = "`{}` or nothing"),
     params(("programId" = Uuid, Path, description = "The program id"), ("id" = Uuid, Path, description = "The campaign coupon id")),
     responses((status = 200, body = CampaignCouponResponse),
         (status = 402, description = "`plan_tier_required`: API keys need Growth+"),
@@ -126,7 +128,7 @@ pub async fn archive_campaign(
     state: web::Data<AppState>,
     Brand(ctx): Brand,
     path: web::Path<(String, String)>,
-    _body: OptionalJson<crate::dto::EmptyRequest>,
+    _body: OptionalJson<EmptyRequest>,
 ) -> ApiResult<HttpResponse> {
     _body.0?;
     let (program_id, id) = campaign_path(&path)?;
@@ -243,7 +245,7 @@ impl PromoCodeQueryParams {
         Ok(match *field {
             "id" => PromoCodeQuery::Id(parse_id(value, "id")?),
             "code" => PromoCodeQuery::Code(CouponCode::parse(value)?),
-            "externalId" if !value.is_empty() && value.len() <= 255 && !rekomi_domain::program::has_control(value, false) => {
+            "externalId" if !value.is_empty() && value.len() <= 255 && !has_control(value, false) => {
                 PromoCodeQuery::ExternalId(value.clone())
             }
             "externalId" => return Err(ApiError::invalid("externalId", "externalId must be 1-255 characters")),
@@ -256,7 +258,7 @@ impl PromoCodeQueryParams {
 
 /// Look up promotional codes by exactly one selector.
 #[utoipa::path(get, path = "/api/v1/promotional-codes", tag = "Coupons", params(PromoCodeQueryParams),
-    responses((status = 200, description = "One object for `id`, `code` and `externalId`, an array otherwise", body = crate::dto::PromoCodeLookupResponse),
+    responses((status = 200, description = "One object for `id`, `code` and `externalId`, an array otherwise", body = PromoCodeLookupResponse),
         (status = 400, description = "`validation_failed`: not exactly one selector"),
         (status = 402, description = "`plan_tier_required`: API keys need Growth+"),
         (status = 404, description = "`promotional_code_not_found` (`id`, `code` and `externalId` only)")),

@@ -1,9 +1,11 @@
-//! Organization profile, billing state, health and readiness.
+//! `GET /api/organizations/me` and `GET /api/billing/state`: the calling organization's
+//! profile, plan, subscription and usage.
 
 use actix_web::{web, HttpResponse};
 
+use super::dto::{BillingStateResponse, Limit, Limits, OrganizationResponse};
 use crate::auth::Brand;
-use crate::dto::{ts_opt, BillingStateResponse, Limit, Limits, OrganizationResponse};
+use crate::dto::ts_opt;
 use crate::error::ApiResult;
 use crate::AppState;
 
@@ -49,19 +51,4 @@ pub async fn billing(state: web::Data<AppState>, Brand(ctx): Brand) -> ApiResult
             campaigns: Limit { current: b.usage.campaigns, max: None },
         },
     }))
-}
-
-/// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "Operations", responses((status = 200, description = "The process answers", body = crate::dto::HealthResponse)))]
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
-}
-
-/// Readiness: the database answers.
-#[utoipa::path(get, path = "/readyz", tag = "Operations",
-    responses((status = 200, description = "The database answers", body = crate::dto::HealthResponse),
-        (status = 503, description = "`service_unavailable`: the database does not answer")))]
-pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    state.services.readiness().await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
 }

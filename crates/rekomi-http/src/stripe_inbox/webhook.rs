@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
+use super::dto::StripeReceiptResponse;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
@@ -15,7 +16,7 @@ pub const MAX_STRIPE_EVENT: usize = 512 * 1024;
 #[utoipa::path(post, path = "/api/webhooks/stripe", tag = "Stripe events",
     request_body(content = Object, content_type = "application/json", description = "The Stripe event, exactly as Stripe sent it (the signature covers the raw bytes)"),
     params(("Stripe-Signature" = String, Header, description = "Stripe's signature header (`t=…,v1=…`)")),
-    responses((status = 200, description = "Stored (or already stored)", body = crate::dto::StripeReceiptResponse),
+    responses((status = 200, description = "Stored (or already stored)", body = StripeReceiptResponse),
         (status = 400, description = "`invalid_signature`: a missing, forged or stale `Stripe-Signature`, or no signing secret configured; \
             `invalid_payload`: a body that is not a Stripe event; `invalid_body`: the body could not be read"),
         (status = 413, description = "`payload_too_large`: the body exceeds 524288 bytes"),

@@ -1,0 +1,14 @@
+//! Organizations over HTTP: the calling organization's profile and billing state. The inbound
+//! adapter of `rekomi_domain::orgs`; API keys and tokens are read in `crate::auth`.
+
+pub mod dto;
+pub mod handlers;
+
+use actix_web::web;
+
+use crate::resource;
+
+/// Registers the organization routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/api/organizations/me").get(handlers::me)).service(resource("/api/billing/state").get(handlers::billing));
+}
