@@ -2,7 +2,7 @@
 //! [`StoreError`], so nothing outside this crate sees a database type.
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use rekomi_domain::ports::StoreError;
+use rekomi_domain::ports::store::StoreError;
 
 /// Maps a diesel error: unique and foreign-key violations become `Conflict` with the
 /// constraint's name from the migrations, a lost connection becomes `Unavailable`, anything

@@ -7,11 +7,33 @@
 //! caller's tracing span is carried over, and the work runs inside one
 //! `conn.transaction(..)` that commits on [`TxOutcome::Commit`] and rolls back on
 //! [`TxOutcome::Rollback`]. Nothing here knows HTTP or Stripe.
+//!
+//! The crate is laid out by capability, under the same names as the domain
+//! (docs/adr/0005-capability-layout.md):
+//!
+//! - the shared part: this file (the pool and the unit of work), `tx` (`PgTx`, the one
+//!   transaction every repository runs in, its read/write helpers, savepoints and query
+//!   macros), `columns` (decoding columns into the domain's value types), `error` (diesel
+//!   and pool failures as `StoreError`) and `schema` (diesel's table definitions);
+//! - one module per capability, each holding its tables' rows (`XxxRow` decodes a `SELECT`,
+//!   `NewXxxRow` borrows an entity for an `INSERT` or full-row `UPDATE`) and the
+//!   implementation of its repository trait for `PgTx`: `orgs`, `programs`, `affiliates`,
+//!   `coupons`, `conversions`, `stripe_inbox`, `outbound` and `audit`.
+//!
+//! A new capability adds its own module beside these instead of growing a shared file.
 
+mod affiliates;
+mod audit;
+mod columns;
+mod conversions;
+mod coupons;
 mod error;
-mod models;
-mod repo;
+mod orgs;
+mod outbound;
+mod programs;
 mod schema;
+mod stripe_inbox;
+mod tx;
 
 use std::time::Duration;
 
@@ -22,10 +44,10 @@ use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, Pool};
 use diesel::{Connection as _, RunQueryDsl as _};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness as _};
-use rekomi_domain::ports::{StoreError, Tx, TxOutcome, TxWork, UnitOfWork};
+use rekomi_domain::ports::store::{StoreError, Tx, TxOutcome, TxWork, UnitOfWork};
 
 use crate::error::{from_diesel, from_pool};
-use crate::repo::PgTx;
+use crate::tx::PgTx;
 
 /// The SQL of `migrations/`, compiled into the binary (build.rs reruns on changes there).
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");

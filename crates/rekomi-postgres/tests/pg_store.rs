@@ -10,19 +10,17 @@
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
-use rekomi_domain::actor::AuditActor;
-use rekomi_domain::affiliate::{Affiliate, AffiliateLink, AffiliateSource, AffiliateStatus, Email, LinkFormat};
+use rekomi_domain::affiliates::{Affiliate, AffiliateFilter, AffiliateLink, AffiliateSource, AffiliateStatus, Email, LinkFormat};
 use rekomi_domain::audit::AuditEntry;
-use rekomi_domain::coupon::{AffiliateCoupon, CampaignCoupon, CodeRestrictions, CouponCode};
-use rekomi_domain::ids::{AffiliateCouponId, AffiliateId, ApiKeyId, AuditId, CampaignCouponId, LinkId, OrgId, ProgramId};
-use rekomi_domain::money::{Currency, Money};
-use rekomi_domain::org::{ApiKey, ApiKeyScope, Handle, OrgUsage, Organization};
-use rekomi_domain::page::PageRequest;
-use rekomi_domain::plan::{PlanTier, SubscriptionStatus};
-use rekomi_domain::ports::gateway::{CouponDuration, DiscountSpec};
-use rekomi_domain::ports::store::{constraints, AffiliateFilter, CouponSelector};
-use rekomi_domain::ports::{transact, StoreError, UnitOfWork};
-use rekomi_domain::program::{
+use rekomi_domain::coupons::{AffiliateCoupon, CampaignCoupon, CodeRestrictions, CouponCode, CouponDuration, CouponSelector, DiscountSpec};
+use rekomi_domain::kernel::actor::AuditActor;
+use rekomi_domain::kernel::ids::{AffiliateCouponId, AffiliateId, ApiKeyId, AuditId, CampaignCouponId, LinkId, OrgId, ProgramId};
+use rekomi_domain::kernel::money::{Currency, Money};
+use rekomi_domain::kernel::page::PageRequest;
+use rekomi_domain::kernel::plan::{PlanTier, SubscriptionStatus};
+use rekomi_domain::orgs::{ApiKey, ApiKeyScope, Handle, OrgUsage, Organization};
+use rekomi_domain::ports::store::{constraints, transact, StoreError, UnitOfWork};
+use rekomi_domain::programs::{
     AttributionModel, Commission, CommissionModel, CommissionType, Hundredths, NetworkVisibility, Program, ProgramSlug,
 };
 use rekomi_postgres::{run_migrations, PgStore};
