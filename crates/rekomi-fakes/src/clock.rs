@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rekomi_domain::ports::Clock;
+use rekomi_domain::kernel::clock::Clock;
 use time::{Duration, OffsetDateTime};
 
 /// A clock that stands still until a test sets or advances it. Clones share the same "now", so

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rekomi_domain::ports::Entropy;
+use rekomi_domain::kernel::entropy::Entropy;
 use time::OffsetDateTime;
 use uuid::Uuid;
 

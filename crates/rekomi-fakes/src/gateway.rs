@@ -7,13 +7,16 @@
 //! active on the account is refused with `resource_already_exists` on `code`; deactivating is
 //! idempotent; deleting an unknown coupon is `NotFound`. Every call is recorded, and tests can
 //! script failures.
+//!
+//! Longer than 600 lines: one fake Stripe account whose replay, code-uniqueness and failure
+//! rules share one state, read together; the last 140 lines are its tests.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
-use rekomi_domain::ports::events::PromotionCodeRef;
-use rekomi_domain::ports::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, PaymentGateway};
+use rekomi_domain::ports::gateway::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, PaymentGateway};
+use rekomi_domain::stripe_inbox::facts::PromotionCodeRef;
 
 /// One call the gateway received, with its arguments.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -528,7 +531,7 @@ mod tests {
 
     use super::*;
     use crate::block_on;
-    use rekomi_domain::ports::{CouponDuration, DiscountSpec};
+    use rekomi_domain::coupons::{CouponDuration, DiscountSpec};
 
     fn coupon(key: &str) -> CreateCoupon {
         CreateCoupon {

@@ -1,7 +1,7 @@
 //! Test doubles for Rekomi's ports: adapters on the outer ring of the hexagon that live in
 //! memory, so use-case and HTTP tests run without PostgreSQL or Stripe.
 //!
-//! - [`InMemoryStore`]: the storage port ([`UnitOfWork`](rekomi_domain::ports::UnitOfWork)).
+//! - [`InMemoryStore`]: the storage port ([`UnitOfWork`](rekomi_domain::ports::store::UnitOfWork)).
 //!   Each transaction works on a copy of the state that replaces the committed state only on
 //!   commit, so rollback is as real as in PostgreSQL; the named unique constraints are enforced
 //!   and reported under the same names. The storage contract suite (`tests/`, package

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use rekomi_domain::ports::{OutboundRequest, SendOutcome, WebhookSender};
+use rekomi_domain::outbound::{OutboundRequest, SendOutcome, WebhookSender};
 
 #[derive(Debug, Default)]
 struct Inner {
