@@ -60,6 +60,33 @@ const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// (several server processes starting at once against one database).
 const MIGRATION_LOCK_KEY: i64 = 0x7265_6b6f_6d69; // "rekomi"
 
+/// How many connections the pool may open, has open, and has idle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolUse {
+    /// The pool's size.
+    pub max: u32,
+    /// Connections open.
+    pub open: u32,
+    /// Open connections not lent out.
+    pub idle: u32,
+}
+
+/// Counts every statement a pooled connection sends (`rekomi_db_statements_total`): the cost
+/// per Stripe event in `make bench` is read from it.
+#[derive(Debug)]
+struct CountStatements;
+
+impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for CountStatements {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.set_instrumentation(|event: diesel::connection::InstrumentationEvent<'_>| {
+            if let diesel::connection::InstrumentationEvent::StartQuery { .. } = event {
+                metrics::counter!("rekomi_db_statements_total").increment(1);
+            }
+        });
+        Ok(())
+    }
+}
+
 /// The PostgreSQL store: a pool of connections, cheap to clone and share.
 #[derive(Clone)]
 pub struct PgStore {
@@ -98,8 +125,15 @@ impl PgStore {
             // Checks each connection before lending it, so a database restart costs failed
             // health checks instead of failed requests.
             .test_on_check_out(true)
+            .connection_customizer(Box::new(CountStatements))
             .build_unchecked(manager);
         Ok(PgStore { pool })
+    }
+
+    /// How the pool is used right now, for `/metrics`.
+    pub fn pool_use(&self) -> PoolUse {
+        let state = self.pool.state();
+        PoolUse { max: self.pool.max_size(), open: state.connections, idle: state.idle_connections }
     }
 
     /// Runs `f` with a pooled connection on the blocking pool, in the caller's tracing span.

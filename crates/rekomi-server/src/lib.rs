@@ -3,6 +3,7 @@
 //! reconciler. No business rules live here.
 
 pub mod config;
+pub mod metrics;
 pub mod runner;
 pub mod system;
 
@@ -67,7 +68,22 @@ pub fn webhook_sender(config: &Config) -> anyhow::Result<Arc<HttpWebhookSender>>
 /// # Errors
 /// When the pool or gateway cannot be built.
 pub fn services(config: &Config) -> anyhow::Result<Services> {
-    let store = PgStore::connect(&config.database_url, config.db_pool_size).map_err(|e| anyhow::anyhow!("database: {e}"))?;
+    services_over(config, store(config)?)
+}
+
+/// The PostgreSQL store of `config`.
+///
+/// # Errors
+/// When the pool cannot be built.
+pub fn store(config: &Config) -> anyhow::Result<PgStore> {
+    PgStore::connect(&config.database_url, config.db_pool_size).map_err(|e| anyhow::anyhow!("database: {e}"))
+}
+
+/// The use cases over `store` and the configured gateway.
+///
+/// # Errors
+/// When the gateway or the webhook sender cannot be built.
+pub fn services_over(config: &Config, store: PgStore) -> anyhow::Result<Services> {
     Ok(Services {
         store: Arc::new(store),
         gateway: gateway(config)?,
@@ -83,6 +99,7 @@ pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
     services: Services,
+    store: PgStore,
     reconcile_interval: Option<Duration>,
     inbox_interval: Option<Duration>,
     inbox_workers: usize,
@@ -100,7 +117,8 @@ impl Application {
             let applied = rekomi_postgres::run_migrations(&config.database_url).context("applying migrations")?;
             tracing::info!(migrations.applied = applied, "migrations applied");
         }
-        let services = services(config)?;
+        let store = store(config)?;
+        let services = services_over(config, store.clone())?;
         let listener = TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
         let port = listener.local_addr()?.port();
         let mut state = AppState::new(services.clone(), config.jwt_secret.clone(), config.stripe_webhook_secrets.clone());
@@ -122,6 +140,7 @@ impl Application {
             port,
             server,
             services,
+            store,
             reconcile_interval,
             inbox_interval,
             inbox_workers: config.inbox_workers.max(1),
@@ -143,10 +162,17 @@ impl Application {
             let services = self.services.clone();
             tokio::spawn(async move { reconcile_loop(services, every).await });
         }
+        let inbox = Arc::new(StripeInbox(self.services.clone()));
+        let deliveries = Arc::new(WebhookDeliveries(self.services.clone()));
+        let probes = vec![
+            metrics::queue_probe(Arc::clone(&inbox)),
+            metrics::queue_probe(Arc::clone(&deliveries)),
+            metrics::pool_probe(self.store.clone()),
+        ];
+        tokio::spawn(metrics::sample(probes, METRICS_SAMPLE_INTERVAL));
         if let Some(every) = self.inbox_interval {
             // Several workers per process: each waits on the database most of the time, and
             // claims (FOR UPDATE SKIP LOCKED) keep them from taking the same event.
-            let inbox = Arc::new(StripeInbox(self.services.clone()));
             for _ in 0..self.inbox_workers {
                 tokio::spawn(runner::run_queue(Arc::clone(&inbox), every));
             }
@@ -155,7 +181,6 @@ impl Application {
         if let Some(every) = self.delivery_interval {
             // Each worker sends its batch one delivery at a time, so several keep one slow
             // receiver from holding up everyone else's deliveries.
-            let deliveries = Arc::new(WebhookDeliveries(self.services.clone()));
             for _ in 0..DELIVERY_WORKERS {
                 tokio::spawn(runner::run_queue(Arc::clone(&deliveries), every));
             }
@@ -186,6 +211,9 @@ async fn reconcile_loop(services: Services, every: Duration) {
         }
     }
 }
+
+/// How often queue depths (and pool use) are sampled for `/metrics`.
+const METRICS_SAMPLE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Delivery workers per process.
 const DELIVERY_WORKERS: usize = 4;

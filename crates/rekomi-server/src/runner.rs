@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rekomi_domain::jobs::{JobQueue, Lease};
+use rekomi_domain::jobs::{BatchReport, JobQueue, Lease};
 
 /// Runs one worker of `queue` until the process stops.
 pub async fn run_queue<Q: JobQueue>(queue: Arc<Q>, idle: Duration) {
@@ -13,8 +13,10 @@ pub async fn run_queue<Q: JobQueue>(queue: Arc<Q>, idle: Duration) {
         let busy = match queue.claim().await {
             Ok(Some((batch, lease))) => {
                 let renewal = tokio::spawn(renew(Arc::clone(&queue), lease.clone()));
+                let started = std::time::Instant::now();
                 let report = queue.process(batch, &lease).await;
                 renewal.abort();
+                record(queue.name(), &report, started.elapsed());
                 tracing::debug!(
                     queue = queue.name(),
                     claimed = report.claimed,
@@ -51,4 +53,23 @@ async fn renew<Q: JobQueue>(queue: Arc<Q>, lease: Lease) {
             tracing::warn!(queue = queue.name(), error.cause = %e, "renewing a lease failed");
         }
     }
+}
+
+/// `rekomi_jobs_total{queue, outcome}` and `rekomi_job_batch_duration_seconds{queue}`.
+fn record(queue: &'static str, report: &BatchReport, took: Duration) {
+    let outcomes = [
+        ("done", report.done),
+        ("retried", report.retried),
+        ("failed", report.failed),
+        ("skipped", report.skipped),
+        ("waiting", report.waiting),
+        ("error", report.errors),
+        ("released", report.released),
+    ];
+    for (outcome, n) in outcomes {
+        if n > 0 {
+            metrics::counter!("rekomi_jobs_total", "queue" => queue, "outcome" => outcome).increment(n as u64);
+        }
+    }
+    metrics::histogram!("rekomi_job_batch_duration_seconds", "queue" => queue).record(took.as_secs_f64());
 }

@@ -116,14 +116,25 @@ impl StripeGateway {
     {
         let mut retries = 0;
         loop {
-            let err = match attempt().await {
-                Ok(value) => return Ok(value),
+            let started = std::time::Instant::now();
+            let result = attempt().await;
+            metrics::histogram!("rekomi_stripe_request_duration_seconds", "operation" => operation).record(started.elapsed().as_secs_f64());
+            let err = match result {
+                Ok(value) => {
+                    metrics::counter!("rekomi_stripe_requests_total", "operation" => operation, "outcome" => "ok").increment(1);
+                    return Ok(value);
+                }
                 Err(err) => err,
             };
             let reason = match classify(err) {
-                Failure::Permanent(err) => return Err(err),
+                Failure::Permanent(err) => {
+                    let outcome = if matches!(err, GatewayError::NotFound) { "not_found" } else { "refused" };
+                    metrics::counter!("rekomi_stripe_requests_total", "operation" => operation, "outcome" => outcome).increment(1);
+                    return Err(err);
+                }
                 Failure::Transient(reason) => reason,
             };
+            metrics::counter!("rekomi_stripe_requests_total", "operation" => operation, "outcome" => "transient_error").increment(1);
             if retries >= self.max_retries {
                 tracing::warn!(operation, attempts = retries + 1, %reason, "Stripe stayed unavailable");
                 return Err(GatewayError::Unavailable(format!("{operation}: {reason} (after {} attempts)", retries + 1)));

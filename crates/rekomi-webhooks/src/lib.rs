@@ -261,6 +261,26 @@ fn describe(e: reqwest::Error) -> String {
 #[async_trait]
 impl WebhookSender for HttpWebhookSender {
     async fn send(&self, request: &OutboundRequest) -> SendOutcome {
+        let started = std::time::Instant::now();
+        let outcome = self.attempt(request).await;
+        let label = match &outcome {
+            SendOutcome::Delivered { .. } => "delivered",
+            SendOutcome::Failed { status: Some(_), .. } => "http_error",
+            SendOutcome::Failed { status: None, .. } => "unreachable",
+        };
+        metrics::counter!("rekomi_webhook_attempts_total", "outcome" => label).increment(1);
+        metrics::histogram!("rekomi_webhook_attempt_duration_seconds").record(started.elapsed().as_secs_f64());
+        outcome
+    }
+
+    async fn check_target(&self, url: &str) -> Result<(), String> {
+        self.check(url).await.map_err(|e| e.0)
+    }
+}
+
+impl HttpWebhookSender {
+    /// One POST, as [`WebhookSender::send`] describes it.
+    async fn attempt(&self, request: &OutboundRequest) -> SendOutcome {
         // The resolver applies the rules to hostnames again as it connects; this check covers IP
         // literals (which skip the resolver) and gives a clear message for names.
         if let Err(refused) = self.check(&request.url).await {
@@ -284,10 +304,6 @@ impl WebhookSender for HttpWebhookSender {
             }
             Err(e) => SendOutcome::Failed { status: None, error: describe(e) },
         }
-    }
-
-    async fn check_target(&self, url: &str) -> Result<(), String> {
-        self.check(url).await.map_err(|e| e.0)
     }
 }
 
