@@ -6,6 +6,8 @@
 //! decoded as text and parsed so an unknown value answers 400 naming the field and listing the
 //! accepted values.
 
+use std::borrow::Cow;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rekomi_domain::kernel::money::SUPPORTED_CURRENCIES;
@@ -14,8 +16,8 @@ use rekomi_domain::kernel::plan::PlanTier;
 use rekomi_domain::programs::Hundredths;
 use serde::{Deserialize, Deserializer, Serialize};
 use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use time::{Date, Month, OffsetDateTime};
+use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::RefOr;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -35,7 +37,8 @@ pub fn ts_opt(t: Option<OffsetDateTime>) -> Option<String> {
     t.map(ts)
 }
 
-/// Parses an RFC 3339 timestamp request field.
+/// Parses an RFC 3339 timestamp request field (body fields such as `expiresAt`, where a bare
+/// date would leave open which instant of the day is meant).
 ///
 /// # Errors
 /// 400 naming `field`.
@@ -45,6 +48,58 @@ pub fn parse_ts(field: &str, raw: Option<&str>) -> Result<Option<OffsetDateTime>
             .map_err(|_| ApiError::invalid(field, format!("{field} must be an RFC 3339 timestamp such as 2026-12-31T23:59:59Z")))
     })
     .transpose()
+}
+
+/// Parses a query parameter that takes a time (`since`, `until`, `before`): an RFC 3339
+/// timestamp with its offset (`2026-04-01T09:30:00+02:00`), or a calendar date (`2026-04-01`)
+/// meaning that day's start in UTC. Every such parameter goes through here, so they all take
+/// the same shapes; its schema in the document is [`TimeParam`].
+///
+/// # Errors
+/// 400 naming `field` for anything else, an impossible date (`2026-02-30`) or time
+/// (`T25:00:00Z`) included.
+pub fn parse_time_param(field: &str, raw: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
+    raw.map(|s| {
+        calendar_date(s).map(|d| d.midnight().assume_utc()).or_else(|| OffsetDateTime::parse(s, &Rfc3339).ok()).ok_or_else(|| {
+            ApiError::invalid(
+                field,
+                format!("{field} must be a date such as 2026-04-01 or an RFC 3339 timestamp such as 2026-04-01T09:30:00Z"),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// `YYYY-MM-DD` exactly: four-digit year, two-digit month and day, a day the month has. The
+/// shape is checked by hand because `time`'s ISO 8601 parser also takes week and ordinal dates.
+fn calendar_date(s: &str) -> Option<Date> {
+    let number = |part: &str, len: usize| -> Option<u16> {
+        if part.len() == len && part.bytes().all(|c| c.is_ascii_digit()) {
+            part.parse().ok()
+        } else {
+            None
+        }
+    };
+    let mut parts = s.splitn(3, '-');
+    let (year, month, day) = (number(parts.next()?, 4)?, number(parts.next()?, 2)?, number(parts.next()?, 2)?);
+    let month = Month::try_from(u8::try_from(month).ok()?).ok()?;
+    Date::from_calendar_date(i32::from(year), month, u8::try_from(day).ok()?).ok()
+}
+
+/// The schema of a time query parameter: a date or a timestamp, as [`parse_time_param`] takes.
+pub struct TimeParam;
+
+impl utoipa::PartialSchema for TimeParam {
+    fn schema() -> RefOr<Schema> {
+        let string = |format| ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(format)));
+        AnyOfBuilder::new().item(string(KnownFormat::Date)).item(string(KnownFormat::DateTime)).into()
+    }
+}
+
+impl ToSchema for TimeParam {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("TimeParam")
+    }
 }
 
 /// Deserializes an optional field that must not be `null` when present (PATCH fields that
@@ -236,4 +291,73 @@ pub struct PlanRequiredBody {
     pub current: &'static str,
     /// Whether the organization is in a trial.
     pub trialing: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn time_param(raw: &str) -> Result<OffsetDateTime, ApiError> {
+        parse_time_param("since", Some(raw)).map(Option::unwrap)
+    }
+
+    #[test]
+    fn a_date_is_that_days_start_in_utc() {
+        assert_eq!(time_param("2026-04-01").unwrap(), datetime!(2026-04-01 00:00 UTC));
+        assert_eq!(time_param("2024-02-29").unwrap(), datetime!(2024-02-29 00:00 UTC), "a leap day");
+        assert_eq!(time_param("2026-12-31").unwrap(), datetime!(2026-12-31 00:00 UTC));
+    }
+
+    #[test]
+    fn a_timestamp_keeps_its_instant_whatever_its_offset() {
+        assert_eq!(time_param("2026-04-01T09:30:00Z").unwrap(), datetime!(2026-04-01 09:30 UTC));
+        assert_eq!(time_param("2026-04-01T09:30:00+02:00").unwrap(), datetime!(2026-04-01 07:30 UTC));
+        assert_eq!(time_param("2026-03-31T22:00:00-05:00").unwrap(), datetime!(2026-04-01 03:00 UTC));
+        assert_eq!(time_param("2026-04-01T00:00:00.250Z").unwrap(), datetime!(2026-04-01 00:00:00.25 UTC));
+        assert_eq!(parse_time_param("since", None).unwrap(), None, "absent stays absent");
+    }
+
+    #[test]
+    fn impossible_dates_and_times_and_other_shapes_are_refused_naming_the_parameter() {
+        for raw in [
+            "2026-13-01",
+            "2026-00-10",
+            "2026-02-30",
+            "2025-02-29",
+            "2026-04-31",
+            "2026-04-00",
+            "2026-04-01T25:00:00Z",
+            "2026-04-01T12:60:00Z",
+            "2026-02-30T00:00:00Z",
+            "yesterday",
+            "",
+            "2026-4-1",
+            "26-04-01",
+            "20260401",
+            "+2026-04-01",
+            "2026-04-01 ",
+            "2026-04-01Z",
+            "2026-04-01-01",
+            "2026-W14-3",
+            "2026-091",
+            "2026-04-01T09:30:00",
+            "2026-04-01T09:30Z",
+            "1775000000",
+        ] {
+            let err = parse_time_param("until", Some(raw)).expect_err(raw);
+            assert_eq!(err.status(), actix_web::http::StatusCode::BAD_REQUEST, "{raw:?}");
+            assert_eq!(err.code(), "validation_failed", "{raw:?}");
+            assert_eq!(err.field(), Some("until"), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn body_timestamps_still_take_rfc_3339_only() {
+        assert_eq!(parse_ts("expiresAt", Some("2026-04-01T00:00:00Z")).unwrap(), Some(datetime!(2026-04-01 00:00 UTC)));
+        assert_eq!(parse_ts("expiresAt", Some("2026-04-01")).unwrap_err().field(), Some("expiresAt"));
+    }
 }

@@ -96,6 +96,11 @@ impl ApiError {
     pub fn code(&self) -> &str {
         &self.0.code
     }
+
+    /// The field at fault, when one is named.
+    pub fn field(&self) -> Option<&str> {
+        self.0.field.as_deref()
+    }
 }
 
 impl std::fmt::Display for ApiError {

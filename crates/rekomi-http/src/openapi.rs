@@ -492,6 +492,31 @@ mod tests {
     }
 
     #[test]
+    fn time_query_parameters_document_a_date_or_a_timestamp() {
+        let doc = doc();
+        let mut seen = BTreeSet::new();
+        for (path, method, op) in operations(&doc) {
+            for p in params(&op, "query").into_iter().filter(|p| p["schema"].to_string().contains("date")) {
+                let name = p["name"].as_str().unwrap();
+                let formats: Vec<&str> =
+                    p["schema"]["anyOf"].as_array().map_or(Vec::new(), |a| a.iter().filter_map(|s| s["format"].as_str()).collect());
+                assert_eq!(formats, ["date", "date-time"], "{method} {path} {name}: {}", p["schema"]);
+                let description = p["description"].as_str().unwrap_or_default();
+                assert!(description.contains("RFC 3339") && description.contains("that day's start in UTC"), "{method} {path} {name}");
+                seen.insert(format!("{path} {name}"));
+            }
+        }
+        let expected = [
+            "/api/v1/conversions since",
+            "/api/v1/conversions/export.csv since",
+            "/api/v1/conversions/export.csv until",
+            "/api/v1/conversions until",
+            "/api/v1/webhooks/stripe/events before",
+        ];
+        assert_eq!(seen, expected.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>());
+    }
+
+    #[test]
     fn enum_fields_list_the_values_the_domain_accepts() {
         let doc = doc();
         let schemas = &doc["components"]["schemas"];

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::affiliates::dto::AffiliateStatusValue;
-use crate::dto::{enum_field, parse_ts, ts, ts_opt, value_set, CurrencyValue, Decimal};
+use crate::dto::{enum_field, parse_time_param, ts, ts_opt, value_set, CurrencyValue, Decimal, TimeParam};
 use crate::error::ApiError;
 
 value_set!(/// A conversion's status.
@@ -142,11 +142,13 @@ pub struct ConversionQuery {
     pub program_id: Option<Uuid>,
     #[param(value_type = Option<ConversionStatusValue>, inline)]
     pub status: Option<String>,
-    /// Created at or after (RFC 3339).
-    #[param(format = DateTime)]
+    /// Created at or after this instant: an RFC 3339 timestamp, or a date (`2026-04-01`) meaning
+    /// that day's start in UTC.
+    #[param(value_type = Option<TimeParam>, inline)]
     pub since: Option<String>,
-    /// Created before (RFC 3339; export only).
-    #[param(format = DateTime)]
+    /// Created before this instant (export only): an RFC 3339 timestamp, or a date
+    /// (`2026-04-01`) meaning that day's start in UTC, so `until=2026-05-01` ends with April.
+    #[param(value_type = Option<TimeParam>, inline)]
     pub until: Option<String>,
 }
 
@@ -163,8 +165,8 @@ impl ConversionQuery {
                 .as_deref()
                 .map(|s| enum_field("status", s, ConversionStatus::parse, ConversionStatus::ALL, ConversionStatus::as_str))
                 .transpose()?,
-            since: parse_ts("since", self.since.as_deref())?,
-            until: parse_ts("until", self.until.as_deref())?,
+            since: parse_time_param("since", self.since.as_deref())?,
+            until: parse_time_param("until", self.until.as_deref())?,
         })
     }
 }

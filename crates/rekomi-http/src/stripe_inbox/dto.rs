@@ -6,7 +6,7 @@ use rekomi_domain::stripe_inbox::{InboxEvent, InboxStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::dto::{ts, ts_opt, value_set};
+use crate::dto::{ts, ts_opt, value_set, TimeParam};
 
 value_set!(/// An inbound Stripe event's status.
     InboxStatusValue = "StripeEventStatus", "Where an inbound Stripe event stands.",
@@ -68,8 +68,9 @@ pub(crate) fn event_response(e: &InboxEvent) -> StripeEventResponse {
 pub struct StripeEventQuery {
     #[param(value_type = Option<InboxStatusValue>, inline)]
     pub status: Option<String>,
-    /// Only events received before this instant (RFC 3339), for paging.
-    #[param(format = DateTime)]
+    /// Only events received before this instant, for paging: an RFC 3339 timestamp, or a date
+    /// (`2026-04-01`) meaning that day's start in UTC.
+    #[param(value_type = Option<TimeParam>, inline)]
     pub before: Option<String>,
     /// 1-200 (default 50).
     #[param(minimum = 1, maximum = 200, default = 50)]

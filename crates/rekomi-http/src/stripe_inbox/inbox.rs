@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::dto::{event_response, StripeEventQuery, StripeEventResponse};
 use crate::auth::Brand;
-use crate::dto::{enum_field, parse_ts};
+use crate::dto::{enum_field, parse_time_param};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
 use crate::AppState;
@@ -21,7 +21,7 @@ pub async fn list_events(state: web::Data<AppState>, Brand(ctx): Brand, Query(q)
     let q = q?;
     let status =
         q.status.as_deref().map(|s| enum_field("status", s, InboxStatus::parse, InboxStatus::ALL, InboxStatus::as_str)).transpose()?;
-    let before: Option<OffsetDateTime> = parse_ts("before", q.before.as_deref())?;
+    let before: Option<OffsetDateTime> = parse_time_param("before", q.before.as_deref())?;
     let take = match q.take {
         None => 50,
         Some(t @ 1..=200) => t,
