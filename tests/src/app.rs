@@ -15,10 +15,10 @@ use diesel::pg::PgConnection;
 use diesel::sql_types::{BigInt, Text};
 use diesel::{sql_query, Connection, QueryableByName, RunQueryDsl};
 use jsonwebtoken::{encode, EncodingKey, Header};
-use rekomi_domain::ids::OrgId;
-use rekomi_domain::org::{ApiKeyScope, Handle};
-use rekomi_domain::plan::PlanTier;
-use rekomi_domain::usecases::{NewOrganization, Services};
+use rekomi_domain::kernel::ids::OrgId;
+use rekomi_domain::kernel::plan::PlanTier;
+use rekomi_domain::orgs::{ApiKeyScope, Handle, NewOrganization};
+use rekomi_domain::services::Services;
 use rekomi_server::{Application, Config};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder};
@@ -146,6 +146,7 @@ fn base_config(database_url: &str, stripe: &StripeDouble) -> Config {
         delivery_interval_ms: 0,
         jwt_max_ttl_secs: 24 * 3600,
         client_ip_header: None,
+        metrics_token: None,
     }
 }
 

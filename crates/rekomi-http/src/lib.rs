@@ -13,6 +13,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod observe;
 pub mod openapi;
 pub mod ratelimit;
 
@@ -26,15 +27,13 @@ pub mod stripe_inbox;
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Instant;
 
-use actix_web::dev::{AppService, HttpServiceFactory, Server, Service};
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::dev::{AppService, HttpServiceFactory, Server};
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::{web, App, FromRequest, Handler, HttpMessage, HttpResponse, HttpServer, Responder, ResponseError};
+use actix_web::{web, App, FromRequest, Handler, HttpResponse, HttpServer, Responder, ResponseError};
 use rekomi_domain::services::Services;
 
-use crate::auth::RateRemaining;
 use crate::error::ApiError;
 use crate::ratelimit::{RateLimiter, REQUESTS_PER_MINUTE};
 
@@ -53,6 +52,11 @@ pub struct AppState {
     pub stripe_livemode: Option<bool>,
     /// Token lifetimes and the failed-authentication limit.
     pub auth: auth::AuthPolicy,
+    /// Renders the process's metrics in the Prometheus text format for `GET /metrics`; `None`
+    /// answers 404.
+    pub metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <this token>`.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -65,6 +69,8 @@ impl AppState {
             stripe_webhook_secrets,
             stripe_livemode: None,
             auth: auth::AuthPolicy::default(),
+            metrics: None,
+            metrics_token: None,
         }
     }
 }
@@ -195,31 +201,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub fn build_server(listener: TcpListener, state: AppState, workers: usize) -> std::io::Result<Server> {
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .wrap_fn(|req, srv| {
-                let started = Instant::now();
-                let method = req.method().to_string();
-                let path = req.path().to_owned();
-                let fut = srv.call(req);
-                async move {
-                    let mut res = fut.await?;
-                    let remaining = res.request().extensions().get::<RateRemaining>().copied();
-                    if let Some(RateRemaining(n)) = remaining {
-                        res.headers_mut().insert(HeaderName::from_static("x-ratelimit-remaining"), HeaderValue::from(n));
-                    }
-                    tracing::info!(
-                        http.method = %method,
-                        http.path = %path,
-                        http.status = res.status().as_u16(),
-                        latency_ms = started.elapsed().as_millis() as u64,
-                        "request"
-                    );
-                    Ok(res)
-                }
-            })
-            .configure(configure)
-            .default_service(web::to(not_found))
+        App::new().app_data(state.clone()).wrap(observe::Observe).configure(configure).default_service(web::to(not_found))
     })
     .workers(workers.max(1))
     .listen(listener)?

@@ -280,7 +280,7 @@ impl Modify for Operations {
         coupons::handlers::update_campaign, coupons::handlers::archive_campaign, coupons::handlers::delete_campaign,
         coupons::handlers::create_affiliate, coupons::handlers::list_affiliate, coupons::handlers::revoke_affiliate,
         coupons::handlers::lookup, coupons::handlers::self_mint,
-        orgs::handlers::me, orgs::handlers::billing, health::healthz, health::readyz, crate::openapi_json,
+        orgs::handlers::me, orgs::handlers::billing, health::healthz, health::readyz, health::metrics, crate::openapi_json,
         outbound::handlers::list, outbound::handlers::create, outbound::handlers::get, outbound::handlers::update,
         outbound::handlers::delete, outbound::handlers::rotate_secret, outbound::handlers::deliveries, outbound::handlers::redeliver,
         conversions::handlers::list, conversions::handlers::get, conversions::handlers::attribution, export::export,
@@ -440,6 +440,7 @@ mod tests {
             "/api/v1/webhooks/stripe/events/{id}/replay",
             "/api/webhooks/stripe",
             "/healthz",
+            "/metrics",
             "/readyz",
             "/api/v1/openapi.json",
         ];

@@ -43,6 +43,8 @@ pub struct Config {
     /// `REKOMI_CLIENT_IP_HEADER`: the header a trusted reverse proxy sets to the client's
     /// address (its last value is used); unset = the peer address.
     pub client_ip_header: Option<String>,
+    /// `REKOMI_METRICS_TOKEN`: when set, `GET /metrics` needs it as a bearer token.
+    pub metrics_token: Option<String>,
 }
 
 fn secret(v: &Option<String>) -> &'static str {
@@ -72,6 +74,7 @@ impl fmt::Debug for Config {
             .field("delivery_interval_ms", &self.delivery_interval_ms)
             .field("jwt_max_ttl_secs", &self.jwt_max_ttl_secs)
             .field("client_ip_header", &self.client_ip_header)
+            .field("metrics_token", &secret(&self.metrics_token))
             .finish()
     }
 }
@@ -165,6 +168,7 @@ impl Config {
             delivery_interval_ms: parse_var("REKOMI_DELIVERY_INTERVAL_MS", 1000)?,
             jwt_max_ttl_secs: jwt_max_ttl()?,
             client_ip_header: var("REKOMI_CLIENT_IP_HEADER"),
+            metrics_token: var("REKOMI_METRICS_TOKEN"),
         })
     }
 }

@@ -126,6 +126,9 @@ impl Application {
         state.stripe_livemode = config.stripe_secret_key.as_deref().map(|k| k.starts_with("sk_live_") || k.starts_with("rk_live_"));
         state.auth.max_token_ttl = config.jwt_max_ttl_secs;
         state.auth.client_ip_header = config.client_ip_header.clone();
+        let recorder = metrics::handle();
+        state.metrics = Some(Arc::new(move || recorder.render()));
+        state.metrics_token = config.metrics_token.clone().map(Arc::from);
         if config.stripe_webhook_secrets.is_empty() {
             tracing::warn!("REKOMI_STRIPE_WEBHOOK_SECRET is not set: POST /api/webhooks/stripe refuses every event");
         }
