@@ -177,6 +177,9 @@ pub struct Processing {
     pub expected_commission: i64,
     pub cpu: CpuUsage,
     pub waits: Vec<(String, f64)>,
+    /// Statements the servers sent to PostgreSQL while draining, per event (from their
+    /// `/metrics`; start-up and readiness checks included).
+    pub statements_per_event: Option<f64>,
 }
 
 impl Processing {
@@ -257,8 +260,9 @@ async fn run(options: &Options) -> anyhow::Result<Report> {
     eprintln!("rekomi-bench: phase 2 (processing): {events_to_process} Pending events; starting the server with the inbox worker on");
     let processing = process(options, &spec, &mut conn, events_to_process).await?;
     eprintln!(
-        "rekomi-bench: processing: {:.0} conversions/s (processed_at span), correct = {}",
+        "rekomi-bench: processing: {:.0} conversions/s (processed_at span), {} statements per event, correct = {}",
         processing.done_per_sec_db,
+        processing.statements_per_event.map_or_else(|| "?".to_owned(), |n| format!("{n:.1}")),
         processing.correct()
     );
 
@@ -336,6 +340,13 @@ async fn process(options: &Options, spec: &ServerSpec, conn: &mut diesel::PgConn
     }
     let wall_secs = t0.elapsed().as_secs_f64();
     let cpu = cpu_before.usage_until(&CpuSnapshot::take(&pids));
+    let mut statements = Some(0u64);
+    for server in &servers {
+        statements = match (statements, server.statements().await) {
+            (Some(total), Some(n)) => Some(total + n),
+            _ => None,
+        };
+    }
     for server in &mut servers {
         server.stop();
     }
@@ -365,6 +376,7 @@ async fn process(options: &Options, spec: &ServerSpec, conn: &mut diesel::PgConn
         ledger_entries,
         cpu,
         waits,
+        statements_per_event: statements.filter(|_| events > 0).map(|n| n as f64 / events as f64),
     })
 }
 

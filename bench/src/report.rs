@@ -259,6 +259,9 @@ impl Report {
             o.amount,
             p.expected_commission
         );
+        if let Some(per_event) = p.statements_per_event {
+            let _ = writeln!(s, "- Statements sent to PostgreSQL while draining: {per_event:.1} per event (`rekomi_db_statements_total`).");
+        }
         let _ = writeln!(s, "- CPU while draining, in cores: {}.", p.cpu.describe());
         let _ = writeln!(s, "- Server backends in `pg_stat_activity` while draining: {}.", waits(&p.waits));
         s

@@ -108,6 +108,17 @@ impl Server {
     }
 
     /// SIGTERM (actix-web stops gracefully), then SIGKILL after 15 seconds.
+    /// The statements the server sent to PostgreSQL so far (`rekomi_db_statements_total` on
+    /// its `/metrics`), if it says.
+    pub async fn statements(&self) -> Option<u64> {
+        let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().ok()?;
+        let page = client.get(format!("{}/metrics", self.base)).send().await.ok()?.text().await.ok()?;
+        page.lines()
+            .find_map(|line| line.strip_prefix("rekomi_db_statements_total "))
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .map(|n| n as u64)
+    }
+
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
         let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
