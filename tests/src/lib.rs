@@ -1,7 +1,7 @@
 //! Rekomi's cross-crate tests. This library holds what the test binaries in `tests/` share:
 //!
 //! - [`contract`]: the storage contract suite, written once against the storage port and run
-//!   against every store implementation (`tests/store_contract.rs`);
+//!   against every store implementation (`tests/store_contract.rs`), one module per capability;
 //! - [`db`]: a fresh PostgreSQL database per test, cloned from a migrated template;
 //! - [`app`]: the end-to-end harness, the real server over HTTP on a fresh database
 //!   (`tests/coupon_walkthrough.rs`, `auth_and_plans.rs`, `tenant_isolation.rs`,

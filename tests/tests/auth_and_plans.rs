@@ -5,8 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use rekomi_domain::org::{hash_api_key, ApiKeyScope};
-use rekomi_domain::plan::PlanTier;
+use rekomi_domain::kernel::plan::PlanTier;
+use rekomi_domain::orgs::{hash_api_key, ApiKeyScope};
 use rekomi_e2e::app::{id_of, in_an_hour, Response, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};

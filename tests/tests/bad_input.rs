@@ -6,8 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use rekomi_domain::org::ApiKeyScope;
-use rekomi_domain::plan::PlanTier;
+use rekomi_domain::kernel::plan::PlanTier;
+use rekomi_domain::orgs::ApiKeyScope;
 use rekomi_e2e::app::{id_of, merge, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};

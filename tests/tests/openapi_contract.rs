@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use rekomi_domain::plan::PlanTier;
+use rekomi_domain::kernel::plan::PlanTier;
 use rekomi_e2e::app::TestApp;
 use reqwest::Method;
 

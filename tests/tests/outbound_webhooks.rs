@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rekomi_domain::plan::PlanTier;
+use rekomi_domain::kernel::plan::PlanTier;
 use rekomi_e2e::app::{id_of, TestApp};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

@@ -4,14 +4,14 @@
 //! Filter a backend with `cargo test -p rekomi-e2e --test store_contract in_memory::`.
 
 macro_rules! contract_tests {
-    ($($name:ident),* $(,)?) => {
+    ($($module:ident :: $name:ident),* $(,)?) => {
         /// The in-memory fake of `rekomi-fakes`.
         mod in_memory {
             $(
                 #[tokio::test]
                 async fn $name() {
                     let store = rekomi_fakes::InMemoryStore::new();
-                    rekomi_e2e::contract::$name(&store).await;
+                    rekomi_e2e::contract::$module::$name(&store).await;
                 }
             )*
         }
@@ -28,7 +28,7 @@ macro_rules! contract_tests {
                         Ok(store) => store,
                         Err(e) => panic!("connecting to {}: {e:?}", db.name()),
                     };
-                    rekomi_e2e::contract::$name(&store).await;
+                    rekomi_e2e::contract::$module::$name(&store).await;
                 }
             )*
         }
@@ -45,7 +45,7 @@ mod postgres_concurrency {
     use std::sync::mpsc;
     use std::time::Duration as StdDuration;
 
-    use rekomi_domain::ports::{transact, StoreError, UnitOfWork};
+    use rekomi_domain::ports::store::{transact, StoreError, UnitOfWork};
     use rekomi_e2e::contract::fixtures::{delivery, endpoint, inbox_event, org, outbox_event, seed, Seed, T0};
     use time::Duration;
 
@@ -54,7 +54,7 @@ mod postgres_concurrency {
     async fn race<T, F>(store: &rekomi_postgres::PgStore, claim: F) -> (Vec<T>, Vec<T>)
     where
         T: Send + 'static,
-        F: Fn(&mut dyn rekomi_domain::ports::Tx) -> Result<Vec<T>, StoreError> + Clone + Send + 'static,
+        F: Fn(&mut dyn rekomi_domain::ports::store::Tx) -> Result<Vec<T>, StoreError> + Clone + Send + 'static,
     {
         let (claimed_tx, claimed_rx) = mpsc::channel::<()>();
         let (release_tx, release_rx) = mpsc::channel::<()>();

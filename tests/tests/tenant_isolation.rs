@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use rekomi_domain::plan::PlanTier;
+use rekomi_domain::kernel::plan::PlanTier;
 use rekomi_e2e::app::{id_of, TestApp};
 use rekomi_e2e::stripe_double::PLATFORM;
 use reqwest::Method;
