@@ -9,24 +9,24 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rekomi_domain::actor::BrandActor;
-use rekomi_domain::affiliate::{AffiliateStatus, Email};
-use rekomi_domain::conversion::{ConversionStatus, ConversionType, LedgerKind};
-use rekomi_domain::coupon::AffiliateCouponInput;
-use rekomi_domain::ids::{AffiliateId, ApiKeyId, CampaignCouponId, ProgramId};
-use rekomi_domain::inbox::InboxStatus;
+use rekomi_domain::affiliates::{AffiliateStatus, Email, NewAffiliate};
+use rekomi_domain::conversions::{ConversionFilter, ConversionStatus, ConversionType, LedgerKind};
+use rekomi_domain::coupons::AffiliateCouponInput;
 use rekomi_domain::jobs::JobQueue;
-use rekomi_domain::org::Handle;
-use rekomi_domain::page::PageRequest;
-use rekomi_domain::plan::PlanTier;
-use rekomi_domain::ports::events::{
+use rekomi_domain::kernel::actor::BrandActor;
+use rekomi_domain::kernel::ids::{AffiliateId, ApiKeyId, CampaignCouponId, ProgramId};
+use rekomi_domain::kernel::page::PageRequest;
+use rekomi_domain::kernel::plan::PlanTier;
+use rekomi_domain::kernel::signature;
+use rekomi_domain::orgs::{Handle, NewOrganization};
+use rekomi_domain::outbound::{OutboundRequest, SendOutcome, WebhookSender};
+use rekomi_domain::ports::gateway::GatewayError;
+use rekomi_domain::programs::{Commission, CommissionType, Hundredths};
+use rekomi_domain::services::{BrandContext, Services};
+use rekomi_domain::stripe_inbox::facts::{
     DecodeError, Discounts, EventDecoder, EventEnvelope, InvoiceFact, PromotionCodeRef, RefundFact, StripeFact,
 };
-use rekomi_domain::ports::store::ConversionFilter;
-use rekomi_domain::ports::{OutboundRequest, SendOutcome, WebhookSender};
-use rekomi_domain::program::{Commission, CommissionType, Hundredths};
-use rekomi_domain::signature;
-use rekomi_domain::usecases::{BrandContext, NewAffiliate, NewOrganization, Services, StripeInbox};
+use rekomi_domain::stripe_inbox::{InboxStatus, StripeInbox};
 use rekomi_fakes::{FakeGateway, FixedClock, InMemoryStore, SeededEntropy};
 use support::{block_on, new_program, summer_coupon};
 use time::macros::datetime;
@@ -123,7 +123,7 @@ trait NowForTests {
 }
 impl NowForTests for FixedClock {
     fn now_for_tests(&self) -> time::OffsetDateTime {
-        rekomi_domain::ports::Clock::now(self)
+        rekomi_domain::kernel::clock::Clock::now(self)
     }
 }
 
@@ -189,18 +189,18 @@ impl World {
 
     fn deliver_from(&self, id: &str, account: Option<&str>, fact: StripeFact) -> bool {
         self.decoder.0.lock().unwrap().insert(id.to_owned(), (account.map(str::to_owned), fact));
-        let now = rekomi_domain::ports::Clock::now(&self.clock).unix_timestamp();
+        let now = rekomi_domain::kernel::clock::Clock::now(&self.clock).unix_timestamp();
         let header = signature::header(SECRET, now, id.as_bytes());
         let outcome = block_on(self.services.ingest_stripe_event(&[SECRET.to_owned()], None, Some(&header), id.as_bytes())).unwrap();
         block_on(self.services.process_stripe_inbox(50)).unwrap();
         !outcome.duplicate
     }
 
-    fn conversions(&self) -> Vec<rekomi_domain::conversion::Conversion> {
+    fn conversions(&self) -> Vec<rekomi_domain::conversions::Conversion> {
         block_on(self.services.list_conversions(&self.ctx, ConversionFilter::default(), PageRequest::first())).unwrap().items
     }
 
-    fn only_conversion(&self) -> rekomi_domain::conversion::Conversion {
+    fn only_conversion(&self) -> rekomi_domain::conversions::Conversion {
         let all = self.conversions();
         assert_eq!(all.len(), 1, "{all:#?}");
         all.into_iter().next().unwrap()
@@ -210,7 +210,7 @@ impl World {
         self.store.read(|tx| tx.affiliate_coupon_by_stripe_id(self.ctx.org_id(), &self.promo).unwrap().unwrap().times_redeemed)
     }
 
-    fn inbox(&self, id: &str) -> rekomi_domain::inbox::InboxEvent {
+    fn inbox(&self, id: &str) -> rekomi_domain::stripe_inbox::InboxEvent {
         self.store.read(|tx| tx.inbox_event(id).unwrap().unwrap())
     }
 }
@@ -248,7 +248,7 @@ fn a_redelivered_event_and_the_payment_succeeded_twin_change_nothing() {
 fn renewals_follow_recurring_months_and_delay_invoices() {
     let w = world_with(true);
     let patch =
-        rekomi_domain::program::ProgramPatch { recurring_months: Some(Some(1)), recurring_delay_invoices: Some(1), ..Default::default() };
+        rekomi_domain::programs::ProgramPatch { recurring_months: Some(Some(1)), recurring_delay_invoices: Some(1), ..Default::default() };
     block_on(w.services.update_program(&w.ctx, w.program, patch)).unwrap();
     for (i, id) in ["in_1", "in_2", "in_3"].iter().enumerate() {
         w.deliver(
@@ -420,7 +420,7 @@ fn ingest_many(w: &World, range: std::ops::RangeInclusive<u32>, fact: impl Fn(u3
     for n in range {
         let id = format!("evt_{n}");
         w.decoder.0.lock().unwrap().insert(id.clone(), (None, fact(n)));
-        let now = rekomi_domain::ports::Clock::now(&w.clock).unix_timestamp();
+        let now = rekomi_domain::kernel::clock::Clock::now(&w.clock).unix_timestamp();
         let header = signature::header(SECRET, now, id.as_bytes());
         block_on(w.services.ingest_stripe_event(&[SECRET.to_owned()], None, Some(&header), id.as_bytes())).unwrap();
     }
@@ -485,7 +485,7 @@ fn one_event_whose_outcome_cannot_be_recorded_does_not_hold_up_the_rest_of_its_b
     assert!(lease.held().is_empty(), "nothing is held once the batch is over");
     // It keeps its short lease, then any worker takes it again.
     assert_eq!(block_on(w.services.process_stripe_inbox(50)).unwrap().claimed, 0);
-    w.clock.advance(rekomi_domain::usecases::INBOX_LEASE + Duration::seconds(1));
+    w.clock.advance(rekomi_domain::stripe_inbox::INBOX_LEASE + Duration::seconds(1));
     assert_eq!(block_on(w.services.process_stripe_inbox(50)).unwrap().skipped, 1);
     assert_eq!(w.inbox("evt_1").status, InboxStatus::Skipped);
 }
@@ -500,7 +500,7 @@ fn a_worker_that_loses_its_store_mid_batch_lets_the_rest_go_and_its_lease_is_ren
     w.clock.advance(Duration::seconds(10));
     assert_eq!(block_on(inbox.renew(&lease)).unwrap(), 6);
     let renewed = w.inbox("evt_6").locked_until.unwrap();
-    assert_eq!(renewed, rekomi_domain::ports::Clock::now(&w.clock) + rekomi_domain::usecases::INBOX_LEASE);
+    assert_eq!(renewed, rekomi_domain::kernel::clock::Clock::now(&w.clock) + rekomi_domain::stripe_inbox::INBOX_LEASE);
     // The batch transaction and then three events alone fail, then the store is back.
     for _ in 0..4 {
         w.store.fail_next_with_unavailable();
@@ -510,7 +510,7 @@ fn a_worker_that_loses_its_store_mid_batch_lets_the_rest_go_and_its_lease_is_ren
     assert_eq!(block_on(inbox.renew(&lease)).unwrap(), 0, "nothing is held any more");
     // The three let go are taken at once; the three that failed once their lease runs out.
     assert_eq!(block_on(w.services.process_stripe_inbox(50)).unwrap().skipped, 3);
-    w.clock.advance(rekomi_domain::usecases::INBOX_LEASE + Duration::seconds(1));
+    w.clock.advance(rekomi_domain::stripe_inbox::INBOX_LEASE + Duration::seconds(1));
     assert_eq!(block_on(w.services.process_stripe_inbox(50)).unwrap().skipped, 3);
     for n in 1..=6 {
         assert_eq!(w.inbox(&format!("evt_{n}")).status, InboxStatus::Skipped);
@@ -548,7 +548,7 @@ fn an_owner_replays_an_event_at_most_five_times_and_an_operator_further() {
         block_on(w.services.process_stripe_inbox(50)).unwrap();
     }
     let refused = block_on(w.services.replay_stripe_event(&w.ctx, "evt_1".into())).unwrap_err();
-    assert!(matches!(refused, rekomi_domain::error::DomainError::Conflict { code: "replay_limit_reached", .. }), "{refused:?}");
+    assert!(matches!(refused, rekomi_domain::kernel::error::DomainError::Conflict { code: "replay_limit_reached", .. }), "{refused:?}");
     assert_eq!(w.inbox("evt_1").status, InboxStatus::Done, "a refused replay changes nothing");
     let operator = block_on(w.services.replay_any_stripe_event("evt_1".into())).unwrap();
     assert_eq!((operator.status, operator.replays), (InboxStatus::Pending, 5));
@@ -574,7 +574,7 @@ fn a_stripe_outage_during_a_lookup_retries_the_event_later() {
     let w = world_with(true);
     let mut inv = invoice("in_9", None, 2000, vec![]);
     inv.discounts.unresolved = true;
-    w.gateway.fail_next(rekomi_domain::ports::GatewayError::Unavailable("down".into()));
+    w.gateway.fail_next(GatewayError::Unavailable("down".into()));
     w.deliver("evt_1", StripeFact::InvoicePaid(inv));
     assert_eq!(w.inbox("evt_1").status, InboxStatus::Pending);
     assert!(w.conversions().is_empty());
@@ -596,7 +596,7 @@ fn a_free_signup_is_a_lead_and_the_customers_later_payment_goes_to_the_same_affi
 #[test]
 fn a_custom_fixed_commission_beats_the_program_rate() {
     let w = world_with(true);
-    let patch = rekomi_domain::usecases::AffiliatePatch {
+    let patch = rekomi_domain::affiliates::AffiliatePatch {
         custom_commission: Some(Some(Commission { kind: CommissionType::Fixed, value: Hundredths::new(1234) })),
         ..Default::default()
     };
@@ -647,7 +647,7 @@ fn conversions_become_approved_after_the_grace_days() {
 #[test]
 fn a_bad_signature_stores_nothing() {
     let w = world_with(true);
-    let now = rekomi_domain::ports::Clock::now(&w.clock).unix_timestamp();
+    let now = rekomi_domain::kernel::clock::Clock::now(&w.clock).unix_timestamp();
     let forged = signature::header("whsec_other", now, b"evt_x");
     assert!(block_on(w.services.ingest_stripe_event(&[SECRET.to_owned()], None, Some(&forged), b"evt_x")).is_err());
     let stale = signature::header(SECRET, now - 301, b"evt_x");
@@ -683,7 +683,7 @@ fn events_of_unlinked_accounts_and_of_unknown_organizations_are_skipped() {
 }
 
 fn checkout(session: &str, invoice: Option<&str>, amount: i64, codes: Vec<PromotionCodeRef>) -> StripeFact {
-    StripeFact::CheckoutCompleted(rekomi_domain::ports::events::CheckoutFact {
+    StripeFact::CheckoutCompleted(rekomi_domain::stripe_inbox::facts::CheckoutFact {
         session_id: session.into(),
         customer_id: Some("cus_buyer".into()),
         customer_email: Some("buyer@example.com".into()),
@@ -715,7 +715,7 @@ fn a_one_time_checkout_with_an_invoice_and_that_invoice_are_one_sale_and_its_ref
 #[test]
 fn a_free_renewal_earns_no_fixed_fee_and_does_not_use_up_the_recurring_window() {
     let w = world_with(true);
-    let patch = rekomi_domain::program::ProgramPatch {
+    let patch = rekomi_domain::programs::ProgramPatch {
         default_commission_type: Some(CommissionType::Fixed),
         default_commission_value: Some(Hundredths::new(500)),
         recurring_months: Some(Some(1)),
@@ -751,7 +751,7 @@ fn test_mode_events_on_a_live_installation_are_stored_and_skipped() {
         .lock()
         .unwrap()
         .insert("evt_test".into(), (None, StripeFact::InvoicePaid(invoice("in_1", None, 1000, vec![w.promo_ref()]))));
-    let now = rekomi_domain::ports::Clock::now(&w.clock).unix_timestamp();
+    let now = rekomi_domain::kernel::clock::Clock::now(&w.clock).unix_timestamp();
     let header = signature::header(SECRET, now, b"evt_test");
     block_on(w.services.ingest_stripe_event(&[SECRET.to_owned()], Some(true), Some(&header), b"evt_test")).unwrap();
     block_on(w.services.process_stripe_inbox(50)).unwrap();
@@ -770,7 +770,7 @@ fn an_activation_at_stripe_never_brings_back_a_revoked_code() {
 #[test]
 fn a_conversion_is_refunded_once_everything_it_earned_is_clawed_back_and_a_denied_one_stays_denied() {
     let w = world_with(true);
-    let patch = rekomi_domain::program::ProgramPatch { recurring_months: Some(Some(0)), ..Default::default() };
+    let patch = rekomi_domain::programs::ProgramPatch { recurring_months: Some(Some(0)), ..Default::default() };
     block_on(w.services.update_program(&w.ctx, w.program, patch)).unwrap();
     w.deliver("evt_1", StripeFact::InvoicePaid(invoice("in_1", Some("sub_1"), 1000, vec![w.promo_ref()])));
     w.deliver("evt_2", StripeFact::InvoicePaid(invoice("in_2", Some("sub_1"), 1000, vec![])));
@@ -859,7 +859,7 @@ fn a_checkout_without_reference_takes_the_customers_referral() {
 #[test]
 fn an_unknown_customer_has_no_referral_and_the_code_still_credits_the_sale_while_an_outage_retries() {
     let w = world_with(false);
-    w.gateway.fail_when(|call| (call.method() == "customer_referral").then_some(rekomi_domain::ports::GatewayError::NotFound));
+    w.gateway.fail_when(|call| (call.method() == "customer_referral").then_some(GatewayError::NotFound));
     w.deliver("evt_1", StripeFact::InvoicePaid(invoice("in_1", None, 1000, vec![w.promo_ref()])));
     let c = w.only_conversion();
     assert_eq!((c.affiliate_id, c.attribution_method.as_deref()), (w.sarah, Some("coupon")));
@@ -868,8 +868,7 @@ fn an_unknown_customer_has_no_referral_and_the_code_still_credits_the_sale_while
     assert_eq!(calls_of(&w, "customer_referral"), 1);
 
     let w = world_with(false);
-    w.gateway
-        .fail_when(|call| (call.method() == "customer_referral").then_some(rekomi_domain::ports::GatewayError::Unavailable("down".into())));
+    w.gateway.fail_when(|call| (call.method() == "customer_referral").then_some(GatewayError::Unavailable("down".into())));
     w.deliver("evt_1", StripeFact::InvoicePaid(invoice("in_1", None, 1000, vec![w.promo_ref()])));
     let event = w.inbox("evt_1");
     assert_eq!(event.status, InboxStatus::Pending, "{:?}", event.last_error);

@@ -7,15 +7,15 @@ mod support;
 use std::sync::Arc;
 
 use mockall::predicate::always;
-use rekomi_domain::actor::BrandActor;
-use rekomi_domain::affiliate::{AffiliateStatus, Email};
-use rekomi_domain::coupon::{AffiliateCouponInput, CampaignCouponInput, DiscountType, DurationKind};
-use rekomi_domain::ids::ApiKeyId;
-use rekomi_domain::money::{Currency, Money};
-use rekomi_domain::org::Handle;
-use rekomi_domain::plan::PlanTier;
-use rekomi_domain::ports::gateway::{CouponDuration, DiscountSpec, MockPaymentGateway};
-use rekomi_domain::usecases::{BrandContext, NewAffiliate, NewOrganization, Services};
+use rekomi_domain::affiliates::{AffiliateStatus, Email, NewAffiliate};
+use rekomi_domain::coupons::{AffiliateCouponInput, CampaignCouponInput, CouponDuration, DiscountSpec, DiscountType, DurationKind};
+use rekomi_domain::kernel::actor::BrandActor;
+use rekomi_domain::kernel::ids::ApiKeyId;
+use rekomi_domain::kernel::money::{Currency, Money};
+use rekomi_domain::kernel::plan::PlanTier;
+use rekomi_domain::orgs::{Handle, NewOrganization};
+use rekomi_domain::ports::gateway::MockPaymentGateway;
+use rekomi_domain::services::{BrandContext, Services};
 use rekomi_fakes::{FixedClock, InMemoryStore, SeededEntropy};
 use support::{block_on, new_program};
 use time::macros::datetime;
@@ -46,7 +46,7 @@ fn org(services: &Services, account: Option<&str>) -> BrandContext {
     }
 }
 
-fn program(services: &Services, ctx: &BrandContext) -> rekomi_domain::ids::ProgramId {
+fn program(services: &Services, ctx: &BrandContext) -> rekomi_domain::kernel::ids::ProgramId {
     block_on(services.create_program(ctx, new_program("Default"))).unwrap().id
 }
 

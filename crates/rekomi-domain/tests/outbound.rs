@@ -7,20 +7,23 @@ mod support;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rekomi_domain::actor::{BrandActor, Role};
-use rekomi_domain::attribution;
-use rekomi_domain::conversion::{Conversion, ConversionStatus, ConversionType};
-use rekomi_domain::error::DomainError;
-use rekomi_domain::ids::{AffiliateId, ApiKeyId, ConversionId, DeliveryId, OrgId, ProgramId, WebhookEndpointId};
-use rekomi_domain::money::Currency;
-use rekomi_domain::org::Handle;
-use rekomi_domain::outbound::{ulid_of, Delivery, DeliveryStatus, EndpointStatus, WebhookEndpoint, DELIVERY_RETRY, DISABLE_AFTER_FAILURES};
-use rekomi_domain::page::PageRequest;
-use rekomi_domain::plan::PlanTier;
-use rekomi_domain::ports::events::{DecodeError, EventDecoder, EventEnvelope};
-use rekomi_domain::ports::{Clock, OutboundRequest, SendOutcome, StripeFact, WebhookSender};
-use rekomi_domain::signature;
-use rekomi_domain::usecases::{outbox, BrandContext, DeliveryReport, NewOrganization, Services, WebhookEndpointPatch};
+use rekomi_domain::conversions::attribution;
+use rekomi_domain::conversions::{Conversion, ConversionStatus, ConversionType};
+use rekomi_domain::kernel::actor::{BrandActor, Role};
+use rekomi_domain::kernel::clock::Clock;
+use rekomi_domain::kernel::error::DomainError;
+use rekomi_domain::kernel::ids::{AffiliateId, ApiKeyId, ConversionId, DeliveryId, OrgId, ProgramId, WebhookEndpointId};
+use rekomi_domain::kernel::money::Currency;
+use rekomi_domain::kernel::page::PageRequest;
+use rekomi_domain::kernel::plan::PlanTier;
+use rekomi_domain::kernel::signature;
+use rekomi_domain::orgs::{Handle, NewOrganization};
+use rekomi_domain::outbound::{
+    outbox, ulid_of, Delivery, DeliveryReport, DeliveryStatus, EndpointStatus, OutboundRequest, SendOutcome, WebhookEndpoint,
+    WebhookEndpointPatch, WebhookSender, DELIVERY_RETRY, DISABLE_AFTER_FAILURES,
+};
+use rekomi_domain::services::{BrandContext, Services};
+use rekomi_domain::stripe_inbox::facts::{DecodeError, EventDecoder, EventEnvelope, StripeFact};
 use rekomi_fakes::{FakeGateway, FakeWebhookSender, FixedClock, InMemoryStore, SeededEntropy};
 use serde_json::{json, Value};
 use support::block_on;

@@ -6,17 +6,19 @@ mod support;
 
 use std::sync::Arc;
 
-use rekomi_domain::actor::{AffiliateActor, BrandActor, Role};
-use rekomi_domain::affiliate::{AffiliateStatus, Email};
-use rekomi_domain::coupon::{AffiliateCouponInput, CampaignCouponInput, CampaignCouponPatch, CouponCode, GENERATED_CODE_ALPHABET};
-use rekomi_domain::error::DomainError;
-use rekomi_domain::ids::{AffiliateId, ApiKeyId, CampaignCouponId, OrgId, ProgramId};
-use rekomi_domain::org::Handle;
-use rekomi_domain::page::PageRequest;
-use rekomi_domain::plan::PlanTier;
-use rekomi_domain::ports::store::{AffiliateFilter, CouponSelector};
-use rekomi_domain::ports::GatewayError;
-use rekomi_domain::usecases::{BrandContext, BulkAction, NewAffiliate, NewOrganization, PromoCodeQuery, PromoCodeResult, Services};
+use rekomi_domain::affiliates::{AffiliateFilter, AffiliateStatus, BulkAction, Email, NewAffiliate};
+use rekomi_domain::coupons::{
+    AffiliateCouponInput, CampaignCouponInput, CampaignCouponPatch, CouponCode, CouponSelector, PromoCodeQuery, PromoCodeResult,
+    GENERATED_CODE_ALPHABET,
+};
+use rekomi_domain::kernel::actor::{AffiliateActor, BrandActor, Role};
+use rekomi_domain::kernel::error::DomainError;
+use rekomi_domain::kernel::ids::{AffiliateId, ApiKeyId, CampaignCouponId, OrgId, ProgramId};
+use rekomi_domain::kernel::page::PageRequest;
+use rekomi_domain::kernel::plan::PlanTier;
+use rekomi_domain::orgs::{Handle, NewOrganization};
+use rekomi_domain::ports::gateway::GatewayError;
+use rekomi_domain::services::{BrandContext, Services};
 use rekomi_fakes::{FakeGateway, FixedClock, InMemoryStore, SeededEntropy};
 use support::{block_on, new_program, summer_coupon};
 use time::macros::datetime;
@@ -95,7 +97,7 @@ impl World {
         affiliate: AffiliateId,
         campaign: CampaignCouponId,
         code: Option<&str>,
-    ) -> Result<rekomi_domain::usecases::CodeView, DomainError> {
+    ) -> Result<rekomi_domain::coupons::CodeView, DomainError> {
         let input = AffiliateCouponInput { code: code.map(str::to_owned), ..Default::default() };
         block_on(self.services.create_affiliate_coupon(ctx, affiliate, campaign, input))
     }
@@ -355,7 +357,7 @@ fn a_viewer_cannot_write_and_a_manager_cannot_delete_programs() {
         org: ctx.org.clone(),
         now: datetime!(2026-06-01 12:00 UTC),
     };
-    let patch = rekomi_domain::program::ProgramPatch { name: Some("x".into()), ..Default::default() };
+    let patch = rekomi_domain::programs::ProgramPatch { name: Some("x".into()), ..Default::default() };
     assert_eq!(code_of(block_on(w.services.update_program(&as_role(Role::Viewer), program, patch)).unwrap_err()), "insufficient_role");
     assert_eq!(code_of(block_on(w.services.archive_program(&as_role(Role::Manager), program)).unwrap_err()), "insufficient_role");
     assert!(block_on(w.services.get_program(&as_role(Role::Viewer), program)).is_ok());
@@ -514,7 +516,7 @@ fn banning_or_deleting_an_affiliate_deactivates_its_codes_at_stripe() {
     let w = world();
     let Standard { ctx, program, affiliate: a, coupon: c } = w.standard();
     w.code(&ctx, a, c, Some("SARAH20")).unwrap();
-    let patch = rekomi_domain::usecases::AffiliatePatch { status: Some(AffiliateStatus::Banned), ..Default::default() };
+    let patch = rekomi_domain::affiliates::AffiliatePatch { status: Some(AffiliateStatus::Banned), ..Default::default() };
     block_on(w.services.update_affiliate(&ctx, a, patch)).unwrap();
     assert!(w.gateway.active_codes().is_empty());
     let b = w.affiliate(&ctx, program, "bob@creator.com", AffiliateStatus::Approved);
@@ -532,7 +534,7 @@ fn archiving_a_program_closes_its_coupons_and_refuses_changes() {
     block_on(w.services.archive_program(&ctx, program)).unwrap();
     assert!(w.gateway.active_codes().is_empty());
     assert!(!block_on(w.services.get_campaign_coupon(&ctx, program, c)).unwrap().is_active);
-    let patch = rekomi_domain::program::ProgramPatch { is_active: Some(true), ..Default::default() };
+    let patch = rekomi_domain::programs::ProgramPatch { is_active: Some(true), ..Default::default() };
     assert_eq!(code_of(block_on(w.services.update_program(&ctx, program, patch)).unwrap_err()), "program_archived");
 }
 
@@ -544,7 +546,7 @@ fn a_derived_slug_that_is_taken_gets_a_suffix_but_a_chosen_one_conflicts() {
     let second = block_on(w.services.create_program(&ctx, new_program("Holiday Promo"))).unwrap();
     assert!(second.slug.as_str().starts_with("holiday-promo-"), "{}", second.slug.as_str());
     let mut chosen = new_program("Other");
-    chosen.slug = Some(rekomi_domain::program::ProgramSlug::parse("holiday-promo").unwrap());
+    chosen.slug = Some(rekomi_domain::programs::ProgramSlug::parse("holiday-promo").unwrap());
     assert_eq!(code_of(block_on(w.services.create_program(&ctx, chosen)).unwrap_err()), "slug_already_taken");
 }
 

@@ -1,8 +1,9 @@
 //! Shared fixtures of the domain's integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use rekomi_domain::coupon::{CampaignCouponInput, DiscountType, DurationKind};
-use rekomi_domain::program::{AttributionModel, Commission, CommissionModel, CommissionType, Hundredths, NetworkVisibility, NewProgram};
+use rekomi_domain::coupons::{CampaignCouponInput, DiscountType, DurationKind};
+use rekomi_domain::programs::{AttributionModel, Commission, CommissionModel, CommissionType, Hundredths, NetworkVisibility, NewProgram};
+use rekomi_domain::stripe_inbox::facts::{DecodeError, EventDecoder, EventEnvelope, StripeFact};
 
 /// Drives a future that never waits on I/O (every port of the fakes) to completion.
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
@@ -54,11 +55,11 @@ pub fn summer_coupon(self_mint: bool) -> CampaignCouponInput {
 /// A decoder for tests that never ingest Stripe events.
 pub struct NoEvents;
 
-impl rekomi_domain::ports::EventDecoder for NoEvents {
-    fn envelope(&self, _: &[u8]) -> Result<rekomi_domain::ports::events::EventEnvelope, rekomi_domain::ports::events::DecodeError> {
-        Err(rekomi_domain::ports::events::DecodeError("these tests send no Stripe events".into()))
+impl EventDecoder for NoEvents {
+    fn envelope(&self, _: &[u8]) -> Result<EventEnvelope, DecodeError> {
+        Err(DecodeError("these tests send no Stripe events".into()))
     }
-    fn decode(&self, _: &[u8]) -> Result<rekomi_domain::ports::StripeFact, rekomi_domain::ports::events::DecodeError> {
-        Err(rekomi_domain::ports::events::DecodeError("these tests send no Stripe events".into()))
+    fn decode(&self, _: &[u8]) -> Result<StripeFact, DecodeError> {
+        Err(DecodeError("these tests send no Stripe events".into()))
     }
 }
