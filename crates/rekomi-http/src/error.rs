@@ -43,6 +43,10 @@ struct Envelope<'a> {
 impl ApiError {
     /// An error with a status, code and message.
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        debug_assert!(
+            crate::catalogue::entry(code).is_some_and(|e| e.status == status.as_u16()),
+            "error code {code} with status {status} is not in the catalogue (crates/rekomi-http/src/catalogue.rs)"
+        );
         Self(Box::new(Inner { status, code: code.to_owned(), message: message.into(), field: None, plan: None, retry_after: None }))
     }
 

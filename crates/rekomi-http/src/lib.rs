@@ -9,6 +9,7 @@
 //! bodies (`dto`), rate limits and the OpenAPI document.
 
 pub mod auth;
+pub mod catalogue;
 pub mod dto;
 pub mod error;
 pub mod extract;
