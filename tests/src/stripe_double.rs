@@ -18,12 +18,12 @@
 //! [`StripeDouble::script_subscription`], [`StripeDouble::script_invoice_payment`] and
 //! [`StripeDouble::script_customer_metadata`].
 //!
-//! Answers are built from Stripe's own object shapes, read at runtime from the shared reference
-//! data (`../shared/stripe/objects/coupon.json`, `promotion_code.json`, `invoice.json`,
-//! `subscription.json`, `discount.json`, `invoice_payment.json` and `customer.json`, or
-//! `$REKOMI_SHARED_DIR/stripe/objects/…`), with the fields of the request filled in, so they
-//! deserialize in async-stripe's typed models exactly as Stripe's would.
-//! Those files are reference material and are never copied into the project.
+//! Answers are built from the project's own Stripe object shapes, the fixtures of the Stripe
+//! adapter's tests (`crates/rekomi-stripe/tests/fixtures/objects/`: `coupon.json`,
+//! `promotion_code.json`, `invoice.json`, `subscription.json`, `discount.json`,
+//! `invoice_payment.json` and `customer.json`, current API shapes, compiled in), with the fields
+//! of the request filled in, so they deserialize in async-stripe's typed models exactly as
+//! Stripe's would (that adapter's `fixture_shapes` test checks those files parse there).
 //!
 //! Hand-written on tokio: each request arrives on its own connection with a `Content-Length`
 //! body, and every answer closes the connection.
@@ -43,7 +43,8 @@ pub const SECRET_KEY: &str = "sk_test_51RekomiE2eDoubleKey";
 /// The account of requests without a `Stripe-Account` header (the platform's own).
 pub const PLATFORM: &str = "platform";
 
-/// The environment variable naming the shared folder (default `<workspace>/../shared`).
+/// The environment variable naming the shared Stripe reference folder, an optional
+/// cross-check (default `<workspace>/../shared`).
 pub const SHARED_DIR_ENV: &str = "REKOMI_SHARED_DIR";
 
 /// One request as the double received it.
@@ -168,42 +169,53 @@ pub fn shared_dir() -> PathBuf {
     }
 }
 
-fn load_shapes() -> Result<Shapes, String> {
-    let objects = shared_dir().join("stripe").join("objects");
-    let read = |name: &str| -> Result<Value, String> {
-        let path = objects.join(name);
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        // Present but unparseable is a broken checkout, not a reason to skip.
-        Ok(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display())))
+/// `<shared>/stripe/<sub>` when it exists, for the optional cross-checks against the shared
+/// reference data. Otherwise `None`, after one informational line: no test needs that folder,
+/// so its absence fails nothing, under `CI=true` either.
+pub fn shared_stripe_dir(sub: &str) -> Option<PathBuf> {
+    let dir = shared_dir().join("stripe").join(sub);
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let test = std::thread::current().name().unwrap_or("an end-to-end test").to_owned();
+    eprintln!("{test}: no shared Stripe reference data at {}; this optional cross-check did not run", dir.display());
+    None
+}
+
+/// One of the object shapes, parsed.
+fn shape(name: &str, json: &str) -> Value {
+    let value: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("the Stripe fixture {name} is not JSON: {e}"));
+    assert!(value.is_object(), "the Stripe fixture {name} is not an object");
+    value
+}
+
+/// The Stripe adapter tests' object fixtures (see the module docs).
+macro_rules! object_fixture {
+    ($name:literal) => {
+        shape($name, include_str!(concat!("../../crates/rekomi-stripe/tests/fixtures/objects/", $name)))
     };
-    Ok(Shapes {
-        coupon: read("coupon.json")?,
-        promotion_code: read("promotion_code.json")?,
-        invoice: read("invoice.json")?,
-        subscription: read("subscription.json")?,
-        discount: read("discount.json")?,
-        invoice_payment: read("invoice_payment.json")?,
-        customer: read("customer.json")?,
-    })
+}
+
+fn load_shapes() -> Shapes {
+    Shapes {
+        coupon: object_fixture!("coupon.json"),
+        promotion_code: object_fixture!("promotion_code.json"),
+        invoice: object_fixture!("invoice.json"),
+        subscription: object_fixture!("subscription.json"),
+        discount: object_fixture!("discount.json"),
+        invoice_payment: object_fixture!("invoice_payment.json"),
+        customer: object_fixture!("customer.json"),
+    }
 }
 
 impl StripeDouble {
-    /// Starts the double. Returns `None` after printing a skip notice when the shared Stripe
-    /// reference data is absent, unless `CI=true`, where that panics.
+    /// Starts the double. Always `Some`: its Stripe shapes are the project's own; the `Option`
+    /// lets [`crate::app::TestApp`] chain it with the other resources a test may lack.
     ///
     /// # Panics
-    /// Under `CI=true` without the shared folder, or when no local port can be bound.
+    /// When no local port can be bound.
     pub async fn start() -> Option<StripeDouble> {
-        let shapes = match load_shapes() {
-            Ok(shapes) => Arc::new(shapes),
-            Err(why) => {
-                if std::env::var("CI").is_ok_and(|v| v == "true") {
-                    panic!("the shared Stripe reference data is required under CI=true: {why}; set {SHARED_DIR_ENV}");
-                }
-                eprintln!("skipping an end-to-end test: the shared Stripe reference data is missing ({why}); set {SHARED_DIR_ENV}");
-                return None;
-            }
-        };
+        let shapes = Arc::new(load_shapes());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("binding the Stripe double: {e}"));
         let port = listener.local_addr().unwrap_or_else(|e| panic!("the Stripe double's address: {e}")).port();
         let state = Arc::new(Mutex::new(State::default()));
@@ -816,7 +828,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_double_keeps_state_per_account_and_replays_idempotent_requests() {
-        let Some(double) = StripeDouble::start().await else { return };
+        let double = StripeDouble::start().await.expect("the double always starts");
         let coupon_form = "duration=once&percent_off=20&metadata%5Brekomi_id%5D=abc";
         let (status, first) = post(&double, "/v1/coupons", Some("k1"), coupon_form).await;
         assert_eq!(status, 200, "{first}");
@@ -870,7 +882,7 @@ mod tests {
 
     #[tokio::test]
     async fn scripted_invoices_subscriptions_and_invoice_payments_are_answered_as_stripe_would() {
-        let Some(double) = StripeDouble::start().await else { return };
+        let double = StripeDouble::start().await.expect("the double always starts");
         let promo = double.seed_promotion_code("SEEDED10");
         let plain = ScriptedDiscount { id: "di_plain".to_owned(), promotion_code: None };
         double.script_invoice("in_1", vec![ScriptedDiscount::code("di_code", &promo), plain]);

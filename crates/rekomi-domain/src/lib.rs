@@ -40,7 +40,7 @@ pub mod usecases {
     pub use crate::outbound::outbox;
     pub use crate::outbound::{
         DeliveryReport, WebhookDeliveries, WebhookEndpointPatch, DELIVERY_BATCH, DELIVERY_LEASE, DELIVERY_LEASE_RENEWAL,
-        MAX_WEBHOOK_URL_LEN, SEND_BUDGET_SECS, WEBHOOK_EVENT_TYPES,
+        MAX_WEBHOOK_URL_LEN, SEND_BUDGET_SECS,
     };
     pub use crate::services::{BrandContext, Services};
     pub use crate::stripe_inbox::{

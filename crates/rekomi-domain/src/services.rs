@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::audit::AuditEntry;
+use crate::audit::{AuditAction, AuditEntry};
 use crate::kernel::actor::{AuditActor, BrandActor, Role};
 use crate::kernel::clock::Clock;
 use crate::kernel::entropy::Entropy;
@@ -16,7 +16,7 @@ use crate::kernel::error::DomainError;
 use crate::kernel::ids::{AuditId, OrgId};
 use crate::kernel::plan::{check_plan, PlanTier};
 use crate::orgs::Organization;
-use crate::outbound::{outbox, WebhookSender};
+use crate::outbound::{outbox, EventType, WebhookSender};
 use crate::ports::gateway::PaymentGateway;
 use crate::ports::{StoreError, Tx, UnitOfWork};
 use crate::stripe_inbox::facts::EventDecoder;
@@ -91,14 +91,14 @@ pub(crate) struct Audit {
 
 impl Audit {
     /// Writes an outbound event (and its deliveries) in the same transaction.
-    pub(crate) fn emit(&self, tx: &mut dyn Tx, event_type: &str, data: serde_json::Value) -> Result<(), StoreError> {
+    pub(crate) fn emit(&self, tx: &mut dyn Tx, event_type: EventType, data: serde_json::Value) -> Result<(), StoreError> {
         outbox::emit(tx, self.org, event_type, data, self.now, self.entropy.as_ref())
     }
 
     pub(crate) fn record(
         &self,
         tx: &mut dyn Tx,
-        action: &str,
+        action: AuditAction,
         entity_type: &'static str,
         entity_id: String,
         before: Option<serde_json::Value>,
@@ -108,7 +108,7 @@ impl Audit {
             id: AuditId::from_uuid(self.entropy.uuid_v7(self.now)),
             org_id: self.org,
             actor: self.actor.clone(),
-            action: action.to_owned(),
+            action,
             entity_type,
             entity_id,
             before,

@@ -19,7 +19,7 @@ use rekomi_domain::kernel::plan::PlanTier;
 use rekomi_domain::kernel::signature;
 use rekomi_domain::orgs::{Handle, NewOrganization};
 use rekomi_domain::outbound::{
-    outbox, ulid_of, Delivery, DeliveryReport, DeliveryStatus, EndpointStatus, OutboundRequest, SendOutcome, WebhookEndpoint,
+    outbox, ulid_of, Delivery, DeliveryReport, DeliveryStatus, EndpointStatus, EventType, OutboundRequest, SendOutcome, WebhookEndpoint,
     WebhookEndpointPatch, WebhookSender, DELIVERY_RETRY, DISABLE_AFTER_FAILURES,
 };
 use rekomi_domain::services::{BrandContext, Services};
@@ -125,6 +125,7 @@ impl World {
 
     fn emit(&self, ctx: &BrandContext, event_type: &str) {
         let (org, now, entropy) = (ctx.org_id(), self.clock.now(), Arc::clone(&self.entropy));
+        let event_type = EventType::parse(event_type).expect("a Rekomi event type");
         self.store.write(|tx| outbox::emit(tx, org, event_type, json!({ "id": "abc", "n": 1 }), now, entropy.as_ref())).unwrap();
     }
 
@@ -287,7 +288,7 @@ fn an_endpoint_is_disabled_after_consecutive_dead_deliveries_and_re_enabling_res
     assert!(disabled.disabled_reason.as_deref().is_some_and(|r| r.contains("failed")), "{:?}", disabled.disabled_reason);
     assert!(w.deliveries(&ctx, ep.id).iter().all(|d| d.status == DeliveryStatus::Failed));
     let audit = w.store.read(|tx| tx.audit_entries(ctx.org_id(), 100).unwrap());
-    let entry = audit.iter().find(|e| e.action == "webhook_endpoint.disabled").expect("the disabling is audited");
+    let entry = audit.iter().find(|e| e.action.as_str() == "webhook_endpoint.disabled").expect("the disabling is audited");
     assert_eq!(entry.actor.kind(), "system");
 
     // A disabled endpoint gets no new deliveries, and redelivery to it is refused.
@@ -356,7 +357,7 @@ fn redelivery_sends_the_same_delivery_again_with_a_fresh_schedule() {
     assert_eq!(requests[0].body, requests[1].body);
     assert_eq!(header(&requests[1], "X-Rekomi-Delivery-Id"), Some(ulid_of(first.id.as_uuid()).as_str()));
     let audit = w.store.read(|tx| tx.audit_entries(ctx.org_id(), 100).unwrap());
-    assert!(audit.iter().any(|e| e.action == "webhook_delivery.redelivered"));
+    assert!(audit.iter().any(|e| e.action.as_str() == "webhook_delivery.redelivered"));
 
     // Another endpoint's delivery, or no delivery at all, is not found.
     let other = w.endpoint(&ctx, &[]);
@@ -405,7 +406,7 @@ fn endpoints_receive_only_the_events_their_filters_match() {
         w.emit(&ctx, event);
     }
     let types = |id| {
-        let mut t: Vec<String> = w.deliveries(&ctx, id).into_iter().map(|d| d.event_type).collect();
+        let mut t: Vec<String> = w.deliveries(&ctx, id).into_iter().map(|d| d.event_type.as_str().to_owned()).collect();
         t.sort();
         t
     };

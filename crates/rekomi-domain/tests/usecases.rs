@@ -103,7 +103,7 @@ impl World {
     }
 
     fn audit_actions(&self, org: OrgId) -> Vec<String> {
-        self.store.read(|tx| tx.audit_entries(org, 1000).unwrap()).into_iter().map(|e| e.action).collect()
+        self.store.read(|tx| tx.audit_entries(org, 1000).unwrap()).into_iter().map(|e| e.action.as_str().to_owned()).collect()
     }
 }
 
@@ -478,7 +478,7 @@ fn every_mutation_is_audited_in_its_transaction() {
     }
     assert!(entries
         .iter()
-        .filter(|e| e.action != "organization.created" && e.action != "api_key.created")
+        .filter(|e| e.action.as_str() != "organization.created" && e.action.as_str() != "api_key.created")
         .all(|e| e.actor.kind() == "api_key"));
 }
 

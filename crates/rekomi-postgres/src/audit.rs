@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 
 use diesel::prelude::*;
-use rekomi_domain::audit::{AuditEntry, AuditRepo};
+use rekomi_domain::audit::{AuditAction, AuditEntry, AuditRepo};
 use rekomi_domain::kernel::actor::AuditActor;
 use rekomi_domain::kernel::ids::OrgId;
 use rekomi_domain::ports::store::StoreError;
@@ -13,6 +13,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::columns::api_enum;
 use crate::error::bad_row;
 use crate::schema::audit_log;
 use crate::tx::{decode, PgTx, INSERT_CHUNK};
@@ -57,7 +58,7 @@ impl AuditRow {
             id: self.id.into(),
             org_id: self.org_id.into(),
             actor,
-            action: self.action,
+            action: api_enum(T, "action", &self.action, AuditAction::parse)?,
             entity_type: intern_entity_type(&self.entity_type),
             entity_id: self.entity_id,
             before: self.before,
@@ -74,7 +75,7 @@ struct NewAuditRow<'a> {
     org_id: Uuid,
     actor_type: &'static str,
     actor_id: Option<&'a str>,
-    action: &'a str,
+    action: &'static str,
     entity_type: &'static str,
     entity_id: &'a str,
     before: Option<&'a Value>,
@@ -89,7 +90,7 @@ impl<'a> From<&'a AuditEntry> for NewAuditRow<'a> {
             org_id: e.org_id.as_uuid(),
             actor_type: e.actor.kind(),
             actor_id: e.actor.id(),
-            action: &e.action,
+            action: e.action.as_str(),
             entity_type: e.entity_type,
             entity_id: &e.entity_id,
             before: e.before.as_ref(),

@@ -6,7 +6,7 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use rekomi_domain::kernel::ids::{DeliveryId, OrgId, WebhookEndpointId};
 use rekomi_domain::kernel::page::PageRequest;
-use rekomi_domain::outbound::{Delivery, DeliveryStatus, EndpointStatus, OutboundRepo, OutboxEvent, WebhookEndpoint};
+use rekomi_domain::outbound::{Delivery, DeliveryStatus, EndpointStatus, EventType, OutboundRepo, OutboxEvent, WebhookEndpoint};
 use rekomi_domain::ports::store::StoreError;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -106,7 +106,7 @@ struct NewOutboxEventRow<'a> {
 
 impl<'a> From<&'a OutboxEvent> for NewOutboxEventRow<'a> {
     fn from(e: &'a OutboxEvent) -> Self {
-        Self { id: e.id.as_uuid(), org_id: e.org_id.as_uuid(), event_type: &e.event_type, data: &e.data, created_at: e.created_at }
+        Self { id: e.id.as_uuid(), org_id: e.org_id.as_uuid(), event_type: e.event_type.as_str(), data: &e.data, created_at: e.created_at }
     }
 }
 
@@ -141,7 +141,7 @@ impl DeliveryRow {
             org_id: self.org_id.into(),
             endpoint_id: self.endpoint_id.into(),
             event_id: self.event_id.into(),
-            event_type: self.event_type,
+            event_type: api_enum(T, "event_type", &self.event_type, EventType::parse)?,
             body: self.body,
             status: api_enum(T, "status", &self.status, DeliveryStatus::parse)?,
             attempts: to_u32(T, "attempts", self.attempts)?,
@@ -181,7 +181,7 @@ impl<'a> From<&'a Delivery> for NewDeliveryRow<'a> {
             org_id: d.org_id.as_uuid(),
             endpoint_id: d.endpoint_id.as_uuid(),
             event_id: d.event_id.as_uuid(),
-            event_type: &d.event_type,
+            event_type: d.event_type.as_str(),
             body: &d.body,
             status: d.status.as_str(),
             attempts: i64::from(d.attempts),

@@ -11,7 +11,7 @@
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 use rekomi_domain::affiliates::{Affiliate, AffiliateFilter, AffiliateLink, AffiliateSource, AffiliateStatus, Email, LinkFormat};
-use rekomi_domain::audit::AuditEntry;
+use rekomi_domain::audit::{AuditAction, AuditEntry};
 use rekomi_domain::coupons::{AffiliateCoupon, CampaignCoupon, CodeRestrictions, CouponCode, CouponDuration, CouponSelector, DiscountSpec};
 use rekomi_domain::kernel::actor::AuditActor;
 use rekomi_domain::kernel::ids::{AffiliateCouponId, AffiliateId, ApiKeyId, AuditId, CampaignCouponId, LinkId, OrgId, ProgramId};
@@ -281,7 +281,7 @@ async fn every_entity_round_trips_through_a_transaction() {
         id: AuditId::from_uuid(id()),
         org_id: o.id,
         actor: AuditActor::ApiKey(key.id.to_string()),
-        action: "affiliate_coupon.created".into(),
+        action: AuditAction::AffiliateCouponCreated,
         entity_type: "affiliate_coupon",
         entity_id: ac.id.to_string(),
         before: None,
@@ -550,7 +550,7 @@ async fn the_audit_log_refuses_updates_and_deletes() {
         id: AuditId::from_uuid(id()),
         org_id: o.id,
         actor: AuditActor::User("user-1".into()),
-        action: "program.created".into(),
+        action: AuditAction::ProgramCreated,
         entity_type: "program",
         entity_id: "p".into(),
         before: None,

@@ -21,7 +21,7 @@ pub async fn audit_entries_come_back_newest_first_per_organization(store: &dyn U
     let mut archived = p.clone();
     archived.archived_at = Some(T0 + Duration::hours(1));
     let created = audit(&a, 600, AuditActor::ApiKey(id::<Uuid>(700).to_string()), "program.created", &p);
-    let mut updated = audit(&a, 601, AuditActor::User("user_owner".to_owned()), "program.archived", &archived);
+    let mut updated = audit(&a, 601, AuditActor::User("user_owner".to_owned()), "program.deleted", &archived);
     updated.before = Some(program_snapshot(&p));
     updated.created_at = T0 + Duration::hours(1);
     let jane = affiliate(&p, 200, "jane@creator.test");

@@ -4,14 +4,14 @@
 //! number is a newer row. [`Seed`] inserts a set of rows in dependency order.
 
 use rekomi_domain::affiliates::{Affiliate, AffiliateLink, AffiliateSource, AffiliateStatus, Email, LinkFormat};
-use rekomi_domain::audit::{program_snapshot, AuditEntry};
+use rekomi_domain::audit::{program_snapshot, AuditAction, AuditEntry};
 use rekomi_domain::conversions::{Conversion, ConversionStatus, ConversionType, LedgerEvent, LedgerKind};
 use rekomi_domain::coupons::{AffiliateCoupon, CampaignCoupon, CodeRestrictions, CouponCode, CouponDuration, DiscountSpec};
 use rekomi_domain::kernel::actor::AuditActor;
 use rekomi_domain::kernel::money::{Currency, Money};
 use rekomi_domain::kernel::plan::{PlanTier, SubscriptionStatus};
 use rekomi_domain::orgs::{hash_api_key, ApiKey, ApiKeyScope, Handle, Organization};
-use rekomi_domain::outbound::{Delivery, DeliveryStatus, EndpointStatus, OutboxEvent, WebhookEndpoint};
+use rekomi_domain::outbound::{Delivery, DeliveryStatus, EndpointStatus, EventType, OutboxEvent, WebhookEndpoint};
 use rekomi_domain::ports::store::{transact, StoreError, Tx, UnitOfWork};
 use rekomi_domain::programs::{
     AttributionModel, Commission, CommissionModel, CommissionType, Hundredths, NetworkVisibility, Program, ProgramSlug,
@@ -185,7 +185,7 @@ pub fn audit(org: &Organization, n: u128, actor: AuditActor, action: &str, progr
         id: id(n),
         org_id: org.id,
         actor,
-        action: action.to_owned(),
+        action: AuditAction::parse(action).unwrap_or_else(|| panic!("{action} is no audit action")),
         entity_type: "program",
         entity_id: program.id.to_string(),
         before: None,
@@ -305,7 +305,7 @@ pub fn outbox_event(org: &Organization, n: u128) -> OutboxEvent {
     OutboxEvent {
         id: id(n),
         org_id: org.id,
-        event_type: "conversion.created".to_owned(),
+        event_type: EventType::ConversionCreated,
         data: serde_json::json!({ "id": n.to_string(), "amount": 4900, "tags": ["a", "b"] }),
         created_at: T0,
     }
@@ -318,7 +318,7 @@ pub fn delivery(endpoint: &WebhookEndpoint, event: &OutboxEvent, n: u128, create
         org_id: endpoint.org_id,
         endpoint_id: endpoint.id,
         event_id: event.id,
-        event_type: event.event_type.clone(),
+        event_type: event.event_type,
         body: format!(r#"{{"id":"{n}","type":"{}","data":{}}}"#, event.event_type, event.data),
         status: DeliveryStatus::Pending,
         attempts: 0,

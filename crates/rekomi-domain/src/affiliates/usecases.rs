@@ -1,5 +1,7 @@
 //! Affiliate use cases.
 
+use crate::audit::AuditAction;
+use crate::outbound::EventType;
 use std::collections::HashMap;
 
 use crate::affiliates::{
@@ -224,14 +226,21 @@ impl Services {
                     e.into()
                 }
             })?;
-            audit.record(tx, "affiliate.created", "affiliate", affiliate.id.to_string(), None, Some(affiliate_snapshot(&affiliate)))?;
+            audit.record(
+                tx,
+                AuditAction::AffiliateCreated,
+                "affiliate",
+                affiliate.id.to_string(),
+                None,
+                Some(affiliate_snapshot(&affiliate)),
+            )?;
             if let Some(recruiter) = recruited_by {
                 // Checked above; a new affiliate cannot have recruited itself.
                 tx.set_recruiter(org, affiliate.id, recruiter)?;
             }
-            audit.emit(tx, "affiliate.created", affiliate_data(&affiliate))?;
+            audit.emit(tx, EventType::AffiliateCreated, affiliate_data(&affiliate))?;
             if affiliate.status == AffiliateStatus::Approved {
-                audit.emit(tx, "affiliate.approved", affiliate_data(&affiliate))?;
+                audit.emit(tx, EventType::AffiliateApproved, affiliate_data(&affiliate))?;
             }
             Ok(AffiliateView { affiliate, links: vec![link] })
         })
@@ -307,7 +316,7 @@ impl Services {
                 }
                 a.updated_at = now;
                 tx.update_affiliate(&a)?;
-                audit.record(tx, "affiliate.updated", "affiliate", id.to_string(), Some(before), Some(affiliate_snapshot(&a)))?;
+                audit.record(tx, AuditAction::AffiliateUpdated, "affiliate", id.to_string(), Some(before), Some(affiliate_snapshot(&a)))?;
                 Ok(view_of(tx, org, a)?)
             })
             .await?;
@@ -366,10 +375,10 @@ impl Services {
                 a.rejection_reason = reason;
             }
             tx.update_affiliate(&a)?;
-            let action = if to == AffiliateStatus::Approved { "affiliate.approved" } else { "affiliate.rejected" };
+            let action = if to == AffiliateStatus::Approved { AuditAction::AffiliateApproved } else { AuditAction::AffiliateRejected };
             audit.record(tx, action, "affiliate", id.to_string(), Some(before), Some(affiliate_snapshot(&a)))?;
             if to == AffiliateStatus::Approved {
-                audit.emit(tx, "affiliate.approved", affiliate_data(&a))?;
+                audit.emit(tx, EventType::AffiliateApproved, affiliate_data(&a))?;
             }
             Ok(view_of(tx, org, a)?)
         })
@@ -410,17 +419,17 @@ impl Services {
                         BulkAction::Approve if a.status == AffiliateStatus::Pending => {
                             a.transition(AffiliateStatus::Approved, now).map_err(illegal)?;
                             tx.update_affiliate(&a)?;
-                            audit.emit(tx, "affiliate.approved", affiliate_data(&a))?;
-                            "affiliate.approved"
+                            audit.emit(tx, EventType::AffiliateApproved, affiliate_data(&a))?;
+                            AuditAction::AffiliateApproved
                         }
                         BulkAction::Pause if a.status == AffiliateStatus::Approved => {
                             a.transition(AffiliateStatus::Paused, now).map_err(illegal)?;
                             tx.update_affiliate(&a)?;
-                            "affiliate.paused"
+                            AuditAction::AffiliatePaused
                         }
                         BulkAction::Delete => {
                             tx.delete_affiliate(org, id, now)?;
-                            audit.record(tx, "affiliate.deleted", "affiliate", id.to_string(), Some(before), None)?;
+                            audit.record(tx, AuditAction::AffiliateDeleted, "affiliate", id.to_string(), Some(before), None)?;
                             affected += 1;
                             deleted.push(id);
                             continue;

@@ -10,6 +10,46 @@ use crate::kernel::actor::AuditActor;
 use crate::kernel::ids::{AuditId, OrgId};
 use crate::programs::Program;
 
+crate::kernel::text::dotted_names!(/// What an audit entry records: `<entity>.<what happened>`.
+AuditAction {
+AffiliateApproved => "affiliate.approved",
+AffiliateCreated => "affiliate.created",
+AffiliateDeleted => "affiliate.deleted",
+AffiliatePaused => "affiliate.paused",
+AffiliateRejected => "affiliate.rejected",
+AffiliateUpdated => "affiliate.updated",
+AffiliateUserLinked => "affiliate.user_linked",
+AffiliateCouponCreated => "affiliate_coupon.created",
+AffiliateCouponDeactivated => "affiliate_coupon.deactivated",
+AffiliateCouponSynced => "affiliate_coupon.synced",
+AffiliateCouponUpdated => "affiliate_coupon.updated",
+ApiKeyCreated => "api_key.created",
+CampaignCouponArchived => "campaign_coupon.archived",
+CampaignCouponCreated => "campaign_coupon.created",
+CampaignCouponDeleted => "campaign_coupon.deleted",
+CampaignCouponDeletedAtStripe => "campaign_coupon.deleted_at_stripe",
+CampaignCouponUpdated => "campaign_coupon.updated",
+ConversionApproved => "conversion.approved",
+ConversionCreated => "conversion.created",
+ConversionRefunded => "conversion.refunded",
+ConversionRenewed => "conversion.renewed",
+ConversionsExported => "conversions.exported",
+LeadCreated => "lead.created",
+OrganizationCreated => "organization.created",
+OrganizationStripeAccountLinked => "organization.stripe_account_linked",
+ProgramCreated => "program.created",
+ProgramDeleted => "program.deleted",
+ProgramSubAffiliateConfigChanged => "program.sub_affiliate_config_changed",
+ProgramUpdated => "program.updated",
+StripeEventReplayed => "stripe_event.replayed",
+WebhookDeliveryRedelivered => "webhook_delivery.redelivered",
+WebhookEndpointCreated => "webhook_endpoint.created",
+WebhookEndpointDeleted => "webhook_endpoint.deleted",
+WebhookEndpointDisabled => "webhook_endpoint.disabled",
+WebhookEndpointSecretRotated => "webhook_endpoint.secret_rotated",
+WebhookEndpointUpdated => "webhook_endpoint.updated",
+});
+
 /// One audit-log entry.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AuditEntry {
@@ -19,8 +59,8 @@ pub struct AuditEntry {
     pub org_id: OrgId,
     /// Who did it.
     pub actor: AuditActor,
-    /// Dotted action name, e.g. `program.created`.
-    pub action: String,
+    /// What happened, e.g. `program.created`.
+    pub action: AuditAction,
     /// Entity type, e.g. `program`.
     pub entity_type: &'static str,
     /// Entity id.

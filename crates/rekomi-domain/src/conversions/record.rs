@@ -2,6 +2,8 @@
 //! commission (pure), the conversion and its ledger, the sub-affiliate override, the
 //! redemption, and the audit and outbound events.
 
+use crate::audit::AuditAction;
+use crate::outbound::EventType;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -210,8 +212,8 @@ pub(crate) fn record_sale(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, input: SaleInput)
     let conversion = credited_conversion(ctx, &input, &credit, kind, currency, input.amount, commission, 1, trace);
     tx.insert_conversion(&conversion)?;
     insert_ledger(tx, ctx, &conversion, LedgerKind::Initial, input.amount, commission, &input.ledger_key, None, input.occurred_at)?;
-    ctx.record("conversion.created", "conversion", conversion.id.to_string(), Some(conversion_data(&conversion)));
-    ctx.emit(tx, "conversion.created", conversion_data(&conversion))?;
+    ctx.record(AuditAction::ConversionCreated, "conversion", conversion.id.to_string(), Some(conversion_data(&conversion)));
+    ctx.emit(tx, EventType::ConversionCreated, conversion_data(&conversion))?;
     if denied.is_none() && commission != 0 {
         record_override(
             tx,
@@ -395,7 +397,7 @@ fn record_override(
     // same proportion.
     insert_ledger(tx, ctx, &over, kind, amount, amount_of_override, key, None, occurred_at)?;
     if created {
-        ctx.emit(tx, "conversion.created", conversion_data(&over))?;
+        ctx.emit(tx, EventType::ConversionCreated, conversion_data(&over))?;
     }
     Ok(())
 }
@@ -439,7 +441,7 @@ pub(crate) fn record_renewal(
     tx.update_conversion(&conversion)?;
     insert_ledger(tx, ctx, &conversion, LedgerKind::Renewal, input.amount, commission, &input.ledger_key, None, input.occurred_at)?;
     ctx.record(
-        "conversion.renewed",
+        AuditAction::ConversionRenewed,
         "conversion",
         conversion.id.to_string(),
         Some(json!({"invoice": input.ledger_key, "index": index, "commissionCents": commission})),
@@ -492,8 +494,8 @@ pub(crate) fn record_lead(
     if let Some(code) = lead.affiliate_coupon_id {
         count_redemption(tx, ctx, code, input)?;
     }
-    ctx.record("lead.created", "conversion", lead.id.to_string(), Some(conversion_data(&lead)));
-    ctx.emit(tx, "lead.created", conversion_data(&lead))?;
+    ctx.record(AuditAction::LeadCreated, "conversion", lead.id.to_string(), Some(conversion_data(&lead)));
+    ctx.emit(tx, EventType::LeadCreated, conversion_data(&lead))?;
     done("lead created")
 }
 

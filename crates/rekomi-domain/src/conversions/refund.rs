@@ -2,6 +2,8 @@
 //! as the difference from what the ledger already holds (Stripe's `amount_refunded` is
 //! cumulative), for the conversion and its overrides.
 
+use crate::audit::AuditAction;
+use crate::outbound::EventType;
 use serde_json::json;
 
 use crate::conversions::commission;
@@ -84,15 +86,15 @@ pub(crate) fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, refund: &Refund
         // An override follows its parent: refunded once the parent is.
         over.claw_back(over_delta, conversion.status == ConversionStatus::Refunded, ctx.now)?;
         tx.update_conversion(&over)?;
-        ctx.emit(tx, "conversion.refunded", conversion_data(&over))?;
+        ctx.emit(tx, EventType::ConversionRefunded, conversion_data(&over))?;
     }
     ctx.record(
-        "conversion.refunded",
+        AuditAction::ConversionRefunded,
         "conversion",
         conversion.id.to_string(),
         Some(json!({"payment": key, "refundedTotal": total, "commissionCents": delta})),
     );
-    ctx.emit(tx, "conversion.refunded", conversion_data(&conversion))?;
+    ctx.emit(tx, EventType::ConversionRefunded, conversion_data(&conversion))?;
     done("refund recorded")
 }
 

@@ -1,6 +1,7 @@
 //! Conversion queries (list, detail with ledger, attribution trace, CSV export), the
 //! sub-affiliate configuration, and the brand-side view of the Stripe event inbox.
 
+use crate::audit::AuditAction;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -95,7 +96,7 @@ impl Services {
                         "since": filter.since.map(|t| t.unix_timestamp()),
                         "until": filter.until.map(|t| t.unix_timestamp()),
                     });
-                    audit.record(tx, "conversions.exported", "conversion", "export".to_owned(), None, Some(described))?;
+                    audit.record(tx, AuditAction::ConversionsExported, "conversion", "export".to_owned(), None, Some(described))?;
                 }
                 Ok(tx.list_conversions(org, &filter, &page)?)
             })
@@ -151,7 +152,7 @@ impl Services {
             tx.put_sub_affiliate_config(org, program, &config)?;
             audit.record(
                 tx,
-                "program.sub_affiliate_config_changed",
+                AuditAction::ProgramSubAffiliateConfigChanged,
                 "program",
                 program.to_string(),
                 Some(serde_json::json!({"enabled": before.enabled, "percent": before.percent.to_decimal_string()})),
@@ -223,7 +224,14 @@ impl Services {
                 }
                 tx.update_conversion(&c)?;
                 let audit = Audit { org: c.org_id, actor: AuditActor::System, now, entropy: Arc::clone(&entropy) };
-                audit.record(tx, "conversion.approved", "conversion", c.id.to_string(), None, Some(json!({"status": "Approved"})))?;
+                audit.record(
+                    tx,
+                    AuditAction::ConversionApproved,
+                    "conversion",
+                    c.id.to_string(),
+                    None,
+                    Some(json!({"status": "Approved"})),
+                )?;
                 approved += 1;
             }
             Ok(approved)

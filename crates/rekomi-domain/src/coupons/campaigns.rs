@@ -1,6 +1,7 @@
 //! Campaign coupons (Stripe coupons): create (reserve, call Stripe, record), list, read,
 //! rename and toggle, archive (with their codes), delete.
 
+use crate::audit::AuditAction;
 use crate::audit::{affiliate_coupon_snapshot, campaign_coupon_snapshot};
 use crate::coupons::CouponSelector;
 use crate::coupons::{AffiliateCoupon, CampaignCoupon, CampaignCouponInput, CampaignCouponPatch, NewCampaignCoupon};
@@ -9,6 +10,7 @@ use crate::kernel::error::DomainError;
 use crate::kernel::ids::{AffiliateId, CampaignCouponId, OrgId, ProgramId};
 use crate::kernel::page::{Page, PageRequest};
 use crate::kernel::plan::PlanTier;
+use crate::outbound::EventType;
 use crate::ports::{CreateCoupon, GatewayContext, GatewayError};
 
 use crate::outbound::outbox::affiliate_coupon_data;
@@ -80,7 +82,7 @@ impl Services {
                     tx.update_campaign_coupon(&c)?;
                     audit.record(
                         tx,
-                        "campaign_coupon.created",
+                        AuditAction::CampaignCouponCreated,
                         "campaign_coupon",
                         id.to_string(),
                         None,
@@ -157,7 +159,7 @@ impl Services {
             tx.update_campaign_coupon(&c)?;
             audit.record(
                 tx,
-                "campaign_coupon.updated",
+                AuditAction::CampaignCouponUpdated,
                 "campaign_coupon",
                 id.to_string(),
                 Some(before),
@@ -208,7 +210,7 @@ impl Services {
                     tx.update_campaign_coupon(&c)?;
                     audit.record(
                         tx,
-                        "campaign_coupon.archived",
+                        AuditAction::CampaignCouponArchived,
                         "campaign_coupon",
                         id.to_string(),
                         Some(before),
@@ -265,13 +267,13 @@ impl Services {
             tx.update_affiliate_coupon(&c)?;
             audit.record(
                 tx,
-                "affiliate_coupon.deactivated",
+                AuditAction::AffiliateCouponDeactivated,
                 "affiliate_coupon",
                 id.to_string(),
                 Some(before),
                 Some(affiliate_coupon_snapshot(&c)),
             )?;
-            audit.emit(tx, "affiliate_coupon.deactivated", affiliate_coupon_data(&c))?;
+            audit.emit(tx, EventType::AffiliateCouponDeactivated, affiliate_coupon_data(&c))?;
             Ok(())
         })
         .await
@@ -301,7 +303,7 @@ impl Services {
                     tx.update_campaign_coupon(&c)?;
                     audit.record(
                         tx,
-                        "campaign_coupon.archived",
+                        AuditAction::CampaignCouponArchived,
                         "campaign_coupon",
                         id.to_string(),
                         Some(before),
@@ -322,7 +324,7 @@ impl Services {
             tx.delete_campaign_coupon(org, id)?;
             audit.record(
                 tx,
-                "campaign_coupon.deleted",
+                AuditAction::CampaignCouponDeleted,
                 "campaign_coupon",
                 id.to_string(),
                 Some(campaign_coupon_snapshot(&coupon)),

@@ -3,6 +3,7 @@
 
 use crate::affiliates::{AffiliateStatus, Email};
 use crate::audit::affiliate_coupon_snapshot;
+use crate::audit::AuditAction;
 use crate::coupons::CouponSelector;
 use crate::coupons::{AffiliateCouponInput, CodeSettings, CouponCode};
 use crate::kernel::actor::{AffiliateActor, AuditActor, Role};
@@ -10,6 +11,7 @@ use crate::kernel::error::DomainError;
 use crate::kernel::ids::{AffiliateCouponId, AffiliateId, CampaignCouponId};
 use crate::kernel::page::{Page, PageRequest};
 use crate::kernel::plan::{check_plan, Channel, PlanTier};
+use crate::outbound::EventType;
 use crate::ports::{CreatePromotionCode, GatewayError};
 
 use crate::outbound::outbox::affiliate_coupon_data;
@@ -94,13 +96,13 @@ impl Services {
                             tx.update_affiliate_coupon(&c)?;
                             audit.record(
                                 tx,
-                                "affiliate_coupon.created",
+                                AuditAction::AffiliateCouponCreated,
                                 "affiliate_coupon",
                                 id.to_string(),
                                 None,
                                 Some(affiliate_coupon_snapshot(&c)),
                             )?;
-                            audit.emit(tx, "affiliate_coupon.created", affiliate_coupon_data(&c))?;
+                            audit.emit(tx, EventType::AffiliateCouponCreated, affiliate_coupon_data(&c))?;
                         }
                         let closed = !campaign.is_active && c.is_active;
                         Ok((CodeView { coupon: c, campaign, affiliate }, closed))
@@ -217,7 +219,7 @@ impl Services {
                     affiliate.user_id = Some(link_caller.user_id.clone());
                     affiliate.updated_at = now;
                     tx.update_affiliate(&affiliate)?;
-                    audit.record(tx, "affiliate.user_linked", "affiliate", affiliate.id.to_string(), None, None)?;
+                    audit.record(tx, AuditAction::AffiliateUserLinked, "affiliate", affiliate.id.to_string(), None, None)?;
                 }
             }
             Ok(())

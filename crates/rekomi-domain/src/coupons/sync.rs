@@ -1,8 +1,10 @@
 //! Changes Stripe reports about Rekomi's coupons and codes: a code deactivated at Stripe, a
 //! coupon deleted there.
 
+use crate::audit::AuditAction;
 use crate::kernel::error::DomainError;
 use crate::outbound::outbox::affiliate_coupon_data;
+use crate::outbound::EventType;
 use crate::ports::Tx;
 use crate::stripe_inbox::apply::{done, Applied, ApplyCtx};
 
@@ -24,9 +26,9 @@ pub(crate) fn sync_promotion_code(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, stripe_id
     }
     tx.update_affiliate_coupon(&code)?;
     ctx.forget_lookups();
-    ctx.record("affiliate_coupon.synced", "affiliate_coupon", code.id.to_string(), Some(affiliate_coupon_data(&code)));
-    ctx.emit(tx, "affiliate_coupon.updated", affiliate_coupon_data(&code))?;
-    ctx.emit(tx, "affiliate_coupon.deactivated", affiliate_coupon_data(&code))?;
+    ctx.record(AuditAction::AffiliateCouponSynced, "affiliate_coupon", code.id.to_string(), Some(affiliate_coupon_data(&code)));
+    ctx.emit(tx, EventType::AffiliateCouponUpdated, affiliate_coupon_data(&code))?;
+    ctx.emit(tx, EventType::AffiliateCouponDeactivated, affiliate_coupon_data(&code))?;
     done("code synced")
 }
 
@@ -38,13 +40,13 @@ pub(crate) fn sync_deleted_coupon(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, stripe_id
         let Some(mut c) = tx.campaign_coupon_for_update(org, coupon.id)? else { continue };
         if c.archive(ctx.now) {
             tx.update_campaign_coupon(&c)?;
-            ctx.record("campaign_coupon.deleted_at_stripe", "campaign_coupon", c.id.to_string(), None);
+            ctx.record(AuditAction::CampaignCouponDeletedAtStripe, "campaign_coupon", c.id.to_string(), None);
         }
         for code in crate::coupons::active_codes(tx, org, crate::coupons::CouponSelector::CampaignCoupon(c.id))? {
             let Some(mut code) = tx.affiliate_coupon_for_update(org, code.id)? else { continue };
             code.revoke(ctx.now);
             tx.update_affiliate_coupon(&code)?;
-            ctx.emit(tx, "affiliate_coupon.deleted", affiliate_coupon_data(&code))?;
+            ctx.emit(tx, EventType::AffiliateCouponDeleted, affiliate_coupon_data(&code))?;
         }
         touched = true;
     }

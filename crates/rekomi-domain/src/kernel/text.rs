@@ -28,6 +28,38 @@ macro_rules! api_enum {
 }
 pub(crate) use api_enum;
 
+/// A closed set of dotted names (`program.created`): the typed names of audit actions and
+/// outbound events, which cross the storage port and the webhook wire as text.
+macro_rules! dotted_names {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($(#[$vmeta])* #[allow(missing_docs)] $variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The dotted name.
+            pub fn as_str(&self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Parses the dotted name.
+            pub fn parse(raw: &str) -> Option<Self> {
+                match raw { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use dotted_names;
+
 /// Whether `s` holds a control character (NUL included, which PostgreSQL cannot store);
 /// `allow_breaks` permits line breaks and tabs in free text.
 pub fn has_control(s: &str, allow_breaks: bool) -> bool {

@@ -1,5 +1,6 @@
 //! Organization, API key and authentication use cases.
 
+use crate::audit::AuditAction;
 use time::{Duration, OffsetDateTime};
 
 use crate::kernel::actor::{AuditActor, BrandActor};
@@ -77,7 +78,7 @@ impl Services {
             tx.insert_api_key(&key)?;
             audit.record(
                 tx,
-                "organization.created",
+                AuditAction::OrganizationCreated,
                 "organization",
                 org.id.to_string(),
                 None,
@@ -85,7 +86,7 @@ impl Services {
             )?;
             audit.record(
                 tx,
-                "api_key.created",
+                AuditAction::ApiKeyCreated,
                 "api_key",
                 key.id.to_string(),
                 None,
@@ -110,7 +111,7 @@ impl Services {
             tx.insert_api_key(&key)?;
             audit.record(
                 tx,
-                "api_key.created",
+                AuditAction::ApiKeyCreated,
                 "api_key",
                 key.id.to_string(),
                 None,
@@ -155,7 +156,7 @@ impl Services {
             })?;
             audit.record(
                 tx,
-                "organization.stripe_account_linked",
+                AuditAction::OrganizationStripeAccountLinked,
                 "organization",
                 org_id.to_string(),
                 Some(serde_json::json!({ "stripeAccountId": before })),

@@ -18,6 +18,7 @@
 //!
 //! Locks are taken endpoint first, then delivery (see `endpoints.rs`).
 
+use crate::audit::AuditAction;
 use async_trait::async_trait;
 use time::Duration;
 
@@ -186,7 +187,7 @@ impl Services {
             headers: vec![
                 ("Content-Type".to_owned(), "application/json".to_owned()),
                 ("X-Rekomi-Signature".to_owned(), signature::header(&endpoint.secret, sent_at.unix_timestamp(), delivery.body.as_bytes())),
-                ("X-Rekomi-Event".to_owned(), delivery.event_type.clone()),
+                ("X-Rekomi-Event".to_owned(), delivery.event_type.as_str().to_owned()),
                 ("X-Rekomi-Delivery-Id".to_owned(), ulid_of(delivery.id.as_uuid())),
             ],
             body: delivery.body.clone(),
@@ -286,7 +287,7 @@ impl Services {
                     if disable {
                         audit.record(
                             tx,
-                            "webhook_endpoint.disabled",
+                            AuditAction::WebhookEndpointDisabled,
                             "webhook_endpoint",
                             endpoint.id.to_string(),
                             Some(before),

@@ -12,6 +12,8 @@
 //!
 //! [`OutboundRepo::endpoint_for_update`]: crate::outbound::OutboundRepo::endpoint_for_update
 
+use crate::audit::AuditAction;
+use crate::outbound::EventType;
 use serde_json::{json, Value};
 
 use crate::kernel::actor::Role;
@@ -22,19 +24,6 @@ use crate::kernel::plan::PlanTier;
 use crate::outbound::{redacted_url, ulid_of, Delivery, DeliveryStatus, EndpointStatus, WebhookEndpoint};
 
 use crate::services::{BrandContext, Services};
-
-/// Every event type Rekomi emits, as endpoint filters name them.
-pub const WEBHOOK_EVENT_TYPES: &[&str] = &[
-    "conversion.created",
-    "conversion.refunded",
-    "lead.created",
-    "affiliate_coupon.created",
-    "affiliate_coupon.updated",
-    "affiliate_coupon.deactivated",
-    "affiliate_coupon.deleted",
-    "affiliate.created",
-    "affiliate.approved",
-];
 
 /// The longest accepted endpoint URL.
 pub const MAX_WEBHOOK_URL_LEN: usize = 2048;
@@ -108,16 +97,16 @@ fn validate_events(events: Vec<String>) -> Result<Vec<String>, FieldError> {
     for raw in events {
         let filter = raw.trim().to_owned();
         let known = filter == "*"
-            || WEBHOOK_EVENT_TYPES.contains(&filter.as_str())
+            || EventType::parse(&filter).is_some()
             || filter
                 .strip_suffix(".*")
-                .is_some_and(|family| WEBHOOK_EVENT_TYPES.iter().any(|t| t.strip_prefix(family).is_some_and(|r| r.starts_with('.'))));
+                .is_some_and(|family| EventType::ALL.iter().any(|t| t.as_str().strip_prefix(family).is_some_and(|r| r.starts_with('.'))));
         if !known {
             return Err(FieldError::invalid(
                 "events",
                 format!(
                     "unknown event type {filter:?}; use one of {}, a family wildcard such as affiliate_coupon.*, or *",
-                    WEBHOOK_EVENT_TYPES.join(", ")
+                    EventType::ALL.iter().map(EventType::as_str).collect::<Vec<_>>().join(", ")
                 ),
             ));
         }
@@ -188,7 +177,7 @@ impl Services {
             tx.insert_endpoint(&endpoint)?;
             audit.record(
                 tx,
-                "webhook_endpoint.created",
+                AuditAction::WebhookEndpointCreated,
                 "webhook_endpoint",
                 endpoint.id.to_string(),
                 None,
@@ -279,7 +268,7 @@ impl Services {
             tx.update_endpoint(&endpoint)?;
             audit.record(
                 tx,
-                "webhook_endpoint.updated",
+                AuditAction::WebhookEndpointUpdated,
                 "webhook_endpoint",
                 id.to_string(),
                 Some(before),
@@ -305,7 +294,14 @@ impl Services {
             if !tx.delete_endpoint(org, id)? {
                 return Err(DomainError::NotFound("webhook_endpoint_not_found"));
             }
-            audit.record(tx, "webhook_endpoint.deleted", "webhook_endpoint", id.to_string(), Some(endpoint_snapshot(&endpoint)), None)?;
+            audit.record(
+                tx,
+                AuditAction::WebhookEndpointDeleted,
+                "webhook_endpoint",
+                id.to_string(),
+                Some(endpoint_snapshot(&endpoint)),
+                None,
+            )?;
             Ok(())
         })
         .await
@@ -333,7 +329,7 @@ impl Services {
             let snapshot = endpoint_snapshot(&endpoint);
             audit.record(
                 tx,
-                "webhook_endpoint.secret_rotated",
+                AuditAction::WebhookEndpointSecretRotated,
                 "webhook_endpoint",
                 id.to_string(),
                 Some(snapshot.clone()),
@@ -395,7 +391,7 @@ impl Services {
             tx.update_delivery(&d)?;
             audit.record(
                 tx,
-                "webhook_delivery.redelivered",
+                AuditAction::WebhookDeliveryRedelivered,
                 "webhook_delivery",
                 ulid_of(d.id.as_uuid()),
                 Some(before),
@@ -410,7 +406,7 @@ impl Services {
 /// The audit log's view of a delivery (never its body).
 fn delivery_snapshot(d: &Delivery) -> Value {
     json!({
-        "id": ulid_of(d.id.as_uuid()), "endpointId": d.endpoint_id.to_string(), "eventType": d.event_type,
+        "id": ulid_of(d.id.as_uuid()), "endpointId": d.endpoint_id.to_string(), "eventType": d.event_type.as_str(),
         "status": d.status.as_str(), "attempts": d.attempts, "lastStatus": d.last_status,
     })
 }

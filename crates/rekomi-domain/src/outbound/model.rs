@@ -14,6 +14,19 @@ api_enum!(/// Whether an endpoint receives deliveries.
 api_enum!(/// Where a delivery stands.
     DeliveryStatus { Pending, Succeeded, Failed });
 
+crate::kernel::text::dotted_names!(/// An event Rekomi announces to webhook endpoints (`X-Rekomi-Event`, the body's `type`).
+EventType {
+ConversionCreated => "conversion.created",
+ConversionRefunded => "conversion.refunded",
+LeadCreated => "lead.created",
+AffiliateCouponCreated => "affiliate_coupon.created",
+AffiliateCouponUpdated => "affiliate_coupon.updated",
+AffiliateCouponDeactivated => "affiliate_coupon.deactivated",
+AffiliateCouponDeleted => "affiliate_coupon.deleted",
+AffiliateCreated => "affiliate.created",
+AffiliateApproved => "affiliate.approved",
+});
+
 /// A brand's webhook endpoint. Its `Debug` output never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookEndpoint {
@@ -66,7 +79,8 @@ impl fmt::Debug for WebhookEndpoint {
 
 impl WebhookEndpoint {
     /// Whether the endpoint subscribes to `event_type` (exact names or `family.*`).
-    pub fn wants(&self, event_type: &str) -> bool {
+    pub fn wants(&self, event_type: EventType) -> bool {
+        let event_type = event_type.as_str();
         self.events.is_empty()
             || self.events.iter().any(|f| {
                 f == "*"
@@ -102,7 +116,7 @@ pub struct OutboxEvent {
     /// Organization.
     pub org_id: OrgId,
     /// e.g. `conversion.created`.
-    pub event_type: String,
+    pub event_type: EventType,
     /// The `data` of the delivered body.
     pub data: Value,
     /// When it happened.
@@ -121,7 +135,7 @@ pub struct Delivery {
     /// Event.
     pub event_id: OutboxEventId,
     /// Event type.
-    pub event_type: String,
+    pub event_type: EventType,
     /// The exact body sent (the same bytes on every attempt, so signatures stay comparable).
     pub body: String,
     /// Status.
@@ -186,12 +200,12 @@ mod tests {
 
     #[test]
     fn filters_match_exact_names_and_family_wildcards() {
-        assert!(endpoint(&[]).wants("conversion.created"));
-        assert!(endpoint(&["affiliate_coupon.*"]).wants("affiliate_coupon.created"));
-        assert!(!endpoint(&["affiliate_coupon.*"]).wants("affiliate.created"));
-        assert!(!endpoint(&["affiliate.*"]).wants("affiliate_coupon.created"));
-        assert!(endpoint(&["conversion.refunded"]).wants("conversion.refunded"));
-        assert!(!endpoint(&["conversion.refunded"]).wants("conversion.created"));
+        assert!(endpoint(&[]).wants(EventType::ConversionCreated));
+        assert!(endpoint(&["affiliate_coupon.*"]).wants(EventType::AffiliateCouponCreated));
+        assert!(!endpoint(&["affiliate_coupon.*"]).wants(EventType::AffiliateCreated));
+        assert!(!endpoint(&["affiliate.*"]).wants(EventType::AffiliateCouponCreated));
+        assert!(endpoint(&["conversion.refunded"]).wants(EventType::ConversionRefunded));
+        assert!(!endpoint(&["conversion.refunded"]).wants(EventType::ConversionCreated));
     }
 
     #[test]

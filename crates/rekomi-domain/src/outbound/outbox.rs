@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use crate::kernel::entropy::Entropy;
 use crate::kernel::ids::{DeliveryId, OrgId, OutboxEventId};
-use crate::outbound::{ulid_of, Delivery, DeliveryStatus, EndpointStatus, OutboxEvent, WebhookEndpoint};
+use crate::outbound::{ulid_of, Delivery, DeliveryStatus, EndpointStatus, EventType, OutboxEvent, WebhookEndpoint};
 use crate::ports::{StoreError, Tx};
 
 /// Writes `event_type` with `data` for `org`, fanned out to the subscribed endpoints. The body
@@ -18,7 +18,7 @@ use crate::ports::{StoreError, Tx};
 pub fn emit(
     tx: &mut dyn Tx,
     org: OrgId,
-    event_type: &str,
+    event_type: EventType,
     data: Value,
     now: OffsetDateTime,
     entropy: &dyn Entropy,
@@ -33,22 +33,16 @@ pub fn emit(
 /// `endpoints` (the organization's) that is enabled and subscribes to it.
 pub fn fan_out(
     org: OrgId,
-    event_type: &str,
+    event_type: EventType,
     data: Value,
     endpoints: &[WebhookEndpoint],
     now: OffsetDateTime,
     entropy: &dyn Entropy,
 ) -> (OutboxEvent, Vec<Delivery>) {
-    let event = OutboxEvent {
-        id: OutboxEventId::from_uuid(entropy.uuid_v7(now)),
-        org_id: org,
-        event_type: event_type.to_owned(),
-        data,
-        created_at: now,
-    };
+    let event = OutboxEvent { id: OutboxEventId::from_uuid(entropy.uuid_v7(now)), org_id: org, event_type, data, created_at: now };
     let body = json!({
         "id": ulid_of(event.id.as_uuid()),
-        "type": event.event_type,
+        "type": event.event_type.as_str(),
         "created": now.unix_timestamp(),
         "data": event.data,
     })
@@ -61,7 +55,7 @@ pub fn fan_out(
             org_id: org,
             endpoint_id: endpoint.id,
             event_id: event.id,
-            event_type: event_type.to_owned(),
+            event_type,
             body: body.clone(),
             status: DeliveryStatus::Pending,
             attempts: 0,

@@ -1,6 +1,7 @@
 //! Program use cases.
 
 use crate::audit::program_snapshot;
+use crate::audit::AuditAction;
 use crate::kernel::actor::Role;
 use crate::kernel::error::DomainError;
 use crate::kernel::error::FieldError;
@@ -56,7 +57,14 @@ impl Services {
                 let program = Program::create(id, org, new.clone(), slug, now)?;
                 match tx.insert_program(&program) {
                     Ok(()) => {
-                        audit.record(tx, "program.created", "program", program.id.to_string(), None, Some(program_snapshot(&program)))?;
+                        audit.record(
+                            tx,
+                            AuditAction::ProgramCreated,
+                            "program",
+                            program.id.to_string(),
+                            None,
+                            Some(program_snapshot(&program)),
+                        )?;
                         return Ok(program);
                     }
                     Err(e) => last = Some(slug_conflict(e)),
@@ -106,7 +114,7 @@ impl Services {
             let before = program_snapshot(&program);
             program.apply(patch, now)?;
             tx.update_program(&program).map_err(slug_conflict)?;
-            audit.record(tx, "program.updated", "program", id.to_string(), Some(before), Some(program_snapshot(&program)))?;
+            audit.record(tx, AuditAction::ProgramUpdated, "program", id.to_string(), Some(before), Some(program_snapshot(&program)))?;
             Ok(program)
         })
         .await
@@ -133,7 +141,14 @@ impl Services {
                     program.is_active = false;
                     program.updated_at = now;
                     tx.update_program(&program)?;
-                    audit.record(tx, "program.deleted", "program", id.to_string(), Some(before), Some(program_snapshot(&program)))?;
+                    audit.record(
+                        tx,
+                        AuditAction::ProgramDeleted,
+                        "program",
+                        id.to_string(),
+                        Some(before),
+                        Some(program_snapshot(&program)),
+                    )?;
                 }
                 crate::coupons::all_campaign_coupons(tx, org, id)
             })

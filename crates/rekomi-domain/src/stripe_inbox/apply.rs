@@ -14,7 +14,7 @@ use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
 use crate::affiliates::Affiliate;
-use crate::audit::AuditEntry;
+use crate::audit::{AuditAction, AuditEntry};
 use crate::conversions::record::{record_sale, record_subscription, SaleInput};
 use crate::conversions::refund::record_refund;
 use crate::conversions::SubAffiliateConfig;
@@ -26,7 +26,7 @@ use crate::kernel::error::DomainError;
 use crate::kernel::ids::{AffiliateCouponId, AffiliateId, AuditId, CampaignCouponId, OrgId, ProgramId};
 use crate::orgs::Organization;
 use crate::outbound::outbox::{self};
-use crate::outbound::{Delivery, OutboxEvent, WebhookEndpoint};
+use crate::outbound::{Delivery, EventType, OutboxEvent, WebhookEndpoint};
 use crate::ports::{StoreError, Tx};
 use crate::programs::Program;
 use crate::stripe_inbox::facts::StripeFact;
@@ -105,12 +105,12 @@ impl<'b> ApplyCtx<'b> {
     }
 
     /// An audit entry by the system, written when the batch commits.
-    pub(crate) fn record(&self, action: &str, entity_type: &'static str, entity_id: String, after: Option<Value>) {
+    pub(crate) fn record(&self, action: AuditAction, entity_type: &'static str, entity_id: String, after: Option<Value>) {
         self.effects.borrow_mut().audit.push(AuditEntry {
             id: AuditId::from_uuid(self.uuid()),
             org_id: self.org.id,
             actor: AuditActor::System,
-            action: action.to_owned(),
+            action,
             entity_type,
             entity_id,
             before: None,
@@ -121,7 +121,7 @@ impl<'b> ApplyCtx<'b> {
 
     /// An outbound event, fanned out to the organization's endpoints, written when the batch
     /// commits.
-    pub(crate) fn emit(&self, tx: &mut dyn Tx, event_type: &str, data: Value) -> Result<(), StoreError> {
+    pub(crate) fn emit(&self, tx: &mut dyn Tx, event_type: EventType, data: Value) -> Result<(), StoreError> {
         let org = self.org.id;
         let endpoints = cached(self.lookups, |l| &mut l.endpoints, org, || tx.endpoints(org))?;
         let (event, deliveries) = outbox::fan_out(org, event_type, data, &endpoints, self.now, self.entropy.as_ref());

@@ -1,5 +1,6 @@
 //! The inbox as Owners and operators see it: listing events and replaying one.
 
+use crate::audit::AuditAction;
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -40,7 +41,14 @@ impl Services {
                 tx.inbox_event(&id)?.filter(|e| e.org_id == Some(org)).ok_or(DomainError::NotFound("stripe_event_not_found"))?;
             event.replay(now, true)?;
             tx.update_inbox_event(&event)?;
-            audit.record(tx, "stripe_event.replayed", "stripe_event", event.id.clone(), None, Some(json!({"replays": event.replays})))?;
+            audit.record(
+                tx,
+                AuditAction::StripeEventReplayed,
+                "stripe_event",
+                event.id.clone(),
+                None,
+                Some(json!({"replays": event.replays})),
+            )?;
             tracing::info!(event.id = %event.id, org.id = %org, replays = event.replays, "stripe event replayed by an owner");
             Ok(event)
         })

@@ -82,7 +82,7 @@ impl From<Delivery> for DeliveryResponse {
     fn from(d: Delivery) -> Self {
         Self {
             id: ulid_of(d.id.as_uuid()),
-            event_type: d.event_type,
+            event_type: d.event_type.as_str().to_owned(),
             status: d.status.as_str(),
             attempts: d.attempts,
             last_status: d.last_status,
