@@ -1,5 +1,7 @@
 //! Outbound webhooks over the fakes: endpoint management, the outbox fan-out, and the delivery
 //! worker (signatures, headers, retries with jitter, giving up, disabling, redelivery).
+//!
+//! Longer than 600 lines: one world shared by the endpoint and the delivery-worker scenarios.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
