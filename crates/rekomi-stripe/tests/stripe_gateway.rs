@@ -1,9 +1,10 @@
 //! `StripeGateway` against a scripted local Stripe double: request shapes, headers, retries and
 //! error mapping.
 //!
-//! Tests whose double answers with a Stripe object read it from the shared reference folder
-//! (`REKOMI_SHARED_DIR`, else `shared/` beside the workspace): without it they print a skip
-//! message and return, or fail under `CI=true`. Error-path tests need no shared data.
+//! The double answers with the project's own Stripe objects (`tests/fixtures/objects/`, current
+//! shapes). One optional cross-check answers with Stripe's published objects instead, when the
+//! shared reference folder is present (`REKOMI_SHARED_DIR`, else `shared/` beside the
+//! workspace); without it, that check does not run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -61,7 +62,7 @@ fn assert_authenticated_with_key(request: &Recorded, key: &str) {
 
 #[tokio::test]
 async fn percent_off_coupon_is_created_with_repeating_duration_redeem_by_and_metadata() {
-    let Some(stripe) = StripeObjects::load() else { return };
+    let stripe = StripeObjects::load();
     let double = StripeDouble::start(vec![stripe.coupon()]).await;
 
     let id = double.gateway().create_coupon(&PLATFORM, &percent_coupon()).await.unwrap();
@@ -88,7 +89,7 @@ async fn percent_off_coupon_is_created_with_repeating_duration_redeem_by_and_met
 
 #[tokio::test]
 async fn amount_off_coupon_sends_the_amount_and_lower_case_currency_and_nothing_unset() {
-    let Some(stripe) = StripeObjects::load() else { return };
+    let stripe = StripeObjects::load();
     let double = StripeDouble::start(vec![stripe.coupon()]).await;
     let request = CreateCoupon {
         idempotency_key: "rekomi:coupon:amount".to_owned(),
@@ -108,7 +109,7 @@ async fn amount_off_coupon_sends_the_amount_and_lower_case_currency_and_nothing_
 
 #[tokio::test]
 async fn once_coupon_sends_duration_once_without_months() {
-    let Some(stripe) = StripeObjects::load() else { return };
+    let stripe = StripeObjects::load();
     let double = StripeDouble::start(vec![stripe.coupon()]).await;
     let request = CreateCoupon { duration: CouponDuration::Once, redeem_by: None, metadata: Vec::new(), ..percent_coupon() };
 
@@ -119,7 +120,7 @@ async fn once_coupon_sends_duration_once_without_months() {
 
 #[tokio::test]
 async fn promotion_code_is_created_in_the_current_api_shape() {
-    let Some(stripe) = StripeObjects::load() else { return };
+    let stripe = StripeObjects::load();
     let double = StripeDouble::start(vec![stripe.created_promotion_code()]).await;
 
     let id = double.gateway().create_promotion_code(&PLATFORM, &full_promotion_code()).await.unwrap();
@@ -147,7 +148,7 @@ async fn promotion_code_is_created_in_the_current_api_shape() {
 
 #[tokio::test]
 async fn promotion_code_without_options_sends_only_the_promotion_and_the_code() {
-    let Some(stripe) = StripeObjects::load() else { return };
+    let stripe = StripeObjects::load();
     let double = StripeDouble::start(vec![stripe.created_promotion_code()]).await;
     let request = CreatePromotionCode {
         max_redemptions: None,
@@ -166,7 +167,7 @@ async fn promotion_code_without_options_sends_only_the_promotion_and_the_code() 
 
 #[tokio::test]
 async fn promotion_code_with_only_a_minimum_amount_omits_first_time_transaction() {
-    let Some(stripe) = StripeObjects::load() else { return };
+    let stripe = StripeObjects::load();
     let double = StripeDouble::start(vec![stripe.created_promotion_code()]).await;
     let request = CreatePromotionCode {
         max_redemptions: None,
@@ -190,7 +191,7 @@ async fn promotion_code_with_only_a_minimum_amount_omits_first_time_transaction(
 
 #[tokio::test]
 async fn deactivating_a_promotion_code_posts_active_false_to_its_path() {
-    let Some(stripe) = StripeObjects::load() else { return };
+    let stripe = StripeObjects::load();
     let double = StripeDouble::start(vec![stripe.deactivated_promotion_code()]).await;
 
     double.gateway().deactivate_promotion_code(&PLATFORM, PROMOTION_CODE_ID, "rekomi:deactivate:1").await.unwrap();
@@ -204,7 +205,7 @@ async fn deactivating_a_promotion_code_posts_active_false_to_its_path() {
 
 #[tokio::test]
 async fn deleting_a_coupon_sends_delete_to_its_path() {
-    let Some(stripe) = StripeObjects::load() else { return };
+    let stripe = StripeObjects::load();
     let double = StripeDouble::start(vec![stripe.deleted_coupon()]).await;
 
     double.gateway().delete_coupon(&PLATFORM, COUPON_ID, "rekomi:delete:1").await.unwrap();
@@ -218,7 +219,7 @@ async fn deleting_a_coupon_sends_delete_to_its_path() {
 
 #[tokio::test]
 async fn a_server_error_is_retried_with_the_same_idempotency_key_and_body() {
-    let Some(stripe) = StripeObjects::load() else { return };
+    let stripe = StripeObjects::load();
     let double = StripeDouble::start(vec![Reply::json(500, ERROR_API), stripe.created_promotion_code()]).await;
 
     let id = double.gateway().create_promotion_code(&PLATFORM, &full_promotion_code()).await.unwrap();
@@ -234,7 +235,7 @@ async fn a_server_error_is_retried_with_the_same_idempotency_key_and_body() {
 
 #[tokio::test]
 async fn a_rate_limited_request_is_retried_then_succeeds() {
-    let Some(stripe) = StripeObjects::load() else { return };
+    let stripe = StripeObjects::load();
     let double = StripeDouble::start(vec![Reply::json(429, ERROR_RATE_LIMIT), stripe.coupon()]).await;
 
     let id = double.gateway().create_coupon(&PLATFORM, &percent_coupon()).await.unwrap();
@@ -247,7 +248,7 @@ async fn a_rate_limited_request_is_retried_then_succeeds() {
 
 #[tokio::test]
 async fn a_concurrent_use_of_the_idempotency_key_is_retried() {
-    let Some(stripe) = StripeObjects::load() else { return };
+    let stripe = StripeObjects::load();
     // 409 `idempotency_key_in_use`: an earlier attempt with this key is still running at Stripe.
     let body = r#"{"error":{"type":"idempotency_error","code":"idempotency_key_in_use","message":"There is currently another in-progress request using this Idempotent Key."}}"#;
     let double = StripeDouble::start(vec![Reply::json(409, body), stripe.deactivated_promotion_code()]).await;
@@ -261,7 +262,7 @@ async fn a_concurrent_use_of_the_idempotency_key_is_retried() {
 
 #[tokio::test]
 async fn an_error_answer_without_a_stripe_body_is_retried_like_a_server_error() {
-    let Some(stripe) = StripeObjects::load() else { return };
+    let stripe = StripeObjects::load();
     // A load balancer's HTML 502: async-stripe cannot read a status from it, only that the
     // body is not Stripe's error JSON.
     let double = StripeDouble::start(vec![Reply::html(502, "<html><body>Bad gateway</body></html>"), stripe.deleted_coupon()]).await;
@@ -351,7 +352,7 @@ async fn an_unreachable_stripe_is_retried_and_reported_as_unavailable() {
 
 #[tokio::test]
 async fn the_stripe_account_header_is_sent_only_when_the_context_names_an_account() {
-    let Some(stripe) = StripeObjects::load() else { return };
+    let stripe = StripeObjects::load();
     let double = StripeDouble::start(vec![
         stripe.coupon(),
         stripe.coupon(),
@@ -376,7 +377,7 @@ async fn the_stripe_account_header_is_sent_only_when_the_context_names_an_accoun
 
 #[tokio::test]
 async fn the_stripe_account_header_is_kept_on_retries() {
-    let Some(stripe) = StripeObjects::load() else { return };
+    let stripe = StripeObjects::load();
     let double = StripeDouble::start(vec![Reply::json(503, ERROR_API), stripe.coupon()]).await;
 
     double.gateway().create_coupon(&connected("acct_9"), &percent_coupon()).await.unwrap();
@@ -402,13 +403,34 @@ async fn an_id_that_could_escape_its_url_path_is_refused_before_any_request() {
     let double = StripeDouble::start(Vec::new()).await;
     let gateway = double.gateway();
 
-    for id in ["", "../customers/cus_1", "Z4OV 52SU", "promo_1?expand=x"] {
+    for id in ["", "../customers/cus_1", "RK7 SPR20", "promo_1?expand=x"] {
         let deleted = gateway.delete_coupon(&PLATFORM, id, "k").await;
         let deactivated = gateway.deactivate_promotion_code(&PLATFORM, id, "k").await;
         assert!(matches!(deleted, Err(GatewayError::Unknown(_))), "{id}: {deleted:?}");
         assert!(matches!(deactivated, Err(GatewayError::Unknown(_))), "{id}: {deactivated:?}");
     }
     assert!(double.requests().is_empty());
+}
+
+#[tokio::test]
+async fn the_writes_accept_stripes_published_objects_too_when_the_shared_folder_is_present() {
+    // Cross-check of the project's fixtures: the same answers built from Stripe's own published
+    // objects parse as well.
+    let Some(stripe) = StripeObjects::shared() else { return };
+    let double = StripeDouble::start(vec![
+        stripe.coupon(),
+        stripe.created_promotion_code(),
+        stripe.deactivated_promotion_code(),
+        stripe.deleted_coupon(),
+    ])
+    .await;
+    let gateway = double.gateway();
+
+    assert_eq!(gateway.create_coupon(&PLATFORM, &percent_coupon()).await.unwrap(), COUPON_ID);
+    assert_eq!(gateway.create_promotion_code(&PLATFORM, &full_promotion_code()).await.unwrap(), PROMOTION_CODE_ID);
+    gateway.deactivate_promotion_code(&PLATFORM, PROMOTION_CODE_ID, "k1").await.unwrap();
+    gateway.delete_coupon(&PLATFORM, COUPON_ID, "k2").await.unwrap();
+    assert_eq!(double.requests().len(), 4);
 }
 
 #[test]
@@ -443,7 +465,7 @@ fn an_empty_secret_key_or_a_bad_url_is_refused_without_echoing_the_key() {
 
 #[tokio::test]
 async fn an_api_base_without_a_trailing_slash_still_reaches_v1() {
-    let Some(stripe) = StripeObjects::load() else { return };
+    let stripe = StripeObjects::load();
     let double = StripeDouble::start(vec![stripe.deleted_coupon()]).await;
     let gateway =
         StripeGateway::new(StripeConfig { api_base: double.url().trim_end_matches('/').to_owned(), ..StripeConfig::new(SECRET_KEY) })

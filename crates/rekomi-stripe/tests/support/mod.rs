@@ -6,14 +6,20 @@
 //! sends a `Content-Length` body, so a few dozen lines suffice and the tests compile no extra
 //! HTTP stack.
 //!
-//! Successful replies are Stripe's published objects, read at run time from the shared reference
-//! folder (see [`StripeObjects`]); tests that need them skip with a message when that folder is
-//! absent (and fail under `CI=true`). Error replies are the project's own inline Stripe error JSON.
+//! Successful replies are Stripe objects from the project's own fixtures
+//! (`tests/fixtures/objects/`, see [`StripeObjects`] and `tests/fixtures/README.md`), patched
+//! with the fields a scenario needs; error replies are the project's own inline Stripe error
+//! JSON. [`StripeEvents`] reads the project's webhook payloads (`tests/fixtures/events/`).
+//!
+//! The shared Stripe reference folder (`REKOMI_SHARED_DIR`, else `shared/` beside the
+//! workspace) is an optional cross-check: [`StripeObjects::shared`] and [`StripeEvents::shared`]
+//! give it when it is present and `None` (after one informational line) when it is not, CI or
+//! not. No test needs it.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,15 +31,22 @@ use tokio::task::JoinHandle;
 
 pub const SECRET_KEY: &str = "sk_test_51RekomiDoubleKey";
 
-pub const COUPON_ID: &str = "Z4OV52SU";
-pub const PROMOTION_CODE_ID: &str = "promo_1Pgc79B7WZ01zgkWNy4mn5NX";
+/// The coupon of the gateway scenarios (`objects/coupon.json`).
+pub const COUPON_ID: &str = "RK7SPR20";
+/// Promotion code `ALICE20` of the gateway scenarios (`objects/promotion_code.json`).
+pub const PROMOTION_CODE_ID: &str = "promo_1RekomiAlice20Code";
 
-// Stripe error bodies for the project's own error scenarios (no shared data needed).
+// Stripe error bodies for the project's own error scenarios.
 pub const ERROR_CODE_TAKEN: &str = r#"{"error":{"code":"resource_already_exists","doc_url":"https://stripe.com/docs/error-codes/resource-already-exists","message":"An active promotion code with `code: ALICE20` already exists.","param":"code","request_log_url":"https://dashboard.stripe.com/test/logs/req_123","type":"invalid_request_error"}}"#;
-pub const ERROR_NOT_FOUND: &str = r#"{"error":{"code":"resource_missing","doc_url":"https://stripe.com/docs/error-codes/resource-missing","message":"No such coupon: 'Z4OV52SU'","param":"id","type":"invalid_request_error"}}"#;
+pub const ERROR_NOT_FOUND: &str = r#"{"error":{"code":"resource_missing","doc_url":"https://stripe.com/docs/error-codes/resource-missing","message":"No such coupon: 'RK7SPR20'","param":"id","type":"invalid_request_error"}}"#;
 pub const ERROR_API: &str = r#"{"error":{"message":"An unknown error occurred","type":"api_error"}}"#;
 pub const ERROR_RATE_LIMIT: &str =
     r#"{"error":{"code":"rate_limit","message":"Too many requests hit the API too quickly.","type":"invalid_request_error"}}"#;
+
+/// The project's own Stripe fixtures: this crate's `tests/fixtures/`.
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
+}
 
 /// The shared reference folder: `REKOMI_SHARED_DIR`, else `shared/` beside the workspace root.
 pub fn shared_dir() -> PathBuf {
@@ -42,40 +55,53 @@ pub fn shared_dir() -> PathBuf {
         .map_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")), PathBuf::from)
 }
 
-/// `<shared>/stripe/<sub>` when it exists; otherwise `None` after printing why the calling test
-/// skips, or a panic under `CI=true`, where the shared folder must be present.
-pub fn shared_stripe_dir(sub: &str, what: &str) -> Option<PathBuf> {
+/// `<shared>/stripe/<sub>` when it exists. Otherwise `None`, after one informational line: the
+/// shared folder only adds cross-checks, so its absence never fails a test, under `CI=true`
+/// either.
+pub fn shared_stripe_dir(sub: &str) -> Option<PathBuf> {
     let dir = shared_dir().join("stripe").join(sub);
     if dir.is_dir() {
         return Some(dir);
     }
     let test = std::thread::current().name().unwrap_or("a Stripe adapter test").to_owned();
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "{test}: CI=true but {what} are missing at {}; \
-             check out the shared folder beside the workspace or point REKOMI_SHARED_DIR at it",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "skipping {test}: {what} are missing at {}; \
-         set REKOMI_SHARED_DIR to the shared folder to run it",
-        dir.display()
-    );
+    eprintln!("{test}: no shared Stripe reference data at {}; this optional cross-check did not run", dir.display());
     None
 }
 
-/// Webhook payloads from the shared reference folder (`<shared>/stripe/events/{current,captured}`),
-/// read at run time and never copied into the project.
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+}
+
+/// The `.json` file names of `dir`, sorted.
+pub fn json_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("list {}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").file_name().into_string().expect("UTF-8 file name"))
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Webhook payloads, by set: the project's own (`tests/fixtures/events/{current,older}`), or
+/// the shared reference folder's (`<shared>/stripe/events/{current,captured}`), read at run
+/// time and never copied into the project.
 pub struct StripeEvents {
     dir: PathBuf,
 }
 
 impl StripeEvents {
-    /// The shared events, or `None` (with a skip message) when the shared folder is absent;
-    /// under `CI=true` an absent folder fails the test instead.
-    pub fn load() -> Option<Self> {
-        shared_stripe_dir("events", "the shared Stripe events").map(|dir| Self { dir })
+    /// The project's own events: `current` (the story in the current shapes) and `older`
+    /// (older API versions' shapes the decoder must tolerate).
+    pub fn in_repo() -> Self {
+        Self { dir: fixtures_dir().join("events") }
+    }
+
+    /// The shared reference events (`current` and `captured`), or `None` when the shared folder
+    /// is absent.
+    pub fn shared() -> Option<Self> {
+        shared_stripe_dir("events").map(|dir| Self { dir })
     }
 
     /// The raw bytes of `<set>/<file>`, e.g. `("current", "invoice.paid__….json")`.
@@ -86,50 +112,42 @@ impl StripeEvents {
 
     /// The file names of one set, sorted.
     pub fn files(&self, set: &str) -> Vec<String> {
-        let dir = self.dir.join(set);
-        let mut names: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("list {}: {e}", dir.display()))
-            .map(|entry| entry.expect("directory entry").file_name().into_string().expect("UTF-8 file name"))
-            .filter(|name| name.ends_with(".json"))
-            .collect();
-        names.sort();
-        names
+        json_files(&self.dir.join(set))
     }
 }
 
-/// Stripe's published objects from the shared reference folder (`<shared>/stripe/objects`),
-/// read at run time and never copied into the project; each reply is one of them with the
-/// fields a scenario needs patched in.
+/// Stripe objects the double answers with: the project's own (`tests/fixtures/objects/`), or
+/// for a cross-check Stripe's published ones from the shared folder (`<shared>/stripe/objects/`,
+/// never copied into the project). Each reply is one of them with the fields a scenario needs
+/// patched in.
 pub struct StripeObjects {
     dir: PathBuf,
 }
 
 impl StripeObjects {
-    /// The shared objects, or `None` after printing why the calling test skips when the shared
-    /// folder is absent. Under `CI=true` an absent folder fails the test instead.
-    pub fn load() -> Option<Self> {
-        shared_stripe_dir("objects", "the shared Stripe objects").map(|dir| Self { dir })
+    /// The project's own objects.
+    pub fn load() -> Self {
+        Self { dir: fixtures_dir().join("objects") }
     }
 
-    fn read(&self, file: &str) -> Value {
-        let path = self.dir.join(file);
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+    /// Stripe's published objects from the shared folder, or `None` when it is absent.
+    pub fn shared() -> Option<Self> {
+        shared_stripe_dir("objects").map(|dir| Self { dir })
     }
 
-    /// One object from the shared folder, e.g. `coupon` for `coupon.json`.
+    /// One object, e.g. `coupon` for `coupon.json`. In the shared folder, objects without a file
+    /// of their own (`deleted_coupon`, `deleted_customer`) come from Stripe's whole fixtures file
+    /// (`fixtures3.json`).
     pub fn object(&self, name: &str) -> Value {
-        let object = self.read(&format!("{name}.json"));
-        assert!(object.is_object(), "{name}.json is not a JSON object");
-        object
-    }
-
-    /// One resource from Stripe's whole fixtures file (`fixtures3.json`), for objects that have
-    /// no file of their own, e.g. `deleted_coupon`.
-    pub fn fixture(&self, resource: &str) -> Value {
-        let mut fixtures = self.read("fixtures3.json");
-        let object = fixtures["resources"][resource].take();
-        assert!(object.is_object(), "fixtures3.json has no resource {resource:?}");
+        let file = self.dir.join(format!("{name}.json"));
+        let object = if file.is_file() {
+            read_json(&file)
+        } else {
+            let all = self.dir.join("fixtures3.json");
+            assert!(all.is_file(), "no {} and no {}", file.display(), all.display());
+            read_json(&all)["resources"][name].take()
+        };
+        assert!(object.is_object(), "{name} is not a JSON object in {}", self.dir.display());
         object
     }
 
@@ -142,20 +160,17 @@ impl StripeObjects {
 
     /// The answer to deleting coupon [`COUPON_ID`].
     pub fn deleted_coupon(&self) -> Reply {
-        let mut deleted = self.fixture("deleted_coupon");
+        let mut deleted = self.object("deleted_coupon");
         deleted["id"] = json!(COUPON_ID);
-        assert_eq!(deleted["deleted"], json!(true), "Stripe's deleted_coupon fixture");
+        assert_eq!(deleted["deleted"], json!(true), "a deleted coupon");
         Reply::json_value(200, &deleted)
     }
 
     /// Promotion code [`PROMOTION_CODE_ID`], `ALICE20` for coupon [`COUPON_ID`] in the current
     /// (clover) shape, `active` as given: `true` on creation, `false` after deactivation.
     pub fn promotion_code(&self, active: bool) -> Reply {
-        let mut promotion_code = self.object("promotion_code");
-        promotion_code["id"] = json!(PROMOTION_CODE_ID);
-        promotion_code["code"] = json!("ALICE20");
+        let mut promotion_code = self.promotion_code_object();
         promotion_code["active"] = json!(active);
-        promotion_code["promotion"] = json!({ "type": "coupon", "coupon": COUPON_ID });
         promotion_code["metadata"] = json!({ "rekomi_code_id": "code_1" });
         Reply::json_value(200, &promotion_code)
     }
@@ -169,9 +184,7 @@ impl StripeObjects {
     pub fn deactivated_promotion_code(&self) -> Reply {
         self.promotion_code(false)
     }
-}
 
-impl StripeObjects {
     /// Promotion code [`PROMOTION_CODE_ID`] (`ALICE20`, coupon [`COUPON_ID`]) as an object,
     /// as `expand[]=discounts.promotion_code` embeds it.
     pub fn promotion_code_object(&self) -> Value {
@@ -231,9 +244,9 @@ impl StripeObjects {
 
     /// What `GET /v1/customers/{id}` returns once customer `id` was deleted.
     pub fn deleted_customer(&self, id: &str) -> Reply {
-        let mut deleted = self.fixture("deleted_customer");
+        let mut deleted = self.object("deleted_customer");
         deleted["id"] = json!(id);
-        assert_eq!(deleted["deleted"], json!(true), "Stripe's deleted_customer fixture");
+        assert_eq!(deleted["deleted"], json!(true), "a deleted customer");
         Reply::json_value(200, &deleted)
     }
 
