@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rekomi_domain::plan::PlanTier;
-use rekomi_domain::signature;
+use rekomi_domain::kernel::plan::PlanTier;
+use rekomi_domain::kernel::signature;
 use rekomi_e2e::app::{id_of, Response, TestApp};
 use rekomi_e2e::stripe_double::{shared_stripe_dir, Recorded, ScriptedDiscount};
 use rekomi_server::Config;
@@ -924,7 +924,7 @@ async fn with_two_brands_a_refund_before_its_sale_waits_and_claws_back_the_whole
     // No organization is known yet: only operators see it, as Waiting.
     let waiting = tokio::time::timeout(WITHIN, async {
         loop {
-            let events = app.services.list_all_stripe_events(Some(rekomi_domain::inbox::InboxStatus::Waiting), 10).await.unwrap();
+            let events = app.services.list_all_stripe_events(Some(rekomi_domain::stripe_inbox::InboxStatus::Waiting), 10).await.unwrap();
             if let Some(event) = events.into_iter().find(|e| e.id == "evt_e2e_x_refund") {
                 return event;
             }
@@ -1134,7 +1134,7 @@ async fn bad_signatures_and_bodies_are_refused_and_store_nothing_while_unknown_t
     assert!(row.starts_with("Skipped|") && row.contains("live-mode"), "{row}");
     assert_invoice_lookups(&app, "in_e2e_live", 0);
 
-    let skipped = app.services.list_all_stripe_events(Some(rekomi_domain::inbox::InboxStatus::Skipped), 10).await.unwrap();
+    let skipped = app.services.list_all_stripe_events(Some(rekomi_domain::stripe_inbox::InboxStatus::Skipped), 10).await.unwrap();
     let mut skipped: Vec<&str> = skipped.iter().map(|e| e.id.as_str()).collect();
     skipped.sort_unstable();
     assert_eq!(skipped, vec!["evt_e2e_live", "evt_e2e_unknown_type"]);

@@ -8,7 +8,7 @@
 
 mod support;
 
-use rekomi_domain::ports::events::{
+use rekomi_domain::stripe_inbox::facts::{
     CheckoutFact, DecodeError, Discounts, EventDecoder, EventEnvelope, InvoiceFact, PromotionCodeRef, RefundFact, StripeFact,
     SubscriptionFact,
 };

@@ -12,8 +12,8 @@
 
 mod support;
 
-use rekomi_domain::ports::events::PromotionCodeRef;
-use rekomi_domain::ports::{GatewayContext, GatewayError, PaymentGateway};
+use rekomi_domain::ports::gateway::{GatewayContext, GatewayError, PaymentGateway};
+use rekomi_domain::stripe_inbox::facts::PromotionCodeRef;
 use serde_json::json;
 use support::*;
 

@@ -12,8 +12,9 @@ mod support;
 
 use std::time::Duration;
 
-use rekomi_domain::money::{Currency, Money};
-use rekomi_domain::ports::{CouponDuration, CreateCoupon, CreatePromotionCode, DiscountSpec, GatewayContext, GatewayError, PaymentGateway};
+use rekomi_domain::coupons::{CouponDuration, DiscountSpec};
+use rekomi_domain::kernel::money::{Currency, Money};
+use rekomi_domain::ports::gateway::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, PaymentGateway};
 use rekomi_stripe::{StripeConfig, StripeGateway};
 use support::*;
 use time::macros::datetime;

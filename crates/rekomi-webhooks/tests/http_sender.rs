@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rekomi_domain::ports::{OutboundRequest, SendOutcome, WebhookSender};
+use rekomi_domain::outbound::{OutboundRequest, SendOutcome, WebhookSender};
 use rekomi_webhooks::{HttpWebhookSender, USER_AGENT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

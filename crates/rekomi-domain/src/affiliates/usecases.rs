@@ -4,6 +4,7 @@ use crate::audit::AuditAction;
 use crate::outbound::EventType;
 use std::collections::HashMap;
 
+use crate::affiliates::AffiliateFilter;
 use crate::affiliates::{
     generate_link_slug, validate_alias, Affiliate, AffiliateLink, AffiliateSource, AffiliateStatus, Email, LinkFormat,
 };
@@ -13,7 +14,7 @@ use crate::kernel::error::{DomainError, FieldError};
 use crate::kernel::ids::{AffiliateId, LinkId, OrgId, ProgramId};
 use crate::kernel::page::{Page, PageRequest};
 use crate::kernel::plan::PlanTier;
-use crate::ports::store::{constraints, AffiliateFilter};
+use crate::ports::store::constraints;
 use crate::ports::{StoreError, Tx};
 use crate::programs::Commission;
 

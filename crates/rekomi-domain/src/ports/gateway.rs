@@ -10,8 +10,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-// Defined with the coupons they describe; re-exported for the adapters that name them here.
-pub use crate::coupons::{CouponDuration, DiscountSpec};
+use crate::coupons::{CouponDuration, DiscountSpec};
 use crate::kernel::money::Money;
 
 /// Per-call context: which Stripe account the call acts on.

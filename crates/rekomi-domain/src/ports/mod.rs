@@ -8,11 +8,3 @@ pub mod store;
 
 pub use gateway::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, PaymentGateway};
 pub use store::{transact, Savepoints, StoreError, Tx, TxOutcome, TxWork, UnitOfWork};
-
-// Paths of the layout before capability modules, kept while the adapters move to the new ones.
-pub use crate::coupons::{CouponDuration, DiscountSpec};
-pub use crate::kernel::clock::{self, Clock};
-pub use crate::kernel::entropy::{self, Entropy};
-pub use crate::outbound::sender::{self, OutboundRequest, SendOutcome, WebhookSender};
-pub use crate::stripe_inbox::facts as events;
-pub use crate::stripe_inbox::facts::{EventDecoder, StripeFact};

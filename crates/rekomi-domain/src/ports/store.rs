@@ -12,16 +12,14 @@ use std::any::Any;
 
 use async_trait::async_trait;
 
-// Every repository slice, composed into `Tx` below; re-exported here for the adapters that
-// implement them all.
-pub use crate::affiliates::{AffiliateFilter, AffiliateRepo};
-pub use crate::audit::AuditRepo;
-pub use crate::conversions::{ConversionFilter, ConversionRepo};
-pub use crate::coupons::{CouponRepo, CouponSelector};
-pub use crate::orgs::OrgRepo;
-pub use crate::outbound::OutboundRepo;
-pub use crate::programs::ProgramRepo;
-pub use crate::stripe_inbox::InboxRepo;
+use crate::affiliates::AffiliateRepo;
+use crate::audit::AuditRepo;
+use crate::conversions::ConversionRepo;
+use crate::coupons::CouponRepo;
+use crate::orgs::OrgRepo;
+use crate::outbound::OutboundRepo;
+use crate::programs::ProgramRepo;
+use crate::stripe_inbox::InboxRepo;
 
 /// Why storage failed.
 #[derive(Debug, thiserror::Error)]
