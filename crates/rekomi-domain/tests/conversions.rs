@@ -27,7 +27,7 @@ use rekomi_domain::ports::gateway::GatewayError;
 use rekomi_domain::programs::{Commission, CommissionType, Hundredths};
 use rekomi_domain::services::{BrandContext, Services};
 use rekomi_domain::stripe_inbox::facts::{
-    DecodeError, Discounts, EventDecoder, EventEnvelope, InvoiceFact, PromotionCodeRef, RefundFact, StripeFact,
+    CheckoutMode, DecodeError, Discounts, EventDecoder, EventEnvelope, InvoiceFact, PromotionCodeRef, RefundFact, StripeFact,
 };
 use rekomi_domain::stripe_inbox::{InboxStatus, StripeInbox};
 use rekomi_fakes::{FakeGateway, FixedClock, InMemoryStore, SeededEntropy};
@@ -158,7 +158,7 @@ fn invoice(id: &str, sub: Option<&str>, amount: i64, codes: Vec<PromotionCodeRef
         subscription_id: sub.map(str::to_owned),
         amount_paid: amount,
         currency: "usd".into(),
-        billing_reason: None,
+        renewal: false,
         discounts: Discounts { promotion_codes: codes, unresolved: false, full_discount: false },
         referral: None,
         charge_id: None,
@@ -690,8 +690,8 @@ fn checkout(session: &str, invoice: Option<&str>, amount: i64, codes: Vec<Promot
         session_id: session.into(),
         customer_id: Some("cus_buyer".into()),
         customer_email: Some("buyer@example.com".into()),
-        mode: "payment".into(),
-        payment_status: "paid".into(),
+        mode: CheckoutMode::Payment,
+        paid: true,
         amount_total: amount,
         currency: Some("usd".into()),
         subscription_id: None,
@@ -812,7 +812,7 @@ fn a_referral_in_the_customers_metadata_beats_a_code_that_does_not_override_clic
     let bob_slug = block_on(w.services.get_affiliate(&w.ctx, bob)).unwrap().links[0].slug.clone();
     w.gateway.set_customer_referral("cus_buyer", &bob_slug);
     let mut inv = invoice("in_1", Some("sub_1"), 1000, vec![w.promo_ref()]);
-    inv.billing_reason = Some("subscription_create".into());
+    inv.renewal = false;
     w.deliver("evt_1", StripeFact::InvoicePaid(inv));
 
     let c = w.only_conversion();
@@ -831,9 +831,9 @@ fn renewal_invoices_and_payloads_that_name_a_referral_make_no_customer_lookup() 
     let slug = block_on(w.services.get_affiliate(&w.ctx, w.sarah)).unwrap().links[0].slug.clone();
     w.deliver("evt_1", StripeFact::InvoicePaid(invoice("in_1", Some("sub_1"), 1000, vec![w.promo_ref()])));
     assert_eq!(calls_of(&w, "customer_referral"), 1, "a first invoice without referral looks the customer up");
-    for (i, reason) in ["subscription_cycle", "subscription_update", "subscription_threshold"].into_iter().enumerate() {
+    for i in 0..3 {
         let mut renewal = invoice(&format!("in_r{i}"), Some("sub_1"), 1000, vec![]);
-        renewal.billing_reason = Some(reason.into());
+        renewal.renewal = true;
         w.deliver(&format!("evt_r{i}"), StripeFact::InvoicePaid(renewal));
     }
     let mut named = invoice("in_named", None, 1000, vec![]);

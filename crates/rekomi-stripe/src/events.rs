@@ -20,10 +20,12 @@
 //! | Checkout discounts | `discounts[]` `{coupon, promotion_code}`, `total_details.breakdown.discounts` | none |
 //!
 //! Any reference to another object may be an id or the expanded object (whose `id` is taken).
+//! Stripe's vocabulary stops here: `billing_reason` becomes whether an invoice is a renewal,
+//! a session's `payment_status` whether it is paid, its `mode` a [`CheckoutMode`].
 //! Error messages name the event, its type and the field, never a value from the payload.
 
 use rekomi_domain::stripe_inbox::facts::{
-    CheckoutFact, DecodeError, Discounts, EventDecoder, EventEnvelope, InvoiceFact, PromotionCodeRef, RefundFact, StripeFact,
+    CheckoutFact, CheckoutMode, DecodeError, Discounts, EventDecoder, EventEnvelope, InvoiceFact, PromotionCodeRef, RefundFact, StripeFact,
     SubscriptionFact,
 };
 use serde_json::{Map, Value};
@@ -133,7 +135,10 @@ fn invoice(fields: &Fields<'_>) -> Result<InvoiceFact, DecodeError> {
             .or_else(|| id_of(object.get("subscription"))),
         amount_paid: fields.required_amount("amount_paid")?,
         currency: fields.required_str("currency")?,
-        billing_reason: text(object.get("billing_reason")),
+        renewal: matches!(
+            text(object.get("billing_reason")).as_deref(),
+            Some("subscription_cycle" | "subscription_update" | "subscription_threshold")
+        ),
         discounts: billing_discounts(object),
         referral: text(at(object, &["metadata", REFERRAL_KEY]))
             .or_else(|| text(at(object, &["parent", "subscription_details", "metadata", REFERRAL_KEY])))
@@ -160,18 +165,28 @@ fn subscription(fields: &Fields<'_>) -> Result<SubscriptionFact, DecodeError> {
 
 fn checkout(fields: &Fields<'_>, envelope: &EventEnvelope) -> Result<CheckoutFact, DecodeError> {
     let object = fields.object;
-    let mode = fields.required_str("mode")?;
+    let mode = match fields.required_str("mode")?.as_str() {
+        "payment" => CheckoutMode::Payment,
+        "subscription" => CheckoutMode::Subscription,
+        "setup" => CheckoutMode::Setup,
+        _ => return Err(fields.missing("mode", "payment, subscription or setup")),
+    };
     // `amount_total` is nullable: a setup-mode session moves no money.
     let amount_total = match object.get("amount_total") {
-        None | Some(Value::Null) if mode == "setup" => 0,
+        None | Some(Value::Null) if mode == CheckoutMode::Setup => 0,
         _ => fields.required_amount("amount_total")?,
+    };
+    let paid = match fields.required_str("payment_status")?.as_str() {
+        "paid" | "no_payment_required" => true,
+        "unpaid" => false,
+        _ => return Err(fields.missing("payment_status", "paid, unpaid or no_payment_required")),
     };
     Ok(CheckoutFact {
         session_id: fields.required_str("id")?,
         customer_id: id_of(object.get("customer")),
         customer_email: text(at(object, &["customer_details", "email"])).or_else(|| text(object.get("customer_email"))),
         mode,
-        payment_status: fields.required_str("payment_status")?,
+        paid,
         amount_total,
         currency: text(object.get("currency")),
         subscription_id: id_of(object.get("subscription")),

@@ -9,7 +9,7 @@
 mod support;
 
 use rekomi_domain::stripe_inbox::facts::{
-    CheckoutFact, DecodeError, Discounts, EventDecoder, EventEnvelope, InvoiceFact, PromotionCodeRef, RefundFact, StripeFact,
+    CheckoutFact, CheckoutMode, DecodeError, Discounts, EventDecoder, EventEnvelope, InvoiceFact, PromotionCodeRef, RefundFact, StripeFact,
     SubscriptionFact,
 };
 use rekomi_stripe::StripeEventDecoder;
@@ -166,7 +166,7 @@ fn the_storys_invoice_paid_names_its_subscription_under_parent_and_lists_discoun
             subscription_id: some(STORY_SUBSCRIPTION),
             amount_paid: 2000,
             currency: "usd".to_owned(),
-            billing_reason: some("subscription_create"),
+            renewal: false,
             // `discounts: ["di_1RekomiStoryDiscount"]`: the code must be fetched.
             discounts: Discounts { promotion_codes: Vec::new(), unresolved: true, full_discount: false },
             // The subscription details' metadata key is `partner_ref`, not Rekomi's.
@@ -219,8 +219,8 @@ fn the_storys_checkout_names_its_promotion_code_in_discounts() {
             session_id: "cs_test_a1RekomiStoryCheckout".to_owned(),
             customer_id: some(STORY_CUSTOMER),
             customer_email: some(STORY_EMAIL),
-            mode: "subscription".to_owned(),
-            payment_status: "paid".to_owned(),
+            mode: CheckoutMode::Subscription,
+            paid: true,
             amount_total: 2000,
             currency: some("usd"),
             subscription_id: some(STORY_SUBSCRIPTION),
@@ -272,7 +272,7 @@ fn older_invoices_name_their_subscription_charge_and_payment_intent_at_the_top_l
     let cycle = invoice_fact(fixture("older", "invoice.paid__2020-03-02__subscription_cycle.json"));
     assert_eq!(cycle.invoice_id, "in_1RekomiOldCycle");
     assert_eq!(cycle.subscription_id, some("sub_1RekomiOldCycle"));
-    assert_eq!(cycle.billing_reason, some("subscription_cycle"));
+    assert!(cycle.renewal, "billing_reason subscription_cycle is a renewal");
     assert_eq!((cycle.charge_id, cycle.payment_intent_id), (None, None));
     assert_eq!(cycle.amount_paid, 0);
     assert_eq!(cycle.paid_at, 1_622_509_200);
@@ -329,7 +329,7 @@ fn older_checkouts_subscriptions_and_promotion_codes_decode() {
     // Sessions of 2020 carry no `created`: the event's stands in.
     let early = checkout_fact(fixture("older", "checkout.session.completed__2020-08-27__without_created.json"));
     assert_eq!(early.created, 1_648_319_959);
-    assert_eq!(early.mode, "payment");
+    assert_eq!(early.mode, CheckoutMode::Payment);
     assert_eq!(early.payment_intent_id, some("pi_1RekomiOldNoCreated"));
     assert_eq!(early.customer_email, some("casey@buyers.example"));
     assert_eq!(early.amount_total, 3000);
@@ -400,7 +400,7 @@ fn shape_of(fact: &StripeFact) -> String {
             s.discounts.unresolved
         ),
         StripeFact::CheckoutCompleted(c) => format!(
-            "checkout mode={} subscription={} invoice={} payment_intent={} codes={}",
+            "checkout mode={:?} subscription={} invoice={} payment_intent={} codes={}",
             c.mode,
             c.subscription_id.is_some(),
             c.invoice_id.is_some(),
@@ -818,4 +818,30 @@ fn bytes_that_are_not_a_stripe_event_are_undecodable() {
         assert!(DECODER.envelope(payload).is_err(), "{}", String::from_utf8_lossy(payload));
         assert!(DECODER.decode(payload).is_err(), "{}", String::from_utf8_lossy(payload));
     }
+}
+
+#[test]
+fn stripe_vocabulary_becomes_facts_renewals_paid_sessions_and_modes() {
+    for (reason, renewal) in [
+        (json!("subscription_cycle"), true),
+        (json!("subscription_update"), true),
+        (json!("subscription_threshold"), true),
+        (json!("subscription_create"), false),
+        (json!("manual"), false),
+        (Value::Null, false),
+    ] {
+        let fact = invoice_fact(decode_event("invoice.paid", invoice(json!({ "billing_reason": reason.clone() }))));
+        assert_eq!(fact.renewal, renewal, "{reason}");
+    }
+    for (status, paid) in [("paid", true), ("no_payment_required", true), ("unpaid", false)] {
+        assert_eq!(checkout_fact(decode_event("checkout.session.completed", session(json!({ "payment_status": status })))).paid, paid);
+    }
+    for (mode, want) in [("payment", CheckoutMode::Payment), ("subscription", CheckoutMode::Subscription), ("setup", CheckoutMode::Setup)] {
+        let fact = checkout_fact(decode_event("checkout.session.completed", session(json!({ "mode": mode, "amount_total": 0 }))));
+        assert_eq!(fact.mode, want);
+    }
+    assert!(decode_error("checkout.session.completed", session(json!({ "mode": "donation" }))).contains("data.object.mode"));
+    assert!(
+        decode_error("checkout.session.completed", session(json!({ "payment_status": "maybe" }))).contains("data.object.payment_status")
+    );
 }

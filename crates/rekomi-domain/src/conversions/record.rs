@@ -19,7 +19,7 @@ use crate::outbound::outbox::conversion_data;
 use crate::ports::Tx;
 use crate::programs::Program;
 use crate::stripe_inbox::apply::{done, ts, Applied, ApplyCtx};
-use crate::stripe_inbox::facts::{CheckoutFact, InvoiceFact, PromotionCodeRef, SubscriptionFact};
+use crate::stripe_inbox::facts::{CheckoutFact, CheckoutMode, InvoiceFact, PromotionCodeRef, SubscriptionFact};
 
 /// A payment (or a free signup) to credit.
 pub(crate) struct SaleInput {
@@ -60,15 +60,15 @@ impl SaleInput {
     /// of the same invoice is then recognised as already recorded, and vice versa), so the
     /// session's referral metadata and `client_reference_id` are not lost.
     pub(crate) fn from_checkout(c: &CheckoutFact) -> Option<Self> {
-        if !matches!(c.payment_status.as_str(), "paid" | "no_payment_required") {
+        if !c.paid {
             return None;
         }
         // Whenever the session produced an invoice (subscriptions, and one-time payments with
         // invoice creation), the invoice is the sale: its `invoice.paid` is then the same fact,
         // and refunds find it through the invoice-payments API.
-        let (source, ledger_key) = match (c.mode.as_str(), &c.invoice_id) {
+        let (source, ledger_key) = match (c.mode, &c.invoice_id) {
             (_, Some(invoice)) => (format!("invoice:{invoice}"), invoice.clone()),
-            ("subscription", None) => return None,
+            (CheckoutMode::Subscription, None) => return None,
             _ => (format!("checkout:{}", c.session_id), c.payment_intent_id.clone().unwrap_or_else(|| c.session_id.clone())),
         };
         let mut referrals: Vec<String> = c.referral.iter().cloned().collect();

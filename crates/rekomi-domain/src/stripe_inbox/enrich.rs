@@ -36,15 +36,13 @@ impl Services {
         // Payloads never carry the customer's metadata. Renewals are left out: they join the
         // subscription's conversion, whose attribution is already decided.
         Ok(match fact {
-            StripeFact::InvoicePaid(mut invoice) if invoice.referral.is_none() && !is_renewal(invoice.billing_reason.as_deref()) => {
+            StripeFact::InvoicePaid(mut invoice) if invoice.referral.is_none() && !invoice.renewal => {
                 invoice.referral = self.customer_referral(&ctx, invoice.customer_id.as_deref()).await?;
                 StripeFact::InvoicePaid(invoice)
             }
             // An unpaid checkout credits nobody, so it needs no lookup.
             StripeFact::CheckoutCompleted(mut checkout)
-                if checkout.referral.is_none()
-                    && checkout.client_reference_id.is_none()
-                    && matches!(checkout.payment_status.as_str(), "paid" | "no_payment_required") =>
+                if checkout.referral.is_none() && checkout.client_reference_id.is_none() && checkout.paid =>
             {
                 checkout.referral = self.customer_referral(&ctx, checkout.customer_id.as_deref()).await?;
                 StripeFact::CheckoutCompleted(checkout)
@@ -61,12 +59,6 @@ impl Services {
             other => other,
         }
     }
-}
-
-/// Whether an invoice's `billing_reason` makes it a subscription's later invoice rather than
-/// its first (`subscription_create`) or a one-time invoice (`manual`, none, …).
-pub(crate) fn is_renewal(billing_reason: Option<&str>) -> bool {
-    matches!(billing_reason, Some("subscription_cycle" | "subscription_update" | "subscription_threshold"))
 }
 
 pub(crate) fn not_found_as_empty(result: Result<Vec<PromotionCodeRef>, GatewayError>) -> Result<Vec<PromotionCodeRef>, GatewayError> {

@@ -57,8 +57,10 @@ pub struct InvoiceFact {
     pub amount_paid: i64,
     /// `currency`, as sent (lower-case).
     pub currency: String,
-    /// `billing_reason` (`subscription_create`, `subscription_cycle`, …).
-    pub billing_reason: Option<String>,
+    /// Whether it is a later invoice of its subscription (Stripe's `billing_reason` is
+    /// `subscription_cycle`, `subscription_update` or `subscription_threshold`) rather than the
+    /// first one or a one-time invoice.
+    pub renewal: bool,
     /// The discounts.
     pub discounts: Discounts,
     /// `metadata.rekomi_ref` of the invoice or of `parent.subscription_details.metadata`; for a
@@ -93,6 +95,17 @@ pub struct SubscriptionFact {
     pub created: i64,
 }
 
+/// A checkout session's `mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckoutMode {
+    /// A one-time payment.
+    Payment,
+    /// A subscription.
+    Subscription,
+    /// Saving a payment method: no money moves.
+    Setup,
+}
+
 /// `checkout.session.completed`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckoutFact {
@@ -102,10 +115,11 @@ pub struct CheckoutFact {
     pub customer_id: Option<String>,
     /// `customer_details.email`, else `customer_email`.
     pub customer_email: Option<String>,
-    /// `mode`: `payment`, `subscription`, `setup`.
-    pub mode: String,
-    /// `payment_status`: `paid`, `unpaid`, `no_payment_required`.
-    pub payment_status: String,
+    /// What the session was for.
+    pub mode: CheckoutMode,
+    /// Whether it is paid, or needs no payment (Stripe's `payment_status` is `paid` or
+    /// `no_payment_required`, not `unpaid`).
+    pub paid: bool,
     /// `amount_total`, minor units.
     pub amount_total: i64,
     /// `currency`.
