@@ -1,6 +1,6 @@
 //! The shared kernel: what every capability speaks — ids, money and currencies, time and
 //! randomness (the `Clock` and `Entropy` ports), actors and roles, plans, the error type,
-//! pagination, text rules and webhook signatures.
+//! pagination, text rules, webhook signatures and Stripe's ids.
 
 pub mod actor;
 pub mod clock;
@@ -11,4 +11,5 @@ pub mod money;
 pub mod page;
 pub mod plan;
 pub mod signature;
+pub mod stripe_ids;
 pub mod text;
