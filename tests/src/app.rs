@@ -235,7 +235,10 @@ impl TestApp {
     /// `Stripe-Account`.
     pub async fn link_stripe_account(&self, org_id: &str, account: &str) {
         let org: OrgId = org_id.parse().unwrap_or_else(|e| panic!("{e:?}"));
-        self.services.link_stripe_account(org, Some(account.to_owned())).await.unwrap_or_else(|e| panic!("linking {account}: {e}"));
+        self.services
+            .link_stripe_account(org, Some(crate::contract::fixtures::stripe_id(account)))
+            .await
+            .unwrap_or_else(|e| panic!("linking {account}: {e}"));
     }
 
     /// Signs arbitrary claims with the server's JWT secret.

@@ -933,7 +933,7 @@ async fn with_two_brands_a_refund_before_its_sale_waits_and_claws_back_the_whole
     })
     .await
     .expect("the refund waits");
-    assert_eq!((waiting.org_id, waiting.waiting_for.as_deref()), (None, Some("in_e2e_x")), "{:?}", waiting.last_error);
+    assert_eq!((waiting.org_id, waiting.waiting_for.as_ref().map(|p| p.as_str())), (None, Some("in_e2e_x")), "{:?}", waiting.last_error);
 
     let sale = Invoice::paid("evt_e2e_x_sale", "in_e2e_x", "sub_e2e_x", "cus_e2e_x", 9900).discount("di_e2e_x");
     deliver(&app, &shop, &sale.body()).await;
@@ -1320,9 +1320,23 @@ async fn the_csv_export_has_the_documented_header_one_row_per_conversion_and_def
     app.stripe.script_invoice("in_e2e_csv", vec![ScriptedDiscount::code("di_e2e_csv", &shop.promo)]);
     let sale = Invoice::paid("evt_e2e_csv_sale", "in_e2e_csv", "sub_e2e_csv", "cus_e2e_csv", 1500).discount("di_e2e_csv");
     deliver(&app, &shop, &sale.body()).await;
-    // A session id crafted as a spreadsheet formula (a payload is attacker-influenced text).
+    // A session id crafted as a spreadsheet formula (a payload is attacker-influenced text) is
+    // no checkout session id: the event fails at decoding and never reaches the export.
     let formula = r#"=HYPERLINK("http://evil.example/","click")"#;
-    deliver(&app, &shop, &checkout("evt_e2e_csv_checkout", formula, "paid", Some(BOB_SLUG), 700)).await;
+    let answer = send(&app, &checkout("evt_e2e_csv_formula", formula, "paid", Some(BOB_SLUG), 700)).await;
+    assert_eq!(answer["duplicate"], false, "{answer}");
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    let refused = loop {
+        let row = inbox_row(&app, "evt_e2e_csv_formula").await;
+        if row.starts_with("Failed|") || tokio::time::Instant::now() >= deadline {
+            break row;
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    assert!(refused.starts_with("Failed|") && refused.contains("`data.object.id` is not a Stripe checkout session id"), "{refused}");
+    // A session id that is one, but holds what a formula would (quotes and commas).
+    let crafted = format!("cs_test_{formula}");
+    deliver(&app, &shop, &checkout("evt_e2e_csv_checkout", &crafted, "paid", Some(BOB_SLUG), 700)).await;
     let listed = conversions(&app, &shop.key).await;
     assert_eq!(listed.len(), 2);
 
@@ -1351,9 +1365,9 @@ async fn the_csv_export_has_the_documented_header_one_row_per_conversion_and_def
     assert!(coupon_row[9].ends_with('Z'), "{coupon_row:?}");
 
     let checkout_row = rows.iter().find(|r| r[1] == shop.bob).expect("the checkout's row");
-    assert_eq!(checkout_row[8], format!("'{formula}"), "the formula is defused with a leading quote");
+    assert_eq!(checkout_row[8], crafted, "a cell that starts with no formula sign is kept as it is");
     assert!(
-        export.text.contains(r#","'=HYPERLINK(""http://evil.example/"",""click"")","#),
+        export.text.contains(r#","cs_test_=HYPERLINK(""http://evil.example/"",""click"")","#),
         "the cell is quoted and its quotes doubled: {}",
         export.text
     );

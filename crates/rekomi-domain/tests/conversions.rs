@@ -21,6 +21,7 @@ use rekomi_domain::kernel::ids::{AffiliateId, ApiKeyId, CampaignCouponId, Progra
 use rekomi_domain::kernel::page::PageRequest;
 use rekomi_domain::kernel::plan::PlanTier;
 use rekomi_domain::kernel::signature;
+use rekomi_domain::kernel::stripe_ids::{StripePaymentRef, StripePromotionCodeId};
 use rekomi_domain::orgs::{Handle, NewOrganization};
 use rekomi_domain::outbound::{OutboundRequest, SendOutcome, WebhookSender};
 use rekomi_domain::ports::gateway::GatewayError;
@@ -31,7 +32,7 @@ use rekomi_domain::stripe_inbox::facts::{
 };
 use rekomi_domain::stripe_inbox::{InboxStatus, StripeInbox};
 use rekomi_fakes::{FakeGateway, FixedClock, InMemoryStore, SeededEntropy};
-use support::{block_on, new_program, summer_coupon};
+use support::{block_on, new_program, stripe_id, summer_coupon};
 use time::macros::datetime;
 use time::Duration;
 
@@ -49,7 +50,8 @@ impl EventDecoder for TestDecoder {
         let id = String::from_utf8_lossy(payload).to_string();
         let map = self.0.lock().unwrap();
         let (account, _) = map.get(&id).ok_or_else(|| DecodeError("unknown".into()))?;
-        Ok(EventEnvelope { id, event_type: "test".into(), account: account.clone(), created: 0, livemode: false })
+        let account = account.as_deref().map(stripe_id);
+        Ok(EventEnvelope { id: stripe_id(&id), event_type: "test".into(), account, created: 0, livemode: false })
     }
     fn decode(&self, payload: &[u8]) -> Result<StripeFact, DecodeError> {
         let id = String::from_utf8_lossy(payload).to_string();
@@ -78,7 +80,7 @@ struct World {
     program: ProgramId,
     sarah: AffiliateId,
     coupon: CampaignCouponId,
-    promo: String,
+    promo: StripePromotionCodeId,
 }
 
 fn world_with(overrides_click: bool) -> World {
@@ -152,10 +154,10 @@ fn affiliate(
 
 fn invoice(id: &str, sub: Option<&str>, amount: i64, codes: Vec<PromotionCodeRef>) -> InvoiceFact {
     InvoiceFact {
-        invoice_id: id.into(),
-        customer_id: Some("cus_buyer".into()),
+        invoice_id: stripe_id(id),
+        customer_id: Some(stripe_id("cus_buyer")),
         customer_email: Some("buyer@example.com".into()),
-        subscription_id: sub.map(str::to_owned),
+        subscription_id: sub.map(stripe_id),
         amount_paid: amount,
         currency: "usd".into(),
         renewal: false,
@@ -169,10 +171,10 @@ fn invoice(id: &str, sub: Option<&str>, amount: i64, codes: Vec<PromotionCodeRef
 
 fn refund(invoice: Option<&str>, pi: Option<&str>, amount: i64, refunded: i64) -> RefundFact {
     RefundFact {
-        charge_id: "ch_1".into(),
-        payment_intent_id: pi.map(str::to_owned),
-        invoice_id: invoice.map(str::to_owned),
-        customer_id: Some("cus_buyer".into()),
+        charge_id: stripe_id("ch_1"),
+        payment_intent_id: pi.map(stripe_id),
+        invoice_id: invoice.map(stripe_id),
+        customer_id: Some(stripe_id("cus_buyer")),
         amount,
         amount_refunded: refunded,
         currency: "usd".into(),
@@ -214,7 +216,7 @@ impl World {
     }
 
     fn inbox(&self, id: &str) -> rekomi_domain::stripe_inbox::InboxEvent {
-        self.store.read(|tx| tx.inbox_event(id).unwrap().unwrap())
+        self.store.read(|tx| tx.inbox_event(&stripe_id(id)).unwrap().unwrap())
     }
 }
 
@@ -333,7 +335,7 @@ fn a_refund_before_its_sale_waits_and_applies_once_the_sale_arrives() {
     w.deliver("evt_r", StripeFact::ChargeRefunded(refund(Some("in_1"), None, 1000, 1000)));
     let waiting = w.inbox("evt_r");
     assert_eq!((waiting.status, waiting.attempts), (InboxStatus::Waiting, 0));
-    assert_eq!(waiting.waiting_for.as_deref(), Some("in_1"));
+    assert_eq!(waiting.waiting_for.as_ref().map(|p| p.as_str()), Some("in_1"));
     assert!(waiting.last_error.unwrap().contains("no conversion records it yet"));
     assert_eq!(waiting.processed_at, None);
     // Nothing happens to it while its sale is missing, however often the worker runs.
@@ -465,7 +467,7 @@ fn an_event_that_fails_inside_its_batch_is_undone_alone_while_the_others_apply()
     assert_eq!(w.redemptions(), 3, "each applied sale counted its redemption");
     // Its claim of the invoice was undone with it: replayed, it is judged afresh, not taken
     // for a renewal already recorded.
-    block_on(w.services.replay_any_stripe_event("evt_12".into())).unwrap();
+    block_on(w.services.replay_any_stripe_event(stripe_id("evt_12"))).unwrap();
     block_on(w.services.process_stripe_inbox(50)).unwrap();
     let again = w.inbox("evt_12");
     assert_eq!(again.status, InboxStatus::Failed);
@@ -546,26 +548,26 @@ fn an_owner_replays_an_event_at_most_five_times_and_an_operator_further() {
     let w = world_with(true);
     w.deliver("evt_1", StripeFact::InvoicePaid(invoice("in_1", None, 1000, vec![])));
     for n in 1..=5 {
-        let replayed = block_on(w.services.replay_stripe_event(&w.ctx, "evt_1".into())).unwrap();
+        let replayed = block_on(w.services.replay_stripe_event(&w.ctx, stripe_id("evt_1"))).unwrap();
         assert_eq!((replayed.status, replayed.replays), (InboxStatus::Pending, n));
         block_on(w.services.process_stripe_inbox(50)).unwrap();
     }
-    let refused = block_on(w.services.replay_stripe_event(&w.ctx, "evt_1".into())).unwrap_err();
+    let refused = block_on(w.services.replay_stripe_event(&w.ctx, stripe_id("evt_1"))).unwrap_err();
     assert!(matches!(refused, rekomi_domain::kernel::error::DomainError::Conflict { code: "replay_limit_reached", .. }), "{refused:?}");
     assert_eq!(w.inbox("evt_1").status, InboxStatus::Done, "a refused replay changes nothing");
-    let operator = block_on(w.services.replay_any_stripe_event("evt_1".into())).unwrap();
+    let operator = block_on(w.services.replay_any_stripe_event(stripe_id("evt_1"))).unwrap();
     assert_eq!((operator.status, operator.replays), (InboxStatus::Pending, 5));
 }
 
 #[test]
 fn discount_ids_are_resolved_by_fetching_the_invoice_and_refunds_find_their_invoice_through_payments() {
     let w = world_with(true);
-    w.gateway.set_invoice_promotion_codes("in_9", vec![PromotionCodeRef { id: w.promo.clone(), code: Some("SARAH20".into()) }]);
+    w.gateway.set_invoice_promotion_codes(&stripe_id("in_9"), vec![PromotionCodeRef { id: w.promo.clone(), code: Some("SARAH20".into()) }]);
     let mut inv = invoice("in_9", None, 2000, vec![]);
     inv.discounts.unresolved = true;
     w.deliver("evt_1", StripeFact::InvoicePaid(inv));
     assert_eq!(w.only_conversion().commission_minor, 400);
-    w.gateway.set_invoice_of_payment("pi_9", "in_9");
+    w.gateway.set_invoice_of_payment(stripe_id::<StripePaymentRef>("pi_9"), &stripe_id("in_9"));
     w.deliver("evt_2", StripeFact::ChargeRefunded(refund(None, Some("pi_9"), 2000, 2000)));
     assert_eq!(w.only_conversion().status, ConversionStatus::Refunded);
     let methods = w.gateway.methods();
@@ -656,7 +658,7 @@ fn a_bad_signature_stores_nothing() {
     let stale = signature::header(SECRET, now - 301, b"evt_x");
     assert!(block_on(w.services.ingest_stripe_event(&[SECRET.to_owned()], None, Some(&stale), b"evt_x")).is_err());
     assert!(block_on(w.services.ingest_stripe_event(&[SECRET.to_owned()], None, None, b"evt_x")).is_err());
-    assert!(w.store.read(|tx| tx.inbox_event("evt_x").unwrap()).is_none());
+    assert!(w.store.read(|tx| tx.inbox_event(&stripe_id("evt_x")).unwrap()).is_none());
 }
 
 #[test]
@@ -687,16 +689,16 @@ fn events_of_unlinked_accounts_and_of_unknown_organizations_are_skipped() {
 
 fn checkout(session: &str, invoice: Option<&str>, amount: i64, codes: Vec<PromotionCodeRef>) -> StripeFact {
     StripeFact::CheckoutCompleted(rekomi_domain::stripe_inbox::facts::CheckoutFact {
-        session_id: session.into(),
-        customer_id: Some("cus_buyer".into()),
+        session_id: stripe_id(session),
+        customer_id: Some(stripe_id("cus_buyer")),
         customer_email: Some("buyer@example.com".into()),
         mode: CheckoutMode::Payment,
         paid: true,
         amount_total: amount,
         currency: Some("usd".into()),
         subscription_id: None,
-        invoice_id: invoice.map(str::to_owned),
-        payment_intent_id: Some("pi_checkout".into()),
+        invoice_id: invoice.map(stripe_id),
+        payment_intent_id: Some(stripe_id("pi_checkout")),
         discounts: Discounts { promotion_codes: codes, unresolved: false, full_discount: false },
         referral: None,
         client_reference_id: None,
@@ -794,7 +796,7 @@ fn a_platform_event_never_goes_to_an_organization_linked_to_its_own_stripe_accou
     block_on(w.services.link_stripe_account(w.ctx.org_id(), None)).unwrap();
     // Linking is refused once coupons exist on the platform account; simulate a brand that was
     // linked from the start by linking the store row directly.
-    w.store.write(|tx| tx.set_stripe_account(w.ctx.org_id(), Some("acct_brand")).map(|_| ())).unwrap();
+    w.store.write(|tx| tx.set_stripe_account(w.ctx.org_id(), Some(&stripe_id("acct_brand"))).map(|_| ())).unwrap();
     w.deliver("evt_1", StripeFact::InvoicePaid(invoice("in_1", None, 1000, vec![w.promo_ref()])));
     assert_eq!(w.inbox("evt_1").status, InboxStatus::Skipped);
     w.deliver_from("evt_2", Some("acct_brand"), StripeFact::InvoicePaid(invoice("in_2", None, 1000, vec![w.promo_ref()])));
@@ -810,7 +812,7 @@ fn a_referral_in_the_customers_metadata_beats_a_code_that_does_not_override_clic
     let w = world_with(false);
     let bob = affiliate(&w.services, &w.ctx, w.program, "bob@creator.com", AffiliateStatus::Approved, None);
     let bob_slug = block_on(w.services.get_affiliate(&w.ctx, bob)).unwrap().links[0].slug.clone();
-    w.gateway.set_customer_referral("cus_buyer", &bob_slug);
+    w.gateway.set_customer_referral(&stripe_id("cus_buyer"), &bob_slug);
     let mut inv = invoice("in_1", Some("sub_1"), 1000, vec![w.promo_ref()]);
     inv.renewal = false;
     w.deliver("evt_1", StripeFact::InvoicePaid(inv));
@@ -822,7 +824,7 @@ fn a_referral_in_the_customers_metadata_beats_a_code_that_does_not_override_clic
     assert_eq!(c.attribution_trace["referralRefs"], serde_json::json!([bob_slug]));
     assert_eq!(w.redemptions(), 1, "Sarah's code was redeemed all the same");
     let lookups: Vec<_> = w.gateway.calls().into_iter().filter(|c| c.method() == "customer_referral").collect();
-    assert_eq!(lookups, vec![rekomi_fakes::GatewayCall::CustomerReferral { ctx: Default::default(), customer_id: "cus_buyer".into() }]);
+    assert_eq!(lookups, vec![rekomi_fakes::GatewayCall::CustomerReferral { ctx: Default::default(), customer_id: stripe_id("cus_buyer") }]);
 }
 
 #[test]
@@ -852,7 +854,7 @@ fn a_checkout_without_reference_takes_the_customers_referral() {
     let w = world_with(true);
     let bob = affiliate(&w.services, &w.ctx, w.program, "bob@creator.com", AffiliateStatus::Approved, None);
     let bob_slug = block_on(w.services.get_affiliate(&w.ctx, bob)).unwrap().links[0].slug.clone();
-    w.gateway.set_customer_referral("cus_buyer", &bob_slug);
+    w.gateway.set_customer_referral(&stripe_id("cus_buyer"), &bob_slug);
     w.deliver("evt_1", checkout("cs_1", None, 1000, vec![]));
     let c = w.only_conversion();
     assert_eq!((c.affiliate_id, c.attribution_method.as_deref()), (bob, Some("metadata_or_customer")));

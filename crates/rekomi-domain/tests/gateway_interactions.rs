@@ -13,11 +13,12 @@ use rekomi_domain::kernel::actor::BrandActor;
 use rekomi_domain::kernel::ids::ApiKeyId;
 use rekomi_domain::kernel::money::{Currency, Money};
 use rekomi_domain::kernel::plan::PlanTier;
+use rekomi_domain::kernel::stripe_ids::StripePromotionCodeId;
 use rekomi_domain::orgs::{Handle, NewOrganization};
 use rekomi_domain::ports::gateway::MockPaymentGateway;
 use rekomi_domain::services::{BrandContext, Services};
 use rekomi_fakes::{FixedClock, InMemoryStore, SeededEntropy};
-use support::{block_on, new_program};
+use support::{block_on, new_program, stripe_id};
 use time::macros::datetime;
 
 fn services(gateway: MockPaymentGateway) -> Services {
@@ -38,7 +39,7 @@ fn org(services: &Services, account: Option<&str>) -> BrandContext {
         plan: PlanTier::Growth,
     }))
     .unwrap();
-    org.stripe_account_id = account.map(str::to_owned);
+    org.stripe_account_id = account.map(stripe_id);
     BrandContext {
         actor: BrandActor::ApiKey { org: org.id, key: ApiKeyId::from_uuid(uuid::Uuid::nil()) },
         org,
@@ -71,7 +72,7 @@ fn creating_a_campaign_coupon_sends_one_stripe_coupon_on_the_connected_account()
     gateway
         .expect_create_coupon()
         .withf(|ctx, req| {
-            ctx.stripe_account.as_deref() == Some("acct_123")
+            ctx.stripe_account.as_ref().map(|a| a.as_str()) == Some("acct_123")
                 && req.name.chars().count() == 40
                 && req.discount == DiscountSpec::AmountOff(Money::new(500, Currency::parse("EUR").unwrap()))
                 && req.duration == CouponDuration::Repeating(3)
@@ -80,34 +81,34 @@ fn creating_a_campaign_coupon_sends_one_stripe_coupon_on_the_connected_account()
                 && req.metadata.iter().any(|(k, _)| k == "rekomi_org_id")
         })
         .times(1)
-        .returning(|_, _| Ok("coupon_123".to_owned()));
+        .returning(|_, _| Ok(stripe_id("coupon_123")));
     let services = services(gateway);
     let ctx = org(&services, Some("acct_123"));
     let program = program(&services, &ctx);
     let coupon = block_on(services.create_campaign_coupon(&ctx, program, amount_off_input())).unwrap();
-    assert_eq!(coupon.stripe_coupon_id.as_deref(), Some("coupon_123"));
+    assert_eq!(coupon.stripe_coupon_id.as_ref().map(|id| id.as_str()), Some("coupon_123"));
 }
 
 #[test]
 fn a_code_carries_its_restrictions_and_rekomi_ids_to_stripe_and_revoking_twice_calls_once() {
     let mut gateway = MockPaymentGateway::new();
-    gateway.expect_create_coupon().times(1).returning(|_, _| Ok("coupon_1".to_owned()));
+    gateway.expect_create_coupon().times(1).returning(|_, _| Ok(stripe_id("coupon_1")));
     gateway
         .expect_create_promotion_code()
         .withf(|_, req| {
-            req.coupon_id == "coupon_1"
+            req.coupon_id.as_str() == "coupon_1"
                 && req.code == "SARAH20"
                 && req.max_redemptions == Some(5)
                 && req.first_time_transaction
                 && req.minimum_amount == Some(Money::new(5000, Currency::USD))
-                && req.customer.as_deref() == Some("cus_42")
+                && req.customer.as_ref().map(|c| c.as_str()) == Some("cus_42")
                 && req.metadata.iter().any(|(k, _)| k == "rekomi_affiliate_id")
         })
         .times(1)
-        .returning(|_, _| Ok("promo_1".to_owned()));
+        .returning(|_, _| Ok(stripe_id("promo_1")));
     gateway
         .expect_deactivate_promotion_code()
-        .with(always(), mockall::predicate::eq("promo_1"), always())
+        .with(always(), mockall::predicate::eq(stripe_id::<StripePromotionCodeId>("promo_1")), always())
         .times(1)
         .returning(|_, _, _| Ok(()));
     gateway.expect_delete_coupon().never();

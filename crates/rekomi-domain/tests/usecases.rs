@@ -16,11 +16,12 @@ use rekomi_domain::kernel::error::DomainError;
 use rekomi_domain::kernel::ids::{AffiliateId, ApiKeyId, CampaignCouponId, OrgId, ProgramId};
 use rekomi_domain::kernel::page::PageRequest;
 use rekomi_domain::kernel::plan::PlanTier;
+use rekomi_domain::kernel::stripe_ids::StripeAccountId;
 use rekomi_domain::orgs::{Handle, NewOrganization};
 use rekomi_domain::ports::gateway::GatewayError;
 use rekomi_domain::services::{BrandContext, Services};
 use rekomi_fakes::{FakeGateway, FixedClock, InMemoryStore, SeededEntropy};
-use support::{block_on, new_program, summer_coupon};
+use support::{block_on, new_program, stripe_id, summer_coupon};
 use time::macros::datetime;
 use time::Duration;
 
@@ -141,7 +142,7 @@ fn a_campaign_coupon_becomes_a_stripe_coupon_keyed_by_its_own_id() {
     assert_eq!(created[0].idempotency_key, format!("rekomi-campaign-coupon-{id}"));
     assert!(created[0].metadata.contains(&("rekomi_id".to_owned(), id.to_string())));
     let stored = block_on(w.services.get_campaign_coupon(&ctx, program, id)).unwrap();
-    assert_eq!(stored.stripe_coupon_id.as_deref(), Some(w.gateway.coupons()[0].id.as_str()));
+    assert_eq!(stored.stripe_coupon_id.as_ref(), Some(&w.gateway.coupons()[0].id));
     assert!(w.audit_actions(ctx.org_id()).contains(&"campaign_coupon.created".to_owned()));
 }
 
@@ -165,7 +166,7 @@ fn the_same_code_may_exist_in_another_organization_on_its_own_stripe_account() {
     let w = world();
     for handle in ["acme", "globex"] {
         let mut ctx = w.org(handle, PlanTier::Growth);
-        ctx.org.stripe_account_id = Some(format!("acct_{handle}"));
+        ctx.org.stripe_account_id = Some(stripe_id(&format!("acct_{handle}")));
         let program = w.program(&ctx, "Default");
         let a = w.affiliate(&ctx, program, "sarah@creator.com", AffiliateStatus::Approved);
         let c = w.campaign(&ctx, program, false);
@@ -214,7 +215,7 @@ fn a_code_already_active_at_stripe_is_code_already_taken() {
     let w = world();
     let Standard { ctx, program: _, affiliate: a, coupon: c } = w.standard();
     let coupon_stripe_id = w.gateway.coupons()[0].id.clone();
-    w.gateway.seed_promotion_code(&Default::default(), "promo_outside", &coupon_stripe_id, "SARAH20");
+    w.gateway.seed_promotion_code(&Default::default(), &stripe_id("promo_outside"), &coupon_stripe_id, "SARAH20");
     assert_eq!(code_of(w.code(&ctx, a, c, Some("SARAH20")).unwrap_err()), "code_already_taken");
 }
 
@@ -555,12 +556,13 @@ fn an_organization_with_stripe_objects_cannot_move_to_another_account() {
     let w = world();
     let Standard { ctx, .. } = w.standard();
     assert_eq!(
-        code_of(block_on(w.services.link_stripe_account(ctx.org_id(), Some("acct_other".into()))).unwrap_err()),
+        code_of(block_on(w.services.link_stripe_account(ctx.org_id(), Some(stripe_id("acct_other")))).unwrap_err()),
         "stripe_objects_exist"
     );
     let fresh = w.org("fresh", PlanTier::Growth);
-    block_on(w.services.link_stripe_account(fresh.org_id(), Some("acct_fresh".into()))).unwrap();
-    assert_eq!(code_of(block_on(w.services.link_stripe_account(fresh.org_id(), Some("bogus".into()))).unwrap_err()), "validation:account");
+    block_on(w.services.link_stripe_account(fresh.org_id(), Some(stripe_id("acct_fresh")))).unwrap();
+    // An id that is no account id cannot even be passed: the command line parses it first.
+    assert!(StripeAccountId::parse("bogus").is_err());
 }
 
 #[test]

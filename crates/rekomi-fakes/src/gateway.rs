@@ -15,6 +15,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
+use rekomi_domain::kernel::stripe_ids::{
+    StripeAccountId, StripeChargeId, StripeCouponId, StripeCustomerId, StripeInvoiceId, StripePaymentIntentId, StripePaymentRef,
+    StripePromotionCodeId, StripeSubscriptionId,
+};
 use rekomi_domain::ports::gateway::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, PaymentGateway};
 use rekomi_domain::stripe_inbox::facts::PromotionCodeRef;
 
@@ -40,7 +44,7 @@ pub enum GatewayCall {
         /// The account acted on.
         ctx: GatewayContext,
         /// The promotion code id.
-        promotion_code_id: String,
+        promotion_code_id: StripePromotionCodeId,
         /// The idempotency key.
         idempotency_key: String,
     },
@@ -49,37 +53,37 @@ pub enum GatewayCall {
         /// The account acted on.
         ctx: GatewayContext,
         /// The invoice.
-        invoice_id: String,
+        invoice_id: StripeInvoiceId,
     },
     /// [`PaymentGateway::subscription_promotion_codes`].
     SubscriptionPromotionCodes {
         /// The account acted on.
         ctx: GatewayContext,
         /// The subscription.
-        subscription_id: String,
+        subscription_id: StripeSubscriptionId,
     },
     /// [`PaymentGateway::invoice_of_payment`].
     InvoiceOfPayment {
         /// The account acted on.
         ctx: GatewayContext,
         /// The charge.
-        charge_id: String,
+        charge_id: StripeChargeId,
         /// The payment intent.
-        payment_intent_id: Option<String>,
+        payment_intent_id: Option<StripePaymentIntentId>,
     },
     /// [`PaymentGateway::customer_referral`].
     CustomerReferral {
         /// The account acted on.
         ctx: GatewayContext,
         /// The customer.
-        customer_id: String,
+        customer_id: StripeCustomerId,
     },
     /// [`PaymentGateway::delete_coupon`].
     DeleteCoupon {
         /// The account acted on.
         ctx: GatewayContext,
         /// The coupon id.
-        coupon_id: String,
+        coupon_id: StripeCouponId,
         /// The idempotency key.
         idempotency_key: String,
     },
@@ -132,9 +136,9 @@ impl GatewayCall {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FakeCoupon {
     /// Its id.
-    pub id: String,
+    pub id: StripeCouponId,
     /// The connected account it lives on (`None` = platform).
-    pub stripe_account: Option<String>,
+    pub stripe_account: Option<StripeAccountId>,
     /// The request that created it (`None` when seeded).
     pub request: Option<CreateCoupon>,
     /// Whether it was deleted.
@@ -145,11 +149,11 @@ pub struct FakeCoupon {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FakePromotionCode {
     /// Its id.
-    pub id: String,
+    pub id: StripePromotionCodeId,
     /// The connected account it lives on (`None` = platform).
-    pub stripe_account: Option<String>,
+    pub stripe_account: Option<StripeAccountId>,
     /// The coupon it applies.
-    pub coupon_id: String,
+    pub coupon_id: StripeCouponId,
     /// The customer-facing text.
     pub code: String,
     /// The request that created it (`None` when seeded).
@@ -181,22 +185,34 @@ struct Inner {
     coupons: Vec<FakeCoupon>,
     promotion_codes: Vec<FakePromotionCode>,
     /// Successful answers by (account, idempotency key), replayed for a repeated key.
-    replays: HashMap<(Option<String>, String), Replay>,
+    replays: HashMap<(Option<StripeAccountId>, String), Replay>,
     queued_failures: VecDeque<GatewayError>,
     rule: Option<FailureRule>,
     issued_coupons: u64,
     issued_promotion_codes: u64,
     /// Scripted answers of the reads, by object id.
-    invoice_codes: HashMap<String, Vec<PromotionCodeRef>>,
-    subscription_codes: HashMap<String, Vec<PromotionCodeRef>>,
-    payment_invoices: HashMap<String, String>,
-    customer_referrals: HashMap<String, String>,
+    invoice_codes: HashMap<StripeInvoiceId, Vec<PromotionCodeRef>>,
+    subscription_codes: HashMap<StripeSubscriptionId, Vec<PromotionCodeRef>>,
+    payment_invoices: HashMap<StripePaymentRef, StripeInvoiceId>,
+    customer_referrals: HashMap<StripeCustomerId, String>,
 }
 
-/// A stored answer: the call it answered (without the key's context) and the result.
+/// A stored answer: the call it answered (without the key's context) and the id it returned
+/// (as Stripe writes it: a coupon's or a promotion code's).
 struct Replay {
     call: GatewayCall,
     id: Option<String>,
+}
+
+/// The id a replayed creation returns, read back as its kind.
+fn replayed<T: std::str::FromStr>(answer: Result<Option<String>, GatewayError>) -> Result<T, GatewayError> {
+    let id = answer?.ok_or_else(|| GatewayError::Unknown(anyhow::anyhow!("replay without an id")))?;
+    id.parse().map_err(|_| GatewayError::Unknown(anyhow::anyhow!("replay of another kind of id")))
+}
+
+/// An id the fake makes (always within its kind's rules).
+fn issued<T: std::str::FromStr>(id: &str) -> Result<T, GatewayError> {
+    id.parse().map_err(|_| GatewayError::Unknown(anyhow::anyhow!("the fake made a malformed id")))
 }
 
 fn rejected(code: Option<&str>, param: Option<&str>, message: String) -> GatewayError {
@@ -255,27 +271,31 @@ impl Inner {
         self.replay(call)
     }
 
-    fn create_coupon(&mut self, ctx: &GatewayContext, request: &CreateCoupon) -> Result<String, GatewayError> {
+    fn create_coupon(&mut self, ctx: &GatewayContext, request: &CreateCoupon) -> Result<StripeCouponId, GatewayError> {
         let call = GatewayCall::CreateCoupon { ctx: ctx.clone(), request: request.clone() };
         if let Some(answer) = self.begin(&call) {
-            return answer.and_then(|id| id.ok_or_else(|| GatewayError::Unknown(anyhow::anyhow!("replay without an id"))));
+            return replayed(answer);
         }
         self.issued_coupons += 1;
-        let id = format!("coupon_fake_{}", self.issued_coupons);
+        let id: StripeCouponId = issued(&format!("coupon_fake_{}", self.issued_coupons))?;
         self.coupons.push(FakeCoupon {
             id: id.clone(),
             stripe_account: ctx.stripe_account.clone(),
             request: Some(request.clone()),
             deleted: false,
         });
-        self.remember(call, Some(id.clone()));
+        self.remember(call, Some(id.to_string()));
         Ok(id)
     }
 
-    fn create_promotion_code(&mut self, ctx: &GatewayContext, request: &CreatePromotionCode) -> Result<String, GatewayError> {
+    fn create_promotion_code(
+        &mut self,
+        ctx: &GatewayContext,
+        request: &CreatePromotionCode,
+    ) -> Result<StripePromotionCodeId, GatewayError> {
         let call = GatewayCall::CreatePromotionCode { ctx: ctx.clone(), request: request.clone() };
         if let Some(answer) = self.begin(&call) {
-            return answer.and_then(|id| id.ok_or_else(|| GatewayError::Unknown(anyhow::anyhow!("replay without an id"))));
+            return replayed(answer);
         }
         let account = &ctx.stripe_account;
         let coupon_deleted = self.coupons.iter().any(|c| c.id == request.coupon_id && c.stripe_account == *account && c.deleted);
@@ -292,7 +312,7 @@ impl Inner {
             ));
         }
         self.issued_promotion_codes += 1;
-        let id = format!("promo_fake_{}", self.issued_promotion_codes);
+        let id: StripePromotionCodeId = issued(&format!("promo_fake_{}", self.issued_promotion_codes))?;
         self.promotion_codes.push(FakePromotionCode {
             id: id.clone(),
             stripe_account: account.clone(),
@@ -301,14 +321,19 @@ impl Inner {
             request: Some(request.clone()),
             active: true,
         });
-        self.remember(call, Some(id.clone()));
+        self.remember(call, Some(id.to_string()));
         Ok(id)
     }
 
-    fn deactivate(&mut self, ctx: &GatewayContext, promotion_code_id: &str, idempotency_key: &str) -> Result<(), GatewayError> {
+    fn deactivate(
+        &mut self,
+        ctx: &GatewayContext,
+        promotion_code_id: &StripePromotionCodeId,
+        idempotency_key: &str,
+    ) -> Result<(), GatewayError> {
         let call = GatewayCall::DeactivatePromotionCode {
             ctx: ctx.clone(),
-            promotion_code_id: promotion_code_id.to_owned(),
+            promotion_code_id: promotion_code_id.clone(),
             idempotency_key: idempotency_key.to_owned(),
         };
         if let Some(answer) = self.begin(&call) {
@@ -317,23 +342,23 @@ impl Inner {
         let code = self
             .promotion_codes
             .iter_mut()
-            .find(|p| p.id == promotion_code_id && p.stripe_account == ctx.stripe_account)
+            .find(|p| p.id == *promotion_code_id && p.stripe_account == ctx.stripe_account)
             .ok_or(GatewayError::NotFound)?;
         code.active = false;
         self.remember(call, None);
         Ok(())
     }
 
-    fn delete_coupon(&mut self, ctx: &GatewayContext, coupon_id: &str, idempotency_key: &str) -> Result<(), GatewayError> {
+    fn delete_coupon(&mut self, ctx: &GatewayContext, coupon_id: &StripeCouponId, idempotency_key: &str) -> Result<(), GatewayError> {
         let call =
-            GatewayCall::DeleteCoupon { ctx: ctx.clone(), coupon_id: coupon_id.to_owned(), idempotency_key: idempotency_key.to_owned() };
+            GatewayCall::DeleteCoupon { ctx: ctx.clone(), coupon_id: coupon_id.clone(), idempotency_key: idempotency_key.to_owned() };
         if let Some(answer) = self.begin(&call) {
             return answer.map(|_| ());
         }
         let coupon = self
             .coupons
             .iter_mut()
-            .find(|c| c.id == coupon_id && c.stripe_account == ctx.stripe_account && !c.deleted)
+            .find(|c| c.id == *coupon_id && c.stripe_account == ctx.stripe_account && !c.deleted)
             .ok_or(GatewayError::NotFound)?;
         coupon.deleted = true;
         self.remember(call, None);
@@ -371,21 +396,16 @@ impl FakeGateway {
     }
 
     /// Puts a coupon that already exists at Stripe (created outside the code under test).
-    pub fn seed_coupon(&self, ctx: &GatewayContext, id: &str) {
-        self.lock().coupons.push(FakeCoupon {
-            id: id.to_owned(),
-            stripe_account: ctx.stripe_account.clone(),
-            request: None,
-            deleted: false,
-        });
+    pub fn seed_coupon(&self, ctx: &GatewayContext, id: &StripeCouponId) {
+        self.lock().coupons.push(FakeCoupon { id: id.clone(), stripe_account: ctx.stripe_account.clone(), request: None, deleted: false });
     }
 
     /// Puts an active promotion code that already exists at Stripe.
-    pub fn seed_promotion_code(&self, ctx: &GatewayContext, id: &str, coupon_id: &str, code: &str) {
+    pub fn seed_promotion_code(&self, ctx: &GatewayContext, id: &StripePromotionCodeId, coupon_id: &StripeCouponId, code: &str) {
         self.lock().promotion_codes.push(FakePromotionCode {
-            id: id.to_owned(),
+            id: id.clone(),
             stripe_account: ctx.stripe_account.clone(),
-            coupon_id: coupon_id.to_owned(),
+            coupon_id: coupon_id.clone(),
             code: code.to_owned(),
             request: None,
             active: true,
@@ -393,23 +413,23 @@ impl FakeGateway {
     }
 
     /// Scripts the promotion codes an invoice's expanded discounts show.
-    pub fn set_invoice_promotion_codes(&self, invoice_id: &str, codes: Vec<PromotionCodeRef>) {
-        self.lock().invoice_codes.insert(invoice_id.to_owned(), codes);
+    pub fn set_invoice_promotion_codes(&self, invoice_id: &StripeInvoiceId, codes: Vec<PromotionCodeRef>) {
+        self.lock().invoice_codes.insert(invoice_id.clone(), codes);
     }
 
     /// Scripts the promotion codes a subscription's expanded discounts show.
-    pub fn set_subscription_promotion_codes(&self, subscription_id: &str, codes: Vec<PromotionCodeRef>) {
-        self.lock().subscription_codes.insert(subscription_id.to_owned(), codes);
+    pub fn set_subscription_promotion_codes(&self, subscription_id: &StripeSubscriptionId, codes: Vec<PromotionCodeRef>) {
+        self.lock().subscription_codes.insert(subscription_id.clone(), codes);
     }
 
-    /// Scripts the invoice a payment (charge or payment intent id) belongs to.
-    pub fn set_invoice_of_payment(&self, payment_id: &str, invoice_id: &str) {
-        self.lock().payment_invoices.insert(payment_id.to_owned(), invoice_id.to_owned());
+    /// Scripts the invoice a payment (a charge or a payment intent) belongs to.
+    pub fn set_invoice_of_payment(&self, payment: impl Into<StripePaymentRef>, invoice_id: &StripeInvoiceId) {
+        self.lock().payment_invoices.insert(payment.into(), invoice_id.clone());
     }
 
     /// Scripts the `metadata.rekomi_ref` of a customer (unscripted customers have none).
-    pub fn set_customer_referral(&self, customer_id: &str, slug: &str) {
-        self.lock().customer_referrals.insert(customer_id.to_owned(), slug.to_owned());
+    pub fn set_customer_referral(&self, customer_id: &StripeCustomerId, slug: &str) {
+        self.lock().customer_referrals.insert(customer_id.clone(), slug.to_owned());
     }
 
     /// Every call received, in order (failed and replayed ones included).
@@ -433,8 +453,8 @@ impl FakeGateway {
     }
 
     /// The promotion code with this id.
-    pub fn promotion_code(&self, id: &str) -> Option<FakePromotionCode> {
-        self.lock().promotion_codes.iter().find(|p| p.id == id).cloned()
+    pub fn promotion_code(&self, id: &StripePromotionCodeId) -> Option<FakePromotionCode> {
+        self.lock().promotion_codes.iter().find(|p| p.id == *id).cloned()
     }
 
     /// The requests that created a coupon (replays excluded), in order.
@@ -448,12 +468,12 @@ impl FakeGateway {
     }
 
     /// The ids of the inactive promotion codes, in creation order.
-    pub fn deactivated(&self) -> Vec<String> {
+    pub fn deactivated(&self) -> Vec<StripePromotionCodeId> {
         self.lock().promotion_codes.iter().filter(|p| !p.active).map(|p| p.id.clone()).collect()
     }
 
     /// The ids of the deleted coupons, in creation order.
-    pub fn deleted_coupons(&self) -> Vec<String> {
+    pub fn deleted_coupons(&self) -> Vec<StripeCouponId> {
         self.lock().coupons.iter().filter(|c| c.deleted).map(|c| c.id.clone()).collect()
     }
 
@@ -465,62 +485,70 @@ impl FakeGateway {
 
 #[async_trait]
 impl PaymentGateway for FakeGateway {
-    async fn create_coupon(&self, ctx: &GatewayContext, request: &CreateCoupon) -> Result<String, GatewayError> {
+    async fn create_coupon(&self, ctx: &GatewayContext, request: &CreateCoupon) -> Result<StripeCouponId, GatewayError> {
         self.lock().create_coupon(ctx, request)
     }
 
-    async fn create_promotion_code(&self, ctx: &GatewayContext, request: &CreatePromotionCode) -> Result<String, GatewayError> {
+    async fn create_promotion_code(
+        &self,
+        ctx: &GatewayContext,
+        request: &CreatePromotionCode,
+    ) -> Result<StripePromotionCodeId, GatewayError> {
         self.lock().create_promotion_code(ctx, request)
     }
 
     async fn deactivate_promotion_code(
         &self,
         ctx: &GatewayContext,
-        promotion_code_id: &str,
+        promotion_code_id: &StripePromotionCodeId,
         idempotency_key: &str,
     ) -> Result<(), GatewayError> {
         self.lock().deactivate(ctx, promotion_code_id, idempotency_key)
     }
 
-    async fn delete_coupon(&self, ctx: &GatewayContext, coupon_id: &str, idempotency_key: &str) -> Result<(), GatewayError> {
+    async fn delete_coupon(&self, ctx: &GatewayContext, coupon_id: &StripeCouponId, idempotency_key: &str) -> Result<(), GatewayError> {
         self.lock().delete_coupon(ctx, coupon_id, idempotency_key)
     }
 
-    async fn invoice_promotion_codes(&self, ctx: &GatewayContext, invoice_id: &str) -> Result<Vec<PromotionCodeRef>, GatewayError> {
+    async fn invoice_promotion_codes(
+        &self,
+        ctx: &GatewayContext,
+        invoice_id: &StripeInvoiceId,
+    ) -> Result<Vec<PromotionCodeRef>, GatewayError> {
         let mut inner = self.lock();
-        inner.begin_read(GatewayCall::InvoicePromotionCodes { ctx: ctx.clone(), invoice_id: invoice_id.to_owned() })?;
+        inner.begin_read(GatewayCall::InvoicePromotionCodes { ctx: ctx.clone(), invoice_id: invoice_id.clone() })?;
         Ok(inner.invoice_codes.get(invoice_id).cloned().unwrap_or_default())
     }
 
     async fn subscription_promotion_codes(
         &self,
         ctx: &GatewayContext,
-        subscription_id: &str,
+        subscription_id: &StripeSubscriptionId,
     ) -> Result<Vec<PromotionCodeRef>, GatewayError> {
         let mut inner = self.lock();
-        inner.begin_read(GatewayCall::SubscriptionPromotionCodes { ctx: ctx.clone(), subscription_id: subscription_id.to_owned() })?;
+        inner.begin_read(GatewayCall::SubscriptionPromotionCodes { ctx: ctx.clone(), subscription_id: subscription_id.clone() })?;
         Ok(inner.subscription_codes.get(subscription_id).cloned().unwrap_or_default())
     }
 
     async fn invoice_of_payment(
         &self,
         ctx: &GatewayContext,
-        charge_id: &str,
-        payment_intent_id: Option<String>,
-    ) -> Result<Option<String>, GatewayError> {
+        charge_id: &StripeChargeId,
+        payment_intent_id: Option<StripePaymentIntentId>,
+    ) -> Result<Option<StripeInvoiceId>, GatewayError> {
         let mut inner = self.lock();
         inner.begin_read(GatewayCall::InvoiceOfPayment {
             ctx: ctx.clone(),
-            charge_id: charge_id.to_owned(),
+            charge_id: charge_id.clone(),
             payment_intent_id: payment_intent_id.clone(),
         })?;
-        let by_intent = payment_intent_id.and_then(|pi| inner.payment_invoices.get(&pi).cloned());
-        Ok(by_intent.or_else(|| inner.payment_invoices.get(charge_id).cloned()))
+        let by_intent = payment_intent_id.and_then(|pi| inner.payment_invoices.get(&StripePaymentRef::PaymentIntent(pi)).cloned());
+        Ok(by_intent.or_else(|| inner.payment_invoices.get(&StripePaymentRef::Charge(charge_id.clone())).cloned()))
     }
 
-    async fn customer_referral(&self, ctx: &GatewayContext, customer_id: &str) -> Result<Option<String>, GatewayError> {
+    async fn customer_referral(&self, ctx: &GatewayContext, customer_id: &StripeCustomerId) -> Result<Option<String>, GatewayError> {
         let mut inner = self.lock();
-        inner.begin_read(GatewayCall::CustomerReferral { ctx: ctx.clone(), customer_id: customer_id.to_owned() })?;
+        inner.begin_read(GatewayCall::CustomerReferral { ctx: ctx.clone(), customer_id: customer_id.clone() })?;
         Ok(inner.customer_referrals.get(customer_id).cloned())
     }
 }
@@ -532,6 +560,18 @@ mod tests {
     use super::*;
     use crate::block_on;
     use rekomi_domain::coupons::{CouponDuration, DiscountSpec};
+
+    fn coupon_id(id: &str) -> StripeCouponId {
+        StripeCouponId::parse(id).unwrap()
+    }
+
+    fn promo_id(id: &str) -> StripePromotionCodeId {
+        StripePromotionCodeId::parse(id).unwrap()
+    }
+
+    fn customer(id: &str) -> StripeCustomerId {
+        StripeCustomerId::parse(id).unwrap()
+    }
 
     fn coupon(key: &str) -> CreateCoupon {
         CreateCoupon {
@@ -547,7 +587,7 @@ mod tests {
     fn promo(key: &str, code: &str) -> CreatePromotionCode {
         CreatePromotionCode {
             idempotency_key: key.to_owned(),
-            coupon_id: "coupon_fake_1".to_owned(),
+            coupon_id: coupon_id("coupon_fake_1"),
             code: code.to_owned(),
             max_redemptions: None,
             expires_at: None,
@@ -565,11 +605,11 @@ mod tests {
     #[test]
     fn ids_are_sequential_and_a_repeated_key_gets_the_same_id() {
         let gw = FakeGateway::new();
-        assert_eq!(block_on(gw.create_coupon(&platform(), &coupon("k1"))).unwrap(), "coupon_fake_1");
-        assert_eq!(block_on(gw.create_coupon(&platform(), &coupon("k1"))).unwrap(), "coupon_fake_1");
-        assert_eq!(block_on(gw.create_coupon(&platform(), &coupon("k2"))).unwrap(), "coupon_fake_2");
-        assert_eq!(block_on(gw.create_promotion_code(&platform(), &promo("p1", "SARAH20"))).unwrap(), "promo_fake_1");
-        assert_eq!(block_on(gw.create_promotion_code(&platform(), &promo("p1", "SARAH20"))).unwrap(), "promo_fake_1");
+        assert_eq!(block_on(gw.create_coupon(&platform(), &coupon("k1"))).unwrap(), coupon_id("coupon_fake_1"));
+        assert_eq!(block_on(gw.create_coupon(&platform(), &coupon("k1"))).unwrap(), coupon_id("coupon_fake_1"));
+        assert_eq!(block_on(gw.create_coupon(&platform(), &coupon("k2"))).unwrap(), coupon_id("coupon_fake_2"));
+        assert_eq!(block_on(gw.create_promotion_code(&platform(), &promo("p1", "SARAH20"))).unwrap(), promo_id("promo_fake_1"));
+        assert_eq!(block_on(gw.create_promotion_code(&platform(), &promo("p1", "SARAH20"))).unwrap(), promo_id("promo_fake_1"));
         assert_eq!(gw.calls().len(), 5);
         assert_eq!(gw.created_coupons().len(), 2);
         assert_eq!(gw.created_promotion_codes(), vec![promo("p1", "SARAH20")]);
@@ -597,7 +637,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let other_account = GatewayContext { stripe_account: Some("acct_2".to_owned()) };
+        let other_account = GatewayContext { stripe_account: Some(StripeAccountId::parse("acct_2").unwrap()) };
         assert!(block_on(gw.create_promotion_code(&other_account, &promo("p3", "SARAH20"))).is_ok());
 
         block_on(gw.deactivate_promotion_code(&platform(), &id, "d1")).unwrap();
@@ -609,9 +649,9 @@ mod tests {
     #[test]
     fn unknown_objects_are_not_found_and_a_deleted_coupon_takes_no_codes() {
         let gw = FakeGateway::new();
-        let err = block_on(gw.deactivate_promotion_code(&platform(), "promo_nope", "d1")).unwrap_err();
+        let err = block_on(gw.deactivate_promotion_code(&platform(), &promo_id("promo_nope"), "d1")).unwrap_err();
         assert!(matches!(err, GatewayError::NotFound));
-        assert!(matches!(block_on(gw.delete_coupon(&platform(), "coupon_nope", "x1")), Err(GatewayError::NotFound)));
+        assert!(matches!(block_on(gw.delete_coupon(&platform(), &coupon_id("coupon_nope"), "x1")), Err(GatewayError::NotFound)));
 
         let id = block_on(gw.create_coupon(&platform(), &coupon("k1"))).unwrap();
         block_on(gw.delete_coupon(&platform(), &id, "del")).unwrap();
@@ -628,7 +668,7 @@ mod tests {
         gw.fail_next(GatewayError::Unavailable("503".to_owned()));
         assert!(matches!(block_on(gw.create_coupon(&platform(), &coupon("k1"))), Err(GatewayError::Unavailable(_))));
         assert!(gw.coupons().is_empty());
-        assert_eq!(block_on(gw.create_coupon(&platform(), &coupon("k1"))).unwrap(), "coupon_fake_1");
+        assert_eq!(block_on(gw.create_coupon(&platform(), &coupon("k1"))).unwrap(), coupon_id("coupon_fake_1"));
 
         gw.fail_when(|call| (call.method() == "create_promotion_code").then_some(GatewayError::NotFound));
         assert!(block_on(gw.create_promotion_code(&platform(), &promo("p1", "SARAH20"))).is_err());
@@ -641,14 +681,15 @@ mod tests {
     #[test]
     fn customer_referrals_are_scripted_recorded_and_fail_like_the_other_reads() {
         let gw = FakeGateway::new();
-        gw.set_customer_referral("cus_1", "bob-links");
-        assert_eq!(block_on(gw.customer_referral(&platform(), "cus_1")).unwrap().as_deref(), Some("bob-links"));
-        assert_eq!(block_on(gw.customer_referral(&platform(), "cus_2")).unwrap(), None);
+        gw.set_customer_referral(&customer("cus_1"), "bob-links");
+        assert_eq!(block_on(gw.customer_referral(&platform(), &customer("cus_1"))).unwrap().as_deref(), Some("bob-links"));
+        assert_eq!(block_on(gw.customer_referral(&platform(), &customer("cus_2"))).unwrap(), None);
         gw.fail_when(|call| {
-            matches!(call, GatewayCall::CustomerReferral { customer_id, .. } if customer_id == "cus_gone").then_some(GatewayError::NotFound)
+            matches!(call, GatewayCall::CustomerReferral { customer_id, .. } if customer_id.as_str() == "cus_gone")
+                .then_some(GatewayError::NotFound)
         });
-        assert!(matches!(block_on(gw.customer_referral(&platform(), "cus_gone")), Err(GatewayError::NotFound)));
-        assert_eq!(gw.calls().last(), Some(&GatewayCall::CustomerReferral { ctx: platform(), customer_id: "cus_gone".to_owned() }));
+        assert!(matches!(block_on(gw.customer_referral(&platform(), &customer("cus_gone"))), Err(GatewayError::NotFound)));
+        assert_eq!(gw.calls().last(), Some(&GatewayCall::CustomerReferral { ctx: platform(), customer_id: customer("cus_gone") }));
         assert_eq!(gw.methods(), vec!["customer_referral"; 3]);
         assert_eq!(gw.calls()[0].idempotency_key(), "", "a read carries no idempotency key");
     }
@@ -656,10 +697,10 @@ mod tests {
     #[test]
     fn seeded_objects_behave_like_created_ones() {
         let gw = FakeGateway::new();
-        gw.seed_promotion_code(&platform(), "promo_seed", "coupon_seed", "SEEDED");
+        gw.seed_promotion_code(&platform(), &promo_id("promo_seed"), &coupon_id("coupon_seed"), "SEEDED");
         assert!(block_on(gw.create_promotion_code(&platform(), &promo("p1", "seeded"))).unwrap_err().is_code_taken());
-        block_on(gw.deactivate_promotion_code(&platform(), "promo_seed", "d1")).unwrap();
-        assert_eq!(gw.promotion_code("promo_seed").map(|p| p.active), Some(false));
+        block_on(gw.deactivate_promotion_code(&platform(), &promo_id("promo_seed"), "d1")).unwrap();
+        assert_eq!(gw.promotion_code(&promo_id("promo_seed")).map(|p| p.active), Some(false));
         assert!(gw.created_promotion_codes().is_empty());
     }
 }

@@ -3,7 +3,10 @@
 //! functions, so a value the domain would refuse surfaces as `StoreError::Unexpected`
 //! (naming its table and column) instead of a value that breaks an invariant later.
 
+use std::str::FromStr;
+
 use rekomi_domain::kernel::money::Currency;
+use rekomi_domain::kernel::stripe_ids::InvalidStripeId;
 use rekomi_domain::ports::store::StoreError;
 use rekomi_domain::programs::{Commission, CommissionType, Hundredths};
 
@@ -32,6 +35,21 @@ pub(crate) fn to_u8(table: &str, column: &str, v: i64) -> Result<u8, StoreError>
 /// Decodes a currency column through [`Currency::parse`].
 pub(crate) fn currency(table: &str, column: &str, raw: &str) -> Result<Currency, StoreError> {
     Currency::parse(raw).map_err(|e| bad_row(table, column, e))
+}
+
+/// Decodes a Stripe id column through the id type's `parse` (a `StripeCustomerId`, a
+/// `StripePaymentRef`, …).
+pub(crate) fn stripe_id<T: FromStr<Err = InvalidStripeId>>(table: &str, column: &str, raw: &str) -> Result<T, StoreError> {
+    raw.parse().map_err(|e: InvalidStripeId| bad_row(table, column, e))
+}
+
+/// [`stripe_id`] for a nullable column.
+pub(crate) fn stripe_id_opt<T: FromStr<Err = InvalidStripeId>>(
+    table: &str,
+    column: &str,
+    raw: Option<&str>,
+) -> Result<Option<T>, StoreError> {
+    raw.map(|raw| stripe_id(table, column, raw)).transpose()
 }
 
 /// Decodes a commission stored as a type column and a value column, through

@@ -9,12 +9,13 @@ use diesel::sql_types::{Nullable, Text};
 use rekomi_domain::conversions::{Conversion, ConversionFilter, ConversionRepo, ConversionStatus, ConversionType, LedgerEvent, LedgerKind};
 use rekomi_domain::kernel::ids::{AffiliateId, ConversionId, OrgId};
 use rekomi_domain::kernel::page::PageRequest;
+use rekomi_domain::kernel::stripe_ids::{StripeCustomerId, StripePaymentRef, StripeSubscriptionId};
 use rekomi_domain::ports::store::StoreError;
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::columns::{api_enum, currency, to_u32};
+use crate::columns::{api_enum, currency, stripe_id_opt, to_u32};
 use crate::schema::{conversions, ledger_events, processed_sources};
 use crate::tx::{decode, get_by_org_and_id, keyset, lower, PgTx};
 
@@ -74,8 +75,8 @@ impl ConversionRow {
             attribution_method: self.attribution_method,
             coupon_code: self.coupon_code,
             affiliate_coupon_id: self.affiliate_coupon_id.map(Into::into),
-            stripe_customer_id: self.stripe_customer_id,
-            stripe_subscription_id: self.stripe_subscription_id,
+            stripe_customer_id: stripe_id_opt(T, "stripe_customer_id", self.stripe_customer_id.as_deref())?,
+            stripe_subscription_id: stripe_id_opt(T, "stripe_subscription_id", self.stripe_subscription_id.as_deref())?,
             external_event_id: self.external_event_id,
             customer_email: self.customer_email,
             denial_reason: self.denial_reason,
@@ -137,8 +138,8 @@ impl<'a> From<&'a Conversion> for NewConversionRow<'a> {
             attribution_method: c.attribution_method.as_deref(),
             coupon_code: c.coupon_code.as_deref(),
             affiliate_coupon_id: c.affiliate_coupon_id.map(|id| id.as_uuid()),
-            stripe_customer_id: c.stripe_customer_id.as_deref(),
-            stripe_subscription_id: c.stripe_subscription_id.as_deref(),
+            stripe_customer_id: c.stripe_customer_id.as_ref().map(StripeCustomerId::as_str),
+            stripe_subscription_id: c.stripe_subscription_id.as_ref().map(StripeSubscriptionId::as_str),
             external_event_id: c.external_event_id.as_deref(),
             customer_email: c.customer_email.as_deref(),
             denial_reason: c.denial_reason.as_deref(),
@@ -182,7 +183,7 @@ impl LedgerEventRow {
             kind: api_enum("ledger_events", "kind", &self.kind, LedgerKind::parse)?,
             amount_minor: self.amount_minor,
             commission_minor: self.commission_minor,
-            stripe_invoice_id: self.stripe_invoice_id,
+            stripe_invoice_id: stripe_id_opt("ledger_events", "stripe_invoice_id", self.stripe_invoice_id.as_deref())?,
             refunded_total: self.refunded_total,
             occurred_at: self.occurred_at,
             created_at: self.created_at,
@@ -214,7 +215,7 @@ impl<'a> From<&'a LedgerEvent> for NewLedgerEventRow<'a> {
             kind: e.kind.as_str(),
             amount_minor: e.amount_minor,
             commission_minor: e.commission_minor,
-            stripe_invoice_id: e.stripe_invoice_id.as_deref(),
+            stripe_invoice_id: e.stripe_invoice_id.as_ref().map(StripePaymentRef::as_str),
             refunded_total: e.refunded_total,
             occurred_at: e.occurred_at,
             created_at: e.created_at,
@@ -276,7 +277,12 @@ impl ConversionRepo for PgTx<'_> {
 
     get_by_org_and_id!(conversion, conversion_for_update, for_update, conversions, ConversionId, ConversionRow, Conversion);
 
-    fn sale_conversion_of_subscription(&mut self, org: OrgId, subscription_id: &str) -> Result<Option<Conversion>, StoreError> {
+    fn sale_conversion_of_subscription(
+        &mut self,
+        org: OrgId,
+        subscription_id: &StripeSubscriptionId,
+    ) -> Result<Option<Conversion>, StoreError> {
+        let subscription_id = subscription_id.as_str();
         let row = self.read(|c| {
             conversions::table
                 .filter(conversions::org_id.eq(org.as_uuid()))
@@ -292,18 +298,19 @@ impl ConversionRepo for PgTx<'_> {
         row.map(ConversionRow::into_domain).transpose()
     }
 
-    fn conversion_of_invoice(&mut self, org: OrgId, invoice_id: &str) -> Result<Option<Conversion>, StoreError> {
+    fn conversion_of_invoice(&mut self, org: OrgId, payment: &StripePaymentRef) -> Result<Option<Conversion>, StoreError> {
         let org = org.as_uuid();
+        let payment = payment.as_str();
         let row = self.read(|c| {
             let by_ledger = ledger_events::table
                 .filter(ledger_events::org_id.eq(org))
-                .filter(ledger_events::stripe_invoice_id.eq(invoice_id))
+                .filter(ledger_events::stripe_invoice_id.eq(payment))
                 .filter(ledger_events::kind.eq_any(sale_entries()))
                 .select(ledger_events::conversion_id);
             conversions::table
                 .filter(conversions::org_id.eq(org))
                 .filter(conversions::parent_conversion_id.is_null())
-                .filter(conversions::id.eq_any(by_ledger).or(conversions::external_event_id.eq(invoice_id)))
+                .filter(conversions::id.eq_any(by_ledger).or(conversions::external_event_id.eq(payment)))
                 .order((conversions::created_at.desc(), conversions::id.desc()))
                 .select(ConversionRow::as_select())
                 .for_update()
@@ -328,9 +335,10 @@ impl ConversionRepo for PgTx<'_> {
     fn affiliate_of_customer(
         &mut self,
         org: OrgId,
-        customer_id: Option<&str>,
+        customer_id: Option<&StripeCustomerId>,
         email: Option<&str>,
     ) -> Result<Option<AffiliateId>, StoreError> {
+        let customer_id = customer_id.map(StripeCustomerId::as_str);
         if customer_id.is_none() && email.is_none() {
             return Ok(None);
         }
@@ -355,7 +363,8 @@ impl ConversionRepo for PgTx<'_> {
         Ok(found.map(AffiliateId::from_uuid))
     }
 
-    fn orgs_of_stripe_customer(&mut self, customer_id: &str) -> Result<Vec<OrgId>, StoreError> {
+    fn orgs_of_stripe_customer(&mut self, customer_id: &StripeCustomerId) -> Result<Vec<OrgId>, StoreError> {
+        let customer_id = customer_id.as_str();
         let rows: Vec<(Uuid, time::OffsetDateTime)> = self.read(|c| {
             conversions::table
                 .filter(conversions::stripe_customer_id.eq(customer_id))
@@ -368,7 +377,8 @@ impl ConversionRepo for PgTx<'_> {
         Ok(rows.into_iter().map(|(org, _)| OrgId::from_uuid(org)).collect())
     }
 
-    fn orgs_of_payment(&mut self, payment: &str) -> Result<Vec<OrgId>, StoreError> {
+    fn orgs_of_payment(&mut self, payment: &StripePaymentRef) -> Result<Vec<OrgId>, StoreError> {
+        let payment = payment.as_str();
         let rows: Vec<Uuid> = self.read(|c| {
             ledger_events::table
                 .filter(ledger_events::stripe_invoice_id.eq(payment))

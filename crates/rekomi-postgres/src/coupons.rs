@@ -12,11 +12,12 @@ use rekomi_domain::coupons::{
 use rekomi_domain::kernel::ids::{AffiliateCouponId, CampaignCouponId, OrgId, ProgramId};
 use rekomi_domain::kernel::money::Money;
 use rekomi_domain::kernel::page::PageRequest;
+use rekomi_domain::kernel::stripe_ids::{StripeCouponId, StripeCustomerId, StripePromotionCodeId};
 use rekomi_domain::ports::store::StoreError;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::columns::{currency, to_u32, to_u8};
+use crate::columns::{currency, stripe_id_opt, to_u32, to_u8};
 use crate::error::bad_row;
 use crate::schema::{affiliate_coupons, affiliates, campaign_coupons};
 use crate::tx::{decode, get_by_org_and_id, keyset, PgTx};
@@ -83,7 +84,7 @@ impl CampaignCouponRow {
             allow_affiliate_self_mint: self.allow_affiliate_self_mint,
             overrides_click_attribution: self.overrides_click_attribution,
             is_active: self.is_active,
-            stripe_coupon_id: self.stripe_coupon_id,
+            stripe_coupon_id: stripe_id_opt(T, "stripe_coupon_id", self.stripe_coupon_id.as_deref())?,
             created_at: self.created_at,
             updated_at: self.updated_at,
             archived_at: self.archived_at,
@@ -140,7 +141,7 @@ impl<'a> From<&'a CampaignCoupon> for NewCampaignCouponRow<'a> {
             allow_affiliate_self_mint: c.allow_affiliate_self_mint,
             overrides_click_attribution: c.overrides_click_attribution,
             is_active: c.is_active,
-            stripe_coupon_id: c.stripe_coupon_id.as_deref(),
+            stripe_coupon_id: c.stripe_coupon_id.as_ref().map(StripeCouponId::as_str),
             created_at: c.created_at,
             updated_at: c.updated_at,
             archived_at: c.archived_at,
@@ -195,7 +196,7 @@ impl AffiliateCouponRow {
             affiliate_id: self.affiliate_id.into(),
             campaign_coupon_id: self.campaign_coupon_id.into(),
             code: CouponCode::parse(&self.code).map_err(|e| bad_row(T, "code", e))?,
-            stripe_promotion_code_id: self.stripe_promotion_code_id,
+            stripe_promotion_code_id: stripe_id_opt(T, "stripe_promotion_code_id", self.stripe_promotion_code_id.as_deref())?,
             is_active: self.is_active,
             max_redemptions: self.max_redemptions.map(|n| to_u32(T, "max_redemptions", n)).transpose()?,
             expires_at: self.expires_at,
@@ -203,7 +204,7 @@ impl AffiliateCouponRow {
                 first_time_order: self.first_time_order,
                 minimum_amount,
                 limit_to_customers: self.limit_to_customers,
-                customer_id: self.customer_id,
+                customer_id: stripe_id_opt(T, "customer_id", self.customer_id.as_deref())?,
                 limit_to_affiliate: self.limit_to_affiliate,
             },
             times_redeemed: self.times_redeemed,
@@ -255,7 +256,7 @@ impl<'a> From<&'a AffiliateCoupon> for NewAffiliateCouponRow<'a> {
             affiliate_id: c.affiliate_id.as_uuid(),
             campaign_coupon_id: c.campaign_coupon_id.as_uuid(),
             code: c.code.as_str(),
-            stripe_promotion_code_id: c.stripe_promotion_code_id.as_deref(),
+            stripe_promotion_code_id: c.stripe_promotion_code_id.as_ref().map(StripePromotionCodeId::as_str),
             is_active: c.is_active,
             max_redemptions: c.max_redemptions.map(i64::from),
             expires_at: c.expires_at,
@@ -263,7 +264,7 @@ impl<'a> From<&'a AffiliateCoupon> for NewAffiliateCouponRow<'a> {
             minimum_amount: r.minimum_amount.map(|m| m.minor()),
             minimum_amount_currency: r.minimum_amount.map(|m| m.currency().code()),
             limit_to_customers: r.limit_to_customers,
-            customer_id: r.customer_id.as_deref(),
+            customer_id: r.customer_id.as_ref().map(StripeCustomerId::as_str),
             limit_to_affiliate: r.limit_to_affiliate,
             times_redeemed: c.times_redeemed,
             last_redeemed_at: c.last_redeemed_at,
@@ -391,7 +392,12 @@ impl CouponRepo for PgTx<'_> {
         row.map(AffiliateCouponRow::into_domain).transpose()
     }
 
-    fn affiliate_coupon_by_stripe_id(&mut self, org: OrgId, stripe_id: &str) -> Result<Option<AffiliateCoupon>, StoreError> {
+    fn affiliate_coupon_by_stripe_id(
+        &mut self,
+        org: OrgId,
+        stripe_id: &StripePromotionCodeId,
+    ) -> Result<Option<AffiliateCoupon>, StoreError> {
+        let stripe_id = stripe_id.as_str();
         let row = self.read(|c| {
             affiliate_coupons::table
                 .filter(affiliate_coupons::org_id.eq(org.as_uuid()))
@@ -404,7 +410,8 @@ impl CouponRepo for PgTx<'_> {
         row.map(AffiliateCouponRow::into_domain).transpose()
     }
 
-    fn affiliate_coupon_by_stripe_id_any_org(&mut self, stripe_id: &str) -> Result<Option<AffiliateCoupon>, StoreError> {
+    fn affiliate_coupon_by_stripe_id_any_org(&mut self, stripe_id: &StripePromotionCodeId) -> Result<Option<AffiliateCoupon>, StoreError> {
+        let stripe_id = stripe_id.as_str();
         let row = self.read(|c| {
             affiliate_coupons::table
                 .filter(affiliate_coupons::stripe_promotion_code_id.eq(stripe_id))
@@ -416,7 +423,8 @@ impl CouponRepo for PgTx<'_> {
         row.map(AffiliateCouponRow::into_domain).transpose()
     }
 
-    fn campaign_coupons_by_stripe_id(&mut self, stripe_id: &str) -> Result<Vec<CampaignCoupon>, StoreError> {
+    fn campaign_coupons_by_stripe_id(&mut self, stripe_id: &StripeCouponId) -> Result<Vec<CampaignCoupon>, StoreError> {
+        let stripe_id = stripe_id.as_str();
         let rows = self.read(|c| {
             campaign_coupons::table
                 .filter(campaign_coupons::stripe_coupon_id.eq(stripe_id))

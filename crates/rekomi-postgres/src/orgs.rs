@@ -6,12 +6,13 @@ use diesel::dsl::count_star;
 use diesel::prelude::*;
 use rekomi_domain::kernel::ids::OrgId;
 use rekomi_domain::kernel::plan::{PlanTier, SubscriptionStatus};
+use rekomi_domain::kernel::stripe_ids::StripeAccountId;
 use rekomi_domain::orgs::{ApiKey, ApiKeyScope, Handle, OrgRepo, OrgUsage, Organization};
 use rekomi_domain::ports::store::StoreError;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::columns::{currency, to_u16};
+use crate::columns::{currency, stripe_id_opt, to_u16};
 use crate::error::bad_row;
 use crate::schema::{affiliates, api_keys, organizations, programs};
 use crate::tx::{decode, PgTx};
@@ -52,7 +53,7 @@ impl OrganizationRow {
             trial_ends_at: self.trial_ends_at,
             home_currency: currency(T, "home_currency", &self.home_currency)?,
             payout_grace_days: to_u16(T, "payout_grace_days", self.payout_grace_days)?,
-            stripe_account_id: self.stripe_account_id,
+            stripe_account_id: stripe_id_opt(T, "stripe_account_id", self.stripe_account_id.as_deref())?,
             created_at: self.created_at,
         })
     }
@@ -88,7 +89,7 @@ impl<'a> From<&'a Organization> for NewOrganizationRow<'a> {
             trial_ends_at: o.trial_ends_at,
             home_currency: o.home_currency.code(),
             payout_grace_days: i32::from(o.payout_grace_days),
-            stripe_account_id: o.stripe_account_id.as_deref(),
+            stripe_account_id: o.stripe_account_id.as_ref().map(StripeAccountId::as_str),
             created_at: o.created_at,
         }
     }
@@ -162,7 +163,8 @@ impl OrgRepo for PgTx<'_> {
         row.map(OrganizationRow::into_domain).transpose()
     }
 
-    fn set_stripe_account(&mut self, id: OrgId, account: Option<&str>) -> Result<bool, StoreError> {
+    fn set_stripe_account(&mut self, id: OrgId, account: Option<&StripeAccountId>) -> Result<bool, StoreError> {
+        let account = account.map(StripeAccountId::as_str);
         let updated = self.guarded_write(|c| {
             diesel::update(organizations::table.find(id.as_uuid())).set(organizations::stripe_account_id.eq(account)).execute(c)
         })?;
@@ -187,7 +189,8 @@ impl OrgRepo for PgTx<'_> {
         row.map(ApiKeyRow::into_domain).transpose()
     }
 
-    fn org_by_stripe_account(&mut self, account: &str) -> Result<Option<Organization>, StoreError> {
+    fn org_by_stripe_account(&mut self, account: &StripeAccountId) -> Result<Option<Organization>, StoreError> {
+        let account = account.as_str();
         let row = self.read(|c| {
             organizations::table
                 .filter(organizations::stripe_account_id.eq(account))

@@ -5,12 +5,13 @@
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use rekomi_domain::kernel::ids::OrgId;
+use rekomi_domain::kernel::stripe_ids::{StripeAccountId, StripeEventId, StripePaymentRef};
 use rekomi_domain::ports::store::StoreError;
 use rekomi_domain::stripe_inbox::{InboxEvent, InboxRepo, InboxStatus};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::columns::{api_enum, to_u32};
+use crate::columns::{api_enum, stripe_id, stripe_id_opt, to_u32};
 use crate::schema::inbox_events;
 use crate::tx::{decode, PgTx};
 
@@ -41,9 +42,9 @@ impl InboxEventRow {
     fn into_domain(self) -> Result<InboxEvent, StoreError> {
         const T: &str = "inbox_events";
         Ok(InboxEvent {
-            id: self.id,
+            id: stripe_id(T, "id", &self.id)?,
             org_id: self.org_id.map(Into::into),
-            account: self.account,
+            account: stripe_id_opt(T, "account", self.account.as_deref())?,
             event_type: self.event_type,
             payload: self.payload,
             status: api_enum(T, "status", &self.status, InboxStatus::parse)?,
@@ -53,7 +54,7 @@ impl InboxEventRow {
             last_error: self.last_error,
             received_at: self.received_at,
             processed_at: self.processed_at,
-            waiting_for: self.waiting_for,
+            waiting_for: stripe_id_opt(T, "waiting_for", self.waiting_for.as_deref())?,
             replays: to_u32(T, "replays", self.replays)?,
         })
     }
@@ -81,9 +82,9 @@ struct NewInboxEventRow<'a> {
 impl<'a> From<&'a InboxEvent> for NewInboxEventRow<'a> {
     fn from(e: &'a InboxEvent) -> Self {
         Self {
-            id: &e.id,
+            id: e.id.as_str(),
             org_id: e.org_id.map(|id| id.as_uuid()),
-            account: e.account.as_deref(),
+            account: e.account.as_ref().map(StripeAccountId::as_str),
             event_type: &e.event_type,
             payload: &e.payload,
             status: e.status.as_str(),
@@ -93,7 +94,7 @@ impl<'a> From<&'a InboxEvent> for NewInboxEventRow<'a> {
             last_error: e.last_error.as_deref(),
             received_at: e.received_at,
             processed_at: e.processed_at,
-            waiting_for: e.waiting_for.as_deref(),
+            waiting_for: e.waiting_for.as_ref().map(StripePaymentRef::as_str),
             replays: i64::from(e.replays),
         }
     }
@@ -125,7 +126,7 @@ impl<'a> From<&'a InboxEvent> for InboxStateChange<'a> {
             locked_until: e.locked_until,
             last_error: e.last_error.as_deref(),
             processed_at: e.processed_at,
-            waiting_for: e.waiting_for.as_deref(),
+            waiting_for: e.waiting_for.as_ref().map(StripePaymentRef::as_str),
             replays: i64::from(e.replays),
         }
     }
@@ -170,11 +171,12 @@ impl InboxRepo for PgTx<'_> {
         Ok(events)
     }
 
-    fn renew_inbox_leases(&mut self, ids: &[String], lease_until: OffsetDateTime) -> Result<usize, StoreError> {
+    fn renew_inbox_leases(&mut self, ids: &[StripeEventId], lease_until: OffsetDateTime) -> Result<usize, StoreError> {
+        let ids: Vec<&str> = ids.iter().map(StripeEventId::as_str).collect();
         self.write(|c| {
             diesel::update(
                 inbox_events::table
-                    .filter(inbox_events::id.eq_any(ids))
+                    .filter(inbox_events::id.eq_any(&ids))
                     .filter(inbox_events::status.eq(InboxStatus::Pending.as_str()))
                     .filter(inbox_events::locked_until.is_not_null()),
             )
@@ -183,11 +185,12 @@ impl InboxRepo for PgTx<'_> {
         })
     }
 
-    fn release_inbox_events(&mut self, ids: &[String]) -> Result<usize, StoreError> {
+    fn release_inbox_events(&mut self, ids: &[StripeEventId]) -> Result<usize, StoreError> {
+        let ids: Vec<&str> = ids.iter().map(StripeEventId::as_str).collect();
         self.write(|c| {
             diesel::update(
                 inbox_events::table
-                    .filter(inbox_events::id.eq_any(ids))
+                    .filter(inbox_events::id.eq_any(&ids))
                     .filter(inbox_events::status.eq(InboxStatus::Pending.as_str()))
                     .filter(inbox_events::locked_until.is_not_null()),
             )
@@ -198,18 +201,19 @@ impl InboxRepo for PgTx<'_> {
 
     fn wake_waiting_inbox_events(
         &mut self,
-        account: Option<&str>,
-        payments: &[String],
+        account: Option<&StripeAccountId>,
+        payments: &[StripePaymentRef],
         org: OrgId,
         now: OffsetDateTime,
     ) -> Result<usize, StoreError> {
+        let payments: Vec<&str> = payments.iter().map(StripePaymentRef::as_str).collect();
         self.write(|c| {
             let waiting = inbox_events::table
                 .filter(inbox_events::status.eq(InboxStatus::Waiting.as_str()))
-                .filter(inbox_events::waiting_for.eq_any(payments))
+                .filter(inbox_events::waiting_for.eq_any(&payments))
                 .into_boxed::<Pg>();
             let waiting = match account {
-                Some(account) => waiting.filter(inbox_events::account.eq(account)),
+                Some(account) => waiting.filter(inbox_events::account.eq(account.as_str())),
                 None => waiting.filter(inbox_events::account.is_null()),
             };
             diesel::update(inbox_events::table.filter(inbox_events::id.eq_any(waiting.select(inbox_events::id))))
@@ -258,12 +262,12 @@ impl InboxRepo for PgTx<'_> {
 
     fn update_inbox_event(&mut self, event: &InboxEvent) -> Result<(), StoreError> {
         let change = InboxStateChange::from(event);
-        self.write(|c| diesel::update(inbox_events::table.find(&event.id)).set(&change).execute(c))?;
+        self.write(|c| diesel::update(inbox_events::table.find(event.id.as_str())).set(&change).execute(c))?;
         Ok(())
     }
 
-    fn inbox_event(&mut self, id: &str) -> Result<Option<InboxEvent>, StoreError> {
-        let row = self.read(|c| inbox_events::table.find(id).select(InboxEventRow::as_select()).first(c).optional())?;
+    fn inbox_event(&mut self, id: &StripeEventId) -> Result<Option<InboxEvent>, StoreError> {
+        let row = self.read(|c| inbox_events::table.find(id.as_str()).select(InboxEventRow::as_select()).first(c).optional())?;
         row.map(InboxEventRow::into_domain).transpose()
     }
 

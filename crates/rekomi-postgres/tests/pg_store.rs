@@ -190,7 +190,7 @@ fn campaign_coupon(org: OrgId, program: ProgramId) -> CampaignCoupon {
         allow_affiliate_self_mint: true,
         overrides_click_attribution: true,
         is_active: true,
-        stripe_coupon_id: Some("co_123".into()),
+        stripe_coupon_id: Some("co_123".parse().unwrap()),
         created_at: T0,
         updated_at: T0,
         archived_at: None,
@@ -205,7 +205,7 @@ fn affiliate_coupon(a: &Affiliate, coupon: &CampaignCoupon, code: &str) -> Affil
         affiliate_id: a.id,
         campaign_coupon_id: coupon.id,
         code: CouponCode::parse(code).unwrap(),
-        stripe_promotion_code_id: Some(format!("promo_{code}")),
+        stripe_promotion_code_id: Some(format!("promo_{code}").parse().unwrap()),
         is_active: true,
         max_redemptions: Some(10),
         expires_at: None,
@@ -213,7 +213,7 @@ fn affiliate_coupon(a: &Affiliate, coupon: &CampaignCoupon, code: &str) -> Affil
             first_time_order: true,
             minimum_amount: Some(Money::new(5000, Currency::parse("USD").unwrap())),
             limit_to_customers: true,
-            customer_id: Some("cus_1".into()),
+            customer_id: Some("cus_1".parse().unwrap()),
             limit_to_affiliate: false,
         },
         times_redeemed: 3,
@@ -328,7 +328,7 @@ async fn every_entity_round_trips_through_a_transaction() {
         assert_eq!(tx.list_campaign_coupons(org_id, prog_id, &PageRequest::first())?, vec![cc_amount, cc.clone()]);
         assert_eq!(tx.affiliate_coupon(org_id, ac.id)?, Some(ac.clone()));
         assert_eq!(tx.affiliate_coupon_by_code(org_id, &CouponCode::parse("jane20").unwrap())?, Some(ac.clone()));
-        assert_eq!(tx.affiliate_coupon_by_stripe_id(org_id, "promo_JANE20")?, Some(ac.clone()));
+        assert_eq!(tx.affiliate_coupon_by_stripe_id(org_id, &"promo_JANE20".parse().unwrap())?, Some(ac.clone()));
         assert_eq!(
             tx.list_affiliate_coupons(org_id, &CouponSelector::AffiliateEmail(a.email.clone()), &PageRequest::first())?,
             vec![ac.clone()]
@@ -537,6 +537,45 @@ async fn a_work_that_swallows_a_failed_read_is_not_reported_as_committed() {
     .await;
     match result {
         Err(StoreError::Unexpected(e)) => assert!(e.to_string().contains("after a statement failed"), "{e}"),
+        other => panic!("expected Unexpected, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_stored_stripe_id_the_domain_refuses_is_read_back_as_unexpected_naming_its_column() {
+    let db = test_db!();
+    let store = db.store();
+    let (o, p, a) = seed(&store, "acme").await;
+    let cc = campaign_coupon(o.id, p.id);
+    let ac = affiliate_coupon(&a, &cc, "JANE20");
+    let (cc2, ac2) = (cc.clone(), ac.clone());
+    transact::<_, StoreError, _>(&store, move |tx| {
+        tx.insert_campaign_coupon(&cc2)?;
+        tx.insert_affiliate_coupon(&ac2)
+    })
+    .await
+    .unwrap();
+    // Rows written outside the domain: a customer id where an account id belongs, an invoice
+    // id where a promotion code's belongs.
+    let mut conn = PgConnection::establish(&db.url).unwrap();
+    conn.batch_execute(&format!("UPDATE organizations SET stripe_account_id = 'cus_1' WHERE id = '{}'", o.id)).unwrap();
+    conn.batch_execute(&format!("UPDATE affiliate_coupons SET stripe_promotion_code_id = 'in_1' WHERE id = '{}'", ac.id)).unwrap();
+
+    let (org_id, code_id) = (o.id, ac.id);
+    let read_org = transact::<_, StoreError, _>(&store, move |tx| tx.org(org_id)).await;
+    match read_org {
+        Err(StoreError::Unexpected(e)) => {
+            let message = e.to_string();
+            assert!(message.contains("organizations.stripe_account_id holds a value the domain rejects"), "{message}");
+            assert!(message.contains("acct_"), "{message}");
+        }
+        other => panic!("expected Unexpected, got {other:?}"),
+    }
+    let read_code = transact::<_, StoreError, _>(&store, move |tx| tx.affiliate_coupon(org_id, code_id)).await;
+    match read_code {
+        Err(StoreError::Unexpected(e)) => {
+            assert!(e.to_string().contains("affiliate_coupons.stripe_promotion_code_id holds a value the domain rejects"), "{e}");
+        }
         other => panic!("expected Unexpected, got {other:?}"),
     }
 }

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use rekomi_domain::kernel::actor::Role;
 use rekomi_domain::kernel::ids::OrgId;
 use rekomi_domain::kernel::plan::PlanTier;
+use rekomi_domain::kernel::stripe_ids::{StripeAccountId, StripeEventId};
 use rekomi_domain::orgs::NewOrganization;
 use rekomi_domain::orgs::{ApiKeyScope, Handle};
 use rekomi_server::{Application, Config};
@@ -165,6 +166,14 @@ fn checked_ttl(ttl_secs: i64) -> anyhow::Result<i64> {
     Ok(ttl_secs)
 }
 
+/// A Stripe id given on the command line: the id type's rules, in Stripe's own alphabet
+/// (letters, digits, `_`), as every id Stripe makes is.
+fn stripe_id<T: std::str::FromStr<Err = rekomi_domain::kernel::stripe_ids::InvalidStripeId> + ToString>(raw: &str) -> anyhow::Result<T> {
+    let id: T = raw.parse()?;
+    anyhow::ensure!(id.to_string().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'), "only letters, digits and `_` are allowed");
+    Ok(id)
+}
+
 fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -189,9 +198,14 @@ async fn admin(command: Admin) -> anyhow::Result<()> {
         Admin::LinkStripeAccount { org, account, unlink } => {
             let org: OrgId = org.parse().context("--org must be an organization id (UUID)")?;
             let account = if unlink { None } else { account };
+            let account = account
+                .map(|a| {
+                    stripe_id::<StripeAccountId>(&a).map_err(|e| anyhow::anyhow!("--account must be a Stripe account id (acct_…): {e}"))
+                })
+                .transpose()?;
             let services = rekomi_server::services(&Config::from_env()?)?;
             services.link_stripe_account(org, account.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            serde_json::json!({ "organizationId": org.to_string(), "stripeAccountId": account })
+            serde_json::json!({ "organizationId": org.to_string(), "stripeAccountId": account.as_ref().map(StripeAccountId::as_str) })
         }
         Admin::StripeEvents { status, limit } => {
             let status = status
@@ -207,7 +221,8 @@ async fn admin(command: Admin) -> anyhow::Result<()> {
                     .iter()
                     .map(|e| {
                         serde_json::json!({
-                            "id": e.id, "type": e.event_type, "account": e.account, "organizationId": e.org_id.map(|o| o.to_string()),
+                            "id": e.id.as_str(), "type": e.event_type, "account": e.account.as_ref().map(StripeAccountId::as_str),
+                            "organizationId": e.org_id.map(|o| o.to_string()),
                             "status": e.status.as_str(), "attempts": e.attempts, "lastError": e.last_error,
                             "receivedAt": e.received_at.unix_timestamp(),
                         })
@@ -216,9 +231,10 @@ async fn admin(command: Admin) -> anyhow::Result<()> {
             )
         }
         Admin::ReplayStripeEvent { id } => {
+            let id = stripe_id::<StripeEventId>(&id).map_err(|e| anyhow::anyhow!("--id must be a Stripe event id (evt_…): {e}"))?;
             let services = rekomi_server::services(&Config::from_env()?)?;
             let event = services.replay_any_stripe_event(id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            serde_json::json!({ "id": event.id, "status": event.status.as_str() })
+            serde_json::json!({ "id": event.id.as_str(), "status": event.status.as_str() })
         }
         Admin::DashboardToken { org, sub, role, ttl_secs } => {
             let org: OrgId = org.parse().context("--org must be an organization id (UUID)")?;

@@ -20,10 +20,16 @@
 //! | Checkout discounts | `discounts[]` `{coupon, promotion_code}`, `total_details.breakdown.discounts` | none |
 //!
 //! Any reference to another object may be an id or the expanded object (whose `id` is taken).
+//! Every Stripe id read is parsed into the domain's type of it: a reference that is absent,
+//! `null` or not a string counts as absent, but a string that is no id of its kind (an invoice
+//! id where a customer id belongs, an empty or overlong id) fails the decoding, naming the field.
 //! Stripe's vocabulary stops here: `billing_reason` becomes whether an invoice is a renewal,
 //! a session's `payment_status` whether it is paid, its `mode` a [`CheckoutMode`].
 //! Error messages name the event, its type and the field, never a value from the payload.
 
+use std::str::FromStr;
+
+use rekomi_domain::kernel::stripe_ids::InvalidStripeId;
 use rekomi_domain::stripe_inbox::facts::{
     CheckoutFact, CheckoutMode, DecodeError, Discounts, EventDecoder, EventEnvelope, InvoiceFact, PromotionCodeRef, RefundFact, StripeFact,
     SubscriptionFact,
@@ -83,12 +89,11 @@ fn envelope_of(event: &Object) -> Result<EventEnvelope, DecodeError> {
     let fields = Fields { object: event, context: "event", prefix: "" };
     let account = match event.get("account") {
         None | Some(Value::Null) => None,
-        // Control characters (a NUL cannot even be stored) make it no account id.
-        account @ Some(Value::String(_)) => Some(text(account).ok_or_else(|| fields.missing("account", "an account id"))?),
+        Some(Value::String(account)) => Some(account.parse().map_err(|err| fields.invalid("account", err))?),
         Some(_) => return Err(fields.missing("account", "an account id")),
     };
     Ok(EventEnvelope {
-        id: fields.required_str("id")?,
+        id: fields.required_id("id")?,
         event_type: fields.required_str("type")?,
         account,
         created: fields.required_time("created")?,
@@ -107,9 +112,9 @@ fn decode_event(envelope: &EventEnvelope, event: &Object) -> Result<StripeFact, 
         "checkout.session.completed" => |fields, envelope| checkout(fields, envelope).map(StripeFact::CheckoutCompleted),
         "charge.refunded" => |fields, envelope| refund(fields, envelope).map(StripeFact::ChargeRefunded),
         "promotion_code.created" | "promotion_code.updated" => {
-            |fields, _| Ok(StripeFact::PromotionCodeUpdated { id: fields.required_str("id")?, active: fields.required_bool("active")? })
+            |fields, _| Ok(StripeFact::PromotionCodeUpdated { id: fields.required_id("id")?, active: fields.required_bool("active")? })
         }
-        "coupon.deleted" => |fields, _| Ok(StripeFact::CouponDeleted { id: fields.required_str("id")? }),
+        "coupon.deleted" => |fields, _| Ok(StripeFact::CouponDeleted { id: fields.required_id("id")? }),
         _ => return Ok(StripeFact::Ignored),
     };
     let context = format!("{kind} event {}", envelope.id);
@@ -127,24 +132,27 @@ fn invoice(fields: &Fields<'_>) -> Result<InvoiceFact, DecodeError> {
         Some(_) => fields.required_time_at(&["status_transitions", "paid_at"])?,
         None => fields.required_time("created")?,
     };
+    let subscription_id = match fields.optional_id(&["parent", "subscription_details", "subscription"])? {
+        Some(id) => Some(id),
+        None => fields.optional_id(&["subscription"])?,
+    };
     Ok(InvoiceFact {
-        invoice_id: fields.required_str("id")?,
-        customer_id: id_of(object.get("customer")),
+        invoice_id: fields.required_id("id")?,
+        customer_id: fields.optional_id(&["customer"])?,
         customer_email: text(object.get("customer_email")),
-        subscription_id: id_of(at(object, &["parent", "subscription_details", "subscription"]))
-            .or_else(|| id_of(object.get("subscription"))),
+        subscription_id,
         amount_paid: fields.required_amount("amount_paid")?,
         currency: fields.required_str("currency")?,
         renewal: matches!(
             text(object.get("billing_reason")).as_deref(),
             Some("subscription_cycle" | "subscription_update" | "subscription_threshold")
         ),
-        discounts: billing_discounts(object),
+        discounts: billing_discounts(fields)?,
         referral: text(at(object, &["metadata", REFERRAL_KEY]))
             .or_else(|| text(at(object, &["parent", "subscription_details", "metadata", REFERRAL_KEY])))
             .or_else(|| text(at(object, &["subscription_details", "metadata", REFERRAL_KEY]))),
-        charge_id: id_of(object.get("charge")),
-        payment_intent_id: id_of(object.get("payment_intent")),
+        charge_id: fields.optional_id(&["charge"])?,
+        payment_intent_id: fields.optional_id(&["payment_intent"])?,
         paid_at,
     })
 }
@@ -152,11 +160,11 @@ fn invoice(fields: &Fields<'_>) -> Result<InvoiceFact, DecodeError> {
 fn subscription(fields: &Fields<'_>) -> Result<SubscriptionFact, DecodeError> {
     let object = fields.object;
     Ok(SubscriptionFact {
-        subscription_id: fields.required_str("id")?,
-        customer_id: id_of(object.get("customer")),
+        subscription_id: fields.required_id("id")?,
+        customer_id: fields.optional_id(&["customer"])?,
         status: fields.required_str("status")?,
-        latest_invoice: id_of(object.get("latest_invoice")),
-        discounts: billing_discounts(object),
+        latest_invoice: fields.optional_id(&["latest_invoice"])?,
+        discounts: billing_discounts(fields)?,
         referral: text(at(object, &["metadata", REFERRAL_KEY])),
         currency: text(object.get("currency")),
         created: fields.required_time("created")?,
@@ -182,17 +190,17 @@ fn checkout(fields: &Fields<'_>, envelope: &EventEnvelope) -> Result<CheckoutFac
         _ => return Err(fields.missing("payment_status", "paid, unpaid or no_payment_required")),
     };
     Ok(CheckoutFact {
-        session_id: fields.required_str("id")?,
-        customer_id: id_of(object.get("customer")),
+        session_id: fields.required_id("id")?,
+        customer_id: fields.optional_id(&["customer"])?,
         customer_email: text(at(object, &["customer_details", "email"])).or_else(|| text(object.get("customer_email"))),
         mode,
         paid,
         amount_total,
         currency: text(object.get("currency")),
-        subscription_id: id_of(object.get("subscription")),
-        invoice_id: id_of(object.get("invoice")),
-        payment_intent_id: id_of(object.get("payment_intent")),
-        discounts: checkout_discounts(object),
+        subscription_id: fields.optional_id(&["subscription"])?,
+        invoice_id: fields.optional_id(&["invoice"])?,
+        payment_intent_id: fields.optional_id(&["payment_intent"])?,
+        discounts: checkout_discounts(fields)?,
         referral: text(at(object, &["metadata", REFERRAL_KEY])),
         client_reference_id: text(object.get("client_reference_id")),
         // Sessions of older API versions carry no `created`; the event's is the closest.
@@ -204,12 +212,11 @@ fn checkout(fields: &Fields<'_>, envelope: &EventEnvelope) -> Result<CheckoutFac
 }
 
 fn refund(fields: &Fields<'_>, envelope: &EventEnvelope) -> Result<RefundFact, DecodeError> {
-    let object = fields.object;
     Ok(RefundFact {
-        charge_id: fields.required_str("id")?,
-        payment_intent_id: id_of(object.get("payment_intent")),
-        invoice_id: id_of(object.get("invoice")),
-        customer_id: id_of(object.get("customer")),
+        charge_id: fields.required_id("id")?,
+        payment_intent_id: fields.optional_id(&["payment_intent"])?,
+        invoice_id: fields.optional_id(&["invoice"])?,
+        customer_id: fields.optional_id(&["customer"])?,
         amount: fields.required_amount("amount")?,
         amount_refunded: fields.required_amount("amount_refunded")?,
         currency: fields.required_str("currency")?,
@@ -220,44 +227,47 @@ fn refund(fields: &Fields<'_>, envelope: &EventEnvelope) -> Result<RefundFact, D
 /// The discounts of an invoice or a subscription: `discounts` (ids or expanded objects), the
 /// singular `discount` of API versions before 2025-03-31, and the expanded discounts of an
 /// invoice's `total_discount_amounts` when a payload carries them.
-fn billing_discounts(object: &Object) -> Discounts {
+fn billing_discounts(fields: &Fields<'_>) -> Result<Discounts, DecodeError> {
+    let object = fields.object;
     let mut scan = DiscountScan::default();
     if let Some(Value::Array(discounts)) = object.get("discounts") {
         for discount in discounts {
-            scan.listed_discount(discount);
+            scan.listed_discount(discount).map_err(|err| fields.invalid("discounts[].promotion_code", err))?;
         }
     }
     if let Some(discount) = object.get("discount") {
-        scan.listed_discount(discount);
+        scan.listed_discount(discount).map_err(|err| fields.invalid("discount.promotion_code", err))?;
     }
     if let Some(Value::Array(amounts)) = object.get("total_discount_amounts") {
         for amount in amounts {
             if let Some(Value::Object(discount)) = amount.get("discount") {
-                scan.expanded_discount(discount);
+                scan.expanded_discount(discount).map_err(|err| fields.invalid("total_discount_amounts[].discount.promotion_code", err))?;
             }
         }
     }
-    scan.finish()
+    Ok(scan.finish())
 }
 
 /// The discounts of a checkout session: `discounts[]` entries `{coupon, promotion_code}` (since
 /// 2025-01-27.acacia) and the expanded `total_details.breakdown.discounts[].discount`.
-fn checkout_discounts(object: &Object) -> Discounts {
+fn checkout_discounts(fields: &Fields<'_>) -> Result<Discounts, DecodeError> {
+    let object = fields.object;
     let mut scan = DiscountScan::default();
     if let Some(Value::Array(discounts)) = object.get("discounts") {
         for discount in discounts.iter().filter_map(Value::as_object) {
-            scan.promotion_code(discount.get("promotion_code"));
+            scan.promotion_code(discount.get("promotion_code")).map_err(|err| fields.invalid("discounts[].promotion_code", err))?;
             scan.coupon(discount.get("coupon"));
         }
     }
     if let Some(Value::Array(breakdown)) = at(object, &["total_details", "breakdown", "discounts"]) {
         for entry in breakdown {
             if let Some(Value::Object(discount)) = entry.get("discount") {
-                scan.expanded_discount(discount);
+                scan.expanded_discount(discount)
+                    .map_err(|err| fields.invalid("total_details.breakdown.discounts[].discount.promotion_code", err))?;
             }
         }
     }
-    scan.finish()
+    Ok(scan.finish())
 }
 
 /// Collects what the discounts of one object say.
@@ -273,34 +283,36 @@ struct DiscountScan {
 
 impl DiscountScan {
     /// A discount as an invoice or a subscription lists it: a `di_…` id or an expanded object.
-    fn listed_discount(&mut self, discount: &Value) {
+    fn listed_discount(&mut self, discount: &Value) -> Result<(), InvalidStripeId> {
         match discount {
             Value::String(id) if !id.is_empty() => self.listed_ids.push(id.clone()),
-            Value::Object(discount) => self.expanded_discount(discount),
+            Value::Object(discount) => self.expanded_discount(discount)?,
             _ => {}
         }
+        Ok(())
     }
 
     /// An expanded `discount` object of any version: its promotion code and its coupon
     /// (`source.coupon` since 2025-09-30.clover, `coupon` before).
-    fn expanded_discount(&mut self, discount: &Object) {
+    fn expanded_discount(&mut self, discount: &Object) -> Result<(), InvalidStripeId> {
         if let Some(id) = text(discount.get("id")) {
             self.expanded_ids.push(id);
         }
-        self.promotion_code(discount.get("promotion_code"));
+        self.promotion_code(discount.get("promotion_code"))?;
         self.coupon(at(discount, &["source", "coupon"]));
         self.coupon(discount.get("coupon"));
+        Ok(())
     }
 
     /// A promotion code: an id, or the expanded object with its code text.
-    fn promotion_code(&mut self, promotion_code: Option<&Value>) {
+    fn promotion_code(&mut self, promotion_code: Option<&Value>) -> Result<(), InvalidStripeId> {
         let (id, code) = match promotion_code {
-            Some(Value::String(id)) if !id.is_empty() => (id.clone(), None),
+            Some(Value::String(id)) if !id.is_empty() => (id.parse()?, None),
             Some(Value::Object(object)) => match text(object.get("id")) {
-                Some(id) => (id, text(object.get("code"))),
-                None => return,
+                Some(id) => (id.parse()?, text(object.get("code"))),
+                None => return Ok(()),
             },
-            _ => return,
+            _ => return Ok(()),
         };
         match self.promotion_codes.iter_mut().find(|known| known.id == id) {
             Some(known) => {
@@ -310,6 +322,7 @@ impl DiscountScan {
             }
             None => self.promotion_codes.push(PromotionCodeRef { id, code }),
         }
+        Ok(())
     }
 
     /// A coupon: only an expanded one says how much it takes off.
@@ -339,8 +352,23 @@ impl Fields<'_> {
         DecodeError(format!("{}: `{}{field}` is missing or not {expected}", self.context, self.prefix))
     }
 
+    fn invalid(&self, field: &str, err: InvalidStripeId) -> DecodeError {
+        DecodeError(format!("{}: `{}{field}` is not a Stripe {} id: {err}", self.context, self.prefix, err.kind()))
+    }
+
     fn required_str(&self, field: &str) -> Result<String, DecodeError> {
         text(self.object.get(field)).ok_or_else(|| self.missing(field, "a non-empty string"))
+    }
+
+    /// A Stripe id of the kind `T`.
+    fn required_id<T: FromStr<Err = InvalidStripeId>>(&self, field: &str) -> Result<T, DecodeError> {
+        self.required_str(field)?.parse().map_err(|err| self.invalid(field, err))
+    }
+
+    /// A reference to an object of the kind `T` at `path` (see [`id_of`]): absent when there is
+    /// none, an error when it names no object of that kind.
+    fn optional_id<T: FromStr<Err = InvalidStripeId>>(&self, path: &[&str]) -> Result<Option<T>, DecodeError> {
+        id_of(at(self.object, path)).map(|id| id.parse().map_err(|err| self.invalid(&path.join("."), err))).transpose()
     }
 
     /// An amount in minor units: an integer from 0 to [`MAX_AMOUNT_MINOR`].
@@ -398,9 +426,13 @@ mod tests {
 
     use super::*;
 
-    fn scan_checkout(discounts: Value) -> Discounts {
+    fn fields(object: &Object) -> Fields<'_> {
+        Fields { object, context: "test", prefix: "" }
+    }
+
+    fn scan_checkout(discounts: Value) -> Result<Discounts, DecodeError> {
         let object = json!({ "discounts": discounts });
-        checkout_discounts(object.as_object().unwrap_or(&Map::new()))
+        checkout_discounts(&fields(object.as_object().unwrap_or(&Map::new())))
     }
 
     #[test]
@@ -409,8 +441,10 @@ mod tests {
             { "promotion_code": "promo_1" },
             { "promotion_code": { "id": "promo_1", "code": "ALICE20" } },
             { "promotion_code": { "id": "promo_1", "code": "OTHER" } },
-        ]));
-        assert_eq!(discounts.promotion_codes, vec![PromotionCodeRef { id: "promo_1".to_owned(), code: Some("ALICE20".to_owned()) }]);
+        ]))
+        .unwrap_or_else(|err| panic!("{err}"));
+        let id = "promo_1".parse().unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(discounts.promotion_codes, vec![PromotionCodeRef { id, code: Some("ALICE20".to_owned()) }]);
         assert!(!discounts.unresolved);
     }
 
@@ -420,7 +454,7 @@ mod tests {
             "discounts": ["di_1"],
             "discount": { "id": "di_1", "coupon": { "id": "10OFF", "percent_off": 10 }, "promotion_code": null },
         });
-        let discounts = billing_discounts(object.as_object().unwrap_or(&Map::new()));
+        let discounts = billing_discounts(&fields(object.as_object().unwrap_or(&Map::new()))).unwrap_or_else(|err| panic!("{err}"));
         assert_eq!(discounts, Discounts::default());
     }
 
@@ -431,5 +465,18 @@ mod tests {
         assert_eq!(id_of(Some(&json!(""))), None);
         assert_eq!(text(Some(&json!(null))), None);
         assert_eq!(int(Some(&json!("1500"))), None);
+    }
+
+    #[test]
+    fn a_promotion_code_that_is_no_promotion_code_id_fails_naming_where_it_was() {
+        let err = scan_checkout(json!([{ "promotion_code": "cus_1" }])).unwrap_err();
+        assert_eq!(
+            err.0,
+            "test: `discounts[].promotion_code` is not a Stripe promotion code id: a Stripe promotion code id must be promo_… followed by the id"
+        );
+        let object = json!({ "discount": { "id": "di_1", "promotion_code": { "id": "in_1", "code": "X" } } });
+        let err = billing_discounts(&fields(object.as_object().unwrap_or(&Map::new()))).unwrap_err();
+        assert!(err.0.contains("`discount.promotion_code`"), "{err}");
+        assert!(!err.0.contains("in_1"), "the message never repeats a value: {err}");
     }
 }

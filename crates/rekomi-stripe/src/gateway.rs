@@ -41,6 +41,10 @@ use async_trait::async_trait;
 use rand::Rng;
 use rekomi_domain::coupons::{CouponDuration, DiscountSpec};
 use rekomi_domain::kernel::money::Money;
+use rekomi_domain::kernel::stripe_ids::{
+    InvalidStripeId, StripeChargeId, StripeCouponId, StripeCustomerId, StripeInvoiceId, StripePaymentIntentId, StripePromotionCodeId,
+    StripeSubscriptionId,
+};
 use rekomi_domain::ports::gateway::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, PaymentGateway};
 use rekomi_domain::stripe_inbox::facts::PromotionCodeRef;
 use stripe::{AccountId, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
@@ -243,7 +247,13 @@ fn path_id(id: &str) -> Result<&str, GatewayError> {
 }
 
 fn account(ctx: &GatewayContext) -> Option<AccountId> {
-    ctx.stripe_account.as_deref().map(AccountId::from)
+    ctx.stripe_account.as_ref().map(|account| AccountId::from(account.as_str()))
+}
+
+/// An id in Stripe's answer, as the domain's type of it; an id that breaks its kind's rules
+/// makes the answer unparseable.
+fn answered<T: FromStr<Err = InvalidStripeId>>(id: &str) -> Result<T, GatewayError> {
+    id.parse().map_err(|err: InvalidStripeId| GatewayError::Unknown(anyhow::anyhow!("unparseable answer from Stripe: {err}")))
 }
 
 /// One attempt of a read: `GET /v1{path}?{query}` (no `?` for an empty query), without an
@@ -261,14 +271,17 @@ fn get<T>(path: &str, query: &str, account: Option<&AccountId>) -> CustomizableS
 /// The promotion codes of a list of discounts as Stripe returns them with
 /// `expand[]=discounts.promotion_code`: an expanded code gives its id and text, a code left as
 /// an id gives its id, a discount left as an id gives nothing. Each code once.
-fn promotion_codes(discounts: &[stripe_types::Expandable<stripe_shared::Discount>]) -> Vec<PromotionCodeRef> {
+///
+/// # Errors
+/// [`GatewayError::Unknown`] for a promotion code id that is not one.
+fn promotion_codes(discounts: &[stripe_types::Expandable<stripe_shared::Discount>]) -> Result<Vec<PromotionCodeRef>, GatewayError> {
     let mut codes: Vec<PromotionCodeRef> = Vec::new();
     for discount in discounts.iter().filter_map(stripe_types::Expandable::as_object) {
         let found = match &discount.promotion_code {
             Some(stripe_types::Expandable::Object(code)) => {
-                PromotionCodeRef { id: code.id.as_str().to_owned(), code: Some(code.code.clone()) }
+                PromotionCodeRef { id: answered(code.id.as_str())?, code: Some(code.code.clone()) }
             }
-            Some(stripe_types::Expandable::Id(id)) => PromotionCodeRef { id: id.as_str().to_owned(), code: None },
+            Some(stripe_types::Expandable::Id(id)) => PromotionCodeRef { id: answered(id.as_str())?, code: None },
             None => continue,
         };
         match codes.iter_mut().find(|known| known.id == found.id) {
@@ -277,7 +290,7 @@ fn promotion_codes(discounts: &[stripe_types::Expandable<stripe_shared::Discount
             None => codes.push(found),
         }
     }
-    codes
+    Ok(codes)
 }
 
 fn currency(money: &Money) -> stripe_types::Currency {
@@ -316,7 +329,7 @@ fn coupon_params(request: &CreateCoupon) -> coupon_api::CreateCoupon {
 
 fn promotion_code_params(request: &CreatePromotionCode) -> promotion_code_api::CreatePromotionCode {
     let promotion = promotion_code_api::CreatePromotionCodePromotion {
-        coupon: Some(request.coupon_id.clone()),
+        coupon: Some(request.coupon_id.as_str().to_owned()),
         type_: promotion_code_api::CreatePromotionCodePromotionType::Coupon,
     };
     let mut params = promotion_code_api::CreatePromotionCode::new(promotion).code(request.code.as_str());
@@ -347,7 +360,7 @@ fn promotion_code_params(request: &CreatePromotionCode) -> promotion_code_api::C
 
 #[async_trait]
 impl PaymentGateway for StripeGateway {
-    async fn create_coupon(&self, ctx: &GatewayContext, request: &CreateCoupon) -> Result<String, GatewayError> {
+    async fn create_coupon(&self, ctx: &GatewayContext, request: &CreateCoupon) -> Result<StripeCouponId, GatewayError> {
         let key = idempotency_key(&request.idempotency_key)?;
         let account = account(ctx);
         let params = coupon_params(request);
@@ -360,10 +373,14 @@ impl PaymentGateway for StripeGateway {
                 call.send(&self.client)
             })
             .await?;
-        Ok(coupon.id.as_str().to_owned())
+        answered(coupon.id.as_str())
     }
 
-    async fn create_promotion_code(&self, ctx: &GatewayContext, request: &CreatePromotionCode) -> Result<String, GatewayError> {
+    async fn create_promotion_code(
+        &self,
+        ctx: &GatewayContext,
+        request: &CreatePromotionCode,
+    ) -> Result<StripePromotionCodeId, GatewayError> {
         let key = idempotency_key(&request.idempotency_key)?;
         let account = account(ctx);
         let params = promotion_code_params(request);
@@ -376,18 +393,18 @@ impl PaymentGateway for StripeGateway {
                 call.send(&self.client)
             })
             .await?;
-        Ok(promotion_code.id.as_str().to_owned())
+        answered(promotion_code.id.as_str())
     }
 
     async fn deactivate_promotion_code(
         &self,
         ctx: &GatewayContext,
-        promotion_code_id: &str,
+        promotion_code_id: &StripePromotionCodeId,
         idempotency_key: &str,
     ) -> Result<(), GatewayError> {
         let key = self::idempotency_key(idempotency_key)?;
         let account = account(ctx);
-        let params = promotion_code_api::UpdatePromotionCode::new(path_id(promotion_code_id)?).active(false);
+        let params = promotion_code_api::UpdatePromotionCode::new(path_id(promotion_code_id.as_str())?).active(false);
         self.with_retries("deactivate promotion code", || {
             let mut call = params.customize().request_strategy(RequestStrategy::Idempotent(key.clone()));
             if let Some(account) = &account {
@@ -399,38 +416,42 @@ impl PaymentGateway for StripeGateway {
         Ok(())
     }
 
-    async fn invoice_promotion_codes(&self, ctx: &GatewayContext, invoice_id: &str) -> Result<Vec<PromotionCodeRef>, GatewayError> {
-        let path = format!("/invoices/{}", path_id(invoice_id)?);
+    async fn invoice_promotion_codes(
+        &self,
+        ctx: &GatewayContext,
+        invoice_id: &StripeInvoiceId,
+    ) -> Result<Vec<PromotionCodeRef>, GatewayError> {
+        let path = format!("/invoices/{}", path_id(invoice_id.as_str())?);
         let account = account(ctx);
         let invoice: stripe_shared::Invoice = self
             .with_retries("retrieve invoice", || get(&path, EXPAND_DISCOUNT_PROMOTION_CODES, account.as_ref()).send(&self.client))
             .await?;
-        Ok(promotion_codes(&invoice.discounts))
+        promotion_codes(&invoice.discounts)
     }
 
     async fn subscription_promotion_codes(
         &self,
         ctx: &GatewayContext,
-        subscription_id: &str,
+        subscription_id: &StripeSubscriptionId,
     ) -> Result<Vec<PromotionCodeRef>, GatewayError> {
-        let path = format!("/subscriptions/{}", path_id(subscription_id)?);
+        let path = format!("/subscriptions/{}", path_id(subscription_id.as_str())?);
         let account = account(ctx);
         let subscription: stripe_shared::Subscription = self
             .with_retries("retrieve subscription", || get(&path, EXPAND_DISCOUNT_PROMOTION_CODES, account.as_ref()).send(&self.client))
             .await?;
-        Ok(promotion_codes(&subscription.discounts))
+        promotion_codes(&subscription.discounts)
     }
 
     async fn invoice_of_payment(
         &self,
         ctx: &GatewayContext,
-        charge_id: &str,
-        payment_intent_id: Option<String>,
-    ) -> Result<Option<String>, GatewayError> {
+        charge_id: &StripeChargeId,
+        payment_intent_id: Option<StripePaymentIntentId>,
+    ) -> Result<Option<StripeInvoiceId>, GatewayError> {
         // Stripe's invoice-payments list filters by `payment[type]=payment_intent` (or
         // `payment_record`), not by charge; since 2025-03-31 every invoice payment goes through
         // a payment intent, so a charge without one is a one-time payment, not an invoice's.
-        let Some(payment_intent) = payment_intent_id.as_deref() else {
+        let Some(payment_intent) = payment_intent_id.as_ref().map(StripePaymentIntentId::as_str) else {
             let _ = charge_id;
             return Ok(None);
         };
@@ -438,23 +459,23 @@ impl PaymentGateway for StripeGateway {
         let account = account(ctx);
         let payments: stripe_types::List<stripe_shared::InvoicePayment> =
             self.with_retries("list invoice payments", || get("/invoice_payments", &query, account.as_ref()).send(&self.client)).await?;
-        Ok(payments.data.first().and_then(|payment| payment.invoice.id().as_ref()).map(|invoice| invoice.as_str().to_owned()))
+        payments.data.first().and_then(|payment| payment.invoice.id().as_ref()).map(|invoice| answered(invoice.as_str())).transpose()
     }
 
-    async fn customer_referral(&self, ctx: &GatewayContext, customer_id: &str) -> Result<Option<String>, GatewayError> {
-        let path = format!("/customers/{}", path_id(customer_id)?);
+    async fn customer_referral(&self, ctx: &GatewayContext, customer_id: &StripeCustomerId) -> Result<Option<String>, GatewayError> {
+        let path = format!("/customers/{}", path_id(customer_id.as_str())?);
         let account = account(ctx);
         let customer: CustomerReferralFields =
             self.with_retries("retrieve customer", || get(&path, "", account.as_ref()).send(&self.client)).await?;
         Ok(customer.referral())
     }
 
-    async fn delete_coupon(&self, ctx: &GatewayContext, coupon_id: &str, idempotency_key: &str) -> Result<(), GatewayError> {
+    async fn delete_coupon(&self, ctx: &GatewayContext, coupon_id: &StripeCouponId, idempotency_key: &str) -> Result<(), GatewayError> {
         // Stripe ignores idempotency keys on DELETE (it is idempotent by definition); the port
         // still sends one so that every mutating call looks the same in Stripe's request log.
         let key = self::idempotency_key(idempotency_key)?;
         let account = account(ctx);
-        let params = coupon_api::DeleteCoupon::new(path_id(coupon_id)?);
+        let params = coupon_api::DeleteCoupon::new(path_id(coupon_id.as_str())?);
         self.with_retries("delete coupon", || {
             let mut call = params.customize().request_strategy(RequestStrategy::Idempotent(key.clone()));
             if let Some(account) = &account {

@@ -6,6 +6,9 @@
 //! of keys to ids to lose on restart.
 
 use async_trait::async_trait;
+use rekomi_domain::kernel::stripe_ids::{
+    StripeChargeId, StripeCouponId, StripeCustomerId, StripeInvoiceId, StripePaymentIntentId, StripePromotionCodeId, StripeSubscriptionId,
+};
 use rekomi_domain::ports::gateway::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, PaymentGateway};
 use rekomi_domain::stripe_inbox::facts::PromotionCodeRef;
 use sha2::{Digest, Sha256};
@@ -54,6 +57,12 @@ fn local_id(prefix: &str, key: &str) -> String {
     id
 }
 
+/// [`local_id`] as the id type of its kind; the ids are within every kind's rules (a prefix,
+/// then base-62 digits), so this never fails in practice.
+fn typed_local_id<T: std::str::FromStr>(prefix: &str, key: &str) -> Result<T, GatewayError> {
+    local_id(prefix, key).parse().map_err(|_| GatewayError::Unknown(anyhow::anyhow!("a local {prefix}… id is malformed")))
+}
+
 fn check_key(key: &str) -> Result<(), GatewayError> {
     if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
         return Err(GatewayError::Unknown(anyhow::anyhow!(
@@ -66,33 +75,41 @@ fn check_key(key: &str) -> Result<(), GatewayError> {
 
 #[async_trait]
 impl PaymentGateway for OfflineGateway {
-    async fn create_coupon(&self, _ctx: &GatewayContext, request: &CreateCoupon) -> Result<String, GatewayError> {
+    async fn create_coupon(&self, _ctx: &GatewayContext, request: &CreateCoupon) -> Result<StripeCouponId, GatewayError> {
         check_key(&request.idempotency_key)?;
-        Ok(local_id("coupon_local_", &request.idempotency_key))
+        typed_local_id("coupon_local_", &request.idempotency_key)
     }
 
-    async fn create_promotion_code(&self, _ctx: &GatewayContext, request: &CreatePromotionCode) -> Result<String, GatewayError> {
+    async fn create_promotion_code(
+        &self,
+        _ctx: &GatewayContext,
+        request: &CreatePromotionCode,
+    ) -> Result<StripePromotionCodeId, GatewayError> {
         check_key(&request.idempotency_key)?;
-        Ok(local_id("promo_local_", &request.idempotency_key))
+        typed_local_id("promo_local_", &request.idempotency_key)
     }
 
     async fn deactivate_promotion_code(
         &self,
         _ctx: &GatewayContext,
-        _promotion_code_id: &str,
+        _promotion_code_id: &StripePromotionCodeId,
         idempotency_key: &str,
     ) -> Result<(), GatewayError> {
         check_key(idempotency_key)
     }
 
-    async fn invoice_promotion_codes(&self, _ctx: &GatewayContext, _invoice_id: &str) -> Result<Vec<PromotionCodeRef>, GatewayError> {
+    async fn invoice_promotion_codes(
+        &self,
+        _ctx: &GatewayContext,
+        _invoice_id: &StripeInvoiceId,
+    ) -> Result<Vec<PromotionCodeRef>, GatewayError> {
         Ok(Vec::new())
     }
 
     async fn subscription_promotion_codes(
         &self,
         _ctx: &GatewayContext,
-        _subscription_id: &str,
+        _subscription_id: &StripeSubscriptionId,
     ) -> Result<Vec<PromotionCodeRef>, GatewayError> {
         Ok(Vec::new())
     }
@@ -100,17 +117,17 @@ impl PaymentGateway for OfflineGateway {
     async fn invoice_of_payment(
         &self,
         _ctx: &GatewayContext,
-        _charge_id: &str,
-        _payment_intent_id: Option<String>,
-    ) -> Result<Option<String>, GatewayError> {
+        _charge_id: &StripeChargeId,
+        _payment_intent_id: Option<StripePaymentIntentId>,
+    ) -> Result<Option<StripeInvoiceId>, GatewayError> {
         Ok(None)
     }
 
-    async fn customer_referral(&self, _ctx: &GatewayContext, _customer_id: &str) -> Result<Option<String>, GatewayError> {
+    async fn customer_referral(&self, _ctx: &GatewayContext, _customer_id: &StripeCustomerId) -> Result<Option<String>, GatewayError> {
         Ok(None)
     }
 
-    async fn delete_coupon(&self, _ctx: &GatewayContext, _coupon_id: &str, idempotency_key: &str) -> Result<(), GatewayError> {
+    async fn delete_coupon(&self, _ctx: &GatewayContext, _coupon_id: &StripeCouponId, idempotency_key: &str) -> Result<(), GatewayError> {
         check_key(idempotency_key)
     }
 }
@@ -119,6 +136,7 @@ impl PaymentGateway for OfflineGateway {
 mod tests {
     use rekomi_domain::coupons::{CouponDuration, DiscountSpec};
     use rekomi_domain::kernel::money::{Currency, Money};
+    use rekomi_domain::kernel::stripe_ids::StripeAccountId;
 
     use super::*;
 
@@ -136,7 +154,7 @@ mod tests {
     fn promotion_code(key: &str) -> Result<CreatePromotionCode, Box<dyn std::error::Error>> {
         Ok(CreatePromotionCode {
             idempotency_key: key.to_owned(),
-            coupon_id: "coupon_local_x".to_owned(),
+            coupon_id: StripeCouponId::parse("coupon_local_x")?,
             code: "ALICE20".to_owned(),
             max_redemptions: Some(5),
             expires_at: None,
@@ -163,13 +181,13 @@ mod tests {
         let other = gateway.create_coupon(&ctx, &coupon("coupon:org1:aff2")).await?;
         assert_eq!(first, again);
         assert_ne!(first, other);
-        assert_local_id(&first, "coupon_local_");
-        assert_local_id(&other, "coupon_local_");
+        assert_local_id(first.as_str(), "coupon_local_");
+        assert_local_id(other.as_str(), "coupon_local_");
 
         let promo = gateway.create_promotion_code(&ctx, &promotion_code("promo:1")?).await?;
         let promo_again = gateway.create_promotion_code(&ctx, &promotion_code("promo:1")?).await?;
         assert_eq!(promo, promo_again);
-        assert_local_id(&promo, "promo_local_");
+        assert_local_id(promo.as_str(), "promo_local_");
         Ok(())
     }
 
@@ -182,23 +200,34 @@ mod tests {
         assert_eq!(local_id("promo_local_", "abc"), "promo_local_vab5RpW6i5Hzn7YMlm3bwca0");
     }
 
-    #[tokio::test]
-    async fn offline_deactivation_and_deletion_succeed() -> Result<(), GatewayError> {
-        let gateway = OfflineGateway::new();
-        let ctx = GatewayContext { stripe_account: Some("acct_1".to_owned()) };
-        gateway.deactivate_promotion_code(&ctx, "promo_local_x", "deactivate:1").await?;
-        gateway.delete_coupon(&ctx, "coupon_local_x", "delete:1").await
+    #[test]
+    fn offline_ids_parse_as_the_stripe_ids_of_their_kind() {
+        // Local databases hold these ids, and every row read back goes through `parse`.
+        let coupon: Result<StripeCouponId, _> = typed_local_id("coupon_local_", "abc");
+        let promo: Result<StripePromotionCodeId, _> = typed_local_id("promo_local_", "abc");
+        assert_eq!(coupon.ok().map(|id| id.to_string()).as_deref(), Some("coupon_local_vab5RpW6i5Hzn7YMlm3bwca0"));
+        assert_eq!(promo.ok().map(|id| id.to_string()).as_deref(), Some("promo_local_vab5RpW6i5Hzn7YMlm3bwca0"));
     }
 
     #[tokio::test]
-    async fn offline_reads_find_nothing_because_no_stripe_exists() -> Result<(), GatewayError> {
+    async fn offline_deactivation_and_deletion_succeed() -> Result<(), Box<dyn std::error::Error>> {
         let gateway = OfflineGateway::new();
-        let ctx = GatewayContext { stripe_account: Some("acct_1".to_owned()) };
-        assert!(gateway.invoice_promotion_codes(&ctx, "in_1").await?.is_empty());
-        assert!(gateway.subscription_promotion_codes(&ctx, "sub_1").await?.is_empty());
-        assert_eq!(gateway.invoice_of_payment(&ctx, "ch_1", Some("pi_1".to_owned())).await?, None);
-        assert_eq!(gateway.invoice_of_payment(&ctx, "ch_1", None).await?, None);
-        assert_eq!(gateway.customer_referral(&ctx, "cus_1").await?, None);
+        let ctx = GatewayContext { stripe_account: Some(StripeAccountId::parse("acct_1")?) };
+        gateway.deactivate_promotion_code(&ctx, &StripePromotionCodeId::parse("promo_local_x")?, "deactivate:1").await?;
+        gateway.delete_coupon(&ctx, &StripeCouponId::parse("coupon_local_x")?, "delete:1").await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn offline_reads_find_nothing_because_no_stripe_exists() -> Result<(), Box<dyn std::error::Error>> {
+        let gateway = OfflineGateway::new();
+        let ctx = GatewayContext { stripe_account: Some(StripeAccountId::parse("acct_1")?) };
+        let charge = StripeChargeId::parse("ch_1")?;
+        assert!(gateway.invoice_promotion_codes(&ctx, &StripeInvoiceId::parse("in_1")?).await?.is_empty());
+        assert!(gateway.subscription_promotion_codes(&ctx, &StripeSubscriptionId::parse("sub_1")?).await?.is_empty());
+        assert_eq!(gateway.invoice_of_payment(&ctx, &charge, Some(StripePaymentIntentId::parse("pi_1")?)).await?, None);
+        assert_eq!(gateway.invoice_of_payment(&ctx, &charge, None).await?, None);
+        assert_eq!(gateway.customer_referral(&ctx, &StripeCustomerId::parse("cus_1")?).await?, None);
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use rekomi_domain::stripe_inbox::facts::{
 };
 use rekomi_stripe::StripeEventDecoder;
 use serde_json::{json, Value};
-use support::StripeEvents;
+use support::{stripe_id, StripeEvents};
 
 const DECODER: StripeEventDecoder = StripeEventDecoder;
 
@@ -80,7 +80,7 @@ fn refund_fact(fact: StripeFact) -> RefundFact {
 }
 
 fn promo(id: &str, code: Option<&str>) -> PromotionCodeRef {
-    PromotionCodeRef { id: id.to_owned(), code: code.map(str::to_owned) }
+    PromotionCodeRef { id: stripe_id(id), code: code.map(str::to_owned) }
 }
 
 /// A minimal invoice with `extra` merged in.
@@ -122,8 +122,12 @@ const STORY_SUBSCRIPTION: &str = "sub_1RekomiStorySubscription";
 const STORY_CUSTOMER: &str = "cus_1RekomiStoryBuyer";
 const STORY_EMAIL: &str = "jamie@buyers.example";
 
-fn some(text: &str) -> Option<String> {
-    Some(text.to_owned())
+/// `Some` of a text or a Stripe id, whichever the comparison needs.
+fn some<T: std::str::FromStr>(text: &str) -> Option<T>
+where
+    T::Err: std::fmt::Debug,
+{
+    Some(stripe_id(text))
 }
 
 #[test]
@@ -135,7 +139,7 @@ fn every_event_of_the_project_decodes_and_is_named_after_its_type() {
         for file in files {
             let bytes = events.bytes(set, &file);
             let envelope = DECODER.envelope(&bytes).unwrap_or_else(|err| panic!("{set}/{file}: {err}"));
-            assert!(envelope.id.starts_with("evt_"), "{set}/{file}: {envelope:?}");
+            assert!(envelope.id.as_str().starts_with("evt_"), "{set}/{file}: {envelope:?}");
             let kind = &envelope.event_type;
             assert!(file == format!("{kind}.json") || file.starts_with(&format!("{kind}__")), "{set}/{file} holds a {kind}");
             decode_file(&events, set, &file);
@@ -150,7 +154,7 @@ fn the_storys_invoice_paid_names_its_subscription_under_parent_and_lists_discoun
     assert_eq!(
         DECODER.envelope(&bytes).unwrap(),
         EventEnvelope {
-            id: "evt_1RekomiStory0004".to_owned(),
+            id: stripe_id("evt_1RekomiStory0004"),
             event_type: "invoice.paid".to_owned(),
             account: None,
             created: 1_772_546_462,
@@ -160,7 +164,7 @@ fn the_storys_invoice_paid_names_its_subscription_under_parent_and_lists_discoun
     assert_eq!(
         invoice_fact(decode(&bytes)),
         InvoiceFact {
-            invoice_id: STORY_INVOICE.to_owned(),
+            invoice_id: stripe_id(STORY_INVOICE),
             customer_id: some(STORY_CUSTOMER),
             customer_email: some(STORY_EMAIL),
             subscription_id: some(STORY_SUBSCRIPTION),
@@ -194,7 +198,7 @@ fn the_storys_payment_succeeded_is_another_event_with_the_same_invoice_fact() {
 #[test]
 fn the_storys_refunds_carry_the_cumulative_amount_refunded_and_the_payment_intent() {
     let refund = |refunded: i64, at: i64| RefundFact {
-        charge_id: "ch_3RekomiStoryCharge".to_owned(),
+        charge_id: stripe_id("ch_3RekomiStoryCharge"),
         payment_intent_id: some("pi_3RekomiStoryPayment"),
         // Charges stopped naming their invoice in 2025-03-31.basil.
         invoice_id: None,
@@ -216,7 +220,7 @@ fn the_storys_checkout_names_its_promotion_code_in_discounts() {
     assert_eq!(
         checkout,
         CheckoutFact {
-            session_id: "cs_test_a1RekomiStoryCheckout".to_owned(),
+            session_id: stripe_id("cs_test_a1RekomiStoryCheckout"),
             customer_id: some(STORY_CUSTOMER),
             customer_email: some(STORY_EMAIL),
             mode: CheckoutMode::Subscription,
@@ -245,7 +249,7 @@ fn the_storys_subscription_lists_discount_ids_only() {
     assert_eq!(
         subscription,
         SubscriptionFact {
-            subscription_id: STORY_SUBSCRIPTION.to_owned(),
+            subscription_id: stripe_id(STORY_SUBSCRIPTION),
             customer_id: some(STORY_CUSTOMER),
             status: "active".to_owned(),
             latest_invoice: some(STORY_INVOICE),
@@ -261,7 +265,7 @@ fn the_storys_subscription_lists_discount_ids_only() {
 fn the_storys_promotion_code_created_gives_its_active_flag_and_other_types_are_ignored() {
     assert_eq!(
         fixture("current", "promotion_code.created.json"),
-        StripeFact::PromotionCodeUpdated { id: "promo_1RekomiSarah20Code".to_owned(), active: true }
+        StripeFact::PromotionCodeUpdated { id: stripe_id("promo_1RekomiSarah20Code"), active: true }
     );
     assert_eq!(fixture("current", "coupon.created.json"), StripeFact::Ignored);
     assert_eq!(fixture("current", "transfer.created.json"), StripeFact::Ignored);
@@ -348,7 +352,7 @@ fn older_checkouts_subscriptions_and_promotion_codes_decode() {
     // 2023-10-16: the coupon sits at the top level of the promotion code.
     assert_eq!(
         fixture("older", "promotion_code.created__2023-10-16__top_level_coupon.json"),
-        StripeFact::PromotionCodeUpdated { id: "promo_1RekomiOldFriends".to_owned(), active: true }
+        StripeFact::PromotionCodeUpdated { id: stripe_id("promo_1RekomiOldFriends"), active: true }
     );
     for ignored in ["customer.discount.created__2020-08-27.json", "invoice.finalized__2020-03-02.json", "refund.created__2020-03-02.json"] {
         assert_eq!(fixture("older", ignored), StripeFact::Ignored, "{ignored}");
@@ -432,7 +436,7 @@ fn every_shared_current_event_decodes_like_the_projects_event_of_the_same_name()
             continue;
         }
         let envelope = DECODER.envelope(&bytes).unwrap_or_else(|err| panic!("shared current/{file}: {err}"));
-        assert!(envelope.id.starts_with("evt_"), "shared current/{file}: {envelope:?}");
+        assert!(envelope.id.as_str().starts_with("evt_"), "shared current/{file}: {envelope:?}");
         let fact = decode_file(&shared, "current", &file);
         decoded += 1;
         if own_files.contains(&file) {
@@ -444,13 +448,22 @@ fn every_shared_current_event_decodes_like_the_projects_event_of_the_same_name()
     assert!(compared >= 9, "only {compared} of the project's story events have a shared counterpart");
 }
 
+/// Shared captured data that names an id of the wrong kind, which Stripe never sends: other
+/// projects' test data, refused naming the field. pay-rails' refunded charge gives a payment
+/// method id (`pm_…`) as its `payment_intent`.
+const SHARED_WITH_WRONG_IDS: &[(&str, &str)] =
+    &[("pay-rails__charge.refunded.json", "`data.object.payment_intent` is not a Stripe payment intent id")];
+
 #[test]
 fn every_shared_captured_event_decodes_and_bare_objects_decode_as_their_event() {
     let Some(shared) = StripeEvents::shared() else { return };
     let mut decoded = 0;
     for file in shared.files("captured") {
         let bytes = shared.bytes("captured", &file);
-        if is_event(&bytes) {
+        if let Some((_, field)) = SHARED_WITH_WRONG_IDS.iter().find(|(name, _)| *name == file) {
+            let err = DECODER.decode(&wrapped(&file, &bytes)).expect_err(&file);
+            assert!(err.0.contains(field), "shared captured/{file}: {err}");
+        } else if is_event(&bytes) {
             DECODER.envelope(&bytes).unwrap_or_else(|err| panic!("shared captured/{file}: {err}"));
             decode_file(&shared, "captured", &file);
         } else {
@@ -606,11 +619,14 @@ fn the_subscription_of_an_invoice_is_read_from_parent_first_then_the_top_level()
 
     assert_eq!(
         subscription(json!({ "parent": { "subscription_details": { "subscription": "sub_parent" } }, "subscription": "sub_top" }))
-            .as_deref(),
+            .as_ref()
+            .map(|id| id.as_str()),
         Some("sub_parent")
     );
     assert_eq!(
-        subscription(json!({ "parent": null, "subscription": { "id": "sub_expanded", "object": "subscription" } })).as_deref(),
+        subscription(json!({ "parent": null, "subscription": { "id": "sub_expanded", "object": "subscription" } }))
+            .as_ref()
+            .map(|id| id.as_str()),
         Some("sub_expanded")
     );
     assert_eq!(subscription(json!({})), None);
@@ -635,18 +651,18 @@ fn references_may_be_expanded_objects() {
                 "payment_intent": { "id": "pi_1" }, "invoice": { "id": "in_1" }, "customer": { "id": "cus_1" } }),
     ));
 
-    assert_eq!(checkout.customer_id.as_deref(), Some("cus_1"));
-    assert_eq!(checkout.subscription_id.as_deref(), Some("sub_1"));
-    assert_eq!(checkout.invoice_id.as_deref(), Some("in_1"));
-    assert_eq!(checkout.payment_intent_id.as_deref(), Some("pi_1"));
+    assert_eq!(checkout.customer_id.as_ref().map(|id| id.as_str()), Some("cus_1"));
+    assert_eq!(checkout.subscription_id.as_ref().map(|id| id.as_str()), Some("sub_1"));
+    assert_eq!(checkout.invoice_id.as_ref().map(|id| id.as_str()), Some("in_1"));
+    assert_eq!(checkout.payment_intent_id.as_ref().map(|id| id.as_str()), Some("pi_1"));
     assert_eq!(checkout.customer_email.as_deref(), Some("buyer@example.com"));
     assert_eq!(
         refund,
         RefundFact {
-            charge_id: "ch_1".to_owned(),
-            payment_intent_id: Some("pi_1".to_owned()),
-            invoice_id: Some("in_1".to_owned()),
-            customer_id: Some("cus_1".to_owned()),
+            charge_id: stripe_id("ch_1"),
+            payment_intent_id: some("pi_1"),
+            invoice_id: some("in_1"),
+            customer_id: some("cus_1"),
             amount: 1000,
             amount_refunded: 250,
             currency: "eur".to_owned(),
@@ -674,11 +690,11 @@ fn promotion_code_updates_and_coupon_deletions_are_decoded() {
             "promotion_code.updated",
             json!({ "id": "promo_1", "object": "promotion_code", "active": false, "coupon": { "id": "OLD" } })
         ),
-        StripeFact::PromotionCodeUpdated { id: "promo_1".to_owned(), active: false }
+        StripeFact::PromotionCodeUpdated { id: stripe_id("promo_1"), active: false }
     );
     assert_eq!(
         decode_event("coupon.deleted", json!({ "id": "RK7SPR20", "object": "coupon", "deleted": true })),
-        StripeFact::CouponDeleted { id: "RK7SPR20".to_owned() }
+        StripeFact::CouponDeleted { id: stripe_id("RK7SPR20") }
     );
 }
 
@@ -715,6 +731,69 @@ fn a_handled_type_without_a_field_rekomi_needs_is_undecodable() {
 }
 
 #[test]
+fn an_id_of_the_wrong_kind_is_undecodable_naming_its_field() {
+    let charge = json!({ "id": "ch_1", "amount": 1000, "amount_refunded": 1000, "currency": "usd" });
+    let with = |object: Value, extra: Value| merge(object, extra);
+    for (event_type, object, field, kind) in [
+        ("invoice.paid", invoice(json!({ "id": "cus_1" })), "`data.object.id`", "invoice"),
+        ("invoice.paid", invoice(json!({ "customer": "in_1" })), "`data.object.customer`", "customer"),
+        ("invoice.paid", invoice(json!({ "customer": { "id": "sub_1", "object": "customer" } })), "`data.object.customer`", "customer"),
+        ("invoice.paid", invoice(json!({ "subscription": "cus_1" })), "`data.object.subscription`", "subscription"),
+        (
+            "invoice.paid",
+            invoice(json!({ "parent": { "subscription_details": { "subscription": "in_1" } } })),
+            "`data.object.parent.subscription_details.subscription`",
+            "subscription",
+        ),
+        ("invoice.paid", invoice(json!({ "charge": "pi_1" })), "`data.object.charge`", "charge"),
+        ("invoice.paid", invoice(json!({ "payment_intent": "ch_1" })), "`data.object.payment_intent`", "payment intent"),
+        (
+            "invoice.paid",
+            invoice(json!({ "discounts": [{ "id": "di_1", "promotion_code": "cus_1" }] })),
+            "`data.object.discounts[].promotion_code`",
+            "promotion code",
+        ),
+        ("customer.subscription.created", subscription(json!({ "id": "in_1" })), "`data.object.id`", "subscription"),
+        ("customer.subscription.created", subscription(json!({ "latest_invoice": "sub_1" })), "`data.object.latest_invoice`", "invoice"),
+        ("checkout.session.completed", session(json!({ "id": "pi_1" })), "`data.object.id`", "checkout session"),
+        ("checkout.session.completed", session(json!({ "invoice": "cs_1" })), "`data.object.invoice`", "invoice"),
+        (
+            "checkout.session.completed",
+            session(json!({ "discounts": [{ "promotion_code": "in_1" }] })),
+            "`data.object.discounts[].promotion_code`",
+            "promotion code",
+        ),
+        ("charge.refunded", with(charge.clone(), json!({ "id": "pi_1" })), "`data.object.id`", "charge"),
+        ("charge.refunded", with(charge.clone(), json!({ "invoice": "ch_1" })), "`data.object.invoice`", "invoice"),
+        ("charge.refunded", with(charge, json!({ "payment_intent": "pm_1234" })), "`data.object.payment_intent`", "payment intent"),
+        ("promotion_code.updated", json!({ "id": "RK7SPR20", "active": false }), "`data.object.id`", "promotion code"),
+        ("coupon.deleted", json!({ "id": "x".repeat(256), "object": "coupon" }), "`data.object.id`", "coupon"),
+    ] {
+        let message = decode_error(event_type, object);
+        assert!(message.contains(&format!("{field} is not a Stripe {kind} id")), "{event_type} {field}: {message}");
+        assert!(message.contains("evt_1Rekomi"), "{message}");
+    }
+    // A reference that is absent, null or not a string is still no reference at all.
+    let fact = invoice_fact(decode_event("invoice.paid", invoice(json!({ "customer": null, "charge": 42, "payment_intent": "" }))));
+    assert_eq!((fact.customer_id, fact.charge_id, fact.payment_intent_id), (None, None, None));
+}
+
+#[test]
+fn an_envelope_with_an_event_or_account_id_of_the_wrong_kind_is_undecodable() {
+    let envelope = |id: &str, account: Value| {
+        json!({ "id": id, "type": "customer.created", "created": 1_767_225_700, "livemode": false, "account": account }).to_string()
+    };
+    let err = DECODER.envelope(envelope("in_1", Value::Null).as_bytes()).unwrap_err();
+    assert!(err.0.contains("`id` is not a Stripe event id"), "{err}");
+    let err = DECODER.envelope(envelope("evt_1", json!("cus_1")).as_bytes()).unwrap_err();
+    assert!(err.0.contains("`account` is not a Stripe account id"), "{err}");
+    let err = DECODER.envelope(envelope("evt_1", json!("acct_\u{0}")).as_bytes()).unwrap_err();
+    assert!(err.0.contains("`account` is not a Stripe account id"), "{err}");
+    let ok = DECODER.envelope(envelope("evt_1", json!("acct_1Connected")).as_bytes()).unwrap();
+    assert_eq!(ok.account, some("acct_1Connected"));
+}
+
+#[test]
 fn error_messages_do_not_repeat_payload_values() {
     let message =
         decode_error("checkout.session.completed", session(json!({ "mode": null, "customer_email": "secret.buyer@example.com" })));
@@ -744,9 +823,9 @@ fn the_envelope_names_the_connected_account_when_there_is_one() {
     assert_eq!(
         envelope(json!("acct_1Connected")).unwrap(),
         EventEnvelope {
-            id: "evt_1".to_owned(),
+            id: stripe_id("evt_1"),
             event_type: "invoice.paid".to_owned(),
-            account: Some("acct_1Connected".to_owned()),
+            account: some("acct_1Connected"),
             created: 1_767_225_700,
             livemode: true
         }

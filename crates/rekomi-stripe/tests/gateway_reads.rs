@@ -26,15 +26,15 @@ const CUSTOMER_ID: &str = "cus_1RekomiCustomer";
 const EXPAND: (&str, &str) = ("expand[]", "discounts.promotion_code");
 
 fn connected(account: &str) -> GatewayContext {
-    GatewayContext { stripe_account: Some(account.to_owned()) }
+    GatewayContext { stripe_account: Some(stripe_id(account)) }
 }
 
 /// What [`StripeObjects::expanded_discounts`] names: the expanded code with its text, the code
 /// left as an id without; the plain coupon gives nothing and the repeated code counts once.
 fn expected_codes() -> Vec<PromotionCodeRef> {
     vec![
-        PromotionCodeRef { id: PROMOTION_CODE_ID.to_owned(), code: Some("ALICE20".to_owned()) },
-        PromotionCodeRef { id: "promo_2RekomiOther".to_owned(), code: None },
+        PromotionCodeRef { id: stripe_id(PROMOTION_CODE_ID), code: Some("ALICE20".to_owned()) },
+        PromotionCodeRef { id: stripe_id("promo_2RekomiOther"), code: None },
     ]
 }
 
@@ -52,7 +52,7 @@ async fn invoice_promotion_codes_get_the_invoice_with_the_discounts_promotion_co
     let stripe = StripeObjects::load();
     let double = StripeDouble::start(vec![stripe.invoice_with_discounts(INVOICE_ID)]).await;
 
-    let codes = double.gateway().invoice_promotion_codes(&PLATFORM, INVOICE_ID).await.unwrap();
+    let codes = double.gateway().invoice_promotion_codes(&PLATFORM, &stripe_id(INVOICE_ID)).await.unwrap();
 
     assert_eq!(codes, expected_codes());
     let request = double.single_request();
@@ -66,7 +66,7 @@ async fn subscription_promotion_codes_get_the_subscription_with_the_discounts_pr
     let stripe = StripeObjects::load();
     let double = StripeDouble::start(vec![stripe.subscription_with_discounts(SUBSCRIPTION_ID)]).await;
 
-    let codes = double.gateway().subscription_promotion_codes(&PLATFORM, SUBSCRIPTION_ID).await.unwrap();
+    let codes = double.gateway().subscription_promotion_codes(&PLATFORM, &stripe_id(SUBSCRIPTION_ID)).await.unwrap();
 
     assert_eq!(codes, expected_codes());
     let request = double.single_request();
@@ -82,7 +82,7 @@ async fn an_invoice_without_discounts_has_no_promotion_codes() {
     invoice["id"] = json!(INVOICE_ID);
     let double = StripeDouble::start(vec![Reply::json_value(200, &invoice)]).await;
 
-    let codes = double.gateway().invoice_promotion_codes(&PLATFORM, INVOICE_ID).await.unwrap();
+    let codes = double.gateway().invoice_promotion_codes(&PLATFORM, &stripe_id(INVOICE_ID)).await.unwrap();
 
     assert!(codes.is_empty(), "{codes:?}");
 }
@@ -93,9 +93,9 @@ async fn the_invoice_of_a_payment_is_looked_up_by_its_payment_intent() {
     let payment = stripe.invoice_payment(json!(INVOICE_ID), json!({ "type": "payment_intent", "payment_intent": PAYMENT_INTENT_ID }));
     let double = StripeDouble::start(vec![stripe.invoice_payments(vec![payment])]).await;
 
-    let invoice = double.gateway().invoice_of_payment(&PLATFORM, CHARGE_ID, Some(PAYMENT_INTENT_ID.to_owned())).await.unwrap();
+    let invoice = double.gateway().invoice_of_payment(&PLATFORM, &stripe_id(CHARGE_ID), Some(stripe_id(PAYMENT_INTENT_ID))).await.unwrap();
 
-    assert_eq!(invoice.as_deref(), Some(INVOICE_ID));
+    assert_eq!(invoice.as_ref().map(|i| i.as_str()), Some(INVOICE_ID));
     let request = double.single_request();
     assert_read(&request, "/v1/invoice_payments");
     request.assert_query(&[("payment[type]", "payment_intent"), ("payment[payment_intent]", PAYMENT_INTENT_ID)]);
@@ -106,7 +106,7 @@ async fn a_payment_without_a_payment_intent_belongs_to_no_invoice_and_stripe_is_
     // Since 2025-03-31 every invoice payment goes through a payment intent, and Stripe's
     // invoice-payments filter takes no charge: a bare charge is a one-time payment.
     let double = StripeDouble::start(vec![]).await;
-    let invoice = double.gateway().invoice_of_payment(&PLATFORM, CHARGE_ID, None).await.unwrap();
+    let invoice = double.gateway().invoice_of_payment(&PLATFORM, &stripe_id(CHARGE_ID), None).await.unwrap();
     assert_eq!(invoice, None);
     assert!(double.requests().is_empty());
 }
@@ -119,9 +119,9 @@ async fn an_expanded_invoice_in_an_invoice_payment_gives_its_id() {
     let payment = stripe.invoice_payment(invoice, json!({ "type": "payment_intent", "payment_intent": PAYMENT_INTENT_ID }));
     let double = StripeDouble::start(vec![stripe.invoice_payments(vec![payment])]).await;
 
-    let invoice = double.gateway().invoice_of_payment(&PLATFORM, CHARGE_ID, Some(PAYMENT_INTENT_ID.to_owned())).await.unwrap();
+    let invoice = double.gateway().invoice_of_payment(&PLATFORM, &stripe_id(CHARGE_ID), Some(stripe_id(PAYMENT_INTENT_ID))).await.unwrap();
 
-    assert_eq!(invoice.as_deref(), Some(INVOICE_ID));
+    assert_eq!(invoice.as_ref().map(|i| i.as_str()), Some(INVOICE_ID));
 }
 
 #[tokio::test]
@@ -130,7 +130,7 @@ async fn a_payment_without_an_invoice_payment_has_no_invoice() {
     let double = StripeDouble::start(vec![stripe.invoice_payments(Vec::new())]).await;
     let gateway = double.gateway();
 
-    assert_eq!(gateway.invoice_of_payment(&PLATFORM, CHARGE_ID, Some(PAYMENT_INTENT_ID.to_owned())).await.unwrap(), None);
+    assert_eq!(gateway.invoice_of_payment(&PLATFORM, &stripe_id(CHARGE_ID), Some(stripe_id(PAYMENT_INTENT_ID))).await.unwrap(), None);
     assert_eq!(double.requests().len(), 1);
 }
 
@@ -148,10 +148,10 @@ async fn reads_act_on_the_connected_account_of_the_context() {
     let gateway = double.gateway();
     let acct = connected("acct_1RekomiConnected");
 
-    gateway.invoice_promotion_codes(&acct, INVOICE_ID).await.unwrap();
-    gateway.subscription_promotion_codes(&acct, SUBSCRIPTION_ID).await.unwrap();
-    gateway.invoice_of_payment(&acct, CHARGE_ID, Some(PAYMENT_INTENT_ID.to_owned())).await.unwrap();
-    gateway.invoice_promotion_codes(&PLATFORM, INVOICE_ID).await.unwrap();
+    gateway.invoice_promotion_codes(&acct, &stripe_id(INVOICE_ID)).await.unwrap();
+    gateway.subscription_promotion_codes(&acct, &stripe_id(SUBSCRIPTION_ID)).await.unwrap();
+    gateway.invoice_of_payment(&acct, &stripe_id(CHARGE_ID), Some(stripe_id(PAYMENT_INTENT_ID))).await.unwrap();
+    gateway.invoice_promotion_codes(&PLATFORM, &stripe_id(INVOICE_ID)).await.unwrap();
 
     let accounts: Vec<Option<String>> = double.requests().iter().map(|r| r.header("stripe-account").map(str::to_owned)).collect();
     let expected = Some("acct_1RekomiConnected".to_owned());
@@ -163,7 +163,7 @@ async fn a_read_is_retried_after_a_server_error_with_the_same_request() {
     let stripe = StripeObjects::load();
     let double = StripeDouble::start(vec![Reply::json(500, ERROR_API), stripe.subscription_with_discounts(SUBSCRIPTION_ID)]).await;
 
-    let codes = double.gateway().subscription_promotion_codes(&connected("acct_9"), SUBSCRIPTION_ID).await.unwrap();
+    let codes = double.gateway().subscription_promotion_codes(&connected("acct_9"), &stripe_id(SUBSCRIPTION_ID)).await.unwrap();
 
     assert_eq!(codes, expected_codes());
     let requests = double.requests();
@@ -181,9 +181,9 @@ async fn an_invoice_payments_lookup_is_retried_after_rate_limiting() {
     let payment = stripe.invoice_payment(json!(INVOICE_ID), json!({ "type": "charge", "charge": CHARGE_ID }));
     let double = StripeDouble::start(vec![Reply::json(429, ERROR_RATE_LIMIT), stripe.invoice_payments(vec![payment])]).await;
 
-    let invoice = double.gateway().invoice_of_payment(&PLATFORM, CHARGE_ID, Some(PAYMENT_INTENT_ID.to_owned())).await.unwrap();
+    let invoice = double.gateway().invoice_of_payment(&PLATFORM, &stripe_id(CHARGE_ID), Some(stripe_id(PAYMENT_INTENT_ID))).await.unwrap();
 
-    assert_eq!(invoice.as_deref(), Some(INVOICE_ID));
+    assert_eq!(invoice.as_ref().map(|i| i.as_str()), Some(INVOICE_ID));
     let requests = double.requests();
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[0].query, requests[1].query);
@@ -200,8 +200,8 @@ async fn an_unknown_invoice_or_subscription_is_not_found_without_retrying() {
     let double = StripeDouble::start(vec![not_found("invoice"), not_found("subscription")]).await;
     let gateway = double.gateway();
 
-    let invoice = gateway.invoice_promotion_codes(&PLATFORM, "in_gone").await;
-    let subscription = gateway.subscription_promotion_codes(&PLATFORM, "sub_gone").await;
+    let invoice = gateway.invoice_promotion_codes(&PLATFORM, &stripe_id("in_gone")).await;
+    let subscription = gateway.subscription_promotion_codes(&PLATFORM, &stripe_id("sub_gone")).await;
 
     assert!(matches!(invoice, Err(GatewayError::NotFound)), "{invoice:?}");
     assert!(matches!(subscription, Err(GatewayError::NotFound)), "{subscription:?}");
@@ -213,7 +213,7 @@ async fn a_refused_lookup_is_rejected_not_retried() {
     let body = r#"{"error":{"type":"invalid_request_error","code":"parameter_invalid_string","param":"payment[type]","message":"Invalid payment[type]"}}"#;
     let double = StripeDouble::start(vec![Reply::json(400, body)]).await;
 
-    let err = double.gateway().invoice_of_payment(&PLATFORM, CHARGE_ID, Some(PAYMENT_INTENT_ID.to_owned())).await.unwrap_err();
+    let err = double.gateway().invoice_of_payment(&PLATFORM, &stripe_id(CHARGE_ID), Some(stripe_id(PAYMENT_INTENT_ID))).await.unwrap_err();
 
     assert!(matches!(&err, GatewayError::Rejected { param: Some(param), .. } if param == "payment[type]"), "{err:?}");
     assert_eq!(double.requests().len(), 1);
@@ -223,7 +223,7 @@ async fn a_refused_lookup_is_rejected_not_retried() {
 async fn a_read_that_keeps_failing_is_unavailable() {
     let double = StripeDouble::start(vec![Reply::json(500, ERROR_API), Reply::json(503, ERROR_API)]).await;
 
-    let err = double.gateway_with_retries(1).invoice_promotion_codes(&PLATFORM, INVOICE_ID).await.unwrap_err();
+    let err = double.gateway_with_retries(1).invoice_promotion_codes(&PLATFORM, &stripe_id(INVOICE_ID)).await.unwrap_err();
 
     assert!(matches!(&err, GatewayError::Unavailable(_)), "{err:?}");
     assert_eq!(double.requests().len(), 2);
@@ -233,10 +233,22 @@ async fn a_read_that_keeps_failing_is_unavailable() {
 async fn an_answer_that_is_not_the_object_is_an_unknown_error() {
     let double = StripeDouble::start(vec![Reply::json(200, r#"{"object":"invoice"}"#)]).await;
 
-    let err = double.gateway().invoice_promotion_codes(&PLATFORM, INVOICE_ID).await.unwrap_err();
+    let err = double.gateway().invoice_promotion_codes(&PLATFORM, &stripe_id(INVOICE_ID)).await.unwrap_err();
 
     assert!(matches!(&err, GatewayError::Unknown(_)), "{err:?}");
     assert_eq!(double.requests().len(), 1, "an unparseable success is not retried");
+}
+
+#[tokio::test]
+async fn an_invoice_payment_naming_no_invoice_id_is_an_unknown_error() {
+    let stripe = StripeObjects::load();
+    let payment =
+        stripe.invoice_payment(json!("sub_1NotAnInvoice"), json!({ "type": "payment_intent", "payment_intent": PAYMENT_INTENT_ID }));
+    let double = StripeDouble::start(vec![stripe.invoice_payments(vec![payment])]).await;
+
+    let err = double.gateway().invoice_of_payment(&PLATFORM, &stripe_id(CHARGE_ID), Some(stripe_id(PAYMENT_INTENT_ID))).await.unwrap_err();
+
+    assert!(matches!(&err, GatewayError::Unknown(e) if e.to_string().contains("invoice")), "{err:?}");
 }
 
 #[tokio::test]
@@ -244,15 +256,17 @@ async fn ids_that_could_escape_the_url_are_refused_before_any_request() {
     let double = StripeDouble::start(Vec::new()).await;
     let gateway = double.gateway();
 
-    for id in ["", "../customers/cus_1", "in 1", "in_1?expand[]=x", "pi_1&payment[type]=charge", "cus_1/../../coupons"] {
-        let invoice = gateway.invoice_promotion_codes(&PLATFORM, id).await;
-        let subscription = gateway.subscription_promotion_codes(&PLATFORM, id).await;
-        let by_payment_intent = gateway.invoice_of_payment(&PLATFORM, CHARGE_ID, Some(id.to_owned())).await;
-        let customer = gateway.customer_referral(&PLATFORM, id).await;
-        assert!(matches!(invoice, Err(GatewayError::Unknown(_))), "{id}: {invoice:?}");
-        assert!(matches!(subscription, Err(GatewayError::Unknown(_))), "{id}: {subscription:?}");
-        assert!(matches!(by_payment_intent, Err(GatewayError::Unknown(_))), "{id}: {by_payment_intent:?}");
-        assert!(matches!(customer, Err(GatewayError::Unknown(_))), "{id}: {customer:?}");
+    // The id types refuse an empty id and a wrong prefix; what follows the prefix is Stripe's
+    // business, so the adapter still checks that it stays in the URL's path.
+    for rest in ["/../customers/cus_1", " 1", "1?expand[]=x", "1&payment[type]=charge", "1/../../coupons"] {
+        let invoice = gateway.invoice_promotion_codes(&PLATFORM, &stripe_id(&format!("in_{rest}"))).await;
+        let subscription = gateway.subscription_promotion_codes(&PLATFORM, &stripe_id(&format!("sub_{rest}"))).await;
+        let by_payment_intent = gateway.invoice_of_payment(&PLATFORM, &stripe_id(CHARGE_ID), Some(stripe_id(&format!("pi_{rest}")))).await;
+        let customer = gateway.customer_referral(&PLATFORM, &stripe_id(&format!("cus_{rest}"))).await;
+        assert!(matches!(invoice, Err(GatewayError::Unknown(_))), "{rest}: {invoice:?}");
+        assert!(matches!(subscription, Err(GatewayError::Unknown(_))), "{rest}: {subscription:?}");
+        assert!(matches!(by_payment_intent, Err(GatewayError::Unknown(_))), "{rest}: {by_payment_intent:?}");
+        assert!(matches!(customer, Err(GatewayError::Unknown(_))), "{rest}: {customer:?}");
     }
     assert!(double.requests().is_empty());
 }
@@ -273,12 +287,12 @@ async fn the_reads_parse_stripes_published_objects_too_when_the_shared_folder_is
     .await;
     let gateway = double.gateway();
 
-    assert_eq!(gateway.invoice_promotion_codes(&PLATFORM, INVOICE_ID).await.unwrap(), expected_codes());
-    assert_eq!(gateway.subscription_promotion_codes(&PLATFORM, SUBSCRIPTION_ID).await.unwrap(), expected_codes());
-    let invoice = gateway.invoice_of_payment(&PLATFORM, CHARGE_ID, Some(PAYMENT_INTENT_ID.to_owned())).await.unwrap();
-    assert_eq!(invoice.as_deref(), Some(INVOICE_ID));
-    assert_eq!(gateway.customer_referral(&PLATFORM, CUSTOMER_ID).await.unwrap().as_deref(), Some("bob-links"));
-    assert_eq!(gateway.customer_referral(&PLATFORM, CUSTOMER_ID).await.unwrap(), None);
+    assert_eq!(gateway.invoice_promotion_codes(&PLATFORM, &stripe_id(INVOICE_ID)).await.unwrap(), expected_codes());
+    assert_eq!(gateway.subscription_promotion_codes(&PLATFORM, &stripe_id(SUBSCRIPTION_ID)).await.unwrap(), expected_codes());
+    let invoice = gateway.invoice_of_payment(&PLATFORM, &stripe_id(CHARGE_ID), Some(stripe_id(PAYMENT_INTENT_ID))).await.unwrap();
+    assert_eq!(invoice.as_ref().map(|i| i.as_str()), Some(INVOICE_ID));
+    assert_eq!(gateway.customer_referral(&PLATFORM, &stripe_id(CUSTOMER_ID)).await.unwrap().as_deref(), Some("bob-links"));
+    assert_eq!(gateway.customer_referral(&PLATFORM, &stripe_id(CUSTOMER_ID)).await.unwrap(), None);
 }
 
 // ---- customer_referral ----------------------------------------------------------------------
@@ -289,7 +303,7 @@ async fn a_customers_referral_is_the_trimmed_rekomi_ref_of_its_metadata() {
     let metadata = json!({ "rekomi_ref": "  bob-links \n", "plan": "pro" });
     let double = StripeDouble::start(vec![stripe.customer(CUSTOMER_ID, metadata)]).await;
 
-    let referral = double.gateway().customer_referral(&PLATFORM, CUSTOMER_ID).await.unwrap();
+    let referral = double.gateway().customer_referral(&PLATFORM, &stripe_id(CUSTOMER_ID)).await.unwrap();
 
     assert_eq!(referral.as_deref(), Some("bob-links"));
     let request = double.single_request();
@@ -312,7 +326,7 @@ async fn a_customer_without_a_usable_rekomi_ref_has_no_referral() {
     let gateway = double.gateway();
 
     for case in ["empty metadata", "another key", "blank", "a control character"] {
-        assert_eq!(gateway.customer_referral(&PLATFORM, CUSTOMER_ID).await.unwrap(), None, "{case}");
+        assert_eq!(gateway.customer_referral(&PLATFORM, &stripe_id(CUSTOMER_ID)).await.unwrap(), None, "{case}");
     }
     assert_eq!(double.requests().len(), 4);
 }
@@ -322,7 +336,7 @@ async fn a_deleted_customer_has_no_referral() {
     let stripe = StripeObjects::load();
     let double = StripeDouble::start(vec![stripe.deleted_customer(CUSTOMER_ID)]).await;
 
-    assert_eq!(double.gateway().customer_referral(&PLATFORM, CUSTOMER_ID).await.unwrap(), None);
+    assert_eq!(double.gateway().customer_referral(&PLATFORM, &stripe_id(CUSTOMER_ID)).await.unwrap(), None);
     assert_read(&double.single_request(), &format!("/v1/customers/{CUSTOMER_ID}"));
 }
 
@@ -332,7 +346,7 @@ async fn a_customer_read_acts_on_the_connected_account_and_is_retried_after_a_se
     let reply = stripe.customer(CUSTOMER_ID, json!({ "rekomi_ref": "bob-links" }));
     let double = StripeDouble::start(vec![Reply::json(500, ERROR_API), reply]).await;
 
-    let referral = double.gateway().customer_referral(&connected("acct_1RekomiConnected"), CUSTOMER_ID).await.unwrap();
+    let referral = double.gateway().customer_referral(&connected("acct_1RekomiConnected"), &stripe_id(CUSTOMER_ID)).await.unwrap();
 
     assert_eq!(referral.as_deref(), Some("bob-links"));
     let requests = double.requests();
@@ -350,7 +364,7 @@ async fn an_unknown_customer_is_not_found_without_retrying() {
         r#"{"error":{"code":"resource_missing","message":"No such customer: 'cus_gone'","param":"id","type":"invalid_request_error"}}"#;
     let double = StripeDouble::start(vec![Reply::json(404, body)]).await;
 
-    let err = double.gateway().customer_referral(&PLATFORM, "cus_gone").await.unwrap_err();
+    let err = double.gateway().customer_referral(&PLATFORM, &stripe_id("cus_gone")).await.unwrap_err();
 
     assert!(matches!(err, GatewayError::NotFound), "{err:?}");
     assert_eq!(double.requests().len(), 1, "a 404 is not retried");

@@ -134,7 +134,7 @@ pub async fn a_conversion_round_trips_and_every_field_updates(store: &dyn UnitOf
     changed.attribution_method = None;
     changed.coupon_code = None;
     changed.affiliate_coupon_id = None;
-    changed.stripe_customer_id = Some("cus_changed".to_owned());
+    changed.stripe_customer_id = Some(stripe_id("cus_changed"));
     changed.stripe_subscription_id = None;
     changed.external_event_id = Some("cs_changed".to_owned());
     changed.customer_email = None;
@@ -161,7 +161,7 @@ pub async fn the_sale_conversion_of_a_subscription_skips_leads_and_overrides(sto
     let (p, q) = (program(&a, 100, "spring"), program(&b, 101, "spring"));
     let (jane, bob, theirs) =
         (affiliate(&p, 200, "jane@creator.test"), affiliate(&p, 201, "bob@creator.test"), affiliate(&q, 202, "eve@creator.test"));
-    let on_sub = |c: Conversion, sub: &str| Conversion { stripe_subscription_id: Some(sub.to_owned()), ..c };
+    let on_sub = |c: Conversion, sub: &str| Conversion { stripe_subscription_id: Some(stripe_id(sub)), ..c };
     let sale =
         on_sub(shaped(conversion(&jane, 800), ConversionType::Recurring, ConversionStatus::Approved, T0 - Duration::days(2)), "sub_X");
     let lead =
@@ -171,7 +171,7 @@ pub async fn the_sale_conversion_of_a_subscription_skips_leads_and_overrides(sto
     let one_time = on_sub(shaped(conversion(&jane, 804), ConversionType::OneTime, ConversionStatus::Pending, T0), "sub_Y");
     let elsewhere =
         on_sub(shaped(conversion(&theirs, 805), ConversionType::Recurring, ConversionStatus::Pending, T0 + Duration::days(1)), "sub_X");
-    assert_eq!(over.stripe_subscription_id.as_deref(), Some("sub_X"));
+    assert_eq!(over.stripe_subscription_id.as_ref().map(|id| id.as_str()), Some("sub_X"));
     seed(
         store,
         Seed {
@@ -186,11 +186,11 @@ pub async fn the_sale_conversion_of_a_subscription_skips_leads_and_overrides(sto
 
     let got = commit(store, |tx| {
         Ok((
-            tx.sale_conversion_of_subscription(id(1), "sub_X")?,
-            tx.sale_conversion_of_subscription(id(1), "sub_Y")?,
-            tx.sale_conversion_of_subscription(id(1), "sub_Z")?,
-            tx.sale_conversion_of_subscription(id(2), "sub_X")?,
-            tx.sale_conversion_of_subscription(id(2), "sub_Y")?,
+            tx.sale_conversion_of_subscription(id(1), &stripe_id("sub_X"))?,
+            tx.sale_conversion_of_subscription(id(1), &stripe_id("sub_Y"))?,
+            tx.sale_conversion_of_subscription(id(1), &stripe_id("sub_Z"))?,
+            tx.sale_conversion_of_subscription(id(2), &stripe_id("sub_X"))?,
+            tx.sale_conversion_of_subscription(id(2), &stripe_id("sub_Y"))?,
         ))
     })
     .await;
@@ -239,15 +239,15 @@ pub async fn a_conversion_is_found_by_invoice_through_its_ledger_or_first_event(
 
     let got = commit(store, |tx| {
         Ok(vec![
-            tx.conversion_of_invoice(id(1), "in_first")?,
-            tx.conversion_of_invoice(id(1), "in_second")?,
-            tx.conversion_of_invoice(id(1), "cs_checkout")?,
-            tx.conversion_of_invoice(id(1), "in_third")?,
-            tx.conversion_of_invoice(id(1), "in_adjusted")?,
-            tx.conversion_of_invoice(id(1), "in_refund_only")?,
-            tx.conversion_of_invoice(id(1), "in_unknown")?,
-            tx.conversion_of_invoice(id(2), "in_first")?,
-            tx.conversion_of_invoice(id(2), "in_second")?,
+            tx.conversion_of_invoice(id(1), &stripe_id("in_first"))?,
+            tx.conversion_of_invoice(id(1), &stripe_id("in_second"))?,
+            tx.conversion_of_invoice(id(1), &stripe_id("cs_checkout"))?,
+            tx.conversion_of_invoice(id(1), &stripe_id("in_third"))?,
+            tx.conversion_of_invoice(id(1), &stripe_id("in_adjusted"))?,
+            tx.conversion_of_invoice(id(1), &stripe_id("in_refund_only"))?,
+            tx.conversion_of_invoice(id(1), &stripe_id("in_unknown"))?,
+            tx.conversion_of_invoice(id(2), &stripe_id("in_first"))?,
+            tx.conversion_of_invoice(id(2), &stripe_id("in_second"))?,
         ])
     })
     .await;
@@ -294,7 +294,7 @@ pub async fn a_subscription_has_one_sale_conversion_and_an_account_one_organizat
     let (a, b) = (org(1, "acme"), org(2, "globex"));
     let p = program(&a, 100, "spring");
     let (jane, bob) = (affiliate(&p, 200, "jane@a.test"), affiliate(&p, 201, "bob@a.test"));
-    let on_sub = |c: Conversion| Conversion { stripe_subscription_id: Some("sub_1".to_owned()), ..c };
+    let on_sub = |c: Conversion| Conversion { stripe_subscription_id: Some(stripe_id("sub_1")), ..c };
     let first = on_sub(shaped(conversion(&jane, 800), ConversionType::Recurring, ConversionStatus::Pending, T0));
     let lead = on_sub(shaped(conversion(&bob, 801), ConversionType::LeadReward, ConversionStatus::Pending, T0));
     let over = on_sub(override_of(&first, &bob, 802));
@@ -311,9 +311,9 @@ pub async fn a_subscription_has_one_sale_conversion_and_an_account_one_organizat
     .await;
     let second = on_sub(shaped(conversion(&jane, 803), ConversionType::OneTime, ConversionStatus::Pending, T0));
     assert_conflict(attempt(store, move |tx| tx.insert_conversion(&second)).await, constraints::SUBSCRIPTION_SALE);
-    assert!(commit(store, |tx| tx.set_stripe_account(id(1), Some("acct_shared"))).await);
+    assert!(commit(store, |tx| tx.set_stripe_account(id(1), Some(&stripe_id("acct_shared")))).await);
     assert_conflict(
-        attempt(store, |tx| tx.set_stripe_account(id(2), Some("acct_shared")).map(|_| ())).await,
+        attempt(store, |tx| tx.set_stripe_account(id(2), Some(&stripe_id("acct_shared"))).map(|_| ())).await,
         constraints::ORG_STRIPE_ACCOUNT,
     );
 }
@@ -325,7 +325,7 @@ pub async fn the_organizations_of_a_stripe_customer_come_most_recent_first(store
     let (pa, pb, pc) = (program(&a, 100, "spring"), program(&b, 101, "spring"), program(&c, 102, "spring"));
     let (ja, jb, jc) = (affiliate(&pa, 200, "j@a.test"), affiliate(&pb, 201, "j@b.test"), affiliate(&pc, 202, "j@c.test"));
     let of = |conversion: Conversion, customer: &str, at| Conversion {
-        stripe_customer_id: Some(customer.to_owned()),
+        stripe_customer_id: Some(stripe_id(customer)),
         created_at: at,
         ..conversion
     };
@@ -347,7 +347,11 @@ pub async fn the_organizations_of_a_stripe_customer_come_most_recent_first(store
     )
     .await;
     let got = commit(store, |tx| {
-        Ok((tx.orgs_of_stripe_customer("cus_shared")?, tx.orgs_of_stripe_customer("cus_only_a")?, tx.orgs_of_stripe_customer("cus_none")?))
+        Ok((
+            tx.orgs_of_stripe_customer(&stripe_id("cus_shared"))?,
+            tx.orgs_of_stripe_customer(&stripe_id("cus_only_a"))?,
+            tx.orgs_of_stripe_customer(&stripe_id("cus_none"))?,
+        ))
     })
     .await;
     assert_eq!(got, (vec![id(2), id(1)], vec![id(1)], vec![]));
@@ -366,7 +370,7 @@ pub async fn the_affiliate_of_a_customer_is_the_latest_credited_by_id_or_email(s
         affiliate(&p, 203, "ann@creator.test"),
     );
     let buyer = |c: Conversion, customer: Option<&str>, email: Option<&str>| Conversion {
-        stripe_customer_id: customer.map(str::to_owned),
+        stripe_customer_id: customer.map(stripe_id),
         customer_email: email.map(str::to_owned),
         ..c
     };
@@ -413,15 +417,15 @@ pub async fn the_affiliate_of_a_customer_is_the_latest_credited_by_id_or_email(s
 
     let got = commit(store, |tx| {
         Ok(vec![
-            ("customer only", tx.affiliate_of_customer(id(1), Some("cus_A"), None)?),
+            ("customer only", tx.affiliate_of_customer(id(1), Some(&stripe_id("cus_A")), None)?),
             ("email only, any case", tx.affiliate_of_customer(id(1), None, Some("bUYER@SHOP.test"))?),
-            ("either matches", tx.affiliate_of_customer(id(1), Some("cus_A"), Some("buyer@shop.test"))?),
-            ("unknown customer, known email", tx.affiliate_of_customer(id(1), Some("cus_unknown"), Some("buyer@shop.test"))?),
-            ("a lead counts", tx.affiliate_of_customer(id(1), Some("cus_B"), None)?),
-            ("tie on creation", tx.affiliate_of_customer(id(1), Some("cus_C"), None)?),
-            ("unknown", tx.affiliate_of_customer(id(1), Some("cus_unknown"), Some("nobody@shop.test"))?),
+            ("either matches", tx.affiliate_of_customer(id(1), Some(&stripe_id("cus_A")), Some("buyer@shop.test"))?),
+            ("unknown customer, known email", tx.affiliate_of_customer(id(1), Some(&stripe_id("cus_unknown")), Some("buyer@shop.test"))?),
+            ("a lead counts", tx.affiliate_of_customer(id(1), Some(&stripe_id("cus_B")), None)?),
+            ("tie on creation", tx.affiliate_of_customer(id(1), Some(&stripe_id("cus_C")), None)?),
+            ("unknown", tx.affiliate_of_customer(id(1), Some(&stripe_id("cus_unknown")), Some("nobody@shop.test"))?),
             ("nothing asked", tx.affiliate_of_customer(id(1), None, None)?),
-            ("another organization", tx.affiliate_of_customer(id(2), Some("cus_A"), Some("buyer@shop.test"))?),
+            ("another organization", tx.affiliate_of_customer(id(2), Some(&stripe_id("cus_A")), Some("buyer@shop.test"))?),
         ])
     })
     .await;
@@ -603,10 +607,10 @@ pub async fn the_organizations_of_a_payment_are_those_whose_ledger_records_its_s
     .await;
     let (mut shared, only_a, refund_only, unknown) = commit(store, |tx| {
         Ok((
-            tx.orgs_of_payment("in_shared")?,
-            tx.orgs_of_payment("in_only_a")?,
-            tx.orgs_of_payment("in_refund_only")?,
-            tx.orgs_of_payment("in_unknown")?,
+            tx.orgs_of_payment(&stripe_id("in_shared"))?,
+            tx.orgs_of_payment(&stripe_id("in_only_a"))?,
+            tx.orgs_of_payment(&stripe_id("in_refund_only"))?,
+            tx.orgs_of_payment(&stripe_id("in_unknown"))?,
         ))
     })
     .await;

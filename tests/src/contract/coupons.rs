@@ -42,7 +42,7 @@ pub async fn a_campaign_coupon_round_trips_updates_and_deletes(store: &dyn UnitO
     assert_eq!(got_forever, Some(forever));
 
     let mut changed = reserved;
-    changed.stripe_coupon_id = Some("coupon_abc".to_owned());
+    changed.stripe_coupon_id = Some(stripe_id("coupon_abc"));
     changed.name = "Spring sale".to_owned();
     changed.allow_affiliate_self_mint = false;
     changed.overrides_click_attribution = true;
@@ -178,7 +178,7 @@ pub async fn an_affiliate_coupon_round_trips_updates_and_deletes(store: &dyn Uni
     assert_eq!(got_plain, Some(plain));
 
     let mut changed = reserved;
-    changed.stripe_promotion_code_id = Some("promo_500".to_owned());
+    changed.stripe_promotion_code_id = Some(stripe_id("promo_500"));
     changed.code = CouponCode::parse("JANE-SPRING").unwrap();
     changed.max_redemptions = None;
     changed.expires_at = None;
@@ -186,7 +186,7 @@ pub async fn an_affiliate_coupon_round_trips_updates_and_deletes(store: &dyn Uni
         first_time_order: false,
         minimum_amount: None,
         limit_to_customers: false,
-        customer_id: Some("cus_999".to_owned()),
+        customer_id: Some(stripe_id("cus_999")),
         limit_to_affiliate: true,
     };
     changed.times_redeemed = 3;
@@ -298,8 +298,8 @@ pub async fn an_affiliate_coupon_is_found_by_code_in_any_case_and_by_stripe_id(s
             tx.affiliate_coupon_by_code(id(1), &CouponCode::parse("sarah20").unwrap())?,
             tx.affiliate_coupon_by_code(id(1), &CouponCode::parse("Sarah-Vip").unwrap())?,
             tx.affiliate_coupon_by_code(id(1), &CouponCode::parse("SARAH").unwrap())?,
-            tx.affiliate_coupon_by_stripe_id(id(1), "promo_500")?,
-            tx.affiliate_coupon_by_stripe_id(id(1), "promo_nope")?,
+            tx.affiliate_coupon_by_stripe_id(id(1), &stripe_id("promo_500"))?,
+            tx.affiliate_coupon_by_stripe_id(id(1), &stripe_id("promo_nope"))?,
         ))
     })
     .await;
@@ -522,12 +522,12 @@ pub async fn stripe_ids_resolve_coupons_in_any_organization(store: &dyn UnitOfWo
 
     let got = commit(store, |tx| {
         Ok((
-            tx.affiliate_coupon_by_stripe_id_any_org("promo_a")?,
-            tx.affiliate_coupon_by_stripe_id_any_org("promo_b")?,
-            tx.affiliate_coupon_by_stripe_id_any_org("promo_unknown")?,
-            tx.campaign_coupons_by_stripe_id("coupon_shared")?,
-            tx.campaign_coupons_by_stripe_id("coupon_own")?,
-            tx.campaign_coupons_by_stripe_id("coupon_unknown")?,
+            tx.affiliate_coupon_by_stripe_id_any_org(&stripe_id("promo_a"))?,
+            tx.affiliate_coupon_by_stripe_id_any_org(&stripe_id("promo_b"))?,
+            tx.affiliate_coupon_by_stripe_id_any_org(&stripe_id("promo_unknown"))?,
+            tx.campaign_coupons_by_stripe_id(&stripe_id("coupon_shared"))?,
+            tx.campaign_coupons_by_stripe_id(&stripe_id("coupon_own"))?,
+            tx.campaign_coupons_by_stripe_id(&stripe_id("coupon_unknown"))?,
         ))
     })
     .await;

@@ -29,6 +29,15 @@ pub fn id<T: From<Uuid>>(n: u128) -> T {
     T::from(Uuid::from_u128(n))
 }
 
+/// A Stripe id of the type the call site needs (`stripe_id::<StripeInvoiceId>("in_1")`); the
+/// test's own text, so it panics on a typo.
+pub fn stripe_id<T: std::str::FromStr>(raw: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    raw.parse().unwrap_or_else(|e| panic!("{raw:?} is no such Stripe id: {e:?}"))
+}
+
 /// A supported currency.
 pub fn currency(code: &str) -> Currency {
     Currency::parse(code).unwrap()
@@ -47,7 +56,7 @@ pub fn org(n: u128, handle: &str) -> Organization {
         trial_ends_at: Some(T0 + Duration::days(14)),
         home_currency: currency("EUR"),
         payout_grace_days: 14,
-        stripe_account_id: Some(format!("acct_{n}")),
+        stripe_account_id: Some(stripe_id(&format!("acct_{n}"))),
         created_at: T0,
     }
 }
@@ -142,15 +151,21 @@ pub fn campaign_coupon(program: &Program, n: u128, stripe_coupon_id: Option<&str
         allow_affiliate_self_mint: true,
         overrides_click_attribution: false,
         is_active: true,
-        stripe_coupon_id: stripe_coupon_id.map(str::to_owned),
+        stripe_coupon_id: stripe_coupon_id.map(stripe_id),
         created_at: T0,
         updated_at: T0,
         archived_at: None,
     }
 }
 
-/// A code of `affiliate` under `coupon`; `stripe_id` `None` is a provisioning row.
-pub fn affiliate_coupon(affiliate: &Affiliate, coupon: &CampaignCoupon, n: u128, code: &str, stripe_id: Option<&str>) -> AffiliateCoupon {
+/// A code of `affiliate` under `coupon`; `promotion_code_id` `None` is a provisioning row.
+pub fn affiliate_coupon(
+    affiliate: &Affiliate,
+    coupon: &CampaignCoupon,
+    n: u128,
+    code: &str,
+    promotion_code_id: Option<&str>,
+) -> AffiliateCoupon {
     AffiliateCoupon {
         id: id(n),
         org_id: affiliate.org_id,
@@ -158,7 +173,7 @@ pub fn affiliate_coupon(affiliate: &Affiliate, coupon: &CampaignCoupon, n: u128,
         affiliate_id: affiliate.id,
         campaign_coupon_id: coupon.id,
         code: CouponCode::parse(code).unwrap(),
-        stripe_promotion_code_id: stripe_id.map(str::to_owned),
+        stripe_promotion_code_id: promotion_code_id.map(stripe_id),
         is_active: true,
         max_redemptions: Some(10),
         expires_at: Some(T0 + Duration::days(30)),
@@ -166,7 +181,7 @@ pub fn affiliate_coupon(affiliate: &Affiliate, coupon: &CampaignCoupon, n: u128,
             first_time_order: true,
             minimum_amount: Some(Money::new(50_00, currency("USD"))),
             limit_to_customers: true,
-            customer_id: Some("cus_123".to_owned()),
+            customer_id: Some(stripe_id("cus_123")),
             limit_to_affiliate: false,
         },
         times_redeemed: 0,
@@ -210,8 +225,8 @@ pub fn conversion(affiliate: &Affiliate, n: u128) -> Conversion {
         attribution_method: Some("metadata_or_customer".to_owned()),
         coupon_code: None,
         affiliate_coupon_id: None,
-        stripe_customer_id: Some(format!("cus_{n}")),
-        stripe_subscription_id: Some(format!("sub_{n}")),
+        stripe_customer_id: Some(stripe_id(&format!("cus_{n}"))),
+        stripe_subscription_id: Some(stripe_id(&format!("sub_{n}"))),
         external_event_id: Some(format!("in_{n}")),
         customer_email: Some(format!("buyer{n}@shop.test")),
         denial_reason: None,
@@ -256,7 +271,7 @@ pub fn ledger_event(conversion: &Conversion, n: u128, kind: LedgerKind, invoice:
         kind,
         amount_minor: if refund { -20_00 } else { 49_00 },
         commission_minor: if refund { -4_00 } else { 9_80 },
-        stripe_invoice_id: invoice.map(str::to_owned),
+        stripe_invoice_id: invoice.map(stripe_id),
         refunded_total: refund.then_some(20_00),
         occurred_at,
         created_at: occurred_at + Duration::seconds(5),
@@ -266,7 +281,7 @@ pub fn ledger_event(conversion: &Conversion, n: u128, kind: LedgerKind, invoice:
 /// A pending, due, unheld `invoice.paid` event `evt_{n}` of `org` (`None`: not resolved yet).
 pub fn inbox_event(n: u128, org: Option<&Organization>, received_at: OffsetDateTime) -> InboxEvent {
     InboxEvent {
-        id: format!("evt_{n}"),
+        id: stripe_id(&format!("evt_{n}")),
         org_id: org.map(|o| o.id),
         account: org.and_then(|o| o.stripe_account_id.clone()),
         event_type: "invoice.paid".to_owned(),

@@ -45,12 +45,15 @@ pub async fn an_organization_links_and_unlinks_its_stripe_account(store: &dyn Un
     acme.stripe_account_id = None;
     let other = org(2, "globex");
     seed(store, Seed { orgs: vec![acme, other.clone()], ..Seed::default() }).await;
-    assert!(commit(store, |tx| tx.set_stripe_account(id(1), Some("acct_linked"))).await);
-    assert_eq!(commit(store, |tx| tx.org(id(1))).await.and_then(|o| o.stripe_account_id).as_deref(), Some("acct_linked"));
+    assert!(commit(store, |tx| tx.set_stripe_account(id(1), Some(&stripe_id("acct_linked")))).await);
+    assert_eq!(
+        commit(store, |tx| tx.org(id(1))).await.and_then(|o| o.stripe_account_id).as_ref().map(|id| id.as_str()),
+        Some("acct_linked")
+    );
     assert_eq!(commit(store, |tx| tx.org(id(2))).await, Some(other), "another organization is untouched");
     assert!(commit(store, |tx| tx.set_stripe_account(id(1), None)).await);
     assert_eq!(commit(store, |tx| tx.org(id(1))).await.and_then(|o| o.stripe_account_id), None);
-    assert!(!commit(store, |tx| tx.set_stripe_account(id(9), Some("acct_x"))).await);
+    assert!(!commit(store, |tx| tx.set_stripe_account(id(9), Some(&stripe_id("acct_x")))).await);
 }
 
 /// `api_key_by_hash` finds a key by the hash of its secret, in any organization, and never a
@@ -114,15 +117,21 @@ pub async fn org_usage_counts_live_affiliates_and_unarchived_programs(store: &dy
 pub async fn an_organization_is_found_by_its_stripe_account(store: &dyn UnitOfWork) {
     let mut unlinked = org(3, "initech");
     unlinked.stripe_account_id = None;
-    seed(store, Seed { orgs: vec![org(1, "acme"), org(2, "globex"), unlinked], ..Seed::default() }).await;
+    let mut globex = org(2, "globex");
+    globex.stripe_account_id = Some(stripe_id("acct_2Globex"));
+    seed(store, Seed { orgs: vec![org(1, "acme"), globex.clone(), unlinked], ..Seed::default() }).await;
 
     let got = commit(store, |tx| {
-        Ok((tx.org_by_stripe_account("acct_2")?, tx.org_by_stripe_account("ACCT_2")?, tx.org_by_stripe_account("acct_9")?))
+        Ok((
+            tx.org_by_stripe_account(&stripe_id("acct_2Globex"))?,
+            tx.org_by_stripe_account(&stripe_id("acct_2GLOBEX"))?,
+            tx.org_by_stripe_account(&stripe_id("acct_9"))?,
+        ))
     })
     .await;
-    assert_eq!(got, (Some(org(2, "globex")), None, None));
+    assert_eq!(got, (Some(globex), None, None));
     commit(store, |tx| tx.set_stripe_account(id(2), None).map(drop)).await;
-    assert_eq!(commit(store, |tx| tx.org_by_stripe_account("acct_2")).await, None);
+    assert_eq!(commit(store, |tx| tx.org_by_stripe_account(&stripe_id("acct_2Globex"))).await, None);
 }
 
 /// `some_orgs` returns up to `limit` organizations, oldest first (then by id).

@@ -4,6 +4,7 @@
 //!
 //! [`InboxRepo`]: rekomi_domain::stripe_inbox::InboxRepo
 
+use rekomi_domain::kernel::stripe_ids::{StripeEventId, StripePaymentRef};
 use rekomi_domain::orgs::Organization;
 use rekomi_domain::ports::store::UnitOfWork;
 use rekomi_domain::stripe_inbox::{InboxEvent, InboxStatus};
@@ -12,12 +13,12 @@ use time::{Duration, OffsetDateTime};
 use super::commit;
 use super::fixtures::*;
 
-fn inbox_ids(events: &[InboxEvent]) -> Vec<String> {
+fn inbox_ids(events: &[InboxEvent]) -> Vec<StripeEventId> {
     events.iter().map(|e| e.id.clone()).collect()
 }
 
-fn evts(ns: &[u128]) -> Vec<String> {
-    ns.iter().map(|n| format!("evt_{n}")).collect()
+fn evts(ns: &[u128]) -> Vec<StripeEventId> {
+    ns.iter().map(|n| stripe_id(&format!("evt_{n}"))).collect()
 }
 
 /// An inbound event is stored whole once: a redelivery answers false and changes nothing, and
@@ -45,7 +46,10 @@ pub async fn an_inbox_event_is_stored_once_and_its_processing_state_updates(stor
     redelivery.received_at = T0 + Duration::hours(2);
     let again = commit(store, move |tx| tx.insert_inbox_event(&redelivery)).await;
     assert!(!again, "a redelivery is not stored again");
-    let got = commit(store, |tx| Ok((tx.inbox_event("evt_1300")?, tx.inbox_event("evt_1301")?, tx.inbox_event("evt_unknown")?))).await;
+    let got = commit(store, |tx| {
+        Ok((tx.inbox_event(&stripe_id("evt_1300"))?, tx.inbox_event(&stripe_id("evt_1301"))?, tx.inbox_event(&stripe_id("evt_unknown"))?))
+    })
+    .await;
     assert_eq!(got, (Some(unresolved.clone()), Some(full), None));
 
     let mut processed = unresolved.clone();
@@ -61,7 +65,11 @@ pub async fn an_inbox_event_is_stored_once_and_its_processing_state_updates(stor
     sent.payload = "tampered".to_owned();
     sent.event_type = "tampered".to_owned();
     commit(store, move |tx| tx.update_inbox_event(&sent)).await;
-    assert_eq!(commit(store, |tx| tx.inbox_event("evt_1300")).await, Some(processed), "the processing state changed, the arrival did not");
+    assert_eq!(
+        commit(store, |tx| tx.inbox_event(&stripe_id("evt_1300"))).await,
+        Some(processed),
+        "the processing state changed, the arrival did not"
+    );
 }
 
 /// A claim takes due, pending, unheld events oldest arrival first, holds them until the lease
@@ -89,7 +97,7 @@ pub async fn inbox_claims_lease_events_and_count_attempts(store: &dyn UnitOfWork
     let first = commit(store, move |tx| tx.claim_inbox_events(T0, lease, 2)).await;
     assert_eq!(inbox_ids(&first), evts(&[1301, 1302]));
     assert!(first.iter().all(|e| e.locked_until == Some(lease) && e.attempts == 1), "{first:?}");
-    assert_eq!(commit(store, |tx| tx.inbox_event("evt_1301")).await, Some(first[0].clone()), "the claim is stored");
+    assert_eq!(commit(store, |tx| tx.inbox_event(&stripe_id("evt_1301"))).await, Some(first[0].clone()), "the claim is stored");
 
     let rest = commit(store, move |tx| tx.claim_inbox_events(T0, lease, 10)).await;
     assert_eq!(inbox_ids(&rest), evts(&[1306]), "held, undue and done events are passed over");
@@ -176,7 +184,10 @@ pub async fn inbox_leases_are_renewed_and_let_go_only_while_events_are_held(stor
     let renewed_until = T0 + 25 * second;
     let renewed = commit(store, move |tx| tx.renew_inbox_leases(&asked, renewed_until)).await;
     assert_eq!(renewed, 2, "only the held events are renewed");
-    let got = commit(store, |tx| Ok((tx.inbox_event("evt_1301")?, tx.inbox_event("evt_1303")?, tx.inbox_event("evt_1304")?))).await;
+    let got = commit(store, |tx| {
+        Ok((tx.inbox_event(&stripe_id("evt_1301"))?, tx.inbox_event(&stripe_id("evt_1303"))?, tx.inbox_event(&stripe_id("evt_1304"))?))
+    })
+    .await;
     assert_eq!(got.0.and_then(|e| e.locked_until), Some(renewed_until));
     assert_eq!(got.1.and_then(|e| e.locked_until), None, "a done event gets no lease");
     assert_eq!(got.2.and_then(|e| e.locked_until), None, "an unheld event gets no lease");
@@ -197,8 +208,8 @@ pub async fn waiting_events_wake_for_their_payment_on_their_account_or_when_due(
     let hour = Duration::hours(1);
     let waiting = |n: u128, org: Option<&Organization>, account: Option<&str>, payment: &str, recheck: OffsetDateTime| InboxEvent {
         status: InboxStatus::Waiting,
-        account: account.map(str::to_owned),
-        waiting_for: Some(payment.to_owned()),
+        account: account.map(stripe_id),
+        waiting_for: Some(stripe_id(payment)),
         next_attempt_at: recheck,
         last_error: Some(format!("waiting for the sale of payment {payment}")),
         ..inbox_event(n, org, T0)
@@ -219,21 +230,30 @@ pub async fn waiting_events_wake_for_their_payment_on_their_account_or_when_due(
         },
     )
     .await;
-    let payments = vec!["in_x".to_owned(), "pi_x".to_owned()];
+    let payments: Vec<StripePaymentRef> = vec![stripe_id("in_x"), stripe_id("pi_x")];
     let woken = commit(store, move |tx| tx.wake_waiting_inbox_events(None, &payments, id(1), T0 + hour)).await;
     assert_eq!(woken, 2, "the platform account's refunds of in_x");
-    let got = commit(store, |tx| Ok((tx.inbox_event("evt_1301")?, tx.inbox_event("evt_1302")?, tx.inbox_event("evt_1303")?))).await;
+    let got = commit(store, |tx| {
+        Ok((tx.inbox_event(&stripe_id("evt_1301"))?, tx.inbox_event(&stripe_id("evt_1302"))?, tx.inbox_event(&stripe_id("evt_1303"))?))
+    })
+    .await;
     let (first, second, other_account) = (got.0.unwrap(), got.1.unwrap(), got.2.unwrap());
-    assert_eq!((first.status, first.waiting_for.as_deref(), first.next_attempt_at), (InboxStatus::Pending, None, T0 + hour));
+    assert_eq!(
+        (first.status, first.waiting_for.as_ref().map(|id| id.as_str()), first.next_attempt_at),
+        (InboxStatus::Pending, None, T0 + hour)
+    );
     assert_eq!(first.org_id, Some(id(1)), "an event without an organization takes the sale's");
     assert_eq!((second.status, second.org_id), (InboxStatus::Pending, Some(id(2))), "an organization already known stays");
     assert_eq!(other_account.status, InboxStatus::Waiting, "ids are unique per Stripe account only");
-    let connected = vec!["in_x".to_owned()];
-    assert_eq!(commit(store, move |tx| tx.wake_waiting_inbox_events(Some("acct_other"), &connected, id(2), T0 + hour)).await, 1);
+    let connected: Vec<StripePaymentRef> = vec![stripe_id("in_x")];
+    assert_eq!(
+        commit(store, move |tx| tx.wake_waiting_inbox_events(Some(&stripe_id("acct_other")), &connected, id(2), T0 + hour)).await,
+        1
+    );
 
     assert_eq!(commit(store, move |tx| tx.wake_due_inbox_events(T0 + hour, 10)).await, 0, "nothing is due yet");
     assert_eq!(commit(store, move |tx| tx.wake_due_inbox_events(T0 + 4 * hour, 1)).await, 1);
-    let got = commit(store, |tx| Ok((tx.inbox_event("evt_1304")?, tx.inbox_event("evt_1305")?))).await;
+    let got = commit(store, |tx| Ok((tx.inbox_event(&stripe_id("evt_1304"))?, tx.inbox_event(&stripe_id("evt_1305"))?))).await;
     assert_eq!(got.0.map(|e| (e.status, e.waiting_for)), Some((InboxStatus::Pending, None)), "the oldest recheck first");
     assert_eq!(got.1.map(|e| e.status), Some(InboxStatus::Waiting));
     assert_eq!(commit(store, move |tx| tx.wake_due_inbox_events(T0 + 4 * hour, 10)).await, 1);

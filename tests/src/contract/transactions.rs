@@ -127,7 +127,7 @@ pub async fn a_failed_transaction_leaves_nothing_behind(store: &dyn UnitOfWork) 
             ("conversion", tx.conversion(id(1), id(800))?.is_some()),
             ("due conversions", !tx.conversions_due_for_approval(T0 + Duration::days(60), 10)?.is_empty()),
             ("ledger", !tx.ledger_of(id(1), id(800))?.is_empty()),
-            ("inbox event", tx.inbox_event("evt_1300")?.is_some()),
+            ("inbox event", tx.inbox_event(&stripe_id("evt_1300"))?.is_some()),
             ("inbox list", !tx.list_inbox_events(None, None, None, 10)?.is_empty()),
             ("endpoint", tx.endpoint_any_org(id(1000))?.is_some()),
             ("delivery", tx.delivery(id(1), id(1200))?.is_some()),

@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 
 use crate::kernel::ids::{AffiliateCouponId, AffiliateId, ConversionId, LedgerEventId, OrgId, ProgramId};
 use crate::kernel::money::Currency;
+use crate::kernel::stripe_ids::{StripeCustomerId, StripePaymentRef, StripeSubscriptionId};
 use crate::kernel::text::api_enum;
 
 api_enum!(/// What was credited.
@@ -78,9 +79,9 @@ pub struct Conversion {
     /// The redeemed affiliate coupon, when a coupon decided.
     pub affiliate_coupon_id: Option<AffiliateCouponId>,
     /// The brand's Stripe customer.
-    pub stripe_customer_id: Option<String>,
+    pub stripe_customer_id: Option<StripeCustomerId>,
     /// The brand's Stripe subscription.
-    pub stripe_subscription_id: Option<String>,
+    pub stripe_subscription_id: Option<StripeSubscriptionId>,
     /// The first invoice or checkout session.
     pub external_event_id: Option<String>,
     /// The customer's email (self-referral check, email-match).
@@ -120,8 +121,9 @@ pub struct LedgerEvent {
     pub amount_minor: i64,
     /// The commission earned (negative for clawbacks), minor units.
     pub commission_minor: i64,
-    /// The invoice (or checkout session) the entry is about.
-    pub stripe_invoice_id: Option<String>,
+    /// The payment the entry is about (see [`StripePaymentRef`]): the sale's invoice, else its
+    /// payment intent, else its checkout session.
+    pub stripe_invoice_id: Option<StripePaymentRef>,
     /// For refunds: the invoice's cumulative refunded amount this entry brought the ledger to.
     pub refunded_total: Option<i64>,
     /// When it happened at Stripe.

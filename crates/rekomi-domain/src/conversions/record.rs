@@ -15,6 +15,7 @@ use crate::coupons::CouponCode;
 use crate::kernel::error::DomainError;
 use crate::kernel::ids::{ConversionId, LedgerEventId};
 use crate::kernel::money::{Currency, Money};
+use crate::kernel::stripe_ids::{StripeCustomerId, StripePaymentRef, StripeSubscriptionId};
 use crate::outbound::outbox::conversion_data;
 use crate::ports::Tx;
 use crate::programs::Program;
@@ -25,13 +26,15 @@ use crate::stripe_inbox::facts::{CheckoutFact, CheckoutMode, InvoiceFact, Promot
 pub(crate) struct SaleInput {
     /// Claimed once per organization: `invoice:in_…` or `checkout:cs_…`.
     source: String,
-    /// The id refunds find the sale by: the invoice, else the payment intent.
-    ledger_key: String,
+    /// The payment refunds find the sale by (see [`StripePaymentRef`]): the invoice, else the
+    /// payment intent, else the checkout session. `None` for the lead of a subscription created
+    /// at 100 % off, which no payment carries.
+    ledger_key: Option<StripePaymentRef>,
     /// `externalEventId`: the invoice or the checkout session.
     external_id: String,
-    customer_id: Option<String>,
+    customer_id: Option<StripeCustomerId>,
     customer_email: Option<String>,
-    subscription_id: Option<String>,
+    subscription_id: Option<StripeSubscriptionId>,
     amount: i64,
     currency: String,
     codes: Vec<PromotionCodeRef>,
@@ -43,8 +46,8 @@ impl SaleInput {
     pub(crate) fn from_invoice(i: &InvoiceFact) -> Self {
         Self {
             source: format!("invoice:{}", i.invoice_id),
-            ledger_key: i.invoice_id.clone(),
-            external_id: i.invoice_id.clone(),
+            ledger_key: Some(StripePaymentRef::Invoice(i.invoice_id.clone())),
+            external_id: i.invoice_id.to_string(),
             customer_id: i.customer_id.clone(),
             customer_email: i.customer_email.clone(),
             subscription_id: i.subscription_id.clone(),
@@ -67,16 +70,22 @@ impl SaleInput {
         // invoice creation), the invoice is the sale: its `invoice.paid` is then the same fact,
         // and refunds find it through the invoice-payments API.
         let (source, ledger_key) = match (c.mode, &c.invoice_id) {
-            (_, Some(invoice)) => (format!("invoice:{invoice}"), invoice.clone()),
+            (_, Some(invoice)) => (format!("invoice:{invoice}"), StripePaymentRef::Invoice(invoice.clone())),
             (CheckoutMode::Subscription, None) => return None,
-            _ => (format!("checkout:{}", c.session_id), c.payment_intent_id.clone().unwrap_or_else(|| c.session_id.clone())),
+            _ => (
+                format!("checkout:{}", c.session_id),
+                match &c.payment_intent_id {
+                    Some(intent) => StripePaymentRef::PaymentIntent(intent.clone()),
+                    None => StripePaymentRef::CheckoutSession(c.session_id.clone()),
+                },
+            ),
         };
         let mut referrals: Vec<String> = c.referral.iter().cloned().collect();
         referrals.extend(c.client_reference_id.iter().cloned());
         Some(Self {
             source,
-            ledger_key,
-            external_id: c.invoice_id.clone().unwrap_or_else(|| c.session_id.clone()),
+            ledger_key: Some(ledger_key),
+            external_id: c.invoice_id.as_ref().map_or_else(|| c.session_id.to_string(), ToString::to_string),
             customer_id: c.customer_id.clone(),
             customer_email: c.customer_email.clone(),
             subscription_id: c.subscription_id.clone(),
@@ -90,7 +99,7 @@ impl SaleInput {
 }
 
 /// The marker of a payment that was processed but credited nobody.
-pub(crate) fn seen_key(payment: &str) -> String {
+pub(crate) fn seen_key(payment: &StripePaymentRef) -> String {
     format!("seen:{payment}")
 }
 
@@ -102,7 +111,13 @@ fn count_redemption(
     code: crate::kernel::ids::AffiliateCouponId,
     input: &SaleInput,
 ) -> Result<(), DomainError> {
-    let holder = input.subscription_id.as_deref().or(input.customer_id.as_deref()).unwrap_or(&input.ledger_key);
+    let holder = input
+        .subscription_id
+        .as_ref()
+        .map(StripeSubscriptionId::as_str)
+        .or(input.customer_id.as_ref().map(StripeCustomerId::as_str))
+        .or(input.ledger_key.as_ref().map(StripePaymentRef::as_str))
+        .unwrap_or(&input.external_id);
     if tx.claim_source(ctx.org.id, &format!("redemption:{code}:{holder}"), ctx.now)? {
         ctx.redeem(code, 1);
     }
@@ -115,7 +130,7 @@ fn gather_signals(
     ctx: &ApplyCtx<'_>,
     codes: &[PromotionCodeRef],
     referrals: &[String],
-    customer_id: Option<&str>,
+    customer_id: Option<&StripeCustomerId>,
     email: Option<&str>,
 ) -> Result<(Signals, Value), DomainError> {
     let org = ctx.org.id;
@@ -149,12 +164,12 @@ fn gather_signals(
     }
     let history = tx.affiliate_of_customer(org, customer_id, email)?;
     let trace = json!({
-        "promotionCodes": codes.iter().map(|c| json!({"id": c.id, "code": c.code})).collect::<Vec<_>>(),
+        "promotionCodes": codes.iter().map(|c| json!({"id": c.id.as_str(), "code": c.code})).collect::<Vec<_>>(),
         "coupon": coupon.as_ref().map(|c| json!({"affiliateCouponId": c.coupon.to_string(), "code": c.code, "affiliateId": c.affiliate.to_string(), "overridesClickAttribution": c.overrides_click})),
         "referralRefs": referrals,
         "referral": referral.map(|a| json!({"ref": referral_ref, "affiliateId": a.to_string()})),
         "customerHistory": history.map(|a| a.to_string()),
-        "stripeCustomerId": customer_id,
+        "stripeCustomerId": customer_id.map(StripeCustomerId::as_str),
     });
     Ok((Signals { coupon, referral, customer_history: history }, trace))
 }
@@ -177,16 +192,20 @@ pub(crate) fn record_sale(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, input: SaleInput)
     let Ok(currency) = Currency::parse(&input.currency) else {
         return Ok(Applied::Skipped(format!("currency {:?} is not supported", input.currency)));
     };
+    // Sales come from invoices and checkouts, which always name their payment.
+    let Some(payment) = input.ledger_key.clone() else {
+        return done("no payment to record");
+    };
     if let Some(sub) = &input.subscription_id {
         if let Some(conversion) = tx.sale_conversion_of_subscription(org, sub)? {
-            return record_renewal(tx, ctx, conversion, &input, currency);
+            return record_renewal(tx, ctx, conversion, &input, &payment, currency);
         }
     }
     let (signals, mut trace) =
-        gather_signals(tx, ctx, &input.codes, &input.referrals, input.customer_id.as_deref(), input.customer_email.as_deref())?;
+        gather_signals(tx, ctx, &input.codes, &input.referrals, input.customer_id.as_ref(), input.customer_email.as_deref())?;
     let Some(decision) = attribution::decide(&signals) else {
         // Remembered so a refund of this payment is recognised as nobody's, not retried.
-        tx.claim_source(org, &seen_key(&input.ledger_key), ctx.now)?;
+        tx.claim_source(org, &seen_key(&payment), ctx.now)?;
         return done("no affiliate is attributed");
     };
     if input.amount == 0 {
@@ -211,7 +230,7 @@ pub(crate) fn record_sale(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, input: SaleInput)
     let credit = Credit { affiliate: &affiliate, program: &program, decision: &decision, signals: &signals, denied };
     let conversion = credited_conversion(ctx, &input, &credit, kind, currency, input.amount, commission, 1, trace);
     tx.insert_conversion(&conversion)?;
-    insert_ledger(tx, ctx, &conversion, LedgerKind::Initial, input.amount, commission, &input.ledger_key, None, input.occurred_at)?;
+    insert_ledger(tx, ctx, &conversion, LedgerKind::Initial, input.amount, commission, &payment, None, input.occurred_at)?;
     ctx.record(AuditAction::ConversionCreated, "conversion", conversion.id.to_string(), Some(conversion_data(&conversion)));
     ctx.emit(tx, EventType::ConversionCreated, conversion_data(&conversion))?;
     if denied.is_none() && commission != 0 {
@@ -224,7 +243,7 @@ pub(crate) fn record_sale(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, input: SaleInput)
             LedgerKind::Initial,
             input.amount,
             commission,
-            &input.ledger_key,
+            &payment,
             input.occurred_at,
         )?;
     }
@@ -308,7 +327,7 @@ pub(crate) fn insert_ledger(
     kind: LedgerKind,
     amount: i64,
     commission: i64,
-    key: &str,
+    key: &StripePaymentRef,
     refunded_total: Option<i64>,
     occurred_at: OffsetDateTime,
 ) -> Result<(), DomainError> {
@@ -319,7 +338,7 @@ pub(crate) fn insert_ledger(
         kind,
         amount_minor: amount,
         commission_minor: commission,
-        stripe_invoice_id: Some(key.to_owned()),
+        stripe_invoice_id: Some(key.clone()),
         refunded_total,
         occurred_at,
         created_at: ctx.now,
@@ -338,7 +357,7 @@ fn record_override(
     kind: LedgerKind,
     amount: i64,
     recruit_commission: i64,
-    key: &str,
+    key: &StripePaymentRef,
     occurred_at: OffsetDateTime,
 ) -> Result<(), DomainError> {
     let org = ctx.org.id;
@@ -407,6 +426,7 @@ pub(crate) fn record_renewal(
     ctx: &ApplyCtx<'_>,
     mut conversion: Conversion,
     input: &SaleInput,
+    payment: &StripePaymentRef,
     currency: Currency,
 ) -> Result<Applied, DomainError> {
     let org = ctx.org.id;
@@ -439,27 +459,16 @@ pub(crate) fn record_renewal(
     // A subscription that pays again after a full refund earns again.
     conversion.credit(commission, false, ctx.now, ctx.approve_after())?;
     tx.update_conversion(&conversion)?;
-    insert_ledger(tx, ctx, &conversion, LedgerKind::Renewal, input.amount, commission, &input.ledger_key, None, input.occurred_at)?;
+    insert_ledger(tx, ctx, &conversion, LedgerKind::Renewal, input.amount, commission, payment, None, input.occurred_at)?;
     ctx.record(
         AuditAction::ConversionRenewed,
         "conversion",
         conversion.id.to_string(),
-        Some(json!({"invoice": input.ledger_key, "index": index, "commissionCents": commission})),
+        Some(json!({"invoice": payment.as_str(), "index": index, "commissionCents": commission})),
     );
     if let (Some(a), Some(p)) = (&affiliate, &program) {
         if commission != 0 {
-            record_override(
-                tx,
-                ctx,
-                &conversion,
-                a,
-                p,
-                LedgerKind::Renewal,
-                input.amount,
-                commission,
-                &input.ledger_key,
-                input.occurred_at,
-            )?;
+            record_override(tx, ctx, &conversion, a, p, LedgerKind::Renewal, input.amount, commission, payment, input.occurred_at)?;
         }
     }
     done("renewal recorded")
@@ -476,7 +485,12 @@ pub(crate) fn record_lead(
     mut trace: Value,
 ) -> Result<Applied, DomainError> {
     let org = ctx.org.id;
-    let key = input.subscription_id.clone().or_else(|| input.customer_id.clone()).unwrap_or_else(|| input.external_id.clone());
+    let key = input
+        .subscription_id
+        .as_ref()
+        .map(ToString::to_string)
+        .or_else(|| input.customer_id.as_ref().map(ToString::to_string))
+        .unwrap_or_else(|| input.external_id.clone());
     if !tx.claim_source(org, &format!("lead:{key}"), ctx.now)? {
         return done("lead already recorded");
     }
@@ -507,8 +521,8 @@ pub(crate) fn record_subscription(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, sub: &Sub
     }
     let input = SaleInput {
         source: format!("subscription:{}", sub.subscription_id),
-        ledger_key: sub.subscription_id.clone(),
-        external_id: sub.latest_invoice.clone().unwrap_or_else(|| sub.subscription_id.clone()),
+        ledger_key: None,
+        external_id: sub.latest_invoice.as_ref().map_or_else(|| sub.subscription_id.to_string(), ToString::to_string),
         customer_id: sub.customer_id.clone(),
         customer_email: None,
         subscription_id: Some(sub.subscription_id.clone()),
@@ -521,7 +535,7 @@ pub(crate) fn record_subscription(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, sub: &Sub
     let Ok(currency) = Currency::parse(&input.currency) else {
         return Ok(Applied::Skipped(format!("currency {:?} is not supported", input.currency)));
     };
-    let (signals, trace) = gather_signals(tx, ctx, &input.codes, &input.referrals, input.customer_id.as_deref(), None)?;
+    let (signals, trace) = gather_signals(tx, ctx, &input.codes, &input.referrals, input.customer_id.as_ref(), None)?;
     match attribution::decide(&signals) {
         Some(decision) => record_lead(tx, ctx, &input, currency, decision, signals, trace),
         None => done("no affiliate is attributed"),

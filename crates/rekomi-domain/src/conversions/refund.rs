@@ -11,6 +11,7 @@ use crate::conversions::record::{insert_ledger, seen_key};
 use crate::conversions::{ConversionStatus, LedgerEvent, LedgerKind};
 use crate::kernel::error::DomainError;
 use crate::kernel::ids::LedgerEventId;
+use crate::kernel::stripe_ids::StripePaymentRef;
 use crate::outbound::outbox::conversion_data;
 use crate::ports::Tx;
 use crate::stripe_inbox::apply::{done, ts, Applied, ApplyCtx};
@@ -18,7 +19,7 @@ use crate::stripe_inbox::facts::RefundFact;
 
 pub(crate) fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, refund: &RefundFact) -> Result<Applied, DomainError> {
     let org = ctx.org.id;
-    let key = refund.payment().to_owned();
+    let key = refund.payment();
     let Some(mut conversion) = tx.conversion_of_invoice(org, &key)? else {
         if tx.source_seen(org, &seen_key(&key))? {
             return done("the refunded payment credited no affiliate");
@@ -34,7 +35,7 @@ pub(crate) fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, refund: &Refund
     let ledger = tx.ledger_of(org, conversion.id)?;
     let Some(sale) = ledger
         .iter()
-        .find(|e| matches!(e.kind, LedgerKind::Initial | LedgerKind::Renewal) && e.stripe_invoice_id.as_deref() == Some(key.as_str()))
+        .find(|e| matches!(e.kind, LedgerKind::Initial | LedgerKind::Renewal) && e.stripe_invoice_id.as_ref() == Some(&key))
         .cloned()
     else {
         return done("the conversion has no sale for this payment");
@@ -73,7 +74,7 @@ pub(crate) fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, refund: &Refund
         let over_ledger = tx.ledger_of(org, over.id)?;
         let Some(over_sale) = over_ledger
             .iter()
-            .find(|e| matches!(e.kind, LedgerKind::Initial | LedgerKind::Renewal) && e.stripe_invoice_id.as_deref() == Some(key.as_str()))
+            .find(|e| matches!(e.kind, LedgerKind::Initial | LedgerKind::Renewal) && e.stripe_invoice_id.as_ref() == Some(&key))
         else {
             continue;
         };
@@ -92,17 +93,17 @@ pub(crate) fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, refund: &Refund
         AuditAction::ConversionRefunded,
         "conversion",
         conversion.id.to_string(),
-        Some(json!({"payment": key, "refundedTotal": total, "commissionCents": delta})),
+        Some(json!({"payment": key.as_str(), "refundedTotal": total, "commissionCents": delta})),
     );
     ctx.emit(tx, EventType::ConversionRefunded, conversion_data(&conversion))?;
     done("refund recorded")
 }
 
 /// The refunded amount already recorded for a payment, and the commission already clawed back.
-fn refunds_seen(ledger: &[LedgerEvent], key: &str) -> (i64, i64) {
+fn refunds_seen(ledger: &[LedgerEvent], key: &StripePaymentRef) -> (i64, i64) {
     ledger
         .iter()
-        .filter(|e| e.kind == LedgerKind::Refund && e.stripe_invoice_id.as_deref() == Some(key))
+        .filter(|e| e.kind == LedgerKind::Refund && e.stripe_invoice_id.as_ref() == Some(key))
         .fold((0, 0), |(seen, clawed), e| (seen.max(e.refunded_total.unwrap_or(0)), clawed.saturating_add(e.commission_minor)))
 }
 
@@ -114,7 +115,7 @@ fn everything_refunded(ledger: &[LedgerEvent]) -> bool {
     let sales = if earning.is_empty() { all } else { earning };
     !sales.is_empty()
         && sales.iter().all(|s| {
-            let key = s.stripe_invoice_id.as_deref().unwrap_or("");
-            refunds_seen(ledger, key).0 >= s.amount_minor
+            let refunded = s.stripe_invoice_id.as_ref().map_or(0, |key| refunds_seen(ledger, key).0);
+            refunded >= s.amount_minor
         })
 }

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use crate::conversions::{Conversion, ConversionFilter, LedgerEvent};
 use crate::kernel::ids::{AffiliateId, ConversionId, OrgId};
 use crate::kernel::page::PageRequest;
+use crate::kernel::stripe_ids::{StripeCustomerId, StripePaymentRef, StripeSubscriptionId};
 use crate::ports::store::StoreError;
 
 /// Conversions, their ledger, and processed sources.
@@ -48,12 +49,17 @@ pub trait ConversionRepo {
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
-    fn sale_conversion_of_subscription(&mut self, org: OrgId, subscription_id: &str) -> Result<Option<Conversion>, StoreError>;
-    /// The conversion (not an override) whose ledger holds this invoice or checkout session, locked.
+    fn sale_conversion_of_subscription(
+        &mut self,
+        org: OrgId,
+        subscription_id: &StripeSubscriptionId,
+    ) -> Result<Option<Conversion>, StoreError>;
+    /// The conversion (not an override) whose ledger holds this payment (or whose first invoice
+    /// or checkout session it is), locked.
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
-    fn conversion_of_invoice(&mut self, org: OrgId, invoice_id: &str) -> Result<Option<Conversion>, StoreError>;
+    fn conversion_of_invoice(&mut self, org: OrgId, payment: &StripePaymentRef) -> Result<Option<Conversion>, StoreError>;
     /// The overrides earned on a conversion.
     ///
     /// # Errors
@@ -67,7 +73,7 @@ pub trait ConversionRepo {
     fn affiliate_of_customer(
         &mut self,
         org: OrgId,
-        customer_id: Option<&str>,
+        customer_id: Option<&StripeCustomerId>,
         email: Option<&str>,
     ) -> Result<Option<AffiliateId>, StoreError>;
     /// The organizations holding a conversion of this Stripe customer (at most two, most
@@ -76,13 +82,13 @@ pub trait ConversionRepo {
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
-    fn orgs_of_stripe_customer(&mut self, customer_id: &str) -> Result<Vec<OrgId>, StoreError>;
-    /// The organizations (at most two) whose ledger records a sale of `payment` (an invoice or
-    /// payment intent id): how a refund that names no code finds its organization.
+    fn orgs_of_stripe_customer(&mut self, customer_id: &StripeCustomerId) -> Result<Vec<OrgId>, StoreError>;
+    /// The organizations (at most two) whose ledger records a sale of `payment`: how a refund
+    /// that names no code finds its organization.
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
-    fn orgs_of_payment(&mut self, payment: &str) -> Result<Vec<OrgId>, StoreError>;
+    fn orgs_of_payment(&mut self, payment: &StripePaymentRef) -> Result<Vec<OrgId>, StoreError>;
     /// Conversions matching the filter, newest first, at most `page.fetch_limit()` rows.
     ///
     /// # Errors

@@ -10,6 +10,7 @@ use crate::kernel::error::DomainError;
 use crate::kernel::ids::{AffiliateId, CampaignCouponId, OrgId, ProgramId};
 use crate::kernel::page::{Page, PageRequest};
 use crate::kernel::plan::PlanTier;
+use crate::kernel::stripe_ids::StripeAccountId;
 use crate::outbound::EventType;
 use crate::ports::{CreateCoupon, GatewayContext, GatewayError};
 
@@ -52,7 +53,7 @@ impl Services {
     pub(super) async fn provision_campaign_coupon(
         &self,
         coupon: CampaignCoupon,
-        stripe_account: Option<String>,
+        stripe_account: Option<StripeAccountId>,
         actor: AuditActor,
     ) -> Result<CampaignCoupon, DomainError> {
         let request = CreateCoupon {
@@ -193,7 +194,7 @@ impl Services {
     /// The archive itself, without the caller's gates (a program archive reuses it).
     pub(crate) async fn close_campaign_coupon(
         &self,
-        stripe_account: Option<String>,
+        stripe_account: Option<StripeAccountId>,
         actor: AuditActor,
         org: OrgId,
         program_id: ProgramId,

@@ -63,9 +63,14 @@ impl Services {
 
     pub(super) async fn provision_affiliate_coupon(&self, r: Reserved, actor: AuditActor) -> Result<CodeView, DomainError> {
         let Reserved { coupon, campaign, affiliate, stripe_account } = r;
+        // Codes are reserved only under a provisioned campaign coupon (one that accepts new
+        // codes; the reconciler skips the others).
+        let Some(coupon_id) = campaign.stripe_coupon_id.clone() else {
+            return Err(DomainError::conflict("campaign_coupon_inactive", "the campaign coupon is not provisioned at Stripe yet"));
+        };
         let request = CreatePromotionCode {
             idempotency_key: coupon.creation_key(),
-            coupon_id: campaign.stripe_coupon_id.clone().unwrap_or_default(),
+            coupon_id,
             code: coupon.code.as_str().to_owned(),
             max_redemptions: coupon.max_redemptions,
             expires_at: coupon.expires_at,

@@ -18,6 +18,7 @@ use crate::kernel::entropy::Entropy;
 use crate::kernel::error::FieldError;
 use crate::kernel::ids::{AffiliateCouponId, AffiliateId, CampaignCouponId, OrgId, ProgramId};
 use crate::kernel::money::{Currency, Money};
+use crate::kernel::stripe_ids::{StripeCouponId, StripeCustomerId, StripePromotionCodeId};
 use crate::kernel::text::api_enum;
 
 api_enum!(/// The kind of discount.
@@ -56,7 +57,7 @@ pub struct CampaignCoupon {
     /// False once archived.
     pub is_active: bool,
     /// The Stripe coupon id; `None` while provisioning.
-    pub stripe_coupon_id: Option<String>,
+    pub stripe_coupon_id: Option<StripeCouponId>,
     /// Creation time.
     pub created_at: OffsetDateTime,
     /// Last change.
@@ -311,7 +312,7 @@ pub struct CodeRestrictions {
     /// Whether the code is limited to specific customers.
     pub limit_to_customers: bool,
     /// The one Stripe customer (`cus_…`) the code is limited to.
-    pub customer_id: Option<String>,
+    pub customer_id: Option<StripeCustomerId>,
     /// Whether only the affiliate (as that customer) may use the code.
     pub limit_to_affiliate: bool,
 }
@@ -396,10 +397,14 @@ impl CodeSettings {
             (Some(_), None) => return Err(FieldError::invalid("minimumAmountCurrency", "is required with minimumAmount")),
             (None, Some(_)) => return Err(FieldError::invalid("minimumAmount", "is required with minimumAmountCurrency")),
         };
-        let customer_id = match input.customer_id {
+        // Stricter than a customer id read from Stripe: a request's id must be in Stripe's own
+        // alphabet, as every id Stripe makes is.
+        let customer_id = match input.customer_id.as_deref() {
             None => None,
-            Some(id) if id.starts_with("cus_") && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => Some(id),
-            Some(_) => return Err(FieldError::invalid("customerId", "must be a Stripe customer id (cus_…)")),
+            Some(id) => match StripeCustomerId::parse(id) {
+                Ok(id) if id.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => Some(id),
+                _ => return Err(FieldError::invalid("customerId", "must be a Stripe customer id (cus_…)")),
+            },
         };
         let limit_to_affiliate = input.limit_to_affiliate.unwrap_or(false);
         let limit_to_customers = input.limit_to_customers.unwrap_or(customer_id.is_some());
@@ -440,7 +445,7 @@ pub struct AffiliateCoupon {
     /// The code, unique per organization regardless of case.
     pub code: CouponCode,
     /// The Stripe promotion code id; `None` while provisioning.
-    pub stripe_promotion_code_id: Option<String>,
+    pub stripe_promotion_code_id: Option<StripePromotionCodeId>,
     /// False once revoked.
     pub is_active: bool,
     /// Redemption cap.

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use crate::coupons::{AffiliateCoupon, CampaignCoupon, CouponCode, CouponSelector};
 use crate::kernel::ids::{AffiliateCouponId, CampaignCouponId, OrgId, ProgramId};
 use crate::kernel::page::PageRequest;
+use crate::kernel::stripe_ids::{StripeCouponId, StripePromotionCodeId};
 use crate::ports::store::StoreError;
 
 /// Campaign and affiliate coupons.
@@ -88,18 +89,22 @@ pub trait CouponRepo {
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
-    fn affiliate_coupon_by_stripe_id(&mut self, org: OrgId, stripe_id: &str) -> Result<Option<AffiliateCoupon>, StoreError>;
+    fn affiliate_coupon_by_stripe_id(
+        &mut self,
+        org: OrgId,
+        stripe_id: &StripePromotionCodeId,
+    ) -> Result<Option<AffiliateCoupon>, StoreError>;
     /// The affiliate coupon with this Stripe promotion code id, in whichever organization (ids
     /// are Stripe's, unique across accounts): resolves the organization of platform events.
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
-    fn affiliate_coupon_by_stripe_id_any_org(&mut self, stripe_id: &str) -> Result<Option<AffiliateCoupon>, StoreError>;
+    fn affiliate_coupon_by_stripe_id_any_org(&mut self, stripe_id: &StripePromotionCodeId) -> Result<Option<AffiliateCoupon>, StoreError>;
     /// Campaign coupons with this Stripe coupon id, in whichever organization.
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
-    fn campaign_coupons_by_stripe_id(&mut self, stripe_id: &str) -> Result<Vec<CampaignCoupon>, StoreError>;
+    fn campaign_coupons_by_stripe_id(&mut self, stripe_id: &StripeCouponId) -> Result<Vec<CampaignCoupon>, StoreError>;
     /// Adds `delta` (+1 or -1) to a code's redemption count, never below zero, and sets
     /// `last_redeemed_at` when `delta` is positive: a targeted update, so it never overwrites
     /// a concurrent change to the rest of the row.

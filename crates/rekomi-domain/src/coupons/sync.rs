@@ -3,12 +3,18 @@
 
 use crate::audit::AuditAction;
 use crate::kernel::error::DomainError;
+use crate::kernel::stripe_ids::{StripeCouponId, StripePromotionCodeId};
 use crate::outbound::outbox::affiliate_coupon_data;
 use crate::outbound::EventType;
 use crate::ports::Tx;
 use crate::stripe_inbox::apply::{done, Applied, ApplyCtx};
 
-pub(crate) fn sync_promotion_code(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, stripe_id: &str, active: bool) -> Result<Applied, DomainError> {
+pub(crate) fn sync_promotion_code(
+    tx: &mut dyn Tx,
+    ctx: &ApplyCtx<'_>,
+    stripe_id: &StripePromotionCodeId,
+    active: bool,
+) -> Result<Applied, DomainError> {
     let org = ctx.org.id;
     if active {
         // Rekomi decides which codes are live; a late or replayed event (or `.created`) must not
@@ -32,7 +38,7 @@ pub(crate) fn sync_promotion_code(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, stripe_id
     done("code synced")
 }
 
-pub(crate) fn sync_deleted_coupon(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, stripe_id: &str) -> Result<Applied, DomainError> {
+pub(crate) fn sync_deleted_coupon(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, stripe_id: &StripeCouponId) -> Result<Applied, DomainError> {
     let org = ctx.org.id;
     ctx.forget_lookups();
     let mut touched = false;

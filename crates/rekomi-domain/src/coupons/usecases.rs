@@ -15,6 +15,7 @@ use crate::coupons::{AffiliateCoupon, CampaignCoupon, CodeSettings, CouponCode};
 use crate::kernel::error::{DomainError, FieldError};
 use crate::kernel::ids::{AffiliateCouponId, AffiliateId, CampaignCouponId, OrgId, ProgramId};
 use crate::kernel::page::{Page, PageRequest, MAX_TAKE};
+use crate::kernel::stripe_ids::{StripeAccountId, StripePromotionCodeId};
 use crate::ports::store::constraints;
 use crate::ports::{GatewayContext, Tx};
 
@@ -37,7 +38,7 @@ pub enum PromoCodeQuery {
     /// `code`.
     Code(CouponCode),
     /// `externalId` (the Stripe promotion code id).
-    ExternalId(String),
+    ExternalId(StripePromotionCodeId),
     /// `couponId` (a campaign coupon).
     CouponId(CampaignCouponId),
     /// `affiliateId`.
@@ -75,7 +76,7 @@ pub const LOOKUP_MAX: usize = 1000;
 /// both use the same idempotency key and the locked finalizing transaction records once.
 pub const RECONCILE_AFTER: Duration = Duration::minutes(5);
 
-pub(super) fn gateway_context(stripe_account: Option<String>) -> GatewayContext {
+pub(super) fn gateway_context(stripe_account: Option<StripeAccountId>) -> GatewayContext {
     GatewayContext { stripe_account }
 }
 
@@ -143,7 +144,7 @@ pub(super) struct Reserved {
     pub(super) coupon: AffiliateCoupon,
     pub(super) campaign: CampaignCoupon,
     pub(super) affiliate: Affiliate,
-    pub(super) stripe_account: Option<String>,
+    pub(super) stripe_account: Option<StripeAccountId>,
 }
 
 /// Claims a code for `affiliate` under `campaign` inside the caller's transaction. A vanity

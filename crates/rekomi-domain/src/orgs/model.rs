@@ -8,6 +8,7 @@ use crate::kernel::error::FieldError;
 use crate::kernel::ids::{ApiKeyId, OrgId};
 use crate::kernel::money::Currency;
 use crate::kernel::plan::{PlanTier, SubscriptionStatus};
+use crate::kernel::stripe_ids::StripeAccountId;
 
 /// An organization: a brand running affiliate programs on Rekomi.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,7 +34,7 @@ pub struct Organization {
     /// Days a conversion stays Pending before it becomes Approved.
     pub payout_grace_days: u16,
     /// The connected Stripe account (`acct_…`) when linked through Stripe Connect.
-    pub stripe_account_id: Option<String>,
+    pub stripe_account_id: Option<StripeAccountId>,
     /// Creation time.
     pub created_at: OffsetDateTime,
 }

@@ -2,6 +2,7 @@
 //! implements it; [`crate::ports::Tx`] composes all the slices into one transaction.
 
 use crate::kernel::ids::OrgId;
+use crate::kernel::stripe_ids::StripeAccountId;
 use crate::orgs::{ApiKey, OrgUsage, Organization};
 use crate::ports::store::StoreError;
 
@@ -23,7 +24,7 @@ pub trait OrgRepo {
     /// # Errors
     /// `Conflict` on [`constraints::ORG_STRIPE_ACCOUNT`](crate::ports::store::constraints::ORG_STRIPE_ACCOUNT) when another organization holds the
     /// account.
-    fn set_stripe_account(&mut self, id: OrgId, account: Option<&str>) -> Result<bool, StoreError>;
+    fn set_stripe_account(&mut self, id: OrgId, account: Option<&StripeAccountId>) -> Result<bool, StoreError>;
     /// Inserts an API key.
     ///
     /// # Errors
@@ -38,7 +39,7 @@ pub trait OrgRepo {
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
-    fn org_by_stripe_account(&mut self, account: &str) -> Result<Option<Organization>, StoreError>;
+    fn org_by_stripe_account(&mut self, account: &StripeAccountId) -> Result<Option<Organization>, StoreError>;
     /// Up to `limit` organizations, oldest first (to tell a single-brand installation).
     ///
     /// # Errors

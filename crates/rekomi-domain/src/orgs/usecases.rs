@@ -8,6 +8,7 @@ use crate::kernel::error::DomainError;
 use crate::kernel::ids::{ApiKeyId, OrgId};
 use crate::kernel::money::Currency;
 use crate::kernel::plan::{PlanTier, SubscriptionStatus};
+use crate::kernel::stripe_ids::StripeAccountId;
 use crate::orgs::{hash_api_key, ApiKey, ApiKeyScope, ApiKeySecret, Handle, OrgUsage, Organization, API_KEY_PREFIX};
 use crate::ports::store::constraints;
 
@@ -127,14 +128,8 @@ impl Services {
     /// `None` (admin command). Stripe calls for a linked organization carry `Stripe-Account`.
     ///
     /// # Errors
-    /// `organization_not_found`; `account` validation.
-    pub async fn link_stripe_account(&self, org_id: OrgId, account: Option<String>) -> Result<(), DomainError> {
-        if let Some(a) = &account {
-            let valid = a.starts_with("acct_") && a.len() <= 255 && a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            if !valid {
-                return Err(crate::kernel::error::FieldError::invalid("account", "must be a Stripe account id (acct_…)").into());
-            }
-        }
+    /// `organization_not_found`; `stripe_objects_exist`; `stripe_account_already_linked`.
+    pub async fn link_stripe_account(&self, org_id: OrgId, account: Option<StripeAccountId>) -> Result<(), DomainError> {
         let now = self.now();
         let audit = self.audit(org_id, AuditActor::System, now);
         self.tx(move |tx| {
@@ -147,7 +142,7 @@ impl Services {
                     "this organization already has coupons on its current Stripe account; it cannot be moved to another",
                 ));
             }
-            tx.set_stripe_account(org_id, account.as_deref()).map_err(|e| {
+            tx.set_stripe_account(org_id, account.as_ref()).map_err(|e| {
                 if e.is_conflict_on(constraints::ORG_STRIPE_ACCOUNT) {
                     DomainError::conflict("stripe_account_already_linked", "another organization is linked to this Stripe account")
                 } else {
@@ -159,8 +154,8 @@ impl Services {
                 AuditAction::OrganizationStripeAccountLinked,
                 "organization",
                 org_id.to_string(),
-                Some(serde_json::json!({ "stripeAccountId": before })),
-                Some(serde_json::json!({ "stripeAccountId": account })),
+                Some(serde_json::json!({ "stripeAccountId": before.as_ref().map(StripeAccountId::as_str) })),
+                Some(serde_json::json!({ "stripeAccountId": account.as_ref().map(StripeAccountId::as_str) })),
             )?;
             Ok(())
         })

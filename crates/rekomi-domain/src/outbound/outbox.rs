@@ -83,7 +83,7 @@ pub fn affiliate_coupon_data(c: &crate::coupons::AffiliateCoupon) -> Value {
     json!({
         "id": c.id.to_string(), "code": c.code.as_str(), "affiliateId": c.affiliate_id.to_string(),
         "campaignCouponId": c.campaign_coupon_id.to_string(), "programId": c.program_id.to_string(),
-        "stripePromotionCodeId": c.stripe_promotion_code_id, "isActive": c.is_active,
+        "stripePromotionCodeId": c.stripe_promotion_code_id.as_ref().map(|id| id.as_str()), "isActive": c.is_active,
         "timesRedeemed": c.times_redeemed,
     })
 }
@@ -95,7 +95,8 @@ pub fn conversion_data(c: &crate::conversions::Conversion) -> Value {
         "type": c.kind.as_str(), "status": c.status.as_str(), "amountCents": c.amount_minor,
         "currency": c.currency.code(), "commissionCents": c.commission_minor,
         "attributionMethod": c.attribution_method, "couponCode": c.coupon_code,
-        "stripeCustomerId": c.stripe_customer_id, "stripeSubscriptionId": c.stripe_subscription_id,
+        "stripeCustomerId": c.stripe_customer_id.as_ref().map(|id| id.as_str()),
+        "stripeSubscriptionId": c.stripe_subscription_id.as_ref().map(|id| id.as_str()),
         "externalEventId": c.external_event_id, "parentConversionId": c.parent_conversion_id.map(|p| p.to_string()),
         "createdAt": c.created_at.unix_timestamp(), "refundedAt": c.refunded_at.map(|t| t.unix_timestamp()),
     })

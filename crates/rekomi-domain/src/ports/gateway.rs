@@ -12,13 +12,17 @@ use time::OffsetDateTime;
 
 use crate::coupons::{CouponDuration, DiscountSpec};
 use crate::kernel::money::Money;
+use crate::kernel::stripe_ids::{
+    StripeAccountId, StripeChargeId, StripeCouponId, StripeCustomerId, StripeInvoiceId, StripePaymentIntentId, StripePromotionCodeId,
+    StripeSubscriptionId,
+};
 
 /// Per-call context: which Stripe account the call acts on.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GatewayContext {
     /// The connected account (`acct_…`) of an organization linked through Stripe Connect;
     /// sent as the `Stripe-Account` header. `None` acts on the platform account.
-    pub stripe_account: Option<String>,
+    pub stripe_account: Option<StripeAccountId>,
 }
 
 /// `POST /v1/coupons`.
@@ -45,7 +49,7 @@ pub struct CreatePromotionCode {
     /// Sent as the `Idempotency-Key` header.
     pub idempotency_key: String,
     /// The Stripe coupon id (`promotion[coupon]`).
-    pub coupon_id: String,
+    pub coupon_id: StripeCouponId,
     /// `code`, the customer-facing text.
     pub code: String,
     /// `max_redemptions` when set.
@@ -57,7 +61,7 @@ pub struct CreatePromotionCode {
     /// `restrictions[minimum_amount]` and `restrictions[minimum_amount_currency]` when set.
     pub minimum_amount: Option<Money>,
     /// `customer` (a `cus_…` id) when the code is limited to one customer.
-    pub customer: Option<String>,
+    pub customer: Option<StripeCustomerId>,
     /// `metadata[k]=v`, carrying the Rekomi ids.
     pub metadata: Vec<(String, String)>,
 }
@@ -106,19 +110,24 @@ impl GatewayError {
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait PaymentGateway: Send + Sync + 'static {
-    /// Creates a coupon and returns its Stripe id (`…` as Stripe assigns it).
+    /// Creates a coupon and returns its Stripe id (as Stripe assigns it).
     ///
     /// # Errors
     /// [`GatewayError::Rejected`] for a 4xx answer, [`GatewayError::Unavailable`] when retries
-    /// are exhausted, [`GatewayError::Unknown`] otherwise.
-    async fn create_coupon(&self, ctx: &GatewayContext, request: &CreateCoupon) -> Result<String, GatewayError>;
+    /// are exhausted, [`GatewayError::Unknown`] otherwise (an answer whose id is no coupon id
+    /// included).
+    async fn create_coupon(&self, ctx: &GatewayContext, request: &CreateCoupon) -> Result<StripeCouponId, GatewayError>;
 
     /// Creates a promotion code and returns its Stripe id (`promo_…`).
     ///
     /// # Errors
     /// As [`PaymentGateway::create_coupon`]; a code already active on the account is a
     /// [`GatewayError::Rejected`] for which [`GatewayError::is_code_taken`] holds.
-    async fn create_promotion_code(&self, ctx: &GatewayContext, request: &CreatePromotionCode) -> Result<String, GatewayError>;
+    async fn create_promotion_code(
+        &self,
+        ctx: &GatewayContext,
+        request: &CreatePromotionCode,
+    ) -> Result<StripePromotionCodeId, GatewayError>;
 
     /// Sets `active=false` on a promotion code (`POST /v1/promotion_codes/{id}`).
     /// Deactivating an already inactive code succeeds.
@@ -128,7 +137,7 @@ pub trait PaymentGateway: Send + Sync + 'static {
     async fn deactivate_promotion_code(
         &self,
         ctx: &GatewayContext,
-        promotion_code_id: &str,
+        promotion_code_id: &StripePromotionCodeId,
         idempotency_key: &str,
     ) -> Result<(), GatewayError>;
 
@@ -141,7 +150,7 @@ pub trait PaymentGateway: Send + Sync + 'static {
     async fn invoice_promotion_codes(
         &self,
         ctx: &GatewayContext,
-        invoice_id: &str,
+        invoice_id: &StripeInvoiceId,
     ) -> Result<Vec<crate::stripe_inbox::facts::PromotionCodeRef>, GatewayError>;
 
     /// The promotion codes applied to a subscription: `GET /v1/subscriptions/{id}` with
@@ -152,7 +161,7 @@ pub trait PaymentGateway: Send + Sync + 'static {
     async fn subscription_promotion_codes(
         &self,
         ctx: &GatewayContext,
-        subscription_id: &str,
+        subscription_id: &StripeSubscriptionId,
     ) -> Result<Vec<crate::stripe_inbox::facts::PromotionCodeRef>, GatewayError>;
 
     /// The invoice a payment belongs to, through the invoice-payments API (charges no longer
@@ -165,9 +174,9 @@ pub trait PaymentGateway: Send + Sync + 'static {
     async fn invoice_of_payment(
         &self,
         ctx: &GatewayContext,
-        charge_id: &str,
-        payment_intent_id: Option<String>,
-    ) -> Result<Option<String>, GatewayError>;
+        charge_id: &StripeChargeId,
+        payment_intent_id: Option<StripePaymentIntentId>,
+    ) -> Result<Option<StripeInvoiceId>, GatewayError>;
 
     /// The referral a customer carries: `metadata.rekomi_ref` of `GET /v1/customers/{id}`,
     /// trimmed; `None` when the metadata has no such key, when its value is empty or holds
@@ -177,11 +186,11 @@ pub trait PaymentGateway: Send + Sync + 'static {
     /// # Errors
     /// As [`PaymentGateway::invoice_promotion_codes`]: [`GatewayError::NotFound`] for an
     /// unknown customer.
-    async fn customer_referral(&self, ctx: &GatewayContext, customer_id: &str) -> Result<Option<String>, GatewayError>;
+    async fn customer_referral(&self, ctx: &GatewayContext, customer_id: &StripeCustomerId) -> Result<Option<String>, GatewayError>;
 
     /// Deletes a coupon (`DELETE /v1/coupons/{id}`).
     ///
     /// # Errors
     /// [`GatewayError::NotFound`] when Stripe does not know the id; otherwise as above.
-    async fn delete_coupon(&self, ctx: &GatewayContext, coupon_id: &str, idempotency_key: &str) -> Result<(), GatewayError>;
+    async fn delete_coupon(&self, ctx: &GatewayContext, coupon_id: &StripeCouponId, idempotency_key: &str) -> Result<(), GatewayError>;
 }

@@ -24,6 +24,7 @@ use crate::kernel::actor::AuditActor;
 use crate::kernel::entropy::Entropy;
 use crate::kernel::error::DomainError;
 use crate::kernel::ids::{AffiliateCouponId, AffiliateId, AuditId, CampaignCouponId, OrgId, ProgramId};
+use crate::kernel::stripe_ids::{StripeAccountId, StripePaymentRef, StripePromotionCodeId};
 use crate::orgs::Organization;
 use crate::outbound::outbox::{self};
 use crate::outbound::{Delivery, EventType, OutboxEvent, WebhookEndpoint};
@@ -42,7 +43,7 @@ pub(crate) struct Effects {
     /// Redemption count changes, by code.
     pub(crate) redemptions: BTreeMap<(OrgId, AffiliateCouponId), i64>,
     /// Refunds to wake: the Stripe account, the organization of the sale, its payments.
-    pub(crate) wakes: Vec<(Option<String>, OrgId, Vec<String>)>,
+    pub(crate) wakes: Vec<(Option<StripeAccountId>, OrgId, Vec<StripePaymentRef>)>,
     /// Audit entries.
     pub(crate) audit: Vec<AuditEntry>,
     /// Outbox events.
@@ -57,7 +58,7 @@ pub(crate) struct Effects {
 /// event whose savepoint is undone.
 #[derive(Default)]
 pub(crate) struct Lookups {
-    codes: HashMap<(OrgId, String), Option<AffiliateCoupon>>,
+    codes: HashMap<(OrgId, StripePromotionCodeId), Option<AffiliateCoupon>>,
     campaign_coupons: HashMap<(OrgId, CampaignCouponId), Option<CampaignCoupon>>,
     affiliates: HashMap<(OrgId, AffiliateId), Option<Affiliate>>,
     programs: HashMap<(OrgId, ProgramId), Option<Program>>,
@@ -131,9 +132,13 @@ impl<'b> ApplyCtx<'b> {
         Ok(())
     }
 
-    pub(crate) fn code_by_stripe_id(&self, tx: &mut dyn Tx, stripe_id: &str) -> Result<Option<AffiliateCoupon>, StoreError> {
+    pub(crate) fn code_by_stripe_id(
+        &self,
+        tx: &mut dyn Tx,
+        stripe_id: &StripePromotionCodeId,
+    ) -> Result<Option<AffiliateCoupon>, StoreError> {
         let org = self.org.id;
-        cached(self.lookups, |l| &mut l.codes, (org, stripe_id.to_owned()), || tx.affiliate_coupon_by_stripe_id(org, stripe_id))
+        cached(self.lookups, |l| &mut l.codes, (org, stripe_id.clone()), || tx.affiliate_coupon_by_stripe_id(org, stripe_id))
     }
 
     pub(crate) fn campaign_coupon(&self, tx: &mut dyn Tx, id: CampaignCouponId) -> Result<Option<CampaignCoupon>, StoreError> {
@@ -176,7 +181,7 @@ pub(crate) enum Applied {
     Skipped(String),
     /// A refund whose sale is not recorded yet.
     Wait {
-        payment: String,
+        payment: StripePaymentRef,
         why: String,
     },
 }

@@ -2,6 +2,7 @@
 //! transaction: promotion codes named only by discount ids, the invoice of a refunded charge,
 //! the customer's referral metadata.
 
+use crate::kernel::stripe_ids::{StripeAccountId, StripeCustomerId};
 use crate::ports::gateway::{GatewayContext, GatewayError};
 use crate::services::Services;
 use crate::stripe_inbox::facts::{PromotionCodeRef, StripeFact};
@@ -10,7 +11,7 @@ impl Services {
     /// Stripe lookups a fact needs, made outside any transaction: promotion codes that the
     /// payload names only as discount ids, the invoice of a refunded charge, and then the
     /// customer's referral metadata for a new sale whose payload names no referral.
-    pub(crate) async fn enrich(&self, stripe_account: Option<String>, fact: StripeFact) -> Result<StripeFact, GatewayError> {
+    pub(crate) async fn enrich(&self, stripe_account: Option<StripeAccountId>, fact: StripeFact) -> Result<StripeFact, GatewayError> {
         let ctx = GatewayContext { stripe_account };
         let fact = match fact {
             StripeFact::InvoicePaid(mut invoice) if invoice.discounts.unresolved && invoice.discounts.promotion_codes.is_empty() => {
@@ -37,14 +38,14 @@ impl Services {
         // subscription's conversion, whose attribution is already decided.
         Ok(match fact {
             StripeFact::InvoicePaid(mut invoice) if invoice.referral.is_none() && !invoice.renewal => {
-                invoice.referral = self.customer_referral(&ctx, invoice.customer_id.as_deref()).await?;
+                invoice.referral = self.customer_referral(&ctx, invoice.customer_id.as_ref()).await?;
                 StripeFact::InvoicePaid(invoice)
             }
             // An unpaid checkout credits nobody, so it needs no lookup.
             StripeFact::CheckoutCompleted(mut checkout)
                 if checkout.referral.is_none() && checkout.client_reference_id.is_none() && checkout.paid =>
             {
-                checkout.referral = self.customer_referral(&ctx, checkout.customer_id.as_deref()).await?;
+                checkout.referral = self.customer_referral(&ctx, checkout.customer_id.as_ref()).await?;
                 StripeFact::CheckoutCompleted(checkout)
             }
             other => other,
@@ -52,7 +53,11 @@ impl Services {
     }
 
     /// `metadata.rekomi_ref` of the customer, if there is one; an unknown customer has none.
-    async fn customer_referral(&self, ctx: &GatewayContext, customer_id: Option<&str>) -> Result<Option<String>, GatewayError> {
+    async fn customer_referral(
+        &self,
+        ctx: &GatewayContext,
+        customer_id: Option<&StripeCustomerId>,
+    ) -> Result<Option<String>, GatewayError> {
         let Some(customer_id) = customer_id else { return Ok(None) };
         match self.gateway.customer_referral(ctx, customer_id).await {
             Err(GatewayError::NotFound) => Ok(None),
@@ -68,7 +73,7 @@ pub(crate) fn not_found_as_empty(result: Result<Vec<PromotionCodeRef>, GatewayEr
     }
 }
 
-pub(crate) fn customer_of(fact: &StripeFact) -> Option<String> {
+pub(crate) fn customer_of(fact: &StripeFact) -> Option<StripeCustomerId> {
     match fact {
         StripeFact::InvoicePaid(i) => i.customer_id.clone(),
         StripeFact::SubscriptionCreated(s) => s.customer_id.clone(),

@@ -2,18 +2,25 @@
 //! versions by the Stripe adapter (`rekomi-stripe`), so the domain never reads Stripe JSON.
 //!
 //! Amounts stay as Stripe sends them (integer minor units) and currencies as raw codes; the
-//! domain validates them. Every list of promotion codes holds Stripe promotion code ids
-//! (`promo_…`) and, when the payload carried the expanded object, its code text.
+//! domain validates them. Stripe's ids are typed ([`crate::kernel::stripe_ids`]): the decoder
+//! parses each one, and an id that breaks its kind's rules fails the decoding. Every list of
+//! promotion codes holds Stripe promotion code ids (`promo_…`) and, when the payload carried the
+//! expanded object, its code text.
+
+use crate::kernel::stripe_ids::{
+    StripeAccountId, StripeChargeId, StripeCheckoutSessionId, StripeCouponId, StripeCustomerId, StripeEventId, StripeInvoiceId,
+    StripePaymentIntentId, StripePaymentRef, StripePromotionCodeId, StripeSubscriptionId,
+};
 
 /// The envelope of an event, read at ingestion.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventEnvelope {
     /// `evt_…`.
-    pub id: String,
+    pub id: StripeEventId,
     /// e.g. `invoice.paid`.
     pub event_type: String,
     /// `account` (`acct_…`) for events of a connected account.
-    pub account: Option<String>,
+    pub account: Option<StripeAccountId>,
     /// `created`, unix seconds.
     pub created: i64,
     /// `livemode`.
@@ -24,7 +31,7 @@ pub struct EventEnvelope {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PromotionCodeRef {
     /// `promo_…`.
-    pub id: String,
+    pub id: StripePromotionCodeId,
     /// The code text, when the payload carried the expanded object.
     pub code: Option<String>,
 }
@@ -46,13 +53,13 @@ pub struct Discounts {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InvoiceFact {
     /// `in_…`.
-    pub invoice_id: String,
+    pub invoice_id: StripeInvoiceId,
     /// `cus_…`.
-    pub customer_id: Option<String>,
+    pub customer_id: Option<StripeCustomerId>,
     /// `customer_email`.
     pub customer_email: Option<String>,
     /// From `parent.subscription_details.subscription` or (older versions) `subscription`.
-    pub subscription_id: Option<String>,
+    pub subscription_id: Option<StripeSubscriptionId>,
     /// `amount_paid`, minor units.
     pub amount_paid: i64,
     /// `currency`, as sent (lower-case).
@@ -67,9 +74,9 @@ pub struct InvoiceFact {
     /// first or one-time invoice without either, the worker fills in the customer's (fetched).
     pub referral: Option<String>,
     /// `charge` (older versions only).
-    pub charge_id: Option<String>,
+    pub charge_id: Option<StripeChargeId>,
     /// `payment_intent` (older versions only).
-    pub payment_intent_id: Option<String>,
+    pub payment_intent_id: Option<StripePaymentIntentId>,
     /// When it was paid (`status_transitions.paid_at`, else `created`), unix seconds.
     pub paid_at: i64,
 }
@@ -78,13 +85,13 @@ pub struct InvoiceFact {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubscriptionFact {
     /// `sub_…`.
-    pub subscription_id: String,
+    pub subscription_id: StripeSubscriptionId,
     /// `cus_…`.
-    pub customer_id: Option<String>,
+    pub customer_id: Option<StripeCustomerId>,
     /// `status`.
     pub status: String,
     /// `latest_invoice` id.
-    pub latest_invoice: Option<String>,
+    pub latest_invoice: Option<StripeInvoiceId>,
     /// The discounts.
     pub discounts: Discounts,
     /// `metadata.rekomi_ref`.
@@ -110,9 +117,9 @@ pub enum CheckoutMode {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckoutFact {
     /// `cs_…`.
-    pub session_id: String,
+    pub session_id: StripeCheckoutSessionId,
     /// `customer`.
-    pub customer_id: Option<String>,
+    pub customer_id: Option<StripeCustomerId>,
     /// `customer_details.email`, else `customer_email`.
     pub customer_email: Option<String>,
     /// What the session was for.
@@ -125,11 +132,11 @@ pub struct CheckoutFact {
     /// `currency`.
     pub currency: Option<String>,
     /// `subscription`.
-    pub subscription_id: Option<String>,
+    pub subscription_id: Option<StripeSubscriptionId>,
     /// `invoice`.
-    pub invoice_id: Option<String>,
+    pub invoice_id: Option<StripeInvoiceId>,
     /// `payment_intent`.
-    pub payment_intent_id: Option<String>,
+    pub payment_intent_id: Option<StripePaymentIntentId>,
     /// The discounts.
     pub discounts: Discounts,
     /// `metadata.rekomi_ref`; without it and without `client_reference_id`, the worker fills in
@@ -144,14 +151,14 @@ pub struct CheckoutFact {
 /// `charge.refunded` (fired for partial refunds too; `amount_refunded` is cumulative).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefundFact {
-    /// `ch_…`.
-    pub charge_id: String,
+    /// `ch_…` (or `py_…`).
+    pub charge_id: StripeChargeId,
     /// `payment_intent`.
-    pub payment_intent_id: Option<String>,
+    pub payment_intent_id: Option<StripePaymentIntentId>,
     /// `invoice` (older versions only; since 2025-03-31 charges do not name their invoice).
-    pub invoice_id: Option<String>,
+    pub invoice_id: Option<StripeInvoiceId>,
     /// `customer`.
-    pub customer_id: Option<String>,
+    pub customer_id: Option<StripeCustomerId>,
     /// `amount`, minor units.
     pub amount: i64,
     /// `amount_refunded`, cumulative, minor units.
@@ -176,14 +183,14 @@ pub enum StripeFact {
     /// `promotion_code.updated` (and `.created`): a code's active flag.
     PromotionCodeUpdated {
         /// `promo_…`.
-        id: String,
+        id: StripePromotionCodeId,
         /// `active`.
         active: bool,
     },
     /// `coupon.deleted`.
     CouponDeleted {
         /// The coupon id.
-        id: String,
+        id: StripeCouponId,
     },
     /// Any other event type: stored, then marked skipped.
     Ignored,
@@ -213,21 +220,31 @@ pub trait EventDecoder: Send + Sync + 'static {
 
 impl RefundFact {
     /// The payment refunded, as the ledger keys its sale: the invoice when known, else the
-    /// payment intent, else the charge.
-    pub fn payment(&self) -> &str {
-        self.invoice_id.as_deref().or(self.payment_intent_id.as_deref()).unwrap_or(&self.charge_id)
+    /// payment intent, else the charge (see [`StripePaymentRef`]).
+    pub fn payment(&self) -> StripePaymentRef {
+        match (&self.invoice_id, &self.payment_intent_id) {
+            (Some(invoice), _) => StripePaymentRef::Invoice(invoice.clone()),
+            (None, Some(intent)) => StripePaymentRef::PaymentIntent(intent.clone()),
+            (None, None) => StripePaymentRef::Charge(self.charge_id.clone()),
+        }
     }
 }
 
 impl StripeFact {
     /// The payments a sale fact is the sale of (a refund waiting for any of them can now be
     /// applied); empty for facts that are no sale.
-    pub fn sale_payments(&self) -> Vec<String> {
+    pub fn sale_payments(&self) -> Vec<StripePaymentRef> {
         let ids = match self {
-            Self::InvoicePaid(i) => vec![Some(&i.invoice_id), i.payment_intent_id.as_ref(), i.charge_id.as_ref()],
-            Self::CheckoutCompleted(c) => vec![c.invoice_id.as_ref(), c.payment_intent_id.as_ref()],
+            Self::InvoicePaid(i) => vec![
+                Some(StripePaymentRef::Invoice(i.invoice_id.clone())),
+                i.payment_intent_id.clone().map(StripePaymentRef::PaymentIntent),
+                i.charge_id.clone().map(StripePaymentRef::Charge),
+            ],
+            Self::CheckoutCompleted(c) => {
+                vec![c.invoice_id.clone().map(StripePaymentRef::Invoice), c.payment_intent_id.clone().map(StripePaymentRef::PaymentIntent)]
+            }
             _ => Vec::new(),
         };
-        ids.into_iter().flatten().cloned().collect()
+        ids.into_iter().flatten().collect()
     }
 }

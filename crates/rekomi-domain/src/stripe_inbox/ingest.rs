@@ -4,6 +4,7 @@
 
 use crate::kernel::error::{DomainError, FieldError};
 use crate::kernel::signature;
+use crate::kernel::stripe_ids::StripeEventId;
 use crate::services::Services;
 use crate::stripe_inbox::{InboxEvent, InboxStatus};
 
@@ -11,7 +12,7 @@ use crate::stripe_inbox::{InboxEvent, InboxStatus};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IngestOutcome {
     /// The Stripe event id.
-    pub event_id: String,
+    pub event_id: StripeEventId,
     /// Whether the id was already stored (a redelivery: nothing changed).
     pub duplicate: bool,
 }

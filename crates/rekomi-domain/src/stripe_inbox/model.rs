@@ -3,6 +3,7 @@
 use time::OffsetDateTime;
 
 use crate::kernel::ids::OrgId;
+use crate::kernel::stripe_ids::{StripeAccountId, StripeEventId, StripePaymentRef};
 use crate::kernel::text::api_enum;
 
 api_enum!(/// Where an inbound event stands. `Waiting`: a refund whose sale (or organization) is not
@@ -13,11 +14,11 @@ api_enum!(/// Where an inbound event stands. `Waiting`: a refund whose sale (or 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InboxEvent {
     /// Stripe's event id (`evt_…`): the idempotency key.
-    pub id: String,
+    pub id: StripeEventId,
     /// The organization, once known (from `account`, or resolved while processing).
     pub org_id: Option<OrgId>,
     /// `account` of a connected account's event.
-    pub account: Option<String>,
+    pub account: Option<StripeAccountId>,
     /// e.g. `invoice.paid`.
     pub event_type: String,
     /// The raw body as received (UTF-8 JSON).
@@ -38,7 +39,7 @@ pub struct InboxEvent {
     pub processed_at: Option<OffsetDateTime>,
     /// While `Waiting`: the payment (invoice, else payment intent, else charge id) whose sale
     /// it waits for.
-    pub waiting_for: Option<String>,
+    pub waiting_for: Option<StripePaymentRef>,
     /// How many times an Owner replayed it (capped).
     pub replays: u32,
 }
@@ -105,7 +106,7 @@ impl InboxEvent {
 
     /// Waits for the sale of `payment` (a refund that arrived first); looked at again at
     /// `recheck_at` unless the sale wakes it before. Waiting spends no attempt.
-    pub fn wait(&mut self, payment: String, why: String, recheck_at: OffsetDateTime) {
+    pub fn wait(&mut self, payment: StripePaymentRef, why: String, recheck_at: OffsetDateTime) {
         self.status = InboxStatus::Waiting;
         self.attempts = 0;
         self.waiting_for = Some(payment);

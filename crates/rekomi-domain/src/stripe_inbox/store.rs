@@ -4,6 +4,7 @@
 use time::OffsetDateTime;
 
 use crate::kernel::ids::OrgId;
+use crate::kernel::stripe_ids::{StripeAccountId, StripeEventId, StripePaymentRef};
 use crate::ports::store::StoreError;
 use crate::stripe_inbox::{InboxEvent, InboxStatus};
 
@@ -26,12 +27,12 @@ pub trait InboxRepo {
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
-    fn renew_inbox_leases(&mut self, ids: &[String], lease_until: OffsetDateTime) -> Result<usize, StoreError>;
+    fn renew_inbox_leases(&mut self, ids: &[StripeEventId], lease_until: OffsetDateTime) -> Result<usize, StoreError>;
     /// Lets go of events still held (`Pending` and locked) so any worker may take them at once.
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
-    fn release_inbox_events(&mut self, ids: &[String]) -> Result<usize, StoreError>;
+    fn release_inbox_events(&mut self, ids: &[StripeEventId]) -> Result<usize, StoreError>;
     /// Makes `Waiting` events of the Stripe `account` (`None`: the platform account) that wait
     /// for one of `payments` due at `now`, and gives those without an organization `org`: the
     /// payment's sale was just recorded there. Returns how many woke.
@@ -40,8 +41,8 @@ pub trait InboxRepo {
     /// `Unavailable` or `Unexpected`.
     fn wake_waiting_inbox_events(
         &mut self,
-        account: Option<&str>,
-        payments: &[String],
+        account: Option<&StripeAccountId>,
+        payments: &[StripePaymentRef],
         org: OrgId,
         now: OffsetDateTime,
     ) -> Result<usize, StoreError>;
@@ -67,7 +68,7 @@ pub trait InboxRepo {
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
-    fn inbox_event(&mut self, id: &str) -> Result<Option<InboxEvent>, StoreError>;
+    fn inbox_event(&mut self, id: &StripeEventId) -> Result<Option<InboxEvent>, StoreError>;
     /// Events of an organization (`None`: of every organization, for operators), newest first
     /// by arrival, optionally of one status, at most `limit`, received before `before`.
     ///

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use crate::kernel::actor::Role;
 use crate::kernel::error::DomainError;
+use crate::kernel::stripe_ids::StripeEventId;
 use crate::services::{BrandContext, Services};
 use crate::stripe_inbox::{InboxEvent, InboxStatus};
 
@@ -31,7 +32,7 @@ impl Services {
     ///
     /// # Errors
     /// `stripe_event_not_found`.
-    pub async fn replay_stripe_event(&self, ctx: &BrandContext, id: String) -> Result<InboxEvent, DomainError> {
+    pub async fn replay_stripe_event(&self, ctx: &BrandContext, id: StripeEventId) -> Result<InboxEvent, DomainError> {
         ctx.require_role(Role::Owner)?;
         let org = ctx.org_id();
         let now = self.now();
@@ -45,7 +46,7 @@ impl Services {
                 tx,
                 AuditAction::StripeEventReplayed,
                 "stripe_event",
-                event.id.clone(),
+                event.id.to_string(),
                 None,
                 Some(json!({"replays": event.replays})),
             )?;
@@ -68,7 +69,7 @@ impl Services {
     ///
     /// # Errors
     /// `stripe_event_not_found`.
-    pub async fn replay_any_stripe_event(&self, id: String) -> Result<InboxEvent, DomainError> {
+    pub async fn replay_any_stripe_event(&self, id: StripeEventId) -> Result<InboxEvent, DomainError> {
         let now = self.now();
         self.tx(move |tx| {
             let mut event = tx.inbox_event(&id)?.ok_or(DomainError::NotFound("stripe_event_not_found"))?;

@@ -25,6 +25,7 @@ use time::{Duration, OffsetDateTime};
 use crate::jobs::{BatchReport, JobQueue, Lease, LeaseTerms, QueueDepth, RetryPolicy};
 use crate::kernel::error::DomainError;
 use crate::kernel::ids::OrgId;
+use crate::kernel::stripe_ids::{StripeAccountId, StripeEventId, StripePaymentRef};
 use crate::orgs::Organization;
 use crate::ports::Tx;
 use crate::stripe_inbox::facts::StripeFact;
@@ -63,7 +64,7 @@ pub(super) enum Finish {
     Failed(String),
     /// A refund waiting for the sale of a payment.
     Wait {
-        payment: String,
+        payment: StripePaymentRef,
         why: String,
     },
 }
@@ -80,7 +81,7 @@ enum Step {
 }
 
 impl Step {
-    fn id(&self) -> &str {
+    fn id(&self) -> &StripeEventId {
         match self {
             Self::Finish(event, _) | Self::Decoded { event, .. } | Self::Apply { event, .. } => &event.id,
         }
@@ -112,7 +113,7 @@ impl JobQueue for StripeInbox {
         if events.is_empty() {
             return Ok(None);
         }
-        let lease = Lease::on(events.iter().map(|e| e.id.clone()).collect());
+        let lease = Lease::on(events.iter().map(|e| e.id.to_string()).collect());
         Ok(Some((events, lease)))
     }
 
@@ -121,7 +122,8 @@ impl JobQueue for StripeInbox {
     }
 
     async fn renew(&self, lease: &Lease) -> Result<usize, DomainError> {
-        let held = lease.held();
+        // The lease holds the ids of events claimed from the store, which parse back.
+        let held: Vec<StripeEventId> = lease.held().iter().filter_map(|id| StripeEventId::parse(id).ok()).collect();
         if held.is_empty() {
             return Ok(0);
         }
@@ -155,7 +157,7 @@ impl Services {
     /// Storage failures while claiming; each event's own failure is recorded on it.
     pub async fn process_stripe_inbox(&self, limit: usize) -> Result<BatchReport, DomainError> {
         let events = self.claim_stripe_events(limit).await?;
-        let lease = Lease::on(events.iter().map(|e| e.id.clone()).collect());
+        let lease = Lease::on(events.iter().map(|e| e.id.to_string()).collect());
         Ok(self.process_stripe_batch(events, &lease).await)
     }
 
@@ -181,7 +183,7 @@ impl Services {
         for step in steps {
             ready.push(self.look_up(step).await);
         }
-        let ids: Vec<String> = ready.iter().map(|s| s.id().to_owned()).collect();
+        let ids: Vec<StripeEventId> = ready.iter().map(|s| s.id().clone()).collect();
         match self.record(ready.clone()).await {
             Ok(statuses) => statuses.iter().for_each(|s| tally(&mut report, *s)),
             Err(e) => {
@@ -190,7 +192,7 @@ impl Services {
             }
         }
         for id in &ids {
-            lease.finished(id);
+            lease.finished(id.as_str());
         }
         report
     }
@@ -200,10 +202,10 @@ impl Services {
         let mut unprocessed = Vec::new();
         for step in steps {
             if failures_in_a_row >= BATCH_ERROR_LIMIT {
-                unprocessed.push(step.id().to_owned());
+                unprocessed.push(step.id().clone());
                 continue;
             }
-            let id = step.id().to_owned();
+            let id = step.id().clone();
             match self.record(vec![step]).await {
                 Ok(statuses) => {
                     failures_in_a_row = 0;
@@ -215,12 +217,12 @@ impl Services {
                     tracing::warn!(event.id = %id, error.cause = %e, "recording a stripe event's outcome failed; it is retried once its lease runs out");
                 }
             }
-            lease.finished(&id);
+            lease.finished(id.as_str());
         }
         if unprocessed.is_empty() {
             return;
         }
-        unprocessed.iter().for_each(|id| lease.finished(id));
+        unprocessed.iter().for_each(|id| lease.finished(id.as_str()));
         match self.tx(move |tx| Ok(tx.release_inbox_events(&unprocessed)?)).await {
             Ok(released) => report.released += released,
             Err(e) => tracing::warn!(error.cause = %e, "letting go of unprocessed stripe events failed; their leases run out instead"),
@@ -385,7 +387,7 @@ fn finish(event: &mut InboxEvent, how: Finish, now: OffsetDateTime, entropy: &dy
 /// skipped with the reason.
 fn unresolved(event: &InboxEvent, fact: &StripeFact) -> Finish {
     if let (None, StripeFact::ChargeRefunded(refund)) = (&event.account, fact) {
-        let payment = refund.payment().to_owned();
+        let payment = refund.payment();
         let why = format!("waiting for the sale of payment {payment}: no organization could be identified for this refund yet");
         return Finish::Wait { payment, why };
     }
@@ -465,7 +467,7 @@ fn resolve_org(tx: &mut dyn Tx, orgs: &mut OrgCache, event: &InboxEvent, fact: &
         }
         // A refund belongs to the organization that recorded the sale of its payment.
         StripeFact::ChargeRefunded(refund) => {
-            let ids = tx.orgs_of_payment(refund.payment())?;
+            let ids = tx.orgs_of_payment(&refund.payment())?;
             if let Some(org) = only_one(tx, orgs, ids)? {
                 return Ok(Some(org));
             }
@@ -495,7 +497,7 @@ fn only_one(tx: &mut dyn Tx, orgs: &mut OrgCache, ids: Vec<OrgId>) -> Result<Opt
 impl Effects {
     /// Adds one applied event's deferred effects to the batch's, with the Stripe account and
     /// sale payments whose waiting refunds it wakes.
-    fn merge(&mut self, event: Effects, account: Option<String>, fact: &StripeFact) {
+    fn merge(&mut self, event: Effects, account: Option<StripeAccountId>, fact: &StripeFact) {
         for (key, delta) in event.redemptions {
             *self.redemptions.entry(key).or_default() += delta;
         }
@@ -517,12 +519,12 @@ impl Effects {
         tx.append_audits(&self.audit)?;
         tx.insert_outbox_events(&self.outbox)?;
         tx.insert_deliveries(&self.deliveries)?;
-        let mut wakes: BTreeMap<(Option<String>, OrgId), Vec<String>> = BTreeMap::new();
+        let mut wakes: BTreeMap<(Option<StripeAccountId>, OrgId), Vec<StripePaymentRef>> = BTreeMap::new();
         for (account, org, payments) in self.wakes {
             wakes.entry((account, org)).or_default().extend(payments);
         }
         for ((account, org), payments) in wakes {
-            tx.wake_waiting_inbox_events(account.as_deref(), &payments, org, now)?;
+            tx.wake_waiting_inbox_events(account.as_ref(), &payments, org, now)?;
         }
         for ((org, code), delta) in self.redemptions {
             if delta != 0 {

@@ -52,6 +52,15 @@ pub fn summer_coupon(self_mint: bool) -> CampaignCouponInput {
     }
 }
 
+/// A Stripe id of the type the call site needs (`stripe_id::<StripeInvoiceId>("in_1")`); the
+/// test's own text, so it panics on a typo.
+pub fn stripe_id<T: std::str::FromStr>(raw: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    raw.parse().unwrap_or_else(|e| panic!("{raw:?} is no such Stripe id: {e:?}"))
+}
+
 /// A decoder for tests that never ingest Stripe events.
 pub struct NoEvents;
 

@@ -5,6 +5,7 @@
 use rekomi_domain::conversions::{Conversion, ConversionFilter, ConversionRepo, ConversionStatus, ConversionType, LedgerEvent, LedgerKind};
 use rekomi_domain::kernel::ids::{AffiliateId, ConversionId, OrgId};
 use rekomi_domain::kernel::page::PageRequest;
+use rekomi_domain::kernel::stripe_ids::{StripeCustomerId, StripePaymentRef, StripeSubscriptionId};
 use rekomi_domain::ports::store::{constraints, StoreError};
 use time::OffsetDateTime;
 
@@ -110,27 +111,31 @@ impl ConversionRepo for State {
         Ok(self.conversions.get(&id).filter(|c| c.org_id == org).cloned())
     }
 
-    fn sale_conversion_of_subscription(&mut self, org: OrgId, subscription_id: &str) -> Result<Option<Conversion>, StoreError> {
+    fn sale_conversion_of_subscription(
+        &mut self,
+        org: OrgId,
+        subscription_id: &StripeSubscriptionId,
+    ) -> Result<Option<Conversion>, StoreError> {
         Ok(self
             .latest_conversion(org, |c| {
                 matches!(c.kind, ConversionType::OneTime | ConversionType::Recurring)
-                    && c.stripe_subscription_id.as_deref() == Some(subscription_id)
+                    && c.stripe_subscription_id.as_ref() == Some(subscription_id)
             })
             .cloned())
     }
 
-    fn conversion_of_invoice(&mut self, org: OrgId, invoice_id: &str) -> Result<Option<Conversion>, StoreError> {
+    fn conversion_of_invoice(&mut self, org: OrgId, payment: &StripePaymentRef) -> Result<Option<Conversion>, StoreError> {
         let by_ledger: Vec<ConversionId> = self
             .ledger
             .values()
             .filter(|e| {
                 e.org_id == org
                     && matches!(e.kind, LedgerKind::Initial | LedgerKind::Renewal)
-                    && e.stripe_invoice_id.as_deref() == Some(invoice_id)
+                    && e.stripe_invoice_id.as_ref() == Some(payment)
             })
             .map(|e| e.conversion_id)
             .collect();
-        Ok(self.latest_conversion(org, |c| by_ledger.contains(&c.id) || c.external_event_id.as_deref() == Some(invoice_id)).cloned())
+        Ok(self.latest_conversion(org, |c| by_ledger.contains(&c.id) || c.external_event_id.as_deref() == Some(payment.as_str())).cloned())
     }
 
     fn overrides_of(&mut self, org: OrgId, parent: ConversionId) -> Result<Vec<Conversion>, StoreError> {
@@ -140,22 +145,22 @@ impl ConversionRepo for State {
     fn affiliate_of_customer(
         &mut self,
         org: OrgId,
-        customer_id: Option<&str>,
+        customer_id: Option<&StripeCustomerId>,
         email: Option<&str>,
     ) -> Result<Option<AffiliateId>, StoreError> {
         let email = email.map(str::to_lowercase);
         Ok(self
             .latest_conversion(org, |c| {
                 c.status != ConversionStatus::Denied
-                    && (customer_id.is_some_and(|id| c.stripe_customer_id.as_deref() == Some(id))
+                    && (customer_id.is_some_and(|id| c.stripe_customer_id.as_ref() == Some(id))
                         || email.as_deref().is_some_and(|e| c.customer_email.as_deref().is_some_and(|mine| mine.to_lowercase() == e)))
             })
             .map(|c| c.affiliate_id))
     }
 
-    fn orgs_of_stripe_customer(&mut self, customer_id: &str) -> Result<Vec<OrgId>, StoreError> {
+    fn orgs_of_stripe_customer(&mut self, customer_id: &StripeCustomerId) -> Result<Vec<OrgId>, StoreError> {
         let mut latest: Vec<(OrgId, time::OffsetDateTime)> = Vec::new();
-        for c in self.conversions.values().filter(|c| c.stripe_customer_id.as_deref() == Some(customer_id)) {
+        for c in self.conversions.values().filter(|c| c.stripe_customer_id.as_ref() == Some(customer_id)) {
             match latest.iter_mut().find(|(org, _)| *org == c.org_id) {
                 Some((_, at)) => *at = (*at).max(c.created_at),
                 None => latest.push((c.org_id, c.created_at)),
@@ -165,11 +170,11 @@ impl ConversionRepo for State {
         Ok(latest.into_iter().take(2).map(|(org, _)| org).collect())
     }
 
-    fn orgs_of_payment(&mut self, payment: &str) -> Result<Vec<OrgId>, StoreError> {
+    fn orgs_of_payment(&mut self, payment: &StripePaymentRef) -> Result<Vec<OrgId>, StoreError> {
         let mut orgs: Vec<OrgId> = Vec::new();
         for e in self.ledger.values() {
             let sale = matches!(e.kind, LedgerKind::Initial | LedgerKind::Renewal);
-            if sale && e.stripe_invoice_id.as_deref() == Some(payment) && !orgs.contains(&e.org_id) {
+            if sale && e.stripe_invoice_id.as_ref() == Some(payment) && !orgs.contains(&e.org_id) {
                 orgs.push(e.org_id);
             }
         }

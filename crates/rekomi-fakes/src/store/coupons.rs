@@ -5,6 +5,7 @@
 use rekomi_domain::coupons::{AffiliateCoupon, CampaignCoupon, CouponCode, CouponRepo, CouponSelector};
 use rekomi_domain::kernel::ids::{AffiliateCouponId, CampaignCouponId, OrgId, ProgramId};
 use rekomi_domain::kernel::page::PageRequest;
+use rekomi_domain::kernel::stripe_ids::{StripeCouponId, StripePromotionCodeId};
 use rekomi_domain::ports::store::{constraints, StoreError};
 use time::OffsetDateTime;
 
@@ -140,22 +141,26 @@ impl CouponRepo for State {
         Ok(self.affiliate_coupons.values().find(|c| c.org_id == org && c.code.as_str().eq_ignore_ascii_case(code.as_str())).cloned())
     }
 
-    fn affiliate_coupon_by_stripe_id(&mut self, org: OrgId, stripe_id: &str) -> Result<Option<AffiliateCoupon>, StoreError> {
+    fn affiliate_coupon_by_stripe_id(
+        &mut self,
+        org: OrgId,
+        stripe_id: &StripePromotionCodeId,
+    ) -> Result<Option<AffiliateCoupon>, StoreError> {
         // Newest first, like PgStore (Stripe ids are unique anyway).
         Ok(self
             .affiliate_coupons
             .values()
             .rev()
-            .find(|c| c.org_id == org && c.stripe_promotion_code_id.as_deref() == Some(stripe_id))
+            .find(|c| c.org_id == org && c.stripe_promotion_code_id.as_ref() == Some(stripe_id))
             .cloned())
     }
 
-    fn affiliate_coupon_by_stripe_id_any_org(&mut self, stripe_id: &str) -> Result<Option<AffiliateCoupon>, StoreError> {
-        Ok(self.affiliate_coupons.values().rev().find(|c| c.stripe_promotion_code_id.as_deref() == Some(stripe_id)).cloned())
+    fn affiliate_coupon_by_stripe_id_any_org(&mut self, stripe_id: &StripePromotionCodeId) -> Result<Option<AffiliateCoupon>, StoreError> {
+        Ok(self.affiliate_coupons.values().rev().find(|c| c.stripe_promotion_code_id.as_ref() == Some(stripe_id)).cloned())
     }
 
-    fn campaign_coupons_by_stripe_id(&mut self, stripe_id: &str) -> Result<Vec<CampaignCoupon>, StoreError> {
-        Ok(self.campaign_coupons.values().rev().filter(|c| c.stripe_coupon_id.as_deref() == Some(stripe_id)).cloned().collect())
+    fn campaign_coupons_by_stripe_id(&mut self, stripe_id: &StripeCouponId) -> Result<Vec<CampaignCoupon>, StoreError> {
+        Ok(self.campaign_coupons.values().rev().filter(|c| c.stripe_coupon_id.as_ref() == Some(stripe_id)).cloned().collect())
     }
 
     fn add_redemption(&mut self, org: OrgId, id: AffiliateCouponId, delta: i64, at: OffsetDateTime) -> Result<(), StoreError> {

@@ -38,6 +38,7 @@ use rekomi_domain::kernel::ids::{
     OutboxEventId, ProgramId, WebhookEndpointId,
 };
 use rekomi_domain::kernel::page::PageRequest;
+use rekomi_domain::kernel::stripe_ids::StripeEventId;
 use rekomi_domain::orgs::{ApiKey, Organization};
 use rekomi_domain::outbound::{Delivery, OutboxEvent, WebhookEndpoint};
 use rekomi_domain::ports::store::{Savepoints, StoreError, Tx, TxOutcome, TxWork, UnitOfWork};
@@ -91,7 +92,7 @@ struct State {
     recruitments: BTreeMap<AffiliateId, Recruitment>,
     conversions: BTreeMap<ConversionId, Conversion>,
     ledger: BTreeMap<LedgerEventId, LedgerEvent>,
-    inbox: BTreeMap<String, InboxEvent>,
+    inbox: BTreeMap<StripeEventId, InboxEvent>,
     endpoints: BTreeMap<WebhookEndpointId, WebhookEndpoint>,
     outbox: BTreeMap<OutboxEventId, OutboxEvent>,
     deliveries: BTreeMap<DeliveryId, Delivery>,

@@ -2,6 +2,7 @@
 //! `orgs` and `api_keys` tables of `State`, with the migrations' unique keys and foreign keys.
 
 use rekomi_domain::kernel::ids::OrgId;
+use rekomi_domain::kernel::stripe_ids::StripeAccountId;
 use rekomi_domain::orgs::{ApiKey, OrgRepo, OrgUsage, Organization};
 use rekomi_domain::ports::store::{constraints, StoreError};
 
@@ -35,13 +36,13 @@ impl OrgRepo for State {
         Ok(self.orgs.get(&id).cloned())
     }
 
-    fn set_stripe_account(&mut self, id: OrgId, account: Option<&str>) -> Result<bool, StoreError> {
-        if account.is_some() && self.orgs.values().any(|o| o.id != id && o.stripe_account_id.as_deref() == account) {
+    fn set_stripe_account(&mut self, id: OrgId, account: Option<&StripeAccountId>) -> Result<bool, StoreError> {
+        if account.is_some() && self.orgs.values().any(|o| o.id != id && o.stripe_account_id.as_ref() == account) {
             return Err(conflict(constraints::ORG_STRIPE_ACCOUNT));
         }
         Ok(match self.orgs.get_mut(&id) {
             Some(org) => {
-                org.stripe_account_id = account.map(str::to_owned);
+                org.stripe_account_id = account.cloned();
                 true
             }
             None => false,
@@ -64,8 +65,8 @@ impl OrgRepo for State {
         Ok(self.api_keys.values().find(|k| k.revoked_at.is_none() && k.hash == hash).cloned())
     }
 
-    fn org_by_stripe_account(&mut self, account: &str) -> Result<Option<Organization>, StoreError> {
-        Ok(self.orgs.values().filter(|o| o.stripe_account_id.as_deref() == Some(account)).min_by_key(|o| (o.created_at, o.id)).cloned())
+    fn org_by_stripe_account(&mut self, account: &StripeAccountId) -> Result<Option<Organization>, StoreError> {
+        Ok(self.orgs.values().filter(|o| o.stripe_account_id.as_ref() == Some(account)).min_by_key(|o| (o.created_at, o.id)).cloned())
     }
 
     fn some_orgs(&mut self, limit: i64) -> Result<Vec<Organization>, StoreError> {

@@ -3,6 +3,7 @@
 //! that keeps two workers apart).
 
 use rekomi_domain::kernel::ids::OrgId;
+use rekomi_domain::kernel::stripe_ids::{StripeAccountId, StripeEventId, StripePaymentRef};
 use rekomi_domain::ports::store::StoreError;
 use rekomi_domain::stripe_inbox::{InboxEvent, InboxRepo, InboxStatus};
 use time::OffsetDateTime;
@@ -26,7 +27,7 @@ impl InboxRepo for State {
 
     fn claim_inbox_events(&mut self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: i64) -> Result<Vec<InboxEvent>, StoreError> {
         // Transactions run one at a time here, so "not held by another worker" is the lease.
-        let mut due: Vec<(OffsetDateTime, String)> = self
+        let mut due: Vec<(OffsetDateTime, StripeEventId)> = self
             .inbox
             .values()
             .filter(|e| e.status == InboxStatus::Pending && e.next_attempt_at <= now && unlocked(e.locked_until, now))
@@ -45,7 +46,7 @@ impl InboxRepo for State {
             .collect())
     }
 
-    fn renew_inbox_leases(&mut self, ids: &[String], lease_until: OffsetDateTime) -> Result<usize, StoreError> {
+    fn renew_inbox_leases(&mut self, ids: &[StripeEventId], lease_until: OffsetDateTime) -> Result<usize, StoreError> {
         let mut renewed = 0;
         for id in ids {
             if let Some(e) = self.inbox.get_mut(id).filter(|e| e.status == InboxStatus::Pending && e.locked_until.is_some()) {
@@ -56,7 +57,7 @@ impl InboxRepo for State {
         Ok(renewed)
     }
 
-    fn release_inbox_events(&mut self, ids: &[String]) -> Result<usize, StoreError> {
+    fn release_inbox_events(&mut self, ids: &[StripeEventId]) -> Result<usize, StoreError> {
         let mut released = 0;
         for id in ids {
             if let Some(e) = self.inbox.get_mut(id).filter(|e| e.status == InboxStatus::Pending && e.locked_until.is_some()) {
@@ -69,8 +70,8 @@ impl InboxRepo for State {
 
     fn wake_waiting_inbox_events(
         &mut self,
-        account: Option<&str>,
-        payments: &[String],
+        account: Option<&StripeAccountId>,
+        payments: &[StripePaymentRef],
         org: OrgId,
         now: OffsetDateTime,
     ) -> Result<usize, StoreError> {
@@ -78,7 +79,7 @@ impl InboxRepo for State {
         let mut woken = 0;
         for e in self.inbox.values_mut() {
             let waits_here = e.status == InboxStatus::Waiting
-                && e.account.as_deref() == account
+                && e.account.as_ref() == account
                 && e.waiting_for.as_ref().is_some_and(|p| payments.contains(p));
             if waits_here {
                 e.status = InboxStatus::Pending;
@@ -98,7 +99,7 @@ impl InboxRepo for State {
     }
 
     fn wake_due_inbox_events(&mut self, now: OffsetDateTime, limit: i64) -> Result<usize, StoreError> {
-        let mut due: Vec<(OffsetDateTime, String)> = self
+        let mut due: Vec<(OffsetDateTime, StripeEventId)> = self
             .inbox
             .values()
             .filter(|e| e.status == InboxStatus::Waiting && e.next_attempt_at <= now)
@@ -135,7 +136,7 @@ impl InboxRepo for State {
         Ok(())
     }
 
-    fn inbox_event(&mut self, id: &str) -> Result<Option<InboxEvent>, StoreError> {
+    fn inbox_event(&mut self, id: &StripeEventId) -> Result<Option<InboxEvent>, StoreError> {
         Ok(self.inbox.get(id).cloned())
     }
 

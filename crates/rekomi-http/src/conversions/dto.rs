@@ -66,8 +66,8 @@ impl From<&Conversion> for ConversionResponse {
             commission_cents: c.commission_minor,
             status: c.status.as_str(),
             kind: c.kind.as_str(),
-            stripe_subscription_id: c.stripe_subscription_id.clone(),
-            stripe_customer_id: c.stripe_customer_id.clone(),
+            stripe_subscription_id: c.stripe_subscription_id.as_ref().map(|id| id.as_str().to_owned()),
+            stripe_customer_id: c.stripe_customer_id.as_ref().map(|id| id.as_str().to_owned()),
             external_event_id: c.external_event_id.clone(),
             created_at: ts(c.created_at),
             refunded_at: ts_opt(c.refunded_at),
@@ -100,7 +100,7 @@ impl From<&LedgerEvent> for LedgerEventResponse {
             event_type: e.kind.as_str(),
             amount_cents: e.amount_minor,
             commission_cents: e.commission_minor,
-            stripe_invoice_id: e.stripe_invoice_id.clone(),
+            stripe_invoice_id: e.stripe_invoice_id.as_ref().map(|payment| payment.as_str().to_owned()),
             occurred_at: ts(e.occurred_at),
         }
     }

@@ -112,3 +112,19 @@ pub async fn export(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Que
         .insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"conversions.csv\""))
         .streaming(body))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::csv_cell;
+
+    #[test]
+    fn a_cell_a_spreadsheet_would_run_as_a_formula_is_defused_and_quoted_when_needed() {
+        assert_eq!(csv_cell(r#"=HYPERLINK("http://evil.example/","click")"#), r#""'=HYPERLINK(""http://evil.example/"",""click"")""#);
+        for (raw, exported) in [("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx"), ("\rx", "\"'\rx\"")] {
+            assert_eq!(csv_cell(raw), exported, "{raw:?}");
+        }
+        assert_eq!(csv_cell("in_1"), "in_1");
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell(""), "");
+    }
+}

@@ -7,7 +7,7 @@ use rekomi_domain::coupons::{
     AffiliateCouponInput, CampaignCouponInput, CampaignCouponPatch, CouponCode, DiscountType, DurationKind, PromoCodeQuery, PromoCodeResult,
 };
 use rekomi_domain::kernel::ids::{AffiliateCouponId, AffiliateId, CampaignCouponId, ProgramId};
-use rekomi_domain::kernel::text::has_control;
+use rekomi_domain::kernel::stripe_ids::StripePromotionCodeId;
 
 use super::dto::{
     AffiliateCouponResponse, CampaignCouponResponse, CreateAffiliateCouponRequest, CreateCampaignCouponRequest, PatchCampaignCouponRequest,
@@ -245,10 +245,10 @@ impl PromoCodeQueryParams {
         Ok(match *field {
             "id" => PromoCodeQuery::Id(parse_id(value, "id")?),
             "code" => PromoCodeQuery::Code(CouponCode::parse(value)?),
-            "externalId" if !value.is_empty() && value.len() <= 255 && !has_control(value, false) => {
-                PromoCodeQuery::ExternalId(value.clone())
-            }
-            "externalId" => return Err(ApiError::invalid("externalId", "externalId must be 1-255 characters")),
+            "externalId" => PromoCodeQuery::ExternalId(
+                StripePromotionCodeId::parse(value)
+                    .map_err(|e| ApiError::invalid("externalId", format!("externalId must be a Stripe promotion code id: {e}")))?,
+            ),
             "couponId" => PromoCodeQuery::CouponId(parse_id(value, "couponId")?),
             "affiliateId" => PromoCodeQuery::AffiliateId(parse_id(value, "affiliateId")?),
             _ => PromoCodeQuery::AffiliateEmail(Email::parse("affiliateEmail", value)?),

@@ -47,16 +47,16 @@ pub struct StripeEventResponse {
 
 pub(crate) fn event_response(e: &InboxEvent) -> StripeEventResponse {
     StripeEventResponse {
-        id: e.id.clone(),
+        id: e.id.as_str().to_owned(),
         event_type: e.event_type.clone(),
-        account: e.account.clone(),
+        account: e.account.as_ref().map(|account| account.as_str().to_owned()),
         status: e.status.as_str(),
         attempts: e.attempts,
         last_error: e.last_error.clone(),
         received_at: ts(e.received_at),
         processed_at: ts_opt(e.processed_at),
         next_attempt_at: matches!(e.status, InboxStatus::Pending | InboxStatus::Waiting).then(|| ts(e.next_attempt_at)),
-        waiting_for: e.waiting_for.clone(),
+        waiting_for: e.waiting_for.as_ref().map(|payment| payment.as_str().to_owned()),
         replays: e.replays,
     }
 }

@@ -2,6 +2,7 @@
 //! organization's inbound events, `POST …/{id}/replay` queues one for processing again.
 
 use actix_web::{web, HttpResponse};
+use rekomi_domain::kernel::stripe_ids::StripeEventId;
 use rekomi_domain::stripe_inbox::InboxStatus;
 use time::OffsetDateTime;
 
@@ -40,8 +41,10 @@ pub async fn list_events(state: web::Data<AppState>, Brand(ctx): Brand, Query(q)
     security(("bearer" = [])))]
 pub async fn replay_event(state: web::Data<AppState>, Brand(ctx): Brand, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
-    if id.is_empty() || id.len() > 255 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return Err(ApiError::invalid("id", "id must be a Stripe event id (evt_…)"));
-    }
+    let id = match StripeEventId::parse(&id) {
+        // Stripe's own alphabet, as the path's pattern says.
+        Ok(id) if id.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => id,
+        _ => return Err(ApiError::invalid("id", "id must be a Stripe event id (evt_…)")),
+    };
     Ok(HttpResponse::Ok().json(event_response(&state.services.replay_stripe_event(&ctx, id).await?)))
 }

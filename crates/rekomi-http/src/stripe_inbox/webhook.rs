@@ -38,7 +38,7 @@ pub async fn receive(state: web::Data<AppState>, req: HttpRequest, mut payload: 
     }
     let signature = req.headers().get("stripe-signature").and_then(|v| v.to_str().ok());
     let outcome = state.services.ingest_stripe_event(&state.stripe_webhook_secrets, state.stripe_livemode, signature, &body).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "received": true, "id": outcome.event_id, "duplicate": outcome.duplicate })))
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "received": true, "id": outcome.event_id.as_str(), "duplicate": outcome.duplicate })))
 }
 
 fn too_large() -> ApiError {

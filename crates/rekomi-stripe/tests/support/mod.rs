@@ -44,6 +44,14 @@ pub const ERROR_RATE_LIMIT: &str =
     r#"{"error":{"code":"rate_limit","message":"Too many requests hit the API too quickly.","type":"invalid_request_error"}}"#;
 
 /// The project's own Stripe fixtures: this crate's `tests/fixtures/`.
+/// A Stripe id of the type the call site needs; the test's own text, so it panics on a typo.
+pub fn stripe_id<T: std::str::FromStr>(raw: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    raw.parse().unwrap_or_else(|e| panic!("{raw:?} is no such Stripe id: {e:?}"))
+}
+
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
 }
