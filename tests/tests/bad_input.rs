@@ -455,6 +455,9 @@ async fn invalid_uuids_in_paths_bodies_and_queries_are_refused_naming_the_parame
         fx.at_path("PATCH programs", format!("/api/v1/programs/{bad}"), "id"),
         fx.request(Method::DELETE, format!("/api/v1/programs/{bad}"), "id"),
         fx.request(Method::GET, "/api/v1/programs/123".to_owned(), "id"),
+        // A Stripe event id of another kind, or outside Stripe's alphabet.
+        fx.request(Method::POST, "/api/v1/webhooks/stripe/events/in_1/replay".to_owned(), "id"),
+        fx.request(Method::POST, "/api/v1/webhooks/stripe/events/evt-1/replay".to_owned(), "id"),
         fx.request(Method::GET, format!("/api/v1/affiliates/{bad}"), "id"),
         fx.at_path("PATCH affiliates", format!("/api/v1/affiliates/{bad}"), "id"),
         fx.request(Method::POST, format!("/api/v1/affiliates/{bad}/approve"), "id"),
@@ -651,6 +654,8 @@ async fn list_and_lookup_queries_validate_take_cursor_filters_and_selectors() {
         ("affiliateEmail=not-an-email", "affiliateEmail"),
         ("externalId=", "externalId"),
         (&format!("externalId={}", "p".repeat(256)) as &str, "externalId"),
+        // A Stripe id of another kind is no promotion code id.
+        ("externalId=cus_1", "externalId"),
         ("bogus=1", "bogus"),
         ("code=SARAH20&code=OTHER20", "code"),
     ] {

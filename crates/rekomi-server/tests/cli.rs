@@ -227,6 +227,17 @@ fn admin_commands_refuse_bad_arguments_with_a_clear_message_and_a_failing_status
     assert_eq!(db.count("SELECT count(*) AS n FROM organizations"), 1);
     assert_eq!(db.count("SELECT count(*) AS n FROM api_keys"), 1, "only create-org's key exists");
 
+    // Stripe ids are parsed before anything is looked up.
+    for account in ["cus_1", "acct_", "acct_1 2", "bogus"] {
+        let args = ["admin", "link-stripe-account", "--org", &org_id, "--account", account];
+        run_failing(rekomi(Some(&db)), &args, "--account must be a Stripe account id (acct_…)");
+    }
+    assert_eq!(db.count("SELECT count(*) AS n FROM organizations WHERE stripe_account_id IS NOT NULL"), 0);
+    let linked = run_json(rekomi(Some(&db)), &["admin", "link-stripe-account", "--org", &org_id, "--account", "acct_1RekomiConnected"]);
+    assert_eq!(linked["stripeAccountId"], "acct_1RekomiConnected");
+    run_failing(rekomi(Some(&db)), &["admin", "replay-stripe-event", "--id", "in_1"], "--id must be a Stripe event id (evt_…)");
+    run_failing(rekomi(Some(&db)), &["admin", "replay-stripe-event", "--id", "evt_unknown"], "stripe_event_not_found");
+
     // Without DATABASE_URL the commands that need it say so.
     run_failing(rekomi(None), &["migrate"], "DATABASE_URL");
     run_failing(rekomi(None), &create_org("growth", "other"), "DATABASE_URL");
