@@ -13,7 +13,8 @@ if [ -z "${REKOMI_TEST_DATABASE_URL:-}" ]; then
     echo "test.sh: no PostgreSQL; PostgreSQL-backed tests will skip" >&2
   fi
 fi
-# The shared Stripe reference data sits beside the project.
+# The shared Stripe reference data beside the project is optional: the tests carry their own
+# fixtures and only cross-check against it when it is there.
 export REKOMI_SHARED_DIR="${REKOMI_SHARED_DIR:-$(cd .. && pwd)/shared}"
 cargo test --workspace --all-targets "$@"
 # Then the API against its own OpenAPI document (scripts/schemathesis.sh): it needs PostgreSQL.

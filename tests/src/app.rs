@@ -3,8 +3,9 @@
 //! client and the helpers the tests share (organizations, API keys, JWTs, fixtures, and direct
 //! row counts to prove that a refused request wrote nothing).
 //!
-//! [`TestApp::spawn`] returns `None` (after printing why) when PostgreSQL or the shared Stripe
-//! reference data is unavailable, so a test can skip; under `CI=true` both panic instead.
+//! [`TestApp::spawn`] returns `None` (after printing why) when PostgreSQL is unavailable, so a
+//! test can skip; under `CI=true` it panics instead. The Stripe double serves the fixtures kept
+//! in this repository; the shared reference data beside the project is optional.
 //! Set `TEST_LOG=1` to see the server's logs.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -167,7 +168,7 @@ impl TestApp {
     ///
     /// # Panics
     /// When the application cannot be built (a product failure), or under `CI=true` without
-    /// PostgreSQL or the shared Stripe data.
+    /// PostgreSQL.
     pub async fn spawn() -> Option<TestApp> {
         Self::spawn_with(|_| {}).await
     }
