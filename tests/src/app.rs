@@ -148,6 +148,11 @@ fn base_config(database_url: &str, stripe: &StripeDouble) -> Config {
         jwt_max_ttl_secs: 24 * 3600,
         client_ip_header: None,
         metrics_token: None,
+        trusted_proxies: Vec::new(),
+        country_header: None,
+        tracking_limit_per_minute: 1_200,
+        click_flush_ms: 5,
+        click_buffer: 100_000,
     }
 }
 

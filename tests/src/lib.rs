@@ -6,9 +6,11 @@
 //! - [`app`]: the end-to-end harness, the real server over HTTP on a fresh database
 //!   (`tests/coupon_walkthrough.rs`, `auth_and_plans.rs`, `tenant_isolation.rs`,
 //!   `bad_input.rs`);
-//! - [`stripe_double`]: the stateful Stripe HTTP double that server talks to.
+//! - [`stripe_double`]: the stateful Stripe HTTP double that server talks to;
+//! - [`stripe_events`]: signed Stripe events from the project's templates.
 
 pub mod app;
 pub mod contract;
 pub mod db;
 pub mod stripe_double;
+pub mod stripe_events;

@@ -30,6 +30,7 @@ use rekomi_domain::kernel::plan::PlanTier;
 use rekomi_domain::kernel::signature;
 use rekomi_e2e::app::{id_of, Response, TestApp};
 use rekomi_e2e::stripe_double::{shared_stripe_dir, Recorded, ScriptedDiscount};
+use rekomi_e2e::stripe_events::fixture;
 use rekomi_server::Config;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -125,24 +126,6 @@ async fn another_code(app: &TestApp, shop: &Shop, code: &str, extra: Value) -> S
 }
 
 // ---- fixtures ---------------------------------------------------------------------------
-
-/// One of the project's templates with every `"{{NAME}}"` replaced by the JSON value given
-/// (and `{{NAME}}` inside a longer string by the text). Fails on a placeholder left over.
-fn fixture(name: &str, vars: &[(&str, Value)]) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("stripe").join(name);
-    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    for (key, value) in vars {
-        text = text.replace(&format!("\"{{{{{key}}}}}\""), &value.to_string());
-        if let Some(inner) = value.as_str() {
-            let escaped = serde_json::to_string(inner).unwrap();
-            text = text.replace(&format!("{{{{{key}}}}}"), &escaped[1..escaped.len() - 1]);
-        }
-    }
-    assert!(!text.contains("{{"), "{name}: a placeholder was not filled:\n{text}");
-    let parsed: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON once filled: {e}"));
-    assert_eq!(parsed["object"], "event");
-    text.into_bytes()
-}
 
 /// `invoice.paid` (or `invoice.payment_succeeded`) of a subscription invoice in the current
 /// shape: `discounts` as ids, the subscription under `parent.subscription_details`.

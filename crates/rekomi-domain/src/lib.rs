@@ -16,3 +16,4 @@ pub mod ports;
 pub mod programs;
 pub mod services;
 pub mod stripe_inbox;
+pub mod traffic;

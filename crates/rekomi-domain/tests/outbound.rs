@@ -795,6 +795,7 @@ fn the_conversion_examples_of_docs_webhooks_md_carry_the_fields_and_values_rekom
         customer_email: Some("buyer@example.com".into()),
         denial_reason: None,
         parent_conversion_id: Some(ConversionId::from_uuid(uuid::Uuid::now_v7())),
+        click_id: None,
         attribution_trace: json!({}),
         paid_invoices: 1,
         approve_after: START,

@@ -10,14 +10,17 @@
 //!   Stripe-like ids, replays idempotency keys like Stripe, and fails on demand.
 //! - [`FakeWebhookSender`]: the outbound webhook transport; records requests, answers from a
 //!   script (then 200), and refuses targets on demand.
+//! - [`StoreClickSink`]: the click sink; writes each click into an `InMemoryStore` at once.
 //! - [`FixedClock`] and [`SeededEntropy`]: time and randomness that tests pin.
 
+mod click_sink;
 mod clock;
 mod entropy;
 mod gateway;
 mod sender;
 mod store;
 
+pub use click_sink::StoreClickSink;
 pub use clock::FixedClock;
 pub use entropy::SeededEntropy;
 pub use gateway::{FailureRule, FakeCoupon, FakeGateway, FakePromotionCode, GatewayCall};

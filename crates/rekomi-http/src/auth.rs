@@ -49,20 +49,13 @@ pub const DEFAULT_MAX_TOKEN_TTL_SECS: i64 = 24 * 3600;
 pub struct AuthPolicy {
     /// The longest lifetime (`exp` − `iat`, or `exp` − now without `iat`) of a JWT, seconds.
     pub max_token_ttl: i64,
-    /// A header set by a trusted reverse proxy that carries the client's address (e.g.
-    /// `X-Forwarded-For`, `CF-Connecting-IP`); its last value is used. `None`: the peer address.
-    pub client_ip_header: Option<String>,
     /// Failed authentications per client address.
     pub failures: RateLimiter,
 }
 
 impl Default for AuthPolicy {
     fn default() -> Self {
-        Self {
-            max_token_ttl: DEFAULT_MAX_TOKEN_TTL_SECS,
-            client_ip_header: None,
-            failures: RateLimiter::per_minute(AUTH_FAILURES_PER_MINUTE),
-        }
+        Self { max_token_ttl: DEFAULT_MAX_TOKEN_TTL_SECS, failures: RateLimiter::per_minute(AUTH_FAILURES_PER_MINUTE) }
     }
 }
 
@@ -206,18 +199,6 @@ fn check_lifetime(policy: &AuthPolicy, iat: Option<i64>, exp: i64) -> Result<(),
     Ok(())
 }
 
-/// The address failed authentications are counted against.
-fn client_address(policy: &AuthPolicy, req: &HttpRequest) -> String {
-    if let Some(name) = &policy.client_ip_header {
-        // A trusted proxy appends the address it saw: the last value is the one it vouches for.
-        let forwarded = req.headers().get(name.as_str()).and_then(|v| v.to_str().ok());
-        if let Some(ip) = forwarded.and_then(|v| v.rsplit(',').next()).map(str::trim).filter(|ip| !ip.is_empty()) {
-            return ip.to_owned();
-        }
-    }
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".to_owned())
-}
-
 /// Runs `authenticate` unless the client's address has used up its failed-authentication
 /// budget, and charges the budget when it answers `401`.
 async fn limit_failures<T>(
@@ -225,7 +206,7 @@ async fn limit_failures<T>(
     req: &HttpRequest,
     authenticate: impl Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {
-    let address = format!("auth:{}", client_address(&state.auth, req));
+    let address = format!("auth:{}", state.client_ip.key(req));
     if let Some(retry_after) = state.auth.failures.exhausted(&address, Instant::now()) {
         return Err(too_many_failures(retry_after));
     }

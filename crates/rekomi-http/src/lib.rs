@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod catalogue;
+pub mod client_ip;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -25,6 +26,7 @@ pub mod orgs;
 pub mod outbound;
 pub mod programs;
 pub mod stripe_inbox;
+pub mod traffic;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -34,6 +36,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, App, FromRequest, Handler, HttpResponse, HttpServer, Responder, ResponseError};
 use rekomi_domain::services::Services;
+use rekomi_domain::traffic::ClickTracker;
 
 use crate::error::ApiError;
 use crate::ratelimit::{RateLimiter, REQUESTS_PER_MINUTE};
@@ -58,6 +61,12 @@ pub struct AppState {
     pub metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
     /// When set, `GET /metrics` needs `Authorization: Bearer <this token>`.
     pub metrics_token: Option<Arc<str>>,
+    /// How a request's client address is found (limits, click hashing).
+    pub client_ip: client_ip::ClientIpPolicy,
+    /// Click tracking (`/r/{slug}`); `None` answers `503 service_unavailable`.
+    pub clicks: Option<Arc<ClickTracker>>,
+    /// The anonymous tracking endpoints' per-address limit and the trusted country header.
+    pub tracking: traffic::TrackingPolicy,
 }
 
 impl AppState {
@@ -72,6 +81,9 @@ impl AppState {
             auth: auth::AuthPolicy::default(),
             metrics: None,
             metrics_token: None,
+            client_ip: client_ip::ClientIpPolicy::default(),
+            clicks: None,
+            tracking: traffic::TrackingPolicy::default(),
         }
     }
 }
@@ -192,7 +204,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(coupons::configure)
         .configure(outbound::configure)
         .configure(stripe_inbox::configure)
-        .configure(conversions::configure);
+        .configure(conversions::configure)
+        .configure(traffic::configure);
 }
 
 /// Builds the HTTP server on an already bound listener (tests bind port 0).

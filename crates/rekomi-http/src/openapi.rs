@@ -286,6 +286,7 @@ impl Modify for Operations {
         conversions::handlers::list, conversions::handlers::get, conversions::handlers::attribution, export::export,
         sub_affiliates::get_sub_config, sub_affiliates::put_sub_config, sub_affiliates::sub_affiliates,
         inbox::list_events, inbox::replay_event, webhook::receive,
+        crate::traffic::handlers::follow,
     ),
     components(schemas(
         dto::ErrorBody, dto::PlanRequiredBody, dto::CurrencyValue, dto::PlanTierValue,
@@ -439,6 +440,7 @@ mod tests {
             "/api/v1/webhooks/stripe/events",
             "/api/v1/webhooks/stripe/events/{id}/replay",
             "/api/webhooks/stripe",
+            "/r/{slug}",
             "/healthz",
             "/metrics",
             "/readyz",
@@ -451,7 +453,7 @@ mod tests {
     }
 
     #[test]
-    fn path_ids_are_uuids_except_the_delivery_ulid_and_the_stripe_event_id() {
+    fn path_ids_are_uuids_except_the_delivery_ulid_the_stripe_event_id_and_the_link_slug() {
         let doc = doc();
         for (path, method, op) in operations(&doc) {
             for p in params(&op, "path") {
@@ -465,6 +467,7 @@ mod tests {
                     ("/api/v1/webhooks/stripe/events/{id}/replay", "id") => {
                         assert_eq!(schema["pattern"], "^[A-Za-z0-9_]{1,255}$");
                     }
+                    ("/r/{slug}", "slug") => assert_eq!(schema["pattern"], "^[A-Za-z0-9-]{1,64}$"),
                     _ => assert_eq!(schema["format"], "uuid", "{method} {path} {name}: {schema}"),
                 }
             }

@@ -11,6 +11,7 @@ use rekomi_domain::kernel::ids::{AffiliateId, ConversionId, OrgId};
 use rekomi_domain::kernel::page::PageRequest;
 use rekomi_domain::kernel::stripe_ids::{StripeCustomerId, StripePaymentRef, StripeSubscriptionId};
 use rekomi_domain::ports::store::StoreError;
+use rekomi_domain::traffic::ClickId;
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -57,6 +58,7 @@ struct ConversionRow {
     refunded_at: Option<OffsetDateTime>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
+    click_id: Option<Uuid>,
 }
 
 impl ConversionRow {
@@ -88,6 +90,7 @@ impl ConversionRow {
             refunded_at: self.refunded_at,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            click_id: self.click_id.map(ClickId::from_uuid),
         })
     }
 }
@@ -121,6 +124,7 @@ struct NewConversionRow<'a> {
     refunded_at: Option<OffsetDateTime>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
+    click_id: Option<Uuid>,
 }
 
 impl<'a> From<&'a Conversion> for NewConversionRow<'a> {
@@ -151,6 +155,7 @@ impl<'a> From<&'a Conversion> for NewConversionRow<'a> {
             refunded_at: c.refunded_at,
             created_at: c.created_at,
             updated_at: c.updated_at,
+            click_id: c.click_id.map(|id| id.as_uuid()),
         }
     }
 }

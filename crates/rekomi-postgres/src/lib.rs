@@ -18,7 +18,8 @@
 //! - one module per capability, each holding its tables' rows (`XxxRow` decodes a `SELECT`,
 //!   `NewXxxRow` borrows an entity for an `INSERT` or full-row `UPDATE`) and the
 //!   implementation of its repository trait for `PgTx`: `orgs`, `programs`, `affiliates`,
-//!   `coupons`, `conversions`, `stripe_inbox`, `outbound` and `audit`.
+//!   `coupons`, `conversions`, `stripe_inbox`, `outbound`, `audit` and `traffic` (which also holds
+//!   the batched click writer).
 //!
 //! A new capability adds its own module beside these instead of growing a shared file.
 
@@ -33,6 +34,7 @@ mod outbound;
 mod programs;
 mod schema;
 mod stripe_inbox;
+mod traffic;
 mod tx;
 
 use std::time::Duration;
@@ -47,6 +49,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness a
 use rekomi_domain::ports::store::{StoreError, Tx, TxOutcome, TxWork, UnitOfWork};
 
 use crate::error::{from_diesel, from_pool};
+pub use crate::traffic::{ClickFlusher, PgClickSink, SinkConfig};
 use crate::tx::PgTx;
 
 /// The SQL of `migrations/`, compiled into the binary (build.rs reruns on changes there).

@@ -10,7 +10,9 @@ use rekomi_domain::conversions::SubAffiliateConfig;
 use rekomi_domain::kernel::ids::{OrgId, ProgramId};
 use rekomi_domain::kernel::page::PageRequest;
 use rekomi_domain::ports::store::StoreError;
-use rekomi_domain::programs::{AttributionModel, CommissionModel, Hundredths, NetworkVisibility, Program, ProgramRepo, ProgramSlug};
+use rekomi_domain::programs::{
+    AttributionModel, CommissionModel, Hundredths, LandingUrl, NetworkVisibility, Program, ProgramRepo, ProgramSlug,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -48,6 +50,7 @@ struct ProgramRow {
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
     archived_at: Option<OffsetDateTime>,
+    landing_url: Option<String>,
 }
 
 impl ProgramRow {
@@ -75,6 +78,7 @@ impl ProgramRow {
             created_at: self.created_at,
             updated_at: self.updated_at,
             archived_at: self.archived_at,
+            landing_url: self.landing_url.as_deref().map(LandingUrl::parse).transpose().map_err(|e| bad_row(T, "landing_url", e))?,
         })
     }
 }
@@ -106,6 +110,7 @@ struct NewProgramRow<'a> {
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
     archived_at: Option<OffsetDateTime>,
+    landing_url: Option<&'a str>,
 }
 
 impl<'a> From<&'a Program> for NewProgramRow<'a> {
@@ -133,6 +138,7 @@ impl<'a> From<&'a Program> for NewProgramRow<'a> {
             created_at: p.created_at,
             updated_at: p.updated_at,
             archived_at: p.archived_at,
+            landing_url: p.landing_url.as_ref().map(LandingUrl::as_str),
         }
     }
 }

@@ -55,6 +55,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         archived_at -> Nullable<Timestamptz>,
+        landing_url -> Nullable<Text>,
     }
 }
 
@@ -212,6 +213,7 @@ diesel::table! {
         refunded_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        click_id -> Nullable<Uuid>,
     }
 }
 
@@ -294,6 +296,35 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    clicks (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        program_id -> Uuid,
+        affiliate_id -> Uuid,
+        link_id -> Uuid,
+        clicked_at -> Timestamptz,
+        landing_url -> Nullable<Text>,
+        referrer_host -> Text,
+        utm_source -> Nullable<Text>,
+        utm_medium -> Nullable<Text>,
+        utm_campaign -> Nullable<Text>,
+        sub_id -> Nullable<Text>,
+        country -> Nullable<Text>,
+        device -> Text,
+        visitor_hash -> Text,
+        is_unique -> Bool,
+        is_bot -> Bool,
+    }
+}
+
+diesel::table! {
+    visitor_salts (day) {
+        day -> Date,
+        salt -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
     api_keys,
@@ -312,4 +343,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_endpoints,
     outbox_events,
     webhook_deliveries,
+    clicks,
+    visitor_salts,
 );

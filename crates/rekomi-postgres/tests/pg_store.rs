@@ -153,6 +153,7 @@ fn program(org: OrgId, slug: &str) -> Program {
         created_at: T0,
         updated_at: T0,
         archived_at: None,
+        landing_url: Some(rekomi_domain::programs::LandingUrl::parse("https://acme.test/pricing?plan=pro").unwrap()),
     }
 }
 

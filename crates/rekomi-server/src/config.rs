@@ -3,6 +3,7 @@
 use std::fmt;
 
 use anyhow::{anyhow, Context};
+use rekomi_http::client_ip::{ClientIpPolicy, IpNet};
 
 /// Everything the server reads from its environment.
 #[derive(Clone)]
@@ -45,6 +46,20 @@ pub struct Config {
     pub client_ip_header: Option<String>,
     /// `REKOMI_METRICS_TOKEN`: when set, `GET /metrics` needs it as a bearer token.
     pub metrics_token: Option<String>,
+    /// `REKOMI_TRUSTED_PROXIES`: comma-separated addresses or CIDR ranges of reverse proxies
+    /// whose `X-Forwarded-For` (or `REKOMI_CLIENT_IP_HEADER`) names the client.
+    pub trusted_proxies: Vec<IpNet>,
+    /// `REKOMI_COUNTRY_HEADER`: a header a CDN sets to the visitor's ISO country (e.g.
+    /// `CF-IPCountry`), recorded with clicks; unset = no country.
+    pub country_header: Option<String>,
+    /// `REKOMI_TRACKING_LIMIT_PER_MINUTE` (default 1200; 0 turns it off): anonymous tracking
+    /// requests per client address and minute.
+    pub tracking_limit_per_minute: u32,
+    /// `REKOMI_CLICK_FLUSH_MS` (default 5): how long a click waits in the buffer for a batch.
+    pub click_flush_ms: u64,
+    /// `REKOMI_CLICK_BUFFER` (default 100000): clicks buffered at most before new ones are
+    /// dropped (and counted).
+    pub click_buffer: usize,
 }
 
 fn secret(v: &Option<String>) -> &'static str {
@@ -75,6 +90,11 @@ impl fmt::Debug for Config {
             .field("jwt_max_ttl_secs", &self.jwt_max_ttl_secs)
             .field("client_ip_header", &self.client_ip_header)
             .field("metrics_token", &secret(&self.metrics_token))
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("country_header", &self.country_header)
+            .field("tracking_limit_per_minute", &self.tracking_limit_per_minute)
+            .field("click_flush_ms", &self.click_flush_ms)
+            .field("click_buffer", &self.click_buffer)
             .finish()
     }
 }
@@ -169,6 +189,12 @@ impl Config {
             jwt_max_ttl_secs: jwt_max_ttl()?,
             client_ip_header: var("REKOMI_CLIENT_IP_HEADER"),
             metrics_token: var("REKOMI_METRICS_TOKEN"),
+            trusted_proxies: ClientIpPolicy::parse_proxies(&var("REKOMI_TRUSTED_PROXIES").unwrap_or_default())
+                .map_err(|bad| anyhow!("REKOMI_TRUSTED_PROXIES: {bad:?} is neither an address nor a CIDR range"))?,
+            country_header: var("REKOMI_COUNTRY_HEADER"),
+            tracking_limit_per_minute: parse_var("REKOMI_TRACKING_LIMIT_PER_MINUTE", 1_200)?,
+            click_flush_ms: parse_var("REKOMI_CLICK_FLUSH_MS", 5)?,
+            click_buffer: parse_var("REKOMI_CLICK_BUFFER", 100_000)?,
         })
     }
 }

@@ -16,8 +16,11 @@ use rekomi_domain::outbound::WebhookDeliveries;
 use rekomi_domain::ports::gateway::PaymentGateway;
 use rekomi_domain::services::Services;
 use rekomi_domain::stripe_inbox::StripeInbox;
+use rekomi_domain::traffic::{ClickTracker, TrackerConfig};
+use rekomi_http::client_ip::ClientIpPolicy;
+use rekomi_http::ratelimit::RateLimiter;
 use rekomi_http::AppState;
-use rekomi_postgres::PgStore;
+use rekomi_postgres::{ClickFlusher, PgClickSink, PgStore, SinkConfig};
 use rekomi_stripe::{OfflineGateway, StripeConfig, StripeEventDecoder, StripeGateway};
 use rekomi_webhooks::HttpWebhookSender;
 
@@ -104,6 +107,7 @@ pub struct Application {
     inbox_interval: Option<Duration>,
     inbox_workers: usize,
     delivery_interval: Option<Duration>,
+    click_flusher: ClickFlusher,
 }
 
 impl Application {
@@ -125,7 +129,16 @@ impl Application {
         // The Stripe key's mode decides which events count: a live key ignores test events.
         state.stripe_livemode = config.stripe_secret_key.as_deref().map(|k| k.starts_with("sk_live_") || k.starts_with("rk_live_"));
         state.auth.max_token_ttl = config.jwt_max_ttl_secs;
-        state.auth.client_ip_header = config.client_ip_header.clone();
+        state.client_ip = ClientIpPolicy { header: config.client_ip_header.clone(), trusted_proxies: config.trusted_proxies.clone() };
+        state.tracking.country_header = config.country_header.clone();
+        state.tracking.limiter = (config.tracking_limit_per_minute > 0).then(|| RateLimiter::per_minute(config.tracking_limit_per_minute));
+        let sink_config = SinkConfig {
+            capacity: config.click_buffer.max(1),
+            interval: Duration::from_millis(config.click_flush_ms),
+            ..SinkConfig::default()
+        };
+        let (sink, click_flusher) = PgClickSink::start(store.clone(), sink_config);
+        state.clicks = Some(Arc::new(ClickTracker::new(services.clone(), sink, TrackerConfig::default())));
         let recorder = metrics::handle();
         state.metrics = Some(Arc::new(move || recorder.render()));
         state.metrics_token = config.metrics_token.clone().map(Arc::from);
@@ -148,6 +161,7 @@ impl Application {
             inbox_interval,
             inbox_workers: config.inbox_workers.max(1),
             delivery_interval,
+            click_flusher,
         })
     }
 
@@ -188,7 +202,11 @@ impl Application {
                 tokio::spawn(runner::run_queue(Arc::clone(&deliveries), every));
             }
         }
-        self.server.await.context("http server")
+        let served = self.server.await.context("http server");
+        // The server has stopped taking requests (a graceful stop finishes those in flight
+        // first): write every click still buffered.
+        self.click_flusher.flush_and_stop().await;
+        served
     }
 }
 

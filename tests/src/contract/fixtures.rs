@@ -17,6 +17,7 @@ use rekomi_domain::programs::{
     AttributionModel, Commission, CommissionModel, CommissionType, Hundredths, NetworkVisibility, Program, ProgramSlug,
 };
 use rekomi_domain::stripe_inbox::{InboxEvent, InboxStatus};
+use rekomi_domain::traffic::{Click, ClickId, DeviceClass};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -98,6 +99,7 @@ pub fn program(org: &Organization, n: u128, slug: &str) -> Program {
         created_at: T0,
         updated_at: T0,
         archived_at: None,
+        landing_url: None,
     }
 }
 
@@ -231,6 +233,7 @@ pub fn conversion(affiliate: &Affiliate, n: u128) -> Conversion {
         customer_email: Some(format!("buyer{n}@shop.test")),
         denial_reason: None,
         parent_conversion_id: None,
+        click_id: None,
         attribution_trace: serde_json::json!({
             "signals": [{ "kind": "metadata", "affiliate": affiliate.id.to_string() }, { "kind": "customer", "value": null }],
             "decided_by": "metadata_or_customer",
@@ -256,6 +259,7 @@ pub fn override_of(parent: &Conversion, recruiter: &Affiliate, n: u128) -> Conve
         commission_minor: 98,
         attribution_method: Some("sub_affiliate_override".to_owned()),
         parent_conversion_id: Some(parent.id),
+        click_id: None,
         attribution_trace: serde_json::json!({ "override_of": parent.id.to_string() }),
         ..parent.clone()
     }
@@ -343,6 +347,29 @@ pub fn delivery(endpoint: &WebhookEndpoint, event: &OutboxEvent, n: u128, create
         last_error: None,
         created_at,
         delivered_at: None,
+    }
+}
+
+/// A unique mobile click on `link` at `clicked_at`, with every optional field set.
+pub fn click(link: &AffiliateLink, program: &Program, n: u128, clicked_at: OffsetDateTime) -> Click {
+    Click {
+        id: ClickId::from_uuid(Uuid::from_u128(n)),
+        org_id: link.org_id,
+        program_id: program.id,
+        affiliate_id: link.affiliate_id,
+        link_id: link.id,
+        clicked_at,
+        landing_url: Some("https://brand.test/pricing?via=jane".to_owned()),
+        referrer_host: "news.example".to_owned(),
+        utm_source: Some("newsletter".to_owned()),
+        utm_medium: Some("email".to_owned()),
+        utm_campaign: Some("spring".to_owned()),
+        sub_id: Some("post-42".to_owned()),
+        country: Some("DE".to_owned()),
+        device: DeviceClass::Mobile,
+        visitor_hash: format!("{n:032x}"),
+        is_unique: true,
+        is_bot: false,
     }
 }
 

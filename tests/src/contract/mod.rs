@@ -6,7 +6,7 @@
 //!
 //! Laid out by capability like every side of the hexagon (docs/adr/0005): one module per
 //! repository slice ([`orgs`], [`programs`], [`affiliates`], [`coupons`], [`conversions`],
-//! [`stripe_inbox`], [`outbound`], [`audit`]), plus [`isolation`] for what crosses tenants and
+//! [`stripe_inbox`], [`outbound`], [`audit`], [`traffic`]), plus [`isolation`] for what crosses tenants and
 //! [`transactions`] for the unit of work itself. This module keeps what they share: the one
 //! list of contract functions, the foreign-key names and the transaction helpers; the test
 //! data is in [`fixtures`].
@@ -39,6 +39,7 @@ pub mod orgs;
 pub mod outbound;
 pub mod programs;
 pub mod stripe_inbox;
+pub mod traffic;
 pub mod transactions;
 
 /// Calls `$callback! { module::name, … }` with the path (below this module) of every contract
@@ -104,6 +105,9 @@ macro_rules! storage_contract {
             outbound::a_delivery_round_trips_updates_and_pages_newest_first,
             outbound::delivery_claims_take_only_enabled_endpoints_and_lease_them,
             outbound::delivery_leases_are_renewed_only_while_held_and_queue_depths_count_pending_work,
+            traffic::a_link_target_is_found_by_slug_in_any_case_across_organizations_oldest_first,
+            traffic::clicks_are_written_once_and_read_back_only_in_their_organization,
+            traffic::a_day_keeps_its_first_visitor_salt_until_forgotten,
             audit::audit_entries_come_back_newest_first_per_organization,
             audit::many_rows_are_appended_in_one_write_all_or_nothing,
             isolation::no_getter_reveals_another_organizations_rows,

@@ -217,7 +217,7 @@ impl Services {
                 slug,
                 custom_alias: alias,
                 is_default: true,
-                format: LinkFormat::Short,
+                format: LinkFormat::Query,
                 created_at: now,
             };
             tx.insert_link(&link).map_err(|e| {

@@ -3,6 +3,7 @@
 //! its attribution trace.
 
 use crate::kernel::ids::{AffiliateCouponId, AffiliateId};
+use crate::traffic::ClickId;
 
 /// A redeemed promotion code that maps to an affiliate coupon.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +26,9 @@ pub struct Signals {
     /// The affiliate named by referral metadata (`metadata.rekomi_ref` slug or click, or the
     /// checkout `client_reference_id`).
     pub referral: Option<AffiliateId>,
+    /// The click the referral named, when it was a click id inside its cookie window rather
+    /// than a slug.
+    pub click: Option<ClickId>,
     /// The affiliate already credited for this customer (an earlier sale or lead).
     pub customer_history: Option<AffiliateId>,
 }
@@ -72,6 +76,8 @@ pub struct Decision {
     pub coupon: Option<CouponSignal>,
     /// The rule that decided, for the trace.
     pub rule: &'static str,
+    /// The click credited, when the referral that decided (or agreed) was one.
+    pub click: Option<ClickId>,
 }
 
 /// Applies the spec's precedence:
@@ -80,25 +86,36 @@ pub struct Decision {
 /// - a code and a referral or history pointing at the same affiliate is `coupon_with_metadata`.
 pub fn decide(signals: &Signals) -> Option<Decision> {
     let other = signals.referral.or(signals.customer_history);
-    let other_rule = if signals.referral.is_some() { "referral_metadata" } else { "customer_history" };
+    let (other_rule, other_click) = match (signals.referral, signals.click) {
+        (Some(_), Some(click)) => ("referral_click", Some(click)),
+        (Some(_), None) => ("referral_metadata", None),
+        (None, _) => ("customer_history", None),
+    };
     match (&signals.coupon, other) {
         (Some(coupon), Some(a)) if a == coupon.affiliate => Some(Decision {
             affiliate: a,
             method: Method::CouponWithMetadata,
             coupon: Some(coupon.clone()),
             rule: "coupon_and_metadata_agree",
+            click: other_click,
         }),
         (Some(coupon), _) if coupon.overrides_click => Some(Decision {
             affiliate: coupon.affiliate,
             method: Method::Coupon,
             coupon: Some(coupon.clone()),
             rule: "coupon_overrides_click_attribution",
+            click: None,
         }),
-        (Some(_), Some(a)) => Some(Decision { affiliate: a, method: Method::MetadataOrCustomer, coupon: None, rule: other_rule }),
-        (Some(coupon), None) => {
-            Some(Decision { affiliate: coupon.affiliate, method: Method::Coupon, coupon: Some(coupon.clone()), rule: "coupon_fallback" })
+        (_, Some(a)) => {
+            Some(Decision { affiliate: a, method: Method::MetadataOrCustomer, coupon: None, rule: other_rule, click: other_click })
         }
-        (None, Some(a)) => Some(Decision { affiliate: a, method: Method::MetadataOrCustomer, coupon: None, rule: other_rule }),
+        (Some(coupon), None) => Some(Decision {
+            affiliate: coupon.affiliate,
+            method: Method::Coupon,
+            coupon: Some(coupon.clone()),
+            rule: "coupon_fallback",
+            click: None,
+        }),
         (None, None) => None,
     }
 }
@@ -123,7 +140,8 @@ mod tests {
 
     #[test]
     fn attribution_precedence_table() {
-        // (coupon (owner, overrides), referral, history) -> (affiliate, method, rule)
+        // (coupon (owner, overrides), referral, history) -> (affiliate, method, rule); the
+        // referral is a slug here (see the click table below).
         type Row = (Option<(u128, bool)>, Option<u128>, Option<u128>, Option<(u128, Method, &'static str)>);
         let table: Vec<Row> = vec![
             (Some((1, true)), None, None, Some((1, Method::Coupon, "coupon_overrides_click_attribution"))),
@@ -141,10 +159,38 @@ mod tests {
             (None, None, None, None),
         ];
         for (i, (c, referral, history, want)) in table.into_iter().enumerate() {
-            let signals =
-                Signals { coupon: c.map(|(o, ov)| coupon(o, ov)), referral: referral.map(aff), customer_history: history.map(aff) };
-            let got = decide(&signals).map(|d| (d.affiliate, d.method, d.rule));
-            assert_eq!(got, want.map(|(a, m, r)| (aff(a), m, r)), "row {i}");
+            let signals = Signals {
+                coupon: c.map(|(o, ov)| coupon(o, ov)),
+                referral: referral.map(aff),
+                click: None,
+                customer_history: history.map(aff),
+            };
+            let got = decide(&signals).map(|d| (d.affiliate, d.method, d.rule, d.click));
+            assert_eq!(got, want.map(|(a, m, r)| (aff(a), m, r, None)), "row {i}");
+        }
+    }
+
+    #[test]
+    fn a_click_referral_decides_like_a_slug_and_is_credited_with_its_click() {
+        let click = ClickId::from_uuid(Uuid::from_u128(7));
+        // (coupon (owner, overrides), click's affiliate, history) -> (affiliate, method, rule, click credited)
+        type Row = (Option<(u128, bool)>, u128, Option<u128>, (u128, Method, &'static str, bool));
+        let table: Vec<Row> = vec![
+            (None, 2, None, (2, Method::MetadataOrCustomer, "referral_click", true)),
+            (None, 2, Some(3), (2, Method::MetadataOrCustomer, "referral_click", true)),
+            (Some((1, false)), 2, None, (2, Method::MetadataOrCustomer, "referral_click", true)),
+            (Some((1, true)), 2, None, (1, Method::Coupon, "coupon_overrides_click_attribution", false)),
+            (Some((2, true)), 2, None, (2, Method::CouponWithMetadata, "coupon_and_metadata_agree", true)),
+        ];
+        for (i, (c, referral, history, (a, m, r, credited))) in table.into_iter().enumerate() {
+            let signals = Signals {
+                coupon: c.map(|(o, ov)| coupon(o, ov)),
+                referral: Some(aff(referral)),
+                click: Some(click),
+                customer_history: history.map(aff),
+            };
+            let got = decide(&signals).map(|d| (d.affiliate, d.method, d.rule, d.click));
+            assert_eq!(got, Some((aff(a), m, r, credited.then_some(click))), "row {i}");
         }
     }
 

@@ -7,6 +7,7 @@ use crate::kernel::ids::{AffiliateCouponId, AffiliateId, ConversionId, LedgerEve
 use crate::kernel::money::Currency;
 use crate::kernel::stripe_ids::{StripeCustomerId, StripePaymentRef, StripeSubscriptionId};
 use crate::kernel::text::api_enum;
+use crate::traffic::ClickId;
 
 api_enum!(/// What was credited.
     ConversionType { OneTime, Recurring, Bonus, ClickReward, LeadReward });
@@ -92,6 +93,8 @@ pub struct Conversion {
     pub parent_conversion_id: Option<ConversionId>,
     /// The signals seen and the rule that decided.
     pub attribution_trace: Value,
+    /// The click the sale came from, when a click id (`rkc_…`) attributed it.
+    pub click_id: Option<ClickId>,
     /// Paid invoices seen (the recurring rules count them).
     pub paid_invoices: u32,
     /// When a Pending conversion becomes Approved.
@@ -277,6 +280,7 @@ mod tests {
             customer_email: None,
             denial_reason: None,
             parent_conversion_id: None,
+            click_id: None,
             attribution_trace: Value::Null,
             paid_invoices: 1,
             approve_after: t,

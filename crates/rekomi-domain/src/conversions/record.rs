@@ -5,6 +5,7 @@
 use crate::audit::AuditAction;
 use crate::outbound::EventType;
 use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::affiliates::{Affiliate, AffiliateStatus};
@@ -21,6 +22,7 @@ use crate::ports::Tx;
 use crate::programs::Program;
 use crate::stripe_inbox::apply::{done, ts, Applied, ApplyCtx};
 use crate::stripe_inbox::facts::{CheckoutFact, CheckoutMode, InvoiceFact, PromotionCodeRef, SubscriptionFact};
+use crate::traffic::ClickId;
 
 /// A payment (or a free signup) to credit.
 pub(crate) struct SaleInput {
@@ -132,6 +134,7 @@ fn gather_signals(
     referrals: &[String],
     customer_id: Option<&StripeCustomerId>,
     email: Option<&str>,
+    occurred_at: OffsetDateTime,
 ) -> Result<(Signals, Value), DomainError> {
     let org = ctx.org.id;
     let mut coupon = None;
@@ -155,10 +158,27 @@ fn gather_signals(
     }
     let mut referral = None;
     let mut referral_ref = None;
-    for slug in referrals {
-        if let Some(a) = tx.affiliate_by_link_slug(org, slug.trim())? {
+    let mut click = None;
+    let mut clicks_seen = Vec::new();
+    for raw in referrals {
+        let raw = raw.trim();
+        if let Some(id) = ClickId::parse(raw) {
+            let Some(found) = tx.click(org, id)? else {
+                clicks_seen.push(json!({"clickId": raw, "found": false}));
+                continue;
+            };
+            let window = ctx.program(tx, found.program_id)?.map_or(0, |p| p.cookie_window_days);
+            let live = found.is_within_cookie_window(window, occurred_at);
+            clicks_seen.push(json!({"clickId": raw, "found": true, "affiliateId": found.affiliate_id.to_string(), "clickedAt": found.clicked_at.format(&Rfc3339).unwrap_or_default(), "cookieWindowDays": window, "withinWindow": live}));
+            if live {
+                referral = Some(found.affiliate_id);
+                referral_ref = Some(raw.to_owned());
+                click = Some(id);
+                break;
+            }
+        } else if let Some(a) = tx.affiliate_by_link_slug(org, raw)? {
             referral = Some(a.id);
-            referral_ref = Some(slug.clone());
+            referral_ref = Some(raw.to_owned());
             break;
         }
     }
@@ -168,10 +188,11 @@ fn gather_signals(
         "coupon": coupon.as_ref().map(|c| json!({"affiliateCouponId": c.coupon.to_string(), "code": c.code, "affiliateId": c.affiliate.to_string(), "overridesClickAttribution": c.overrides_click})),
         "referralRefs": referrals,
         "referral": referral.map(|a| json!({"ref": referral_ref, "affiliateId": a.to_string()})),
+        "clicks": clicks_seen,
         "customerHistory": history.map(|a| a.to_string()),
         "stripeCustomerId": customer_id.map(StripeCustomerId::as_str),
     });
-    Ok((Signals { coupon, referral, customer_history: history }, trace))
+    Ok((Signals { coupon, referral, click, customer_history: history }, trace))
 }
 
 /// Why a credited affiliate earns nothing.
@@ -201,8 +222,15 @@ pub(crate) fn record_sale(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, input: SaleInput)
             return record_renewal(tx, ctx, conversion, &input, &payment, currency);
         }
     }
-    let (signals, mut trace) =
-        gather_signals(tx, ctx, &input.codes, &input.referrals, input.customer_id.as_ref(), input.customer_email.as_deref())?;
+    let (signals, mut trace) = gather_signals(
+        tx,
+        ctx,
+        &input.codes,
+        &input.referrals,
+        input.customer_id.as_ref(),
+        input.customer_email.as_deref(),
+        input.occurred_at,
+    )?;
     let Some(decision) = attribution::decide(&signals) else {
         // Remembered so a refund of this payment is recognised as nobody's, not retried.
         tx.claim_source(org, &seen_key(&payment), ctx.now)?;
@@ -298,6 +326,7 @@ fn credited_conversion(
         denial_reason: credit.denied.map(str::to_owned),
         parent_conversion_id: None,
         attribution_trace: trace,
+        click_id: credit.decision.click,
         paid_invoices,
         approve_after: ctx.approve_after(),
         approved_at: None,
@@ -398,6 +427,7 @@ fn record_override(
                 customer_email: None,
                 denial_reason: None,
                 parent_conversion_id: Some(parent.id),
+                click_id: None,
                 attribution_trace: json!({"rule": "sub_affiliate_override", "recruitAffiliateId": recruit.id.to_string(), "percent": config.percent.to_decimal_string()}),
                 paid_invoices: 0,
                 approve_after: ctx.approve_after(),
@@ -535,7 +565,7 @@ pub(crate) fn record_subscription(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, sub: &Sub
     let Ok(currency) = Currency::parse(&input.currency) else {
         return Ok(Applied::Skipped(format!("currency {:?} is not supported", input.currency)));
     };
-    let (signals, trace) = gather_signals(tx, ctx, &input.codes, &input.referrals, input.customer_id.as_ref(), None)?;
+    let (signals, trace) = gather_signals(tx, ctx, &input.codes, &input.referrals, input.customer_id.as_ref(), None, input.occurred_at)?;
     match attribution::decide(&signals) {
         Some(decision) => record_lead(tx, ctx, &input, currency, decision, signals, trace),
         None => done("no affiliate is attributed"),

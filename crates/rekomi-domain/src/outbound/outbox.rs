@@ -94,7 +94,7 @@ pub fn conversion_data(c: &crate::conversions::Conversion) -> Value {
         "id": c.id.to_string(), "affiliateId": c.affiliate_id.to_string(), "programId": c.program_id.to_string(),
         "type": c.kind.as_str(), "status": c.status.as_str(), "amountCents": c.amount_minor,
         "currency": c.currency.code(), "commissionCents": c.commission_minor,
-        "attributionMethod": c.attribution_method, "couponCode": c.coupon_code,
+        "attributionMethod": c.attribution_method, "couponCode": c.coupon_code, "clickId": c.click_id.map(|id| id.to_string()),
         "stripeCustomerId": c.stripe_customer_id.as_ref().map(|id| id.as_str()),
         "stripeSubscriptionId": c.stripe_subscription_id.as_ref().map(|id| id.as_str()),
         "externalEventId": c.external_event_id, "parentConversionId": c.parent_conversion_id.map(|p| p.to_string()),

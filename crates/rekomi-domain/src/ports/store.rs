@@ -20,6 +20,7 @@ use crate::orgs::OrgRepo;
 use crate::outbound::OutboundRepo;
 use crate::programs::ProgramRepo;
 use crate::stripe_inbox::InboxRepo;
+use crate::traffic::TrafficRepo;
 
 /// Why storage failed.
 #[derive(Debug, thiserror::Error)]
@@ -83,10 +84,23 @@ pub trait Savepoints {
 
 /// One connection inside one transaction.
 pub trait Tx:
-    OrgRepo + ProgramRepo + AffiliateRepo + CouponRepo + ConversionRepo + InboxRepo + OutboundRepo + AuditRepo + Savepoints
+    OrgRepo + ProgramRepo + AffiliateRepo + CouponRepo + ConversionRepo + InboxRepo + OutboundRepo + AuditRepo + TrafficRepo + Savepoints
 {
 }
-impl<T: OrgRepo + ProgramRepo + AffiliateRepo + CouponRepo + ConversionRepo + InboxRepo + OutboundRepo + AuditRepo + Savepoints> Tx for T {}
+impl<
+        T: OrgRepo
+            + ProgramRepo
+            + AffiliateRepo
+            + CouponRepo
+            + ConversionRepo
+            + InboxRepo
+            + OutboundRepo
+            + AuditRepo
+            + TrafficRepo
+            + Savepoints,
+    > Tx for T
+{
+}
 
 /// What a transaction's work returned: commit with a value, or roll back with an error.
 pub enum TxOutcome {

@@ -220,6 +220,8 @@ pub struct Program {
     pub updated_at: OffsetDateTime,
     /// Soft-deletion time.
     pub archived_at: Option<OffsetDateTime>,
+    /// The https page Short links (`/r/{slug}`) redirect to, with the referral appended.
+    pub landing_url: Option<LandingUrl>,
 }
 
 /// The validated fields of a new program.
@@ -251,6 +253,8 @@ pub struct NewProgram {
     pub network_visibility: NetworkVisibility,
     /// Indexable landing page.
     pub is_publicly_discoverable: bool,
+    /// Landing URL of Short links.
+    pub landing_url: Option<LandingUrl>,
 }
 
 /// The fields of a program create request, after JSON decoding (enums already parsed);
@@ -285,6 +289,8 @@ pub struct ProgramInput {
     pub network_visibility: Option<NetworkVisibility>,
     /// `isPubliclyDiscoverable` (default true).
     pub is_publicly_discoverable: Option<bool>,
+    /// `landingUrl` (https).
+    pub landing_url: Option<String>,
 }
 
 /// Default click cookie lifetime, in days.
@@ -310,6 +316,7 @@ impl NewProgram {
             auto_approve: input.auto_approve.unwrap_or(false),
             network_visibility: input.network_visibility.unwrap_or(NetworkVisibility::Private),
             is_publicly_discoverable: input.is_publicly_discoverable.unwrap_or(true),
+            landing_url: input.landing_url.map(|u| LandingUrl::parse(&u)).transpose()?,
         })
     }
 }
@@ -349,6 +356,45 @@ pub struct ProgramPatch {
     pub network_visibility: Option<NetworkVisibility>,
     /// Indexable landing page.
     pub is_publicly_discoverable: Option<bool>,
+    /// Landing URL of Short links (`Some(None)` clears).
+    pub landing_url: Option<Option<LandingUrl>>,
+}
+
+/// The page a program's Short links redirect to: an absolute `https` URL with a host, no
+/// credentials and no fragment (the referral is appended to its query; a `Hash` link adds its
+/// own fragment), at most 2,048 characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LandingUrl(url::Url);
+
+impl LandingUrl {
+    /// Parses and checks a landing URL.
+    ///
+    /// # Errors
+    /// A `validation_failed` [`FieldError`] on `landingUrl`.
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let bad = |why: &str| FieldError::invalid("landingUrl", format!("must be an https URL {why}"));
+        if raw.len() > 2048 || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad("of at most 2048 characters without spaces or control characters"));
+        }
+        let url = url::Url::parse(raw).map_err(|_| bad("such as https://yourbrand.com/pricing"))?;
+        if url.scheme() != "https" || url.host_str().is_none_or(str::is_empty) {
+            return Err(bad("with a host"));
+        }
+        if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+            return Err(bad("without credentials or a #fragment"));
+        }
+        Ok(Self(url))
+    }
+
+    /// The URL.
+    pub fn as_url(&self) -> &url::Url {
+        &self.0
+    }
+
+    /// The URL as text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
 }
 
 /// Validates a custom domain: a lower-case host name with at least one dot.
@@ -447,6 +493,7 @@ impl Program {
             created_at: now,
             updated_at: now,
             archived_at: None,
+            landing_url: new.landing_url,
         })
     }
 
@@ -504,6 +551,9 @@ impl Program {
         if let Some(v) = patch.is_publicly_discoverable {
             self.is_publicly_discoverable = v;
         }
+        if let Some(v) = patch.landing_url {
+            self.landing_url = v;
+        }
         self.updated_at = now;
         Ok(())
     }
@@ -536,6 +586,7 @@ mod tests {
             auto_approve: None,
             network_visibility: None,
             is_publicly_discoverable: None,
+            landing_url: None,
         };
         let new = NewProgram::parse(input.clone()).unwrap();
         assert_eq!(new.name, "Holiday Promo");

@@ -33,6 +33,7 @@ pub fn new_program(name: &str) -> NewProgram {
         auto_approve: false,
         network_visibility: NetworkVisibility::Private,
         is_publicly_discoverable: true,
+        landing_url: None,
     }
 }
 

@@ -24,6 +24,7 @@ mod orgs;
 mod outbound;
 mod programs;
 mod stripe_inbox;
+mod traffic;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -44,6 +45,7 @@ use rekomi_domain::outbound::{Delivery, OutboxEvent, WebhookEndpoint};
 use rekomi_domain::ports::store::{Savepoints, StoreError, Tx, TxOutcome, TxWork, UnitOfWork};
 use rekomi_domain::programs::Program;
 use rekomi_domain::stripe_inbox::InboxEvent;
+use rekomi_domain::traffic::{Click, ClickId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -96,6 +98,8 @@ struct State {
     endpoints: BTreeMap<WebhookEndpointId, WebhookEndpoint>,
     outbox: BTreeMap<OutboxEventId, OutboxEvent>,
     deliveries: BTreeMap<DeliveryId, Delivery>,
+    clicks: BTreeMap<ClickId, Click>,
+    visitor_salts: BTreeMap<time::Date, String>,
 }
 
 impl InMemoryStore {

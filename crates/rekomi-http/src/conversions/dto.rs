@@ -53,6 +53,8 @@ pub struct ConversionResponse {
     pub coupon_code: Option<String>,
     pub denial_reason: Option<String>,
     pub parent_affiliate_conversion_id: Option<Uuid>,
+    /// The click (`rkc_…`) the sale came from, when a click id attributed it.
+    pub click_id: Option<String>,
 }
 
 impl From<&Conversion> for ConversionResponse {
@@ -75,6 +77,7 @@ impl From<&Conversion> for ConversionResponse {
             coupon_code: c.coupon_code.clone(),
             denial_reason: c.denial_reason.clone(),
             parent_affiliate_conversion_id: c.parent_conversion_id.map(|p| p.as_uuid()),
+            click_id: c.click_id.map(|id| id.to_string()),
         }
     }
 }

@@ -55,6 +55,8 @@ pub struct ProgramResponse {
     pub created_at: String,
     pub updated_at: String,
     pub archived_at: Option<String>,
+    /// Where Short links (`/r/{slug}`) redirect, with `via` and `rk_click` appended.
+    pub landing_url: Option<String>,
 }
 
 impl From<Program> for ProgramResponse {
@@ -81,6 +83,7 @@ impl From<Program> for ProgramResponse {
             created_at: ts(p.created_at),
             updated_at: ts(p.updated_at),
             archived_at: ts_opt(p.archived_at),
+            landing_url: p.landing_url.map(|u| u.as_str().to_owned()),
         }
     }
 }
@@ -125,6 +128,10 @@ pub struct CreateProgramRequest {
     #[schema(value_type = Option<NetworkVisibilityValue>)]
     pub network_visibility: Option<String>,
     pub is_publicly_discoverable: Option<bool>,
+    /// The https page Short links redirect to; without one they answer
+    /// `404 landing_url_not_set`.
+    #[schema(format = "uri", max_length = 2048)]
+    pub landing_url: Option<String>,
 }
 
 /// `PATCH /api/v1/programs/{id}`: only the keys sent change.
@@ -188,4 +195,8 @@ pub struct PatchProgramRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = bool)]
     pub is_publicly_discoverable: Option<bool>,
+    /// The https page Short links redirect to; null clears.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, format = "uri", max_length = 2048)]
+    pub landing_url: Option<Option<String>>,
 }

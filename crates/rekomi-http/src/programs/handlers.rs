@@ -5,7 +5,7 @@ use rekomi_domain::kernel::ids::ProgramId;
 use rekomi_domain::kernel::text::{validate_name, validate_text, validate_url};
 use rekomi_domain::programs::{
     validate_cookie_window, validate_delay_invoices, validate_domain, validate_recurring_months, AttributionModel, CommissionModel,
-    CommissionType, NetworkVisibility, NewProgram, ProgramInput, ProgramPatch, ProgramSlug,
+    CommissionType, LandingUrl, NetworkVisibility, NewProgram, ProgramInput, ProgramPatch, ProgramSlug,
 };
 
 use super::dto::{CreateProgramRequest, PatchProgramRequest, ProgramResponse};
@@ -45,6 +45,7 @@ impl CreateProgramRequest {
             auto_approve: self.auto_approve,
             network_visibility: self.network_visibility.as_deref().map(visibility).transpose()?,
             is_publicly_discoverable: self.is_publicly_discoverable,
+            landing_url: self.landing_url,
         })?)
     }
 }
@@ -68,6 +69,7 @@ impl PatchProgramRequest {
             custom_domain: self.custom_domain.map(validate_domain).transpose()?,
             network_visibility: self.network_visibility.as_deref().map(visibility).transpose()?,
             is_publicly_discoverable: self.is_publicly_discoverable,
+            landing_url: self.landing_url.map(|u| u.as_deref().map(LandingUrl::parse).transpose()).transpose()?,
         })
     }
 }

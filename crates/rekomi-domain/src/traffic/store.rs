@@ -1,0 +1,62 @@
+//! The traffic capability's ports: its slice of the storage port ([`TrafficRepo`]) and the
+//! [`ClickSink`] clicks are written through, outside any use-case transaction.
+
+use time::Date;
+
+use crate::kernel::ids::OrgId;
+use crate::ports::store::StoreError;
+use crate::traffic::model::{Click, ClickId, LinkTarget};
+
+/// Links as clicks see them, clicks, and the daily visitor salts.
+pub trait TrafficRepo {
+    /// Every link with this slug in any organization, oldest first. Short links carry no
+    /// organization, so a slug is looked up across all of them; new slugs are kept unique
+    /// across organizations, and the oldest link wins for a slug two organizations took before
+    /// that rule.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn link_targets_by_slug(&mut self, slug: &str) -> Result<Vec<LinkTarget>, StoreError>;
+
+    /// Writes clicks; a click whose id is already stored is skipped (a retried batch). Returns
+    /// how many were written.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn insert_clicks(&mut self, clicks: &[Click]) -> Result<u64, StoreError>;
+
+    /// The click with this id in `org`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn click(&mut self, org: OrgId, id: ClickId) -> Result<Option<Click>, StoreError>;
+
+    /// The salt of `day`'s visitor hashes: `candidate` when the day has none yet, else the one
+    /// stored first (every process agrees on it).
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn visitor_salt(&mut self, day: Date, candidate: &str) -> Result<String, StoreError>;
+
+    /// Deletes the salts of days before `day`; returns how many.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn forget_visitor_salts_before(&mut self, day: Date) -> Result<u64, StoreError>;
+}
+
+/// The buffer was full and the click was dropped (the adapter counts and logs it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the click buffer is full")]
+pub struct SinkFull;
+
+/// Where clicks go. `submit` never blocks and never waits for storage: the adapter writes
+/// clicks in batches (see the PostgreSQL adapter's sink for its flush interval and the
+/// crash-loss window) and sheds load when its bounded buffer is full.
+pub trait ClickSink: Send + Sync + 'static {
+    /// Queues a click for writing.
+    ///
+    /// # Errors
+    /// [`SinkFull`] when the click was dropped.
+    fn submit(&self, click: Click) -> Result<(), SinkFull>;
+}

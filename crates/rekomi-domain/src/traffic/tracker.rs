@@ -1,0 +1,182 @@
+//! [`ClickTracker`]: the use cases of traffic. A Short link is followed (and a click recorded)
+//! without a transaction: the link is read from a short-lived cache, the visitor's uniqueness
+//! from an in-process window, the day's salt from a cache, and the click goes to the
+//! [`ClickSink`]. Only a cache miss touches the store.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use time::{Date, Duration, OffsetDateTime};
+
+use crate::kernel::error::DomainError;
+use crate::programs::is_slug;
+use crate::services::Services;
+use crate::traffic::links::{self, SUB_ID_PARAMS};
+use crate::traffic::model::{Click, ClickId, DeviceClass, LinkTarget, Visit};
+use crate::traffic::store::ClickSink;
+use crate::traffic::visitors::{visitor_hash, UniqueWindow};
+
+/// How long the tracker trusts what it read of a link, how many visitors its uniqueness window
+/// remembers, and how many slugs it caches.
+#[derive(Clone, Copy, Debug)]
+pub struct TrackerConfig {
+    /// A paused or banned affiliate's links stop being followed within this long.
+    pub link_cache_ttl: Duration,
+    /// Slugs cached (known and unknown ones), at most.
+    pub link_cache_capacity: usize,
+    /// Visitors remembered for the 30-minute uniqueness window, at most.
+    pub unique_capacity: usize,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self { link_cache_ttl: Duration::seconds(5), link_cache_capacity: 100_000, unique_capacity: 1_000_000 }
+    }
+}
+
+/// Where to send the visitor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Redirect {
+    /// The `Location`.
+    pub location: String,
+    /// The click recorded, unless the sink shed it.
+    pub click: Option<ClickId>,
+}
+
+type LinkCache = HashMap<String, (OffsetDateTime, Option<LinkTarget>)>;
+
+/// Records clicks and follows links. One per process, shared by every request.
+pub struct ClickTracker {
+    services: Services,
+    sink: Arc<dyn ClickSink>,
+    config: TrackerConfig,
+    links: Mutex<LinkCache>,
+    unique: Mutex<UniqueWindow>,
+    salt: Mutex<Option<(Date, String)>>,
+}
+
+impl std::fmt::Debug for ClickTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickTracker").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// Days a visitor salt is kept: today's and yesterday's (a click just after midnight may still
+/// be compared with one just before).
+const SALT_DAYS_KEPT: i64 = 2;
+
+impl ClickTracker {
+    /// A tracker writing through `sink`.
+    pub fn new(services: Services, sink: Arc<dyn ClickSink>, config: TrackerConfig) -> Self {
+        Self {
+            services,
+            sink,
+            config,
+            links: Mutex::new(HashMap::new()),
+            unique: Mutex::new(UniqueWindow::new(config.unique_capacity)),
+            salt: Mutex::new(None),
+        }
+    }
+
+    /// `GET /r/{slug}`: records a click on the link and says where to send the visitor: the
+    /// program's landing URL with `via=<slug>` and `rk_click=<click id>` appended and the
+    /// visitor's other parameters kept. When the sink sheds the click the visitor still goes
+    /// there, with the slug alone (the referral survives; the click is counted as dropped).
+    ///
+    /// # Errors
+    /// `NotFound("link_not_found")` for an unknown slug or one whose affiliate is not approved
+    /// or whose program is paused or archived (nothing is recorded);
+    /// `NotFound("landing_url_not_set")` when the program has no landing URL; store failures
+    /// on a cache miss.
+    pub async fn follow_short_link(&self, slug: &str, visit: Visit) -> Result<Redirect, DomainError> {
+        // Slugs are compared without case; the cache is keyed by the lower-case form.
+        let target = self.trackable_target(&slug.to_ascii_lowercase()).await?.ok_or(DomainError::NotFound("link_not_found"))?;
+        let landing = target.landing_url.clone().ok_or(DomainError::NotFound("landing_url_not_set"))?;
+        let now = self.services.now();
+        let mut click = self.click(&target, &visit, now).await?;
+        click.landing_url = Some(landing.as_str().to_owned());
+        let id = click.id;
+        let recorded = self.sink.submit(click).is_ok();
+        let click = recorded.then_some(id);
+        Ok(Redirect { location: links::redirect_url(&landing, &target.slug, click, &visit.params), click })
+    }
+
+    /// The link of `slug` when clicks on it are recorded.
+    async fn trackable_target(&self, slug: &str) -> Result<Option<LinkTarget>, DomainError> {
+        if !is_slug(slug, 1, 64) {
+            return Ok(None);
+        }
+        Ok(self.target(slug).await?.filter(LinkTarget::is_trackable))
+    }
+
+    /// The link of `slug`, from the cache when it was read less than the TTL ago.
+    async fn target(&self, slug: &str) -> Result<Option<LinkTarget>, DomainError> {
+        let now = self.services.now();
+        if let Some((read_at, target)) = self.links.lock().unwrap_or_else(PoisonError::into_inner).get(slug) {
+            if now >= *read_at && now - *read_at < self.config.link_cache_ttl {
+                return Ok(target.clone());
+            }
+        }
+        let owned = slug.to_owned();
+        let found = self.services.tx(move |tx| Ok(tx.link_targets_by_slug(&owned)?.into_iter().next())).await?;
+        let mut cache = self.links.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= self.config.link_cache_capacity {
+            let ttl = self.config.link_cache_ttl;
+            cache.retain(|_, (read_at, _)| now >= *read_at && now - *read_at < ttl);
+            if cache.len() >= self.config.link_cache_capacity {
+                cache.clear();
+            }
+        }
+        cache.insert(slug.to_owned(), (now, found.clone()));
+        Ok(found)
+    }
+
+    /// A click on `target` from `visit` at `now`.
+    async fn click(&self, target: &LinkTarget, visit: &Visit, now: OffsetDateTime) -> Result<Click, DomainError> {
+        let salt = self.salt(now.date()).await?;
+        let visitor = visitor_hash(&salt, visit.ip, &visit.user_agent);
+        let is_unique = self.unique.lock().unwrap_or_else(PoisonError::into_inner).observe(&visitor, target.link_id, now);
+        Ok(Click {
+            id: ClickId::from_uuid(self.services.new_uuid(now)),
+            org_id: target.org_id,
+            program_id: target.program_id,
+            affiliate_id: target.affiliate_id,
+            link_id: target.link_id,
+            clicked_at: now,
+            landing_url: visit.page_url.clone(),
+            referrer_host: links::referrer_host(visit.referrer.as_deref()),
+            utm_source: links::param(&visit.params, &["utm_source"]),
+            utm_medium: links::param(&visit.params, &["utm_medium"]),
+            utm_campaign: links::param(&visit.params, &["utm_campaign"]),
+            sub_id: links::param(&visit.params, SUB_ID_PARAMS),
+            country: visit.country.clone(),
+            device: visit.device,
+            visitor_hash: visitor,
+            is_unique,
+            is_bot: visit.device == DeviceClass::Bot,
+        })
+    }
+
+    /// The salt of `day`, agreed with every other process through the store; salts older than
+    /// two days are deleted when a new day starts.
+    async fn salt(&self, day: Date) -> Result<String, DomainError> {
+        if let Some((d, salt)) = self.salt.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            if *d == day {
+                return Ok(salt.clone());
+            }
+        }
+        let mut bytes = [0u8; 16];
+        self.services.entropy.fill(&mut bytes);
+        let candidate = hex::encode(bytes);
+        let salt = self
+            .services
+            .tx(move |tx| {
+                let salt = tx.visitor_salt(day, &candidate)?;
+                tx.forget_visitor_salts_before(day - Duration::days(SALT_DAYS_KEPT - 1))?;
+                Ok(salt)
+            })
+            .await?;
+        *self.salt.lock().unwrap_or_else(PoisonError::into_inner) = Some((day, salt.clone()));
+        Ok(salt)
+    }
+}

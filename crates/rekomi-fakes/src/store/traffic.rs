@@ -1,0 +1,62 @@
+//! The fake store's slice for traffic: the domain's `TrafficRepo` over the `clicks` and
+//! `visitor_salts` tables of `State`, and links looked up across organizations.
+
+use rekomi_domain::kernel::ids::OrgId;
+use rekomi_domain::ports::store::StoreError;
+use rekomi_domain::traffic::{Click, ClickId, LinkTarget, TrafficRepo};
+use time::Date;
+
+use super::State;
+
+impl TrafficRepo for State {
+    fn link_targets_by_slug(&mut self, slug: &str) -> Result<Vec<LinkTarget>, StoreError> {
+        let slug = slug.to_lowercase();
+        let mut links: Vec<_> = self.links.values().filter(|l| l.slug.to_lowercase() == slug).collect();
+        links.sort_by_key(|l| (l.created_at, l.id));
+        Ok(links
+            .into_iter()
+            .filter_map(|link| {
+                let affiliate = self.affiliates.get(&link.affiliate_id)?.live()?;
+                let program = self.programs.get(&affiliate.program_id)?;
+                Some(LinkTarget {
+                    org_id: link.org_id,
+                    program_id: program.id,
+                    affiliate_id: affiliate.id,
+                    link_id: link.id,
+                    slug: link.slug.clone(),
+                    affiliate_status: affiliate.status,
+                    program_live: program.is_active && !program.is_archived(),
+                    landing_url: program.landing_url.clone(),
+                    cookie_window_days: program.cookie_window_days,
+                    attribution_model: program.attribution_model,
+                    commission_model: program.default_commission_model,
+                })
+            })
+            .collect())
+    }
+
+    fn insert_clicks(&mut self, clicks: &[Click]) -> Result<u64, StoreError> {
+        let mut written = 0;
+        for click in clicks {
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.clicks.entry(click.id) {
+                slot.insert(click.clone());
+                written += 1;
+            }
+        }
+        Ok(written)
+    }
+
+    fn click(&mut self, org: OrgId, id: ClickId) -> Result<Option<Click>, StoreError> {
+        Ok(self.clicks.get(&id).filter(|c| c.org_id == org).cloned())
+    }
+
+    fn visitor_salt(&mut self, day: Date, candidate: &str) -> Result<String, StoreError> {
+        Ok(self.visitor_salts.entry(day).or_insert_with(|| candidate.to_owned()).clone())
+    }
+
+    fn forget_visitor_salts_before(&mut self, day: Date) -> Result<u64, StoreError> {
+        let before = self.visitor_salts.len();
+        self.visitor_salts.retain(|d, _| *d >= day);
+        Ok((before - self.visitor_salts.len()) as u64)
+    }
+}

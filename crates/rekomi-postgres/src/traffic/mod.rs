@@ -1,0 +1,199 @@
+//! Traffic in PostgreSQL: [`TrafficRepo`] for [`PgTx`] (links as clicks see them, the
+//! `clicks` table and the daily `visitor_salts`), and [`PgClickSink`], the batched writer that
+//! clicks go through. An outbound adapter of the hexagon, the `traffic` capability's side of the
+//! storage port.
+
+mod sink;
+
+pub use sink::{ClickFlusher, PgClickSink, SinkConfig};
+
+use diesel::prelude::*;
+use rekomi_domain::affiliates::AffiliateStatus;
+use rekomi_domain::kernel::ids::OrgId;
+use rekomi_domain::ports::store::StoreError;
+use rekomi_domain::programs::{AttributionModel, CommissionModel, LandingUrl};
+use rekomi_domain::traffic::{Click, ClickId, DeviceClass, LinkTarget, TrafficRepo};
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::columns::{api_enum, to_u16};
+use crate::error::bad_row;
+use crate::schema::{affiliate_links, affiliates, clicks, programs, visitor_salts};
+use crate::tx::{decode, lower, PgTx};
+
+#[derive(Queryable)]
+struct LinkTargetRow {
+    org_id: Uuid,
+    program_id: Uuid,
+    affiliate_id: Uuid,
+    link_id: Uuid,
+    slug: String,
+    affiliate_status: String,
+    is_active: bool,
+    archived_at: Option<OffsetDateTime>,
+    landing_url: Option<String>,
+    cookie_window_days: i32,
+    attribution_model: String,
+    commission_model: String,
+}
+
+impl LinkTargetRow {
+    fn into_domain(self) -> Result<LinkTarget, StoreError> {
+        const T: &str = "programs";
+        Ok(LinkTarget {
+            org_id: self.org_id.into(),
+            program_id: self.program_id.into(),
+            affiliate_id: self.affiliate_id.into(),
+            link_id: self.link_id.into(),
+            slug: self.slug,
+            affiliate_status: api_enum("affiliates", "status", &self.affiliate_status, AffiliateStatus::parse)?,
+            program_live: self.is_active && self.archived_at.is_none(),
+            landing_url: self.landing_url.as_deref().map(LandingUrl::parse).transpose().map_err(|e| bad_row(T, "landing_url", e))?,
+            cookie_window_days: to_u16(T, "cookie_window_days", self.cookie_window_days)?,
+            attribution_model: api_enum(T, "attribution_model", &self.attribution_model, AttributionModel::parse)?,
+            commission_model: api_enum(T, "default_commission_model", &self.commission_model, CommissionModel::parse)?,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = clicks, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct ClickRow {
+    id: Uuid,
+    org_id: Uuid,
+    program_id: Uuid,
+    affiliate_id: Uuid,
+    link_id: Uuid,
+    clicked_at: OffsetDateTime,
+    landing_url: Option<String>,
+    referrer_host: String,
+    utm_source: Option<String>,
+    utm_medium: Option<String>,
+    utm_campaign: Option<String>,
+    sub_id: Option<String>,
+    country: Option<String>,
+    device: String,
+    visitor_hash: String,
+    is_unique: bool,
+    is_bot: bool,
+}
+
+impl From<&Click> for ClickRow {
+    fn from(c: &Click) -> Self {
+        Self {
+            id: c.id.as_uuid(),
+            org_id: c.org_id.as_uuid(),
+            program_id: c.program_id.as_uuid(),
+            affiliate_id: c.affiliate_id.as_uuid(),
+            link_id: c.link_id.as_uuid(),
+            clicked_at: c.clicked_at,
+            landing_url: c.landing_url.clone(),
+            referrer_host: c.referrer_host.clone(),
+            utm_source: c.utm_source.clone(),
+            utm_medium: c.utm_medium.clone(),
+            utm_campaign: c.utm_campaign.clone(),
+            sub_id: c.sub_id.clone(),
+            country: c.country.clone(),
+            device: c.device.as_str().to_owned(),
+            visitor_hash: c.visitor_hash.clone(),
+            is_unique: c.is_unique,
+            is_bot: c.is_bot,
+        }
+    }
+}
+
+impl ClickRow {
+    fn into_domain(self) -> Result<Click, StoreError> {
+        Ok(Click {
+            id: ClickId::from_uuid(self.id),
+            org_id: self.org_id.into(),
+            program_id: self.program_id.into(),
+            affiliate_id: self.affiliate_id.into(),
+            link_id: self.link_id.into(),
+            clicked_at: self.clicked_at,
+            landing_url: self.landing_url,
+            referrer_host: self.referrer_host,
+            utm_source: self.utm_source,
+            utm_medium: self.utm_medium,
+            utm_campaign: self.utm_campaign,
+            sub_id: self.sub_id,
+            country: self.country,
+            device: api_enum("clicks", "device", &self.device, DeviceClass::parse)?,
+            visitor_hash: self.visitor_hash,
+            is_unique: self.is_unique,
+            is_bot: self.is_bot,
+        })
+    }
+}
+
+/// Inserts `rows` in one multi-row statement, skipping ids already stored (a retried batch).
+pub(crate) fn insert_click_rows(conn: &mut PgConnection, rows: &[ClickRow]) -> QueryResult<usize> {
+    diesel::insert_into(clicks::table).values(rows).on_conflict(clicks::id).do_nothing().execute(conn)
+}
+
+impl TrafficRepo for PgTx<'_> {
+    fn link_targets_by_slug(&mut self, slug: &str) -> Result<Vec<LinkTarget>, StoreError> {
+        let rows = self.read(|c| {
+            affiliate_links::table
+                .inner_join(
+                    affiliates::table
+                        .on(affiliates::org_id.eq(affiliate_links::org_id).and(affiliates::id.eq(affiliate_links::affiliate_id))),
+                )
+                .inner_join(programs::table.on(programs::org_id.eq(affiliates::org_id).and(programs::id.eq(affiliates::program_id))))
+                // Same expression as affiliate_links_slug_idx.
+                .filter(lower(affiliate_links::slug).eq(lower(slug)))
+                .filter(affiliates::deleted_at.is_null())
+                .order((affiliate_links::created_at.asc(), affiliate_links::id.asc()))
+                .select((
+                    affiliate_links::org_id,
+                    affiliates::program_id,
+                    affiliates::id,
+                    affiliate_links::id,
+                    affiliate_links::slug,
+                    affiliates::status,
+                    programs::is_active,
+                    programs::archived_at,
+                    programs::landing_url,
+                    programs::cookie_window_days,
+                    programs::attribution_model,
+                    programs::default_commission_model,
+                ))
+                .load::<LinkTargetRow>(c)
+        })?;
+        decode(rows, LinkTargetRow::into_domain)
+    }
+
+    fn insert_clicks(&mut self, clicks: &[Click]) -> Result<u64, StoreError> {
+        let rows: Vec<ClickRow> = clicks.iter().map(ClickRow::from).collect();
+        let written = self.write(|c| insert_click_rows(c, &rows))?;
+        Ok(written as u64)
+    }
+
+    fn click(&mut self, org: OrgId, id: ClickId) -> Result<Option<Click>, StoreError> {
+        let row = self.read(|c| {
+            clicks::table
+                .filter(clicks::org_id.eq(org.as_uuid()))
+                .filter(clicks::id.eq(id.as_uuid()))
+                .select(ClickRow::as_select())
+                .first(c)
+                .optional()
+        })?;
+        row.map(ClickRow::into_domain).transpose()
+    }
+
+    fn visitor_salt(&mut self, day: Date, candidate: &str) -> Result<String, StoreError> {
+        self.write(|c| {
+            diesel::insert_into(visitor_salts::table)
+                .values((visitor_salts::day.eq(day), visitor_salts::salt.eq(candidate)))
+                .on_conflict(visitor_salts::day)
+                .do_nothing()
+                .execute(c)
+        })?;
+        self.read(|c| visitor_salts::table.find(day).select(visitor_salts::salt).first(c))
+    }
+
+    fn forget_visitor_salts_before(&mut self, day: Date) -> Result<u64, StoreError> {
+        let deleted = self.write(|c| diesel::delete(visitor_salts::table.filter(visitor_salts::day.lt(day))).execute(c))?;
+        Ok(deleted as u64)
+    }
+}

@@ -1,0 +1,121 @@
+//! The storage contract of traffic ([`TrafficRepo`]): links are found by slug across
+//! organizations for Short links, clicks are written once and read back only in their
+//! organization, and every process agrees on a day's visitor salt.
+//!
+//! [`TrafficRepo`]: rekomi_domain::traffic::TrafficRepo
+
+use rekomi_domain::affiliates::AffiliateStatus;
+use rekomi_domain::kernel::ids::OrgId;
+use rekomi_domain::ports::store::UnitOfWork;
+use rekomi_domain::programs::LandingUrl;
+use rekomi_domain::traffic::ClickId;
+use time::macros::date;
+use time::Duration;
+use uuid::Uuid;
+
+use super::commit;
+use super::fixtures::*;
+
+/// A slug is found in any case, in every organization that holds it, oldest link first, with
+/// what a click needs to know of its affiliate and program; a deleted affiliate's link is gone.
+pub async fn a_link_target_is_found_by_slug_in_any_case_across_organizations_oldest_first(store: &dyn UnitOfWork) {
+    let (a, b) = (org(1, "acme"), org(2, "globex"));
+    let mut pa = program(&a, 100, "spring");
+    pa.landing_url = Some(LandingUrl::parse("https://acme.test/pricing").unwrap());
+    let mut pb = program(&b, 101, "spring");
+    pb.is_active = false;
+    let jane = affiliate(&pa, 200, "jane@creator.test");
+    let mut other_jane = affiliate(&pb, 201, "jane@other.test");
+    other_jane.status = AffiliateStatus::Paused;
+    let gone = affiliate(&pa, 202, "gone@creator.test");
+    let mut newer = link(&other_jane, 301, "Jane", false);
+    newer.created_at = T0 + Duration::minutes(1);
+    seed(
+        store,
+        Seed {
+            orgs: vec![a.clone(), b.clone()],
+            programs: vec![pa.clone(), pb.clone()],
+            affiliates: vec![jane.clone(), other_jane.clone(), gone.clone()],
+            links: vec![newer, link(&jane, 300, "jane", true), link(&gone, 302, "gone", true)],
+            ..Seed::default()
+        },
+    )
+    .await;
+    let gone_id = gone.id;
+    let (found, gone_found, none) = commit(store, move |tx| {
+        assert!(tx.delete_affiliate(id(1), gone_id, T0)?);
+        Ok((tx.link_targets_by_slug("JANE")?, tx.link_targets_by_slug("gone")?, tx.link_targets_by_slug("nobody")?))
+    })
+    .await;
+    assert_eq!(found.len(), 2, "{found:?}");
+    let (first, second) = (&found[0], &found[1]);
+    assert_eq!((first.org_id, first.program_id, first.affiliate_id, first.link_id), (a.id, pa.id, jane.id, id(300)));
+    assert_eq!(first.slug, "jane");
+    assert_eq!(first.affiliate_status, AffiliateStatus::Approved);
+    assert!(first.program_live && first.is_trackable());
+    assert_eq!(first.landing_url, pa.landing_url);
+    assert_eq!(
+        (first.cookie_window_days, first.attribution_model, first.commission_model),
+        (30, pa.attribution_model, pa.default_commission_model)
+    );
+    assert_eq!((second.org_id, second.link_id, second.slug.as_str()), (b.id, id(301), "Jane"));
+    assert!(!second.program_live && !second.is_trackable(), "a paused affiliate of an inactive program");
+    assert_eq!(second.landing_url, None);
+    assert!(gone_found.is_empty(), "a deleted affiliate's link is not followed");
+    assert!(none.is_empty());
+}
+
+/// Clicks come back whole in their own organization only; a batch written again (a retried
+/// flush) writes nothing twice.
+pub async fn clicks_are_written_once_and_read_back_only_in_their_organization(store: &dyn UnitOfWork) {
+    let (a, b) = (org(1, "acme"), org(2, "globex"));
+    let p = program(&a, 100, "spring");
+    let jane = affiliate(&p, 200, "jane@creator.test");
+    let l = link(&jane, 300, "jane", true);
+    seed(store, Seed { orgs: vec![a, b], programs: vec![p.clone()], affiliates: vec![jane], links: vec![l.clone()], ..Seed::default() })
+        .await;
+    let first = click(&l, &p, 900, T0);
+    let mut second = click(&l, &p, 901, T0 + Duration::seconds(1));
+    (second.landing_url, second.utm_source, second.utm_medium, second.utm_campaign, second.sub_id, second.country) =
+        (None, None, None, None, None, None);
+    second.referrer_host = "(direct)".to_owned();
+    second.is_unique = false;
+    let batch = vec![first.clone(), second.clone()];
+    let again = batch.clone();
+    let (written, rewritten) = commit(store, move |tx| Ok((tx.insert_clicks(&batch)?, tx.insert_clicks(&again)?))).await;
+    assert_eq!((written, rewritten), (2, 0));
+    let (one, two, theirs, missing) = commit(store, move |tx| {
+        Ok((
+            tx.click(id(1), first.id)?,
+            tx.click(id(1), second.id)?,
+            tx.click(OrgId::from(Uuid::from_u128(2)), first.id)?,
+            tx.click(id(1), ClickId::from_uuid(Uuid::from_u128(999)))?,
+        ))
+    })
+    .await;
+    assert_eq!(one, Some(click(&l, &p, 900, T0)));
+    assert_eq!(two, Some(second));
+    assert_eq!(theirs, None, "another organization's click reads as absent");
+    assert_eq!(missing, None);
+    let empty = commit(store, |tx| tx.insert_clicks(&[])).await;
+    assert_eq!(empty, 0);
+}
+
+/// The first salt stored for a day is every caller's; salts before a day are forgotten.
+pub async fn a_day_keeps_its_first_visitor_salt_until_forgotten(store: &dyn UnitOfWork) {
+    let (d1, d2, d3) = (date!(2026 - 06 - 01), date!(2026 - 06 - 02), date!(2026 - 06 - 03));
+    let (first, second, other) = commit(store, move |tx| {
+        Ok((tx.visitor_salt(d1, "salt-one")?, tx.visitor_salt(d1, "salt-two")?, tx.visitor_salt(d2, "salt-three")?))
+    })
+    .await;
+    assert_eq!((first.as_str(), second.as_str(), other.as_str()), ("salt-one", "salt-one", "salt-three"));
+    let (forgotten, again, kept) = commit(store, move |tx| {
+        let forgotten = tx.forget_visitor_salts_before(d2)?;
+        Ok((forgotten, tx.visitor_salt(d1, "salt-four")?, tx.visitor_salt(d2, "salt-five")?))
+    })
+    .await;
+    assert_eq!(forgotten, 1);
+    assert_eq!(again, "salt-four", "a forgotten day starts afresh");
+    assert_eq!(kept, "salt-three");
+    assert_eq!(commit(store, move |tx| tx.forget_visitor_salts_before(d3)).await, 2);
+}
