@@ -86,38 +86,57 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let content_type_ok = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"));
-        let declared_len = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let decoded = async {
-                if declared_len.is_some_and(|n| n > MAX_JSON_BODY) {
-                    return Err(too_large());
-                }
-                let mut body = web::BytesMut::new();
-                while let Some(chunk) = payload.next().await {
-                    let chunk =
-                        chunk.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "the request body could not be read"))?;
-                    if body.len() + chunk.len() > MAX_JSON_BODY {
-                        return Err(too_large());
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                if !body.is_empty() && content_type_ok != Some(true) {
-                    return Err(ApiError::new(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        "unsupported_media_type",
-                        "send the body as Content-Type: application/json",
-                    ));
-                }
-                decode_body(&body)
-            };
-            Ok(Json(decoded.await))
-        })
+        let decoded = read_json(req, payload, &["application/json"], "send the body as Content-Type: application/json");
+        Box::pin(async move { Ok(Json(decoded.await)) })
+    }
+}
+
+/// A JSON body that may also come as `text/plain`: what `navigator.sendBeacon` sends without a
+/// CORS preflight. Only the anonymous browser-tracking endpoints take it. Decoded as [`Json`].
+pub struct BeaconJson<T>(pub Result<T, ApiError>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for BeaconJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let decoded = read_json(req, payload, &["application/json", "text/plain"], "send the body as application/json or text/plain");
+        Box::pin(async move { Ok(BeaconJson(decoded.await)) })
+    }
+}
+
+/// Reads the body (at most [`MAX_JSON_BODY`]) and decodes it strictly when its media type is one
+/// of `accepted`.
+fn read_json<T: DeserializeOwned + 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    accepted: &'static [&'static str],
+    hint: &'static str,
+) -> impl Future<Output = Result<T, ApiError>> {
+    let content_type_ok = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .is_some_and(|media| accepted.contains(&media.as_str()));
+    let declared_len = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let mut payload = payload.take();
+    async move {
+        if declared_len.is_some_and(|n| n > MAX_JSON_BODY) {
+            return Err(too_large());
+        }
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "the request body could not be read"))?;
+            if body.len() + chunk.len() > MAX_JSON_BODY {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if !body.is_empty() && !content_type_ok {
+            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", hint));
+        }
+        decode_body(&body)
     }
 }
 

@@ -325,6 +325,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    org_tracking_settings (org_id) {
+        org_id -> Uuid,
+        attribution_params -> Nullable<Text>,
+        pixel_public_key -> Nullable<Text>,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
     api_keys,
@@ -345,4 +354,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_deliveries,
     clicks,
     visitor_salts,
+    org_tracking_settings,
 );

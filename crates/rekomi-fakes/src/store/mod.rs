@@ -100,6 +100,7 @@ struct State {
     deliveries: BTreeMap<DeliveryId, Delivery>,
     clicks: BTreeMap<ClickId, Click>,
     visitor_salts: BTreeMap<time::Date, String>,
+    tracking_settings: BTreeMap<OrgId, rekomi_domain::traffic::TrackingSettings>,
 }
 
 impl InMemoryStore {
