@@ -68,6 +68,14 @@ pub fn pending(conn: &mut PgConnection) -> anyhow::Result<i64> {
     count(conn, "select count(*) as n from inbox_events where status = 'Pending'")
 }
 
+/// Clicks written.
+///
+/// # Errors
+/// Query failures.
+pub fn clicks(conn: &mut PgConnection) -> anyhow::Result<i64> {
+    count(conn, "select count(*) as n from clicks")
+}
+
 /// All inbox events.
 ///
 /// # Errors

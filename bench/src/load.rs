@@ -4,12 +4,17 @@
 //! shows up as latency, and when every slot of the concurrency limit is taken the request is
 //! counted as refused by the generator (`no slot`) instead of being sent late.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
 use crate::events::SignedEvent;
+
+/// Sends one request and says whether the answer was the expected one.
+pub type Sender<R> = Arc<dyn Fn(R) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
 /// How long one request may take before it counts as an error.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,7 +43,7 @@ pub struct PhaseResult {
     pub duration: Duration,
     /// Requests scheduled.
     pub scheduled: usize,
-    /// Answered `200` with `"duplicate":false`.
+    /// Answered as expected (a fresh event's `200`, a Short link's `302`).
     pub ok: usize,
     /// Any other status, a transport error or a timeout.
     pub errors: usize,
@@ -82,16 +87,16 @@ impl Percentiles {
     }
 }
 
-/// Sends `events` to `url` at `rate` requests per second, at most `concurrency` in flight.
-pub async fn run_fixed_rate(
+/// Sends `requests` through `send` at `rate` requests per second, at most `concurrency` in
+/// flight.
+pub async fn run_fixed_rate<R: Send + 'static>(
     label: &str,
-    client: &reqwest::Client,
-    url: &str,
-    events: Vec<SignedEvent>,
+    send: &Sender<R>,
+    requests: Vec<R>,
     rate: f64,
     concurrency: usize,
 ) -> PhaseResult {
-    let scheduled = events.len();
+    let scheduled = requests.len();
     let samples = Arc::new(Mutex::new(Vec::with_capacity(scheduled)));
     let errors = Arc::new(Mutex::new(Vec::new()));
     let slots = Arc::new(Semaphore::new(concurrency));
@@ -99,7 +104,7 @@ pub async fn run_fixed_rate(
     let start = Instant::now() + Duration::from_millis(20);
     let mut no_slot = 0usize;
     let mut max_in_flight = 0usize;
-    for (i, event) in events.into_iter().enumerate() {
+    for (i, request) in requests.into_iter().enumerate() {
         let due = start + interval.mul_f64(i as f64);
         // Returns at once when the generator is already behind: the request then goes out
         // late and its lateness counts in its latency.
@@ -109,10 +114,10 @@ pub async fn run_fixed_rate(
             continue;
         };
         max_in_flight = max_in_flight.max(concurrency - slots.available_permits());
-        let (client, url, samples, errors) = (client.clone(), url.to_owned(), Arc::clone(&samples), Arc::clone(&errors));
+        let (send, samples, errors) = (Arc::clone(send), Arc::clone(&samples), Arc::clone(&errors));
         tokio::spawn(async move {
             let started = Instant::now();
-            let outcome = send(&client, &url, event).await;
+            let outcome = send(request).await;
             let ended = Instant::now();
             let sample = Sample {
                 latency: ended.saturating_duration_since(due),
@@ -162,8 +167,36 @@ pub async fn run_fixed_rate(
 /// What the endpoint answers for an event it had not seen (the JSON is compact).
 const FRESH: &[u8] = b"\"duplicate\":false";
 
+/// Posts signed events to the Stripe webhook `url`; only a fresh event's `200` counts.
+pub fn webhook_sender(client: &reqwest::Client, url: &str) -> Sender<SignedEvent> {
+    let (client, url) = (client.clone(), url.to_owned());
+    Arc::new(move |event| {
+        let (client, url) = (client.clone(), url.clone());
+        Box::pin(async move { send_event(&client, &url, event).await })
+    })
+}
+
+/// Follows Short links (`GET` of each URL); only a `302` whose `Location` carries
+/// `must_contain` counts. The body is read to the end so the connection goes back to the pool.
+pub fn redirect_sender(client: &reqwest::Client, must_contain: &'static str) -> Sender<String> {
+    let client = client.clone();
+    Arc::new(move |url| {
+        let client = client.clone();
+        Box::pin(async move {
+            let response = client.get(&url).send().await.map_err(|e| format!("transport: {e}"))?;
+            let status = response.status();
+            let location = response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            let _ = response.bytes().await.map_err(|e| format!("reading the response: {e}"))?;
+            if status.as_u16() != 302 || !location.contains(must_contain) {
+                return Err(format!("status {status}, Location {location:?}"));
+            }
+            Ok(())
+        })
+    })
+}
+
 /// One webhook delivery, read to the end so the connection goes back to the pool.
-async fn send(client: &reqwest::Client, url: &str, event: SignedEvent) -> Result<(), String> {
+async fn send_event(client: &reqwest::Client, url: &str, event: SignedEvent) -> Result<(), String> {
     let response = client
         .post(url)
         .header("content-type", "application/json")
@@ -183,13 +216,14 @@ async fn send(client: &reqwest::Client, url: &str, event: SignedEvent) -> Result
     Ok(())
 }
 
-/// The HTTP client: keep-alive connections to 127.0.0.1, no proxy.
+/// The HTTP client: keep-alive connections to 127.0.0.1, no proxy, redirects not followed.
 ///
 /// # Errors
 /// When reqwest cannot build it.
 pub fn client(concurrency: usize) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
         .http1_only()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(concurrency)

@@ -10,12 +10,15 @@
 //!    right commission.
 //! 3. A step test (500/1000/1500/2000/3000/4000 events/s by default, worker off again) finds where p99
 //!    crosses the latency target. Its events stay Pending: the database is recreated per run.
+//! 4. Clicks: Short links at a fixed rate, then a step test against the tracked server and a
+//!    bare actix-web `302` (this binary with `--bare-redirect-port`), the ceiling (`clicks`).
 //!
 //! Results go to stdout and to a dated section of `docs/benchmarks.md`.
 
 // The `invoice.paid` body is one `json!` literal, deeper than the default limit allows.
 #![recursion_limit = "256"]
 
+mod clicks;
 mod db;
 mod events;
 mod load;
@@ -95,6 +98,19 @@ pub struct Options {
     /// The command recorded in the report.
     #[arg(long, env = "BENCH_COMMAND", default_value = "make bench")]
     command: String,
+    /// Short-link clicks per second of the click run.
+    #[arg(long, env = "BENCH_CLICK_RATE", default_value_t = 10_000.0)]
+    click_rate: f64,
+    /// Length of the click run, seconds; 0 skips the click phase.
+    #[arg(long, env = "BENCH_CLICK_DURATION", default_value_t = 20)]
+    click_duration: u64,
+    /// Step rates of the tracked-versus-bare comparison, comma-separated (each lasts
+    /// `BENCH_STEP_DURATION`).
+    #[arg(long, env = "BENCH_CLICK_STEPS", default_value = "5000,10000,15000,20000,25000", value_parser = parse_rates)]
+    click_steps: Rates,
+    /// p99 target of a click, milliseconds.
+    #[arg(long, default_value_t = 5.0)]
+    click_p99_target_ms: f64,
     /// Latency target for p99, milliseconds.
     #[arg(long, default_value_t = 50.0)]
     p99_target_ms: f64,
@@ -126,9 +142,21 @@ fn parse_rates(raw: &str) -> Result<Rates, String> {
 /// The commission rate of the benchmark program, percent.
 const COMMISSION_PERCENT: i64 = 20;
 
+/// `rekomi-bench --bare-redirect-port PORT [--server-http-workers N]`: the click phase's
+/// ceiling, run as a child process of the benchmark.
+fn bare_redirect_args() -> Option<(u16, Option<usize>)> {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1));
+    let port = value("--bare-redirect-port")?.parse().ok()?;
+    Some((port, value("--server-http-workers").and_then(|n| n.parse().ok())))
+}
+
 fn main() -> anyhow::Result<()> {
+    if let Some((port, workers)) = bare_redirect_args() {
+        return clicks::serve_bare(port, workers);
+    }
     let options = Options::parse();
-    if options.rate <= 0.0 || options.steps.iter().any(|r| *r <= 0.0) {
+    if options.rate <= 0.0 || options.click_rate <= 0.0 || options.steps.iter().chain(options.click_steps.iter()).any(|r| *r <= 0.0) {
         bail!("rates must be positive");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(options.client_threads.max(1)).enable_all().build()?;
@@ -157,6 +185,7 @@ pub struct Report {
     pub main_waits: Vec<(String, f64)>,
     pub steps: Vec<(PhaseResult, CpuUsage)>,
     pub processing: Processing,
+    pub clicks: Option<clicks::ClickPhase>,
 }
 
 /// The processing phase.
@@ -231,13 +260,14 @@ async fn run(options: &Options) -> anyhow::Result<Report> {
     eprintln!("rekomi-bench: promotion code {} ({}) on coupon {}", promo.code, promo.promotion_code_id, promo.coupon_id);
     let url = format!("{}/api/webhooks/stripe", srv.base);
     let client = load::client(options.concurrency)?;
+    let sender = load::webhook_sender(&client, &url);
 
     let warmup_count = (options.rate * options.warmup as f64).round() as u64;
     if warmup_count > 0 {
         eprintln!("rekomi-bench: warm-up, {} s at {}/s", options.warmup, options.rate);
         let batch = events::signed_batch(&run_tag, next_event, warmup_count, &promo, options.amount, &secret);
         next_event += warmup_count;
-        let warm = load::run_fixed_rate("warm-up", &client, &url, batch, options.rate, options.concurrency).await;
+        let warm = load::run_fixed_rate("warm-up", &sender, batch, options.rate, options.concurrency).await;
         eprintln!("rekomi-bench: warm-up: {} ok, {} errors, p99 {:?}", warm.ok, warm.errors, warm.latency.p99);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -248,10 +278,11 @@ async fn run(options: &Options) -> anyhow::Result<Report> {
     next_event += main_count;
     let sampler = db::ActivitySampler::start(&options.database_url)?;
     let cpu_before = CpuSnapshot::take(&[srv.pid]);
-    let main = load::run_fixed_rate("main", &client, &url, batch, options.rate, options.concurrency).await;
+    let main = load::run_fixed_rate("main", &sender, batch, options.rate, options.concurrency).await;
     let main_cpu = cpu_before.usage_until(&CpuSnapshot::take(&[srv.pid]));
     let main_waits = sampler.finish();
     eprintln!("rekomi-bench: main: {}", report::phase_line(&main));
+    drop(sender);
     drop(client);
     srv.stop();
 
@@ -273,24 +304,34 @@ async fn run(options: &Options) -> anyhow::Result<Report> {
         let mut srv = Server::start(&spec, Workers::Off, "steps").await?;
         let url = format!("{}/api/webhooks/stripe", srv.base);
         let client = load::client(options.concurrency)?;
+        let sender = load::webhook_sender(&client, &url);
         // A short warm-up to open connections and warm the new process.
         let batch = events::signed_batch(&run_tag, next_event, 500, &promo, options.amount, &secret);
         next_event += 500;
-        let _ = load::run_fixed_rate("step warm-up", &client, &url, batch, 500.0, options.concurrency).await;
+        let _ = load::run_fixed_rate("step warm-up", &sender, batch, 500.0, options.concurrency).await;
         for rate in options.steps.iter() {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let count = (rate * options.step_duration as f64).round() as u64;
             let batch = events::signed_batch(&run_tag, next_event, count, &promo, options.amount, &secret);
             next_event += count;
             let before = CpuSnapshot::take(&[srv.pid]);
-            let step = load::run_fixed_rate(&format!("step {rate}/s"), &client, &url, batch, *rate, options.concurrency).await;
+            let step = load::run_fixed_rate(&format!("step {rate}/s"), &sender, batch, *rate, options.concurrency).await;
             let cpu = before.usage_until(&CpuSnapshot::take(&[srv.pid]));
             eprintln!("rekomi-bench: {}", report::phase_line(&step));
             steps.push((step, cpu));
         }
+        drop(sender);
         drop(client);
         srv.stop();
     }
+
+    // Phase 4: clicks.
+    let clicks = if options.click_duration > 0 {
+        eprintln!("rekomi-bench: phase 4 (clicks): GET /r/{} at {}/s", clicks::SLUG, options.click_rate);
+        Some(clicks::run(options, &spec, &mut conn).await?)
+    } else {
+        None
+    };
 
     Ok(Report {
         options: options.clone(),
@@ -305,6 +346,7 @@ async fn run(options: &Options) -> anyhow::Result<Report> {
         main_waits,
         steps,
         processing,
+        clicks,
     })
 }
 
@@ -401,13 +443,14 @@ async fn setup(base: &str, api_key: &str) -> anyhow::Result<Promo> {
     };
     let program = post(
         "/api/v1/programs".to_owned(),
-        json!({ "name": "Bench program", "defaultCommissionType": "Percentage", "defaultCommissionValue": COMMISSION_PERCENT }),
+        json!({ "name": "Bench program", "defaultCommissionType": "Percentage", "defaultCommissionValue": COMMISSION_PERCENT,
+                "landingUrl": clicks::LANDING }),
     )
     .await?;
     let program_id = field(&program, "id")?;
     let affiliate = post(
         "/api/v1/affiliates".to_owned(),
-        json!({ "programId": program_id, "email": "bench.affiliate@example.com", "fullName": "Bench Affiliate" }),
+        json!({ "programId": program_id, "email": "bench.affiliate@example.com", "fullName": "Bench Affiliate", "customAlias": clicks::SLUG }),
     )
     .await?;
     let affiliate_id = field(&affiliate, "id")?;

@@ -264,7 +264,69 @@ impl Report {
         }
         let _ = writeln!(s, "- CPU while draining, in cores: {}.", p.cpu.describe());
         let _ = writeln!(s, "- Server backends in `pg_stat_activity` while draining: {}.", waits(&p.waits));
+        if let Some(c) = &self.clicks {
+            self.click_section(&mut s, c);
+        }
         s
+    }
+
+    fn click_section(&self, s: &mut String, c: &crate::clicks::ClickPhase) {
+        let o = &self.options;
+        let target = o.click_p99_target_ms;
+        let _ = writeln!(s, "\n### Clicks: `GET /r/{{slug}}` at a fixed rate (open loop)\n");
+        let verdict = if crate::clicks::holds(&c.main, target) { "**Target met**" } else { "**Target missed**" };
+        let _ = writeln!(
+            s,
+            "{verdict}: {:.0} clicks/s answered `302` with p99 {} ms (target {} /s, p99 ≤ {} ms). Each answer names its click \
+             (`rk_click=rkc_…`); clicks go through the batching sink (5 ms flush).\n",
+            c.main.accepted_per_sec,
+            ms(c.main.latency.p99),
+            o.click_rate,
+            target
+        );
+        let lost = c.answered as i64 - c.rows;
+        let _ = writeln!(
+            s,
+            "Nothing lost: {} — {} `302`s answered over the phase (warm-up, run and steps), {} rows in `clicks` after the graceful stop.\n",
+            if lost == 0 { "**passed**" } else { "**FAILED**" },
+            c.answered,
+            c.rows
+        );
+        let _ = writeln!(
+            s,
+            "| Run | rate/s | sent | answered | errors | no slot | answered/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | CPU cores: server / postgres / generator / other |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(s, "{}", row(&c.main, Some(&c.main_cpu)));
+        for step in c.tracked_steps.iter().chain(c.bare_steps.iter()) {
+            let _ = writeln!(s, "{}", row(step, None));
+        }
+        let tracked = crate::clicks::ClickPhase::saturation(&c.tracked_steps, target);
+        let bare = crate::clicks::ClickPhase::saturation(&c.bare_steps, target);
+        let ratio = match (tracked, bare) {
+            (Some(t), Some(b)) if b > 0.0 => format!("**{:.2}**", t / b),
+            _ => "not measurable (a side held no step)".to_owned(),
+        };
+        let show = |r: Option<f64>| r.map_or_else(|| "none".to_owned(), |r| format!("{r}/s"));
+        let _ = writeln!(
+            s,
+            "\nSaturation (the highest step kept with no error and p99 ≤ {target} ms): tracked {}, bare actix-web `302` {}; \
+             ratio tracked/bare {ratio} (target ≥ 0.5). The bare handler answers the same redirect from the same kind of \
+             actix-web server with nothing recorded; both share the 2 cores with the load generator.\n",
+            show(tracked),
+            show(bare)
+        );
+        let _ = writeln!(
+            s,
+            "- Generator lateness in the click run: p50 {} ms, p99 {} ms; most requests in flight: {}.",
+            ms(c.main.lag.p50),
+            ms(c.main.lag.p99),
+            c.main.max_in_flight
+        );
+        let _ = writeln!(s, "- CPU during the click run, in cores: {}.", c.main_cpu.describe());
+        if let Some(e) = c.main.error_examples.first() {
+            let _ = writeln!(s, "- First error: `{e}`.");
+        }
     }
 
     fn meets_target_at(&self, p: &PhaseResult) -> bool {
