@@ -325,6 +325,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    tracking_secrets (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        secret -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
     api_keys,
@@ -345,4 +355,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_deliveries,
     clicks,
     visitor_salts,
+    tracking_secrets,
 );

@@ -24,6 +24,7 @@ mod orgs;
 mod outbound;
 mod programs;
 mod stripe_inbox;
+mod tracking;
 mod traffic;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -36,7 +37,7 @@ use rekomi_domain::conversions::{Conversion, LedgerEvent, SubAffiliateConfig};
 use rekomi_domain::coupons::{AffiliateCoupon, CampaignCoupon};
 use rekomi_domain::kernel::ids::{
     AffiliateCouponId, AffiliateId, ApiKeyId, AuditId, CampaignCouponId, ConversionId, DeliveryId, LedgerEventId, LinkId, OrgId,
-    OutboxEventId, ProgramId, WebhookEndpointId,
+    OutboxEventId, ProgramId, TrackingSecretId, WebhookEndpointId,
 };
 use rekomi_domain::kernel::page::PageRequest;
 use rekomi_domain::kernel::stripe_ids::StripeEventId;
@@ -100,6 +101,7 @@ struct State {
     deliveries: BTreeMap<DeliveryId, Delivery>,
     clicks: BTreeMap<ClickId, Click>,
     visitor_salts: BTreeMap<time::Date, String>,
+    tracking_secrets: BTreeMap<TrackingSecretId, rekomi_domain::tracking::TrackingSecret>,
 }
 
 impl InMemoryStore {
