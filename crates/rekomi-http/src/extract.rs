@@ -81,43 +81,73 @@ fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// Reads a JSON request's body as it was sent: at most [`MAX_JSON_BODY`] bytes (`413`
+/// otherwise, also when `Content-Length` announces more), and a non-empty body only with
+/// `Content-Type: application/json` (`415`).
+fn read_json_body(req: &HttpRequest, payload: &mut Payload) -> impl Future<Output = Result<web::Bytes, ApiError>> + 'static {
+    let content_type_ok = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"));
+    let declared_len = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let mut payload = payload.take();
+    async move {
+        if declared_len.is_some_and(|n| n > MAX_JSON_BODY) {
+            return Err(too_large());
+        }
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "the request body could not be read"))?;
+            if body.len() + chunk.len() > MAX_JSON_BODY {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if !body.is_empty() && content_type_ok != Some(true) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as Content-Type: application/json",
+            ));
+        }
+        Ok(body.freeze())
+    }
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let content_type_ok = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"));
-        let declared_len = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let decoded = async {
-                if declared_len.is_some_and(|n| n > MAX_JSON_BODY) {
-                    return Err(too_large());
-                }
-                let mut body = web::BytesMut::new();
-                while let Some(chunk) = payload.next().await {
-                    let chunk =
-                        chunk.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "the request body could not be read"))?;
-                    if body.len() + chunk.len() > MAX_JSON_BODY {
-                        return Err(too_large());
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                if !body.is_empty() && content_type_ok != Some(true) {
-                    return Err(ApiError::new(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        "unsupported_media_type",
-                        "send the body as Content-Type: application/json",
-                    ));
-                }
-                decode_body(&body)
-            };
-            Ok(Json(decoded.await))
-        })
+        let body = read_json_body(req, payload);
+        Box::pin(async move { Ok(Json(body.await.and_then(|body| decode_body(&body)))) })
+    }
+}
+
+/// A JSON request body kept as the exact bytes sent, for bodies a signature covers
+/// (`POST /api/tracking/s2s`): read with [`Json`]'s limits and media-type check, then decoded
+/// with [`RawJson::decode`], as strictly as [`Json`], once the signature is verified. Holds the
+/// reading outcome like [`Json`].
+pub struct RawJson(pub Result<web::Bytes, ApiError>);
+
+impl RawJson {
+    /// Decodes `body` as [`Json`] would.
+    ///
+    /// # Errors
+    /// `400 invalid_json` or `400 validation_failed` naming the field.
+    pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+        decode_body(body)
+    }
+}
+
+impl FromRequest for RawJson {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_json_body(req, payload);
+        Box::pin(async move { Ok(RawJson(body.await)) })
     }
 }
 

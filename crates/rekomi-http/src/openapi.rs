@@ -287,6 +287,7 @@ impl Modify for Operations {
         sub_affiliates::get_sub_config, sub_affiliates::put_sub_config, sub_affiliates::sub_affiliates,
         inbox::list_events, inbox::replay_event, webhook::receive,
         crate::traffic::handlers::follow,
+        crate::tracking::handlers::s2s, crate::tracking::handlers::rotate_secret,
     ),
     components(schemas(
         dto::ErrorBody, dto::PlanRequiredBody, dto::CurrencyValue, dto::PlanTierValue,
