@@ -347,7 +347,8 @@ async fn bad_input_is_a_400_envelope_and_writes_nothing() {
     let before = everything(&app).await;
     let long = "x".repeat(256);
     // (case, body, status, code, field)
-    let table: Vec<(&str, Vec<u8>, u16, &str, Option<&str>)> = vec![
+    type Case = (&'static str, Vec<u8>, u16, &'static str, Option<&'static str>);
+    let table: Vec<Case> = vec![
         ("not JSON", b"{\"externalEventId\":".to_vec(), 400, "invalid_json", None),
         ("empty", Vec::new(), 400, "invalid_json", None),
         ("an array", b"[]".to_vec(), 400, "validation_failed", None),

@@ -47,8 +47,8 @@ pub async fn live_signing_secrets_come_back_newest_first_and_expire_on_rotation(
     assert_eq!(live, [current.clone(), overlapping.clone()], "newest first, the expired one left out");
     assert_eq!(live[0].secret.expose(), current.secret.expose(), "the key survives the round trip");
     let later = commit(store, move |tx| tx.live_tracking_secrets(a_id, T0 + Duration::hours(23))).await;
-    assert_eq!(later, [current.clone()], "an expiry that has come is no longer live");
-    assert_eq!(commit(store, move |tx| tx.live_tracking_secrets(b_id, T0)).await, [others.clone()]);
+    assert_eq!(later, std::slice::from_ref(&current), "an expiry that has come is no longer live");
+    assert_eq!(commit(store, move |tx| tx.live_tracking_secrets(b_id, T0)).await, std::slice::from_ref(&others));
 
     let end = T0 + Duration::hours(24);
     let (expired, again, after) = commit(store, move |tx| {

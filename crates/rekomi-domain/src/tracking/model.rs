@@ -243,7 +243,9 @@ mod tests {
         assert_eq!((ok.external_event_id(), ok.amount_minor(), ok.currency().code()), ("purchase_abc123", 9900, "USD"));
         assert_eq!(ok.source(), "s2s:purchase_abc123");
         let long = "x".repeat(256);
-        let table: [(&str, &str, i64, &str, Option<&str>, &str, &str); 10] = [
+        // (externalEventId, affiliateSlug, amountCents, currency, customerId, field, code)
+        type Case<'a> = (&'a str, &'a str, i64, &'a str, Option<&'a str>, &'a str, &'a str);
+        let table: [Case<'_>; 10] = [
             ("", "jane", 1, "USD", None, "externalEventId", "validation_failed"),
             (&long, "jane", 1, "USD", None, "externalEventId", "validation_failed"),
             (" id", "jane", 1, "USD", None, "externalEventId", "validation_failed"),

@@ -140,7 +140,8 @@ mod tests {
         let all = vec![current.clone(), rotated_inside.clone(), rotated_after.clone()];
         let good = sign(&current, NOW);
         // (case, header, body, secrets, outcome)
-        let table: Vec<(&str, Option<String>, &[u8], Vec<TrackingSecret>, Result<i64, SignatureRefusal>)> = vec![
+        type Case<'a> = (&'a str, Option<String>, &'a [u8], Vec<TrackingSecret>, Result<i64, SignatureRefusal>);
+        let table: Vec<Case<'_>> = vec![
             ("good", Some(good.clone()), body, all.clone(), Ok(NOW)),
             ("good, parts reordered and spaced", Some(format!("sig={} , t={NOW}", &good[good.len() - 64..])), body, all.clone(), Ok(NOW)),
             ("wrong secret", Some(sign(&other, NOW)), body, all.clone(), Err(SignatureRefusal::Mismatch)),

@@ -16,7 +16,7 @@ impl TrackingRepo for State {
     fn live_tracking_secrets(&mut self, org: OrgId, now: OffsetDateTime) -> Result<Vec<TrackingSecret>, StoreError> {
         let mut live: Vec<TrackingSecret> =
             self.tracking_secrets.values().filter(|s| s.org_id == org && s.is_live_at(now)).cloned().collect();
-        live.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        live.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
         Ok(live)
     }
 
