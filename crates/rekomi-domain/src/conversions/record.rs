@@ -2,6 +2,10 @@
 //! commission (pure), the conversion and its ledger, the sub-affiliate override, the
 //! redemption, and the audit and outbound events. Server-to-server sales (`s2s.rs`) name their
 //! affiliate and are credited through the same [`credit_sale`].
+//!
+//! Kept as one file of about 630 lines: sales, renewals and leads share its private helpers
+//! (`Credit`, `credited_conversion`, `annotate`, `denial`, the override and the ledger entry),
+//! and splitting them apart would only widen their visibility.
 
 use crate::audit::AuditAction;
 use crate::outbound::EventType;
