@@ -13,6 +13,15 @@ if [ -z "${REKOMI_TEST_DATABASE_URL:-}" ]; then
     echo "test.sh: no PostgreSQL; PostgreSQL-backed tests will skip" >&2
   fi
 fi
+# The browser test (tests/tests/browser.rs) runs the loader in Debian's headless Chromium.
+if chromium=$(scripts/chromium.sh); then
+  export REKOMI_CHROMIUM="$chromium"
+elif [ "${CI:-}" = "true" ]; then
+  echo "test.sh: Chromium is required under CI" >&2
+  exit 1
+else
+  echo "test.sh: no Chromium; the browser test will skip" >&2
+fi
 # The shared Stripe reference data beside the project is optional: the tests carry their own
 # fixtures and only cross-check against it when it is there.
 export REKOMI_SHARED_DIR="${REKOMI_SHARED_DIR:-$(cd .. && pwd)/shared}"

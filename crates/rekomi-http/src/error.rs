@@ -22,6 +22,7 @@ struct Inner {
     field: Option<String>,
     plan: Option<PlanBody>,
     retry_after: Option<u64>,
+    invalid: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -39,6 +40,8 @@ struct Envelope<'a> {
     field: Option<&'a str>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     plan: Option<&'a PlanBody>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invalid: Option<&'a [String]>,
 }
 
 impl ApiError {
@@ -48,7 +51,15 @@ impl ApiError {
             crate::catalogue::entry(code).is_some_and(|e| e.status == status.as_u16()),
             "error code {code} with status {status} is not in the catalogue (crates/rekomi-http/src/catalogue.rs)"
         );
-        Self(Box::new(Inner { status, code: code.to_owned(), message: message.into(), field: None, plan: None, retry_after: None }))
+        Self(Box::new(Inner {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+            field: None,
+            plan: None,
+            retry_after: None,
+            invalid: None,
+        }))
     }
 
     /// A 400 `validation_failed` on `field`.
@@ -61,6 +72,12 @@ impl ApiError {
         if !field.is_empty() {
             self.0.field = Some(field.to_owned());
         }
+        self
+    }
+
+    /// Lists the rejected entries of a list field (`invalid`).
+    pub fn with_invalid(mut self, entries: Vec<String>) -> Self {
+        self.0.invalid = Some(entries);
         self
     }
 
@@ -126,7 +143,13 @@ impl ResponseError for ApiError {
             builder.insert_header((header::RETRY_AFTER, secs.to_string()));
             builder.insert_header(("X-RateLimit-Remaining", "0"));
         }
-        builder.json(Envelope { error: &e.code, message: &e.message, field: e.field.as_deref(), plan: e.plan.as_ref() })
+        builder.json(Envelope {
+            error: &e.code,
+            message: &e.message,
+            field: e.field.as_deref(),
+            plan: e.plan.as_ref(),
+            invalid: e.invalid.as_deref(),
+        })
     }
 }
 

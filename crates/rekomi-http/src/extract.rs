@@ -81,15 +81,57 @@ fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-/// Reads a JSON request's body as it was sent: at most [`MAX_JSON_BODY`] bytes (`413`
-/// otherwise, also when `Content-Length` announces more), and a non-empty body only with
-/// `Content-Type: application/json` (`415`).
-fn read_json_body(req: &HttpRequest, payload: &mut Payload) -> impl Future<Output = Result<web::Bytes, ApiError>> + 'static {
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let decoded = read_json(req, payload, &["application/json"], "send the body as Content-Type: application/json");
+        Box::pin(async move { Ok(Json(decoded.await)) })
+    }
+}
+
+/// A JSON body that may also come as `text/plain`: what `navigator.sendBeacon` sends without a
+/// CORS preflight. Only the anonymous browser-tracking endpoints take it. Decoded as [`Json`].
+pub struct BeaconJson<T>(pub Result<T, ApiError>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for BeaconJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let decoded = read_json(req, payload, &["application/json", "text/plain"], "send the body as application/json or text/plain");
+        Box::pin(async move { Ok(BeaconJson(decoded.await)) })
+    }
+}
+
+/// Reads the body (at most [`MAX_JSON_BODY`]) and decodes it strictly when its media type is one
+/// of `accepted`.
+fn read_json<T: DeserializeOwned + 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    accepted: &'static [&'static str],
+    hint: &'static str,
+) -> impl Future<Output = Result<T, ApiError>> {
+    let body = read_body(req, payload, accepted, hint);
+    async move { decode_body(&body.await?) }
+}
+
+/// Reads the body as it was sent: at most [`MAX_JSON_BODY`] bytes (`413` otherwise, also when
+/// `Content-Length` announces more), and a non-empty body only when its media type is one of
+/// `accepted` (`415`).
+fn read_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    accepted: &'static [&'static str],
+    hint: &'static str,
+) -> impl Future<Output = Result<web::Bytes, ApiError>> {
     let content_type_ok = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"));
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .is_some_and(|media| accepted.contains(&media.as_str()));
     let declared_len = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     let mut payload = payload.take();
     async move {
@@ -104,24 +146,10 @@ fn read_json_body(req: &HttpRequest, payload: &mut Payload) -> impl Future<Outpu
             }
             body.extend_from_slice(&chunk);
         }
-        if !body.is_empty() && content_type_ok != Some(true) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as Content-Type: application/json",
-            ));
+        if !body.is_empty() && !content_type_ok {
+            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", hint));
         }
         Ok(body.freeze())
-    }
-}
-
-impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let body = read_json_body(req, payload);
-        Box::pin(async move { Ok(Json(body.await.and_then(|body| decode_body(&body)))) })
     }
 }
 
@@ -146,7 +174,7 @@ impl FromRequest for RawJson {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let body = read_json_body(req, payload);
+        let body = read_body(req, payload, &["application/json"], "send the body as Content-Type: application/json");
         Box::pin(async move { Ok(RawJson(body.await)) })
     }
 }

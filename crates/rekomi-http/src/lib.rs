@@ -68,6 +68,8 @@ pub struct AppState {
     pub clicks: Option<Arc<ClickTracker>>,
     /// The anonymous tracking endpoints' per-address limit and the trusted country header.
     pub tracking: traffic::TrackingPolicy,
+    /// Where browsers reach this server (`REKOMI_PUBLIC_URL`), for the install snippet.
+    pub public_url: Arc<str>,
 }
 
 impl AppState {
@@ -85,6 +87,7 @@ impl AppState {
             client_ip: client_ip::ClientIpPolicy::default(),
             clicks: None,
             tracking: traffic::TrackingPolicy::default(),
+            public_url: Arc::from("http://127.0.0.1:8080"),
         }
     }
 }
@@ -172,6 +175,15 @@ impl Endpoint {
         F::Output: Responder + 'static,
     {
         self.route(Method::PATCH, handler)
+    }
+
+    pub(crate) fn options<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(Method::OPTIONS, handler)
     }
 
     pub(crate) fn delete<F, Args>(self, handler: F) -> Self

@@ -60,6 +60,9 @@ pub struct Config {
     /// `REKOMI_CLICK_BUFFER` (default 100000): clicks buffered at most before new ones are
     /// dropped (and counted).
     pub click_buffer: usize,
+    /// `REKOMI_PUBLIC_URL`: where browsers reach this server (the install snippet's URLs);
+    /// unset = `http://` and the bound address.
+    pub public_url: Option<String>,
 }
 
 fn secret(v: &Option<String>) -> &'static str {
@@ -95,6 +98,7 @@ impl fmt::Debug for Config {
             .field("tracking_limit_per_minute", &self.tracking_limit_per_minute)
             .field("click_flush_ms", &self.click_flush_ms)
             .field("click_buffer", &self.click_buffer)
+            .field("public_url", &self.public_url)
             .finish()
     }
 }
@@ -154,6 +158,19 @@ fn duration_secs(text: &str) -> Option<i64> {
     n.checked_mul(per)
 }
 
+/// `REKOMI_PUBLIC_URL` without its trailing `/`. It is pasted into HTML attributes, so it must
+/// be a plain http(s) URL: no quotes, angle brackets, whitespace or query.
+fn public_url(raw: &str) -> anyhow::Result<String> {
+    let url = raw.trim_end_matches('/');
+    let scheme_ok = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).is_some_and(|host| !host.is_empty());
+    let plain = url.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'<' | b'>' | b'?' | b'#' | b'\\' | b'`'));
+    if scheme_ok && plain {
+        Ok(url.to_owned())
+    } else {
+        Err(anyhow!("REKOMI_PUBLIC_URL must be an http(s) URL such as https://track.example.com, not {raw:?}"))
+    }
+}
+
 fn bool_var(name: &str) -> anyhow::Result<bool> {
     match var(name).as_deref() {
         None | Some("0" | "false" | "no") => Ok(false),
@@ -195,6 +212,7 @@ impl Config {
             tracking_limit_per_minute: parse_var("REKOMI_TRACKING_LIMIT_PER_MINUTE", 1_200)?,
             click_flush_ms: parse_var("REKOMI_CLICK_FLUSH_MS", 5)?,
             click_buffer: parse_var("REKOMI_CLICK_BUFFER", 100_000)?,
+            public_url: var("REKOMI_PUBLIC_URL").map(|u| public_url(&u)).transpose()?,
         })
     }
 }
@@ -202,6 +220,15 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_public_url_is_a_plain_http_url() {
+        assert_eq!(public_url("https://track.example.com/").unwrap(), "https://track.example.com");
+        assert_eq!(public_url("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
+        for bad in ["track.example.com", "https://", "https://x.com/\"onload=\"", "https://x.com/?a=b", "ftp://x.com", "https://x .com"] {
+            assert!(public_url(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations_take_seconds_or_a_unit() {

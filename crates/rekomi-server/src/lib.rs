@@ -32,6 +32,11 @@ use system::{OsEntropy, SystemClock};
 ///
 /// # Errors
 /// When the Stripe configuration is invalid.
+/// The address `listener` is bound to, as a URL authority (`127.0.0.1:8080`).
+fn listener_address(listener: &TcpListener) -> String {
+    listener.local_addr().map_or_else(|_| "127.0.0.1:8080".to_owned(), |a| a.to_string())
+}
+
 pub fn gateway(config: &Config) -> anyhow::Result<Arc<dyn PaymentGateway>> {
     match &config.stripe_secret_key {
         Some(key) => {
@@ -131,6 +136,7 @@ impl Application {
         state.auth.max_token_ttl = config.jwt_max_ttl_secs;
         state.client_ip = ClientIpPolicy { header: config.client_ip_header.clone(), trusted_proxies: config.trusted_proxies.clone() };
         state.tracking.country_header = config.country_header.clone();
+        state.public_url = Arc::from(config.public_url.clone().unwrap_or_else(|| format!("http://{}", listener_address(&listener))));
         state.tracking.limiter = (config.tracking_limit_per_minute > 0).then(|| RateLimiter::per_minute(config.tracking_limit_per_minute));
         let sink_config = SinkConfig {
             capacity: config.click_buffer.max(1),

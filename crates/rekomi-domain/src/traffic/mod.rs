@@ -9,10 +9,13 @@
 
 pub mod links;
 pub mod model;
+pub mod params;
+pub mod settings;
 pub mod store;
 pub mod tracker;
 pub mod visitors;
 
-pub use model::{Click, ClickId, DeviceClass, LinkTarget, Visit};
+pub use model::{Click, ClickId, DeviceClass, LinkTarget, PageScope, TrackingSettings, Visit};
+pub use params::{CustomParams, ParamsError};
 pub use store::{ClickSink, SinkFull, TrafficRepo};
-pub use tracker::{ClickTracker, Redirect, TrackerConfig};
+pub use tracker::{ClickTracker, PageClick, Redirect, TrackerConfig};

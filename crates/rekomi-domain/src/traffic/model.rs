@@ -10,6 +10,7 @@ use crate::affiliates::AffiliateStatus;
 use crate::kernel::ids::{AffiliateId, LinkId, OrgId, ProgramId};
 use crate::kernel::text::api_enum;
 use crate::programs::{AttributionModel, CommissionModel, LandingUrl};
+use crate::traffic::params::CustomParams;
 
 /// A click's id as it travels to Stripe and back: `rkc_` and the 32 hex digits of a UUID v7.
 /// The prefix tells it apart from a link slug (`[a-z0-9-]`, never `_`) in the same metadata
@@ -213,4 +214,33 @@ mod tests {
             assert_eq!(ClickId::parse(bad), None, "{bad}");
         }
     }
+}
+
+/// An organization's web-tracking settings (defaults when it has none stored).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackingSettings {
+    /// The organization.
+    pub org_id: OrgId,
+    /// Custom attribution parameters, recognized before the defaults.
+    pub custom_params: Option<CustomParams>,
+    /// The browser pixel's public key (`rkp_…`), once provisioned.
+    pub pixel_public_key: Option<String>,
+    /// Last change.
+    pub updated_at: OffsetDateTime,
+}
+
+impl TrackingSettings {
+    /// The settings of an organization that changed nothing.
+    pub fn defaults(org_id: OrgId, now: OffsetDateTime) -> Self {
+        Self { org_id, custom_params: None, pixel_public_key: None, updated_at: now }
+    }
+}
+
+/// What a page visit on a brand's site needs to know of the program the loader names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageScope {
+    /// The program's organization.
+    pub org_id: OrgId,
+    /// The organization's custom attribution parameters.
+    pub custom_params: Option<CustomParams>,
 }

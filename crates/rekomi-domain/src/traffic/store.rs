@@ -3,9 +3,9 @@
 
 use time::Date;
 
-use crate::kernel::ids::OrgId;
+use crate::kernel::ids::{OrgId, ProgramId};
 use crate::ports::store::StoreError;
-use crate::traffic::model::{Click, ClickId, LinkTarget};
+use crate::traffic::model::{Click, ClickId, LinkTarget, PageScope, TrackingSettings};
 
 /// Links as clicks see them, clicks, and the daily visitor salts.
 pub trait TrafficRepo {
@@ -37,6 +37,25 @@ pub trait TrafficRepo {
     /// # Errors
     /// Storage failures.
     fn visitor_salt(&mut self, day: Date, candidate: &str) -> Result<String, StoreError>;
+
+    /// The stored tracking settings of `org`, if it ever changed them.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn tracking_settings(&mut self, org: OrgId) -> Result<Option<TrackingSettings>, StoreError>;
+
+    /// Stores `settings` (creating or replacing the organization's row).
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn save_tracking_settings(&mut self, settings: &TrackingSettings) -> Result<(), StoreError>;
+
+    /// The organization and custom parameters of the program `id`, in any organization, unless
+    /// it is archived. Browser tracking names only the program.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn page_scope(&mut self, program: ProgramId) -> Result<Option<PageScope>, StoreError>;
 
     /// Deletes the salts of days before `day`; returns how many.
     ///

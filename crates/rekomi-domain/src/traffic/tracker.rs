@@ -1,7 +1,8 @@
-//! [`ClickTracker`]: the use cases of traffic. A Short link is followed (and a click recorded)
-//! without a transaction: the link is read from a short-lived cache, the visitor's uniqueness
-//! from an in-process window, the day's salt from a cache, and the click goes to the
-//! [`ClickSink`]. Only a cache miss touches the store.
+//! [`ClickTracker`]: the use cases of traffic. A Short link is followed, or a brand's page
+//! visited with a referral parameter, and a click recorded, without a transaction: the link
+//! and the program's parameters are read from short-lived caches, the visitor's uniqueness from
+//! an in-process window, the day's salt from a cache, and the click goes to the [`ClickSink`].
+//! Only a cache miss touches the store.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -9,10 +10,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use time::{Date, Duration, OffsetDateTime};
 
 use crate::kernel::error::DomainError;
+use crate::kernel::ids::{OrgId, ProgramId};
 use crate::programs::is_slug;
+use crate::programs::AttributionModel;
 use crate::services::Services;
 use crate::traffic::links::{self, SUB_ID_PARAMS};
-use crate::traffic::model::{Click, ClickId, DeviceClass, LinkTarget, Visit};
+use crate::traffic::model::{Click, ClickId, DeviceClass, LinkTarget, PageScope, Visit};
+use crate::traffic::params::{effective_order, referral_in, DEFAULT_PARAMS};
 use crate::traffic::store::ClickSink;
 use crate::traffic::visitors::{visitor_hash, UniqueWindow};
 
@@ -43,14 +47,56 @@ pub struct Redirect {
     pub click: Option<ClickId>,
 }
 
-type LinkCache = HashMap<String, (OffsetDateTime, Option<LinkTarget>)>;
+/// A click recorded from a page visit, and what the loader keeps of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageClick {
+    /// The click, for `client_reference_id` or `metadata.rekomi_ref`.
+    pub click: ClickId,
+    /// The link's slug.
+    pub slug: String,
+    /// The link's program.
+    pub program_id: ProgramId,
+    /// How long the referral cookie lives.
+    pub cookie_window_days: u16,
+    /// Whether a later referral replaces the cookie (`LastTouch`) or not.
+    pub attribution_model: AttributionModel,
+}
+
+/// Entries read from the store at some instant, trusted for the TTL.
+struct TtlCache<K, V> {
+    entries: HashMap<K, (OffsetDateTime, V)>,
+    capacity: usize,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> TtlCache<K, V> {
+    fn new(capacity: usize) -> Self {
+        Self { entries: HashMap::new(), capacity }
+    }
+
+    fn get(&self, key: &K, now: OffsetDateTime, ttl: Duration) -> Option<V> {
+        self.entries.get(key).filter(|(read_at, _)| now >= *read_at && now - *read_at < ttl).map(|(_, v)| v.clone())
+    }
+
+    /// Stores `value`; a full cache first drops what expired, and everything if that is not
+    /// enough (bounded memory under a flood of distinct keys).
+    fn put(&mut self, key: K, value: V, now: OffsetDateTime, ttl: Duration) {
+        if self.entries.len() >= self.capacity {
+            self.entries.retain(|_, (read_at, _)| now >= *read_at && now - *read_at < ttl);
+            if self.entries.len() >= self.capacity {
+                self.entries.clear();
+            }
+        }
+        self.entries.insert(key, (now, value));
+    }
+}
 
 /// Records clicks and follows links. One per process, shared by every request.
 pub struct ClickTracker {
     services: Services,
     sink: Arc<dyn ClickSink>,
     config: TrackerConfig,
-    links: Mutex<LinkCache>,
+    links: Mutex<TtlCache<String, Vec<LinkTarget>>>,
+    scopes: Mutex<TtlCache<ProgramId, Option<PageScope>>>,
     unique: Mutex<UniqueWindow>,
     salt: Mutex<Option<(Date, String)>>,
 }
@@ -72,7 +118,8 @@ impl ClickTracker {
             services,
             sink,
             config,
-            links: Mutex::new(HashMap::new()),
+            links: Mutex::new(TtlCache::new(config.link_cache_capacity)),
+            scopes: Mutex::new(TtlCache::new(config.link_cache_capacity)),
             unique: Mutex::new(UniqueWindow::new(config.unique_capacity)),
             salt: Mutex::new(None),
         }
@@ -90,7 +137,7 @@ impl ClickTracker {
     /// on a cache miss.
     pub async fn follow_short_link(&self, slug: &str, visit: Visit) -> Result<Redirect, DomainError> {
         // Slugs are compared without case; the cache is keyed by the lower-case form.
-        let target = self.trackable_target(&slug.to_ascii_lowercase()).await?.ok_or(DomainError::NotFound("link_not_found"))?;
+        let target = self.trackable_target(&slug.to_ascii_lowercase(), None).await?.ok_or(DomainError::NotFound("link_not_found"))?;
         let landing = target.landing_url.clone().ok_or(DomainError::NotFound("landing_url_not_set"))?;
         let now = self.services.now();
         let mut click = self.click(&target, &visit, now).await?;
@@ -101,33 +148,72 @@ impl ClickTracker {
         Ok(Redirect { location: links::redirect_url(&landing, &target.slug, click, &visit.params), click })
     }
 
-    /// The link of `slug` when clicks on it are recorded.
-    async fn trackable_target(&self, slug: &str) -> Result<Option<LinkTarget>, DomainError> {
+    /// A visit to a brand's page (the loader's `POST /api/v1/r/click`, or the pixel): records
+    /// a click when the page's query names a referral through an attribution parameter. With
+    /// `program`, the program's organization's effective parameters are looked for and only its
+    /// links count; without (the pixel with no program), the defaults, in any organization.
+    /// `None` when there is nothing to record: no parameter, an unknown or untracked link, an
+    /// unknown or archived program, or a full sink.
+    ///
+    /// # Errors
+    /// Store failures on a cache miss.
+    pub async fn record_page_visit(&self, program: Option<ProgramId>, visit: Visit) -> Result<Option<PageClick>, DomainError> {
+        let (org, order) = match program {
+            Some(id) => match self.scope(id).await? {
+                Some(scope) => (Some(scope.org_id), effective_order(scope.custom_params.as_ref())),
+                None => return Ok(None),
+            },
+            None => (None, DEFAULT_PARAMS.iter().map(|p| (*p).to_owned()).collect()),
+        };
+        let Some(slug) = referral_in(&order, &visit.params).map(str::to_ascii_lowercase) else { return Ok(None) };
+        let Some(target) = self.trackable_target(&slug, org).await? else { return Ok(None) };
+        let click = self.click(&target, &visit, self.services.now()).await?;
+        let id = click.id;
+        if self.sink.submit(click).is_err() {
+            return Ok(None);
+        }
+        Ok(Some(PageClick {
+            click: id,
+            slug: target.slug,
+            program_id: target.program_id,
+            cookie_window_days: target.cookie_window_days,
+            attribution_model: target.attribution_model,
+        }))
+    }
+
+    /// The link of `slug` (in `org`, or the oldest anywhere) when clicks on it are recorded.
+    async fn trackable_target(&self, slug: &str, org: Option<OrgId>) -> Result<Option<LinkTarget>, DomainError> {
         if !is_slug(slug, 1, 64) {
             return Ok(None);
         }
-        Ok(self.target(slug).await?.filter(LinkTarget::is_trackable))
+        let targets = self.targets(slug).await?;
+        let target = match org {
+            Some(org) => targets.into_iter().find(|t| t.org_id == org),
+            None => targets.into_iter().next(),
+        };
+        Ok(target.filter(LinkTarget::is_trackable))
     }
 
-    /// The link of `slug`, from the cache when it was read less than the TTL ago.
-    async fn target(&self, slug: &str) -> Result<Option<LinkTarget>, DomainError> {
-        let now = self.services.now();
-        if let Some((read_at, target)) = self.links.lock().unwrap_or_else(PoisonError::into_inner).get(slug) {
-            if now >= *read_at && now - *read_at < self.config.link_cache_ttl {
-                return Ok(target.clone());
-            }
+    /// Every link of `slug`, from the cache when it was read less than the TTL ago.
+    async fn targets(&self, slug: &str) -> Result<Vec<LinkTarget>, DomainError> {
+        let (now, ttl) = (self.services.now(), self.config.link_cache_ttl);
+        if let Some(found) = self.links.lock().unwrap_or_else(PoisonError::into_inner).get(&slug.to_owned(), now, ttl) {
+            return Ok(found);
         }
         let owned = slug.to_owned();
-        let found = self.services.tx(move |tx| Ok(tx.link_targets_by_slug(&owned)?.into_iter().next())).await?;
-        let mut cache = self.links.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() >= self.config.link_cache_capacity {
-            let ttl = self.config.link_cache_ttl;
-            cache.retain(|_, (read_at, _)| now >= *read_at && now - *read_at < ttl);
-            if cache.len() >= self.config.link_cache_capacity {
-                cache.clear();
-            }
+        let found = self.services.tx(move |tx| Ok(tx.link_targets_by_slug(&owned)?)).await?;
+        self.links.lock().unwrap_or_else(PoisonError::into_inner).put(slug.to_owned(), found.clone(), now, ttl);
+        Ok(found)
+    }
+
+    /// The organization and parameters of `program`, cached like links.
+    async fn scope(&self, program: ProgramId) -> Result<Option<PageScope>, DomainError> {
+        let (now, ttl) = (self.services.now(), self.config.link_cache_ttl);
+        if let Some(found) = self.scopes.lock().unwrap_or_else(PoisonError::into_inner).get(&program, now, ttl) {
+            return Ok(found);
         }
-        cache.insert(slug.to_owned(), (now, found.clone()));
+        let found = self.services.tx(move |tx| Ok(tx.page_scope(program)?)).await?;
+        self.scopes.lock().unwrap_or_else(PoisonError::into_inner).put(program, found.clone(), now, ttl);
         Ok(found)
     }
 

@@ -1,10 +1,14 @@
-//! Traffic over HTTP: Short links (`GET /r/{slug}`), answered without authentication and
-//! limited per client address. The inbound adapter of `rekomi_domain::traffic`: it reads the
+//! Traffic over HTTP: Short links (`GET /r/{slug}`), the browser loader, its click endpoint
+//! and the pixel (anonymous, limited per client address), and the web-tracking settings and
+//! install snippet (authenticated). The inbound adapter of `rekomi_domain::traffic`: it reads the
 //! visit (address, User-Agent and its device class, `Referer`, the trusted country header, the
 //! query) and answers the tracker's redirect.
 
+pub mod browser;
 pub mod device;
+pub mod dto;
 pub mod handlers;
+pub mod settings;
 pub mod visit;
 
 use actix_web::web;
@@ -33,5 +37,12 @@ impl Default for TrackingPolicy {
 
 /// Registers the traffic routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/r/{slug}").get(handlers::follow));
+    cfg.service(resource("/r/{slug}").get(handlers::follow))
+        .service(resource("/api/v1/r/loader.js").get(browser::loader))
+        .service(resource("/api/v1/r/click").post(browser::click).options(browser::click_preflight))
+        .service(resource("/api/v1/r/c.gif").get(browser::pixel))
+        .service(resource("/api/v1/r/install-snippet").get(settings::install_snippet))
+        .service(resource("/api/v1/settings/attribution-params/defaults").get(settings::defaults))
+        .service(resource("/api/v1/settings/attribution-params").get(settings::get_params).patch(settings::patch_params))
+        .service(resource("/api/v1/settings/pixel-key").get(settings::get_pixel_key).post(settings::provision_pixel_key));
 }

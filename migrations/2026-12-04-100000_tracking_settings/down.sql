@@ -1,0 +1,1 @@
+drop table org_tracking_settings;
