@@ -16,4 +16,5 @@ pub mod ports;
 pub mod programs;
 pub mod services;
 pub mod stripe_inbox;
+pub mod tracking;
 pub mod traffic;

@@ -3,6 +3,8 @@
 //! - [`Brand`]: `Authorization: Bearer rk_live_…` API keys (scope by method: GET/HEAD/OPTIONS
 //!   need `read`, everything else `read_write`) or dashboard JWTs (HS256, claims `sub`,
 //!   `org_id`, `role`). Both are rate limited per key/user.
+//! - [`ApiKeyCaller`]: API keys only, in `X-Rekomi-Api-Key` or `Authorization: Bearer`, for
+//!   server-to-server tracking (`read_write` scope, same limits as [`Brand`]).
 //! - [`AffiliateAuth`]: affiliate JWTs (same secret, `aud` = `affiliate` required, `sub`,
 //!   `email`; a token that carries a dashboard's `org_id` or `role` is refused).
 //!
@@ -306,6 +308,58 @@ impl FromRequest for Brand {
         Box::pin(async move {
             let state = state_of(&req)?;
             limit_failures(&state, &req, authenticate_brand(state.clone(), req.clone())).await
+        })
+    }
+}
+
+/// The alternative to `Authorization: Bearer` on server-to-server tracking.
+pub const API_KEY_HEADER: &str = "x-rekomi-api-key";
+
+/// A brand's server, authenticated by an `rk_live_…` API key (never a JWT) sent in
+/// `X-Rekomi-Api-Key` or `Authorization: Bearer`; the key needs `read_write` scope. Rate limited
+/// and failure-limited like [`Brand`].
+pub struct ApiKeyCaller(pub BrandContext);
+
+fn api_key_of(req: &HttpRequest) -> Result<String, ApiError> {
+    let Some(value) = req.headers().get(API_KEY_HEADER) else {
+        let token = bearer(req).map_err(|_| {
+            ApiError::unauthorized("unauthorized", "send the API key as X-Rekomi-Api-Key: rk_live_… or Authorization: Bearer rk_live_…")
+        })?;
+        return Ok(token);
+    };
+    let key = value.to_str().map_err(|_| ApiError::unauthorized("unauthorized", "the X-Rekomi-Api-Key header is not valid text"))?.trim();
+    if key.is_empty() {
+        return Err(ApiError::unauthorized("unauthorized", "the X-Rekomi-Api-Key header is empty"));
+    }
+    Ok(key.to_owned())
+}
+
+async fn authenticate_api_key_caller(state: &AppState, req: &HttpRequest) -> Result<ApiKeyCaller, ApiError> {
+    let key = api_key_of(req)?;
+    if !key.starts_with(API_KEY_PREFIX) {
+        return Err(ApiError::unauthorized("invalid_api_key", "this endpoint takes an rk_live_ API key, not a token"));
+    }
+    let (ctx, scope) = state
+        .services
+        .authenticate_api_key(&key)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("invalid_api_key", "the API key is unknown or revoked"))?;
+    rate_limit(state, req, &format!("key:{}", ctx.actor_key()))?;
+    if !scope.satisfies(ApiKeyScope::ReadWrite) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "insufficient_scope", "this request needs an API key with read_write scope"));
+    }
+    Ok(ApiKeyCaller(ctx))
+}
+
+impl FromRequest for ApiKeyCaller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state_of(&req)?;
+            limit_failures(&state, &req, authenticate_api_key_caller(&state, &req)).await
         })
     }
 }

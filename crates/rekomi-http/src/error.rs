@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, ResponseError};
 use rekomi_domain::kernel::error::{DomainError, FieldError};
 use rekomi_domain::ports::gateway::GatewayError;
 use rekomi_domain::ports::store::StoreError;
+use rekomi_domain::tracking::{S2sError, SignatureRefusal};
 use serde::Serialize;
 
 /// An HTTP error answered with the spec's envelope. Boxed so `Result<_, ApiError>` stays one
@@ -242,6 +243,24 @@ impl From<DomainError> for ApiError {
             }
             DomainError::Gateway(g) => g.into(),
             DomainError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<S2sError> for ApiError {
+    fn from(e: S2sError) -> Self {
+        match e {
+            S2sError::Signature(refusal) => {
+                let code = match refusal {
+                    SignatureRefusal::Missing => "signature_missing",
+                    SignatureRefusal::Malformed => "signature_malformed",
+                    SignatureRefusal::NoSecret => "tracking_secret_not_set",
+                    SignatureRefusal::Mismatch => "signature_mismatch",
+                    SignatureRefusal::Expired => "signature_expired",
+                };
+                Self::new(StatusCode::UNAUTHORIZED, code, refusal.to_string())
+            }
+            S2sError::Domain(e) => e.into(),
         }
     }
 }

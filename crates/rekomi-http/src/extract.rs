@@ -113,6 +113,19 @@ fn read_json<T: DeserializeOwned + 'static>(
     accepted: &'static [&'static str],
     hint: &'static str,
 ) -> impl Future<Output = Result<T, ApiError>> {
+    let body = read_body(req, payload, accepted, hint);
+    async move { decode_body(&body.await?) }
+}
+
+/// Reads the body as it was sent: at most [`MAX_JSON_BODY`] bytes (`413` otherwise, also when
+/// `Content-Length` announces more), and a non-empty body only when its media type is one of
+/// `accepted` (`415`).
+fn read_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    accepted: &'static [&'static str],
+    hint: &'static str,
+) -> impl Future<Output = Result<web::Bytes, ApiError>> {
     let content_type_ok = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -136,7 +149,33 @@ fn read_json<T: DeserializeOwned + 'static>(
         if !body.is_empty() && !content_type_ok {
             return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", hint));
         }
-        decode_body(&body)
+        Ok(body.freeze())
+    }
+}
+
+/// A JSON request body kept as the exact bytes sent, for bodies a signature covers
+/// (`POST /api/tracking/s2s`): read with [`Json`]'s limits and media-type check, then decoded
+/// with [`RawJson::decode`], as strictly as [`Json`], once the signature is verified. Holds the
+/// reading outcome like [`Json`].
+pub struct RawJson(pub Result<web::Bytes, ApiError>);
+
+impl RawJson {
+    /// Decodes `body` as [`Json`] would.
+    ///
+    /// # Errors
+    /// `400 invalid_json` or `400 validation_failed` naming the field.
+    pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+        decode_body(body)
+    }
+}
+
+impl FromRequest for RawJson {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_body(req, payload, &["application/json"], "send the body as Content-Type: application/json");
+        Box::pin(async move { Ok(RawJson(body.await)) })
     }
 }
 

@@ -26,6 +26,7 @@ pub mod orgs;
 pub mod outbound;
 pub mod programs;
 pub mod stripe_inbox;
+pub mod tracking;
 pub mod traffic;
 
 use std::net::TcpListener;
@@ -217,7 +218,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(outbound::configure)
         .configure(stripe_inbox::configure)
         .configure(conversions::configure)
-        .configure(traffic::configure);
+        .configure(traffic::configure)
+        .configure(tracking::configure);
 }
 
 /// Builds the HTTP server on an already bound listener (tests bind port 0).

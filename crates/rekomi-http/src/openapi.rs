@@ -290,6 +290,7 @@ impl Modify for Operations {
         crate::traffic::browser::pixel,
         crate::traffic::settings::install_snippet, crate::traffic::settings::defaults, crate::traffic::settings::get_params,
         crate::traffic::settings::patch_params, crate::traffic::settings::get_pixel_key, crate::traffic::settings::provision_pixel_key,
+        crate::tracking::handlers::s2s, crate::tracking::handlers::rotate_secret,
     ),
     components(schemas(
         dto::ErrorBody, dto::PlanRequiredBody, dto::CurrencyValue, dto::PlanTierValue,

@@ -18,8 +18,8 @@
 //! - one module per capability, each holding its tables' rows (`XxxRow` decodes a `SELECT`,
 //!   `NewXxxRow` borrows an entity for an `INSERT` or full-row `UPDATE`) and the
 //!   implementation of its repository trait for `PgTx`: `orgs`, `programs`, `affiliates`,
-//!   `coupons`, `conversions`, `stripe_inbox`, `outbound`, `audit` and `traffic` (which also holds
-//!   the batched click writer).
+//!   `coupons`, `conversions`, `stripe_inbox`, `outbound`, `audit`, `traffic` (which also holds
+//!   the batched click writer) and `tracking`.
 //!
 //! A new capability adds its own module beside these instead of growing a shared file.
 
@@ -34,6 +34,7 @@ mod outbound;
 mod programs;
 mod schema;
 mod stripe_inbox;
+mod tracking;
 mod traffic;
 mod tx;
 

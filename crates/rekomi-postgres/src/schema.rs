@@ -334,6 +334,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    tracking_secrets (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        secret -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
     api_keys,
@@ -355,4 +365,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     clicks,
     visitor_salts,
     org_tracking_settings,
+    tracking_secrets,
 );

@@ -58,6 +58,12 @@ enum Admin {
         #[arg(long)]
         scope: String,
     },
+    /// Issue (or rotate) an organization's rks_ signing secret for server-to-server tracking and
+    /// print it, once. A secret it replaces keeps verifying for 24 hours.
+    CreateTrackingSecret {
+        #[arg(long)]
+        org: String,
+    },
     /// Link an organization to its Stripe Connect account (Stripe calls then carry
     /// `Stripe-Account`), or unlink it with --unlink.
     LinkStripeAccount {
@@ -194,6 +200,16 @@ async fn admin(command: Admin) -> anyhow::Result<()> {
             let services = rekomi_server::services(&Config::from_env()?)?;
             let key = services.create_api_key(org, scope).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             serde_json::json!({ "apiKey": key.expose() })
+        }
+        Admin::CreateTrackingSecret { org } => {
+            let org: OrgId = org.parse().context("--org must be an organization id (UUID)")?;
+            let services = rekomi_server::services(&Config::from_env()?)?;
+            let issued = services.create_tracking_secret(org).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            serde_json::json!({
+                "trackingSecret": issued.record.secret.expose(),
+                "prefix": issued.record.secret.display_prefix(),
+                "previousExpiresAt": issued.previous.and_then(|p| p.expires_at).map(|t| t.unix_timestamp()),
+            })
         }
         Admin::LinkStripeAccount { org, account, unlink } => {
             let org: OrgId = org.parse().context("--org must be an organization id (UUID)")?;

@@ -227,6 +227,23 @@ fn admin_commands_refuse_bad_arguments_with_a_clear_message_and_a_failing_status
     assert_eq!(db.count("SELECT count(*) AS n FROM organizations"), 1);
     assert_eq!(db.count("SELECT count(*) AS n FROM api_keys"), 1, "only create-org's key exists");
 
+    // Signing secrets: a bad --org is refused before the database is reached, an unknown one by
+    // the use case; a good one prints the secret once, and a rotation keeps the old one 24 h.
+    run_failing(rekomi(None), &["admin", "create-tracking-secret", "--org", "acme"], "--org must be an organization id");
+    run_failing(rekomi(Some(&db)), &["admin", "create-tracking-secret", "--org", "00000000-0000-7000-8000-000000000000"], "organization");
+    assert_eq!(db.count("SELECT count(*) AS n FROM tracking_secrets"), 0);
+    let first = run_json(rekomi(Some(&db)), &["admin", "create-tracking-secret", "--org", &org_id]);
+    let secret = first["trackingSecret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("rks_") && secret.len() == 44, "{first}");
+    assert_eq!(first["prefix"].as_str(), Some(&secret[..8]));
+    assert!(first["previousExpiresAt"].is_null(), "{first}");
+    let second = run_json(rekomi(Some(&db)), &["admin", "create-tracking-secret", "--org", &org_id]);
+    assert_ne!(second["trackingSecret"].as_str(), Some(secret.as_str()));
+    assert!(second["previousExpiresAt"].is_i64(), "{second}");
+    assert_eq!(db.count("SELECT count(*) AS n FROM tracking_secrets WHERE expires_at IS NULL"), 1);
+    assert_eq!(db.count("SELECT count(*) AS n FROM tracking_secrets WHERE expires_at > now() + interval '23 hours'"), 1);
+    assert_eq!(db.count("SELECT count(*) AS n FROM audit_log WHERE action LIKE 'tracking_secret.%'"), 2);
+
     // Stripe ids are parsed before anything is looked up.
     for account in ["cus_1", "acct_", "acct_1 2", "bogus"] {
         let args = ["admin", "link-stripe-account", "--org", &org_id, "--account", account];

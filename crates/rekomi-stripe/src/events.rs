@@ -42,8 +42,8 @@ const REFERRAL_KEY: &str = "rekomi_ref";
 /// The largest amount accepted, in minor units: twelve digits. Stripe caps a charge at eight
 /// digits (99,999,999 in USD) and at twelve in its largest zero-decimal currencies, so anything
 /// bigger is a forged or corrupt payload, and refusing it keeps every ledger sum far from `i64`
-/// overflow.
-pub const MAX_AMOUNT_MINOR: i64 = 999_999_999_999;
+/// overflow. The domain's bound, shared with server-to-server conversions.
+pub const MAX_AMOUNT_MINOR: i64 = rekomi_domain::kernel::money::MAX_AMOUNT_MINOR;
 
 /// The range of timestamps accepted (unix seconds): 2000-01-01 to 9999-12-31. Stripe has no
 /// object older than 2010; a value outside the range is corrupt and must not become a date in

@@ -6,7 +6,7 @@
 //!
 //! Laid out by capability like every side of the hexagon (docs/adr/0005): one module per
 //! repository slice ([`orgs`], [`programs`], [`affiliates`], [`coupons`], [`conversions`],
-//! [`stripe_inbox`], [`outbound`], [`audit`], [`traffic`]), plus [`isolation`] for what crosses tenants and
+//! [`stripe_inbox`], [`outbound`], [`audit`], [`traffic`], [`tracking`]), plus [`isolation`] for what crosses tenants and
 //! [`transactions`] for the unit of work itself. This module keeps what they share: the one
 //! list of contract functions, the foreign-key names and the transaction helpers; the test
 //! data is in [`fixtures`].
@@ -39,6 +39,7 @@ pub mod orgs;
 pub mod outbound;
 pub mod programs;
 pub mod stripe_inbox;
+pub mod tracking;
 pub mod traffic;
 pub mod transactions;
 
@@ -108,6 +109,8 @@ macro_rules! storage_contract {
             traffic::a_link_target_is_found_by_slug_in_any_case_across_organizations_oldest_first,
             traffic::clicks_are_written_once_and_read_back_only_in_their_organization,
             traffic::a_day_keeps_its_first_visitor_salt_until_forgotten,
+            tracking::live_signing_secrets_come_back_newest_first_and_expire_on_rotation,
+            tracking::an_organization_has_one_current_signing_secret,
             audit::audit_entries_come_back_newest_first_per_organization,
             audit::many_rows_are_appended_in_one_write_all_or_nothing,
             isolation::no_getter_reveals_another_organizations_rows,
@@ -159,6 +162,8 @@ pub mod foreign_keys {
     pub const RECRUITMENT_RECRUITER: &str = "affiliate_recruitments_recruiter_fkey";
     /// A sub-affiliate setting's program is in the setting's organization.
     pub const SUB_AFFILIATE_CONFIG_PROGRAM: &str = "program_sub_affiliate_configs_program_fkey";
+    /// A signing secret's organization exists.
+    pub const TRACKING_SECRET_ORG: &str = "tracking_secrets_org_id_fkey";
 }
 
 /// Runs `f` in one transaction and returns its value, failing the test if the store refuses.

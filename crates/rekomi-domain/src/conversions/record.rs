@@ -1,6 +1,11 @@
 //! Recording a sale, a renewal or a lead from a Stripe fact: attribution (pure rules), the
 //! commission (pure), the conversion and its ledger, the sub-affiliate override, the
-//! redemption, and the audit and outbound events.
+//! redemption, and the audit and outbound events. Server-to-server sales (`s2s.rs`) name their
+//! affiliate and are credited through the same [`credit_sale`].
+//!
+//! Kept as one file of about 630 lines: sales, renewals and leads share its private helpers
+//! (`Credit`, `credited_conversion`, `annotate`, `denial`, the override and the ledger entry),
+//! and splitting them apart would only widen their visibility.
 
 use crate::audit::AuditAction;
 use crate::outbound::EventType;
@@ -22,6 +27,7 @@ use crate::ports::Tx;
 use crate::programs::Program;
 use crate::stripe_inbox::apply::{done, ts, Applied, ApplyCtx};
 use crate::stripe_inbox::facts::{CheckoutFact, CheckoutMode, InvoiceFact, PromotionCodeRef, SubscriptionFact};
+use crate::tracking::S2sConversion;
 use crate::traffic::ClickId;
 
 /// A payment (or a free signup) to credit.
@@ -42,6 +48,8 @@ pub(crate) struct SaleInput {
     codes: Vec<PromotionCodeRef>,
     referrals: Vec<String>,
     occurred_at: OffsetDateTime,
+    /// The sender named the affiliate itself (server-to-server): no attribution method.
+    direct: bool,
 }
 
 impl SaleInput {
@@ -58,6 +66,7 @@ impl SaleInput {
             codes: i.discounts.promotion_codes.clone(),
             referrals: i.referral.iter().cloned().collect(),
             occurred_at: ts(i.paid_at),
+            direct: false,
         }
     }
 
@@ -96,7 +105,34 @@ impl SaleInput {
             codes: c.discounts.promotion_codes.clone(),
             referrals,
             occurred_at: ts(c.created),
+            direct: false,
         })
+    }
+}
+
+impl SaleInput {
+    /// A server-to-server sale: a one-time payment the sender names the affiliate of, known by
+    /// its `externalEventId`, with no Stripe objects.
+    pub(crate) fn from_s2s(sale: &S2sConversion, occurred_at: OffsetDateTime) -> Self {
+        Self {
+            source: sale.source(),
+            ledger_key: None,
+            external_id: sale.external_event_id().to_owned(),
+            customer_id: None,
+            customer_email: None,
+            subscription_id: None,
+            amount: sale.amount_minor(),
+            currency: sale.currency().code().to_owned(),
+            codes: Vec::new(),
+            referrals: Vec::new(),
+            occurred_at,
+            direct: true,
+        }
+    }
+
+    /// The source claimed once per organization.
+    pub(crate) fn source(&self) -> &str {
+        &self.source
     }
 }
 
@@ -222,7 +258,7 @@ pub(crate) fn record_sale(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, input: SaleInput)
             return record_renewal(tx, ctx, conversion, &input, &payment, currency);
         }
     }
-    let (signals, mut trace) = gather_signals(
+    let (signals, trace) = gather_signals(
         tx,
         ctx,
         &input.codes,
@@ -248,17 +284,41 @@ pub(crate) fn record_sale(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, input: SaleInput)
     let Some(program) = ctx.program(tx, affiliate.program_id)? else {
         return done("the credited affiliate's program no longer exists");
     };
-    let denied = denial(&affiliate, &program, input.customer_email.as_deref());
+    let credit = Credit { affiliate: &affiliate, program: &program, decision: &decision, signals: &signals, denied: None };
+    credit_sale(tx, ctx, &input, credit, currency, Some(&payment), trace)?;
+    done("conversion created")
+}
+
+/// Credits a claimed sale to `credit.affiliate` by its program's rules (its `denied` is decided
+/// here): the commission, the conversion and its initial ledger entry, the audit entry and
+/// `conversion.created`, the recruiter's override, and the code's redemption. `payment` is what
+/// refunds find the sale by (`None` for a server-to-server sale, which Stripe never refunds).
+pub(crate) fn credit_sale(
+    tx: &mut dyn Tx,
+    ctx: &ApplyCtx<'_>,
+    input: &SaleInput,
+    credit: Credit<'_>,
+    currency: Currency,
+    payment: Option<&StripePaymentRef>,
+    mut trace: Value,
+) -> Result<Conversion, DomainError> {
+    let (affiliate, program, decision) = (credit.affiliate, credit.program, credit.decision);
+    let denied = denial(affiliate, program, input.customer_email.as_deref());
     let kind = if input.subscription_id.is_some() { ConversionType::Recurring } else { ConversionType::OneTime };
     let rate = affiliate.custom_commission.unwrap_or(program.default_commission);
     let earns = kind == ConversionType::OneTime || commission::invoice_earns(1, program.recurring_months, program.recurring_delay_invoices);
     let commission =
         if denied.is_none() && earns { commission::commission_for(Money::new(input.amount, currency), rate).minor() } else { 0 };
-    annotate(&mut trace, &decision, denied, Some((rate.kind.as_str(), rate.value.to_decimal_string(), earns)));
-    let credit = Credit { affiliate: &affiliate, program: &program, decision: &decision, signals: &signals, denied };
-    let conversion = credited_conversion(ctx, &input, &credit, kind, currency, input.amount, commission, 1, trace);
+    annotate(&mut trace, decision, denied, Some((rate.kind.as_str(), rate.value.to_decimal_string(), earns)));
+    if input.direct {
+        if let Some(t) = trace.as_object_mut() {
+            t.insert("method".into(), Value::Null);
+        }
+    }
+    let credit = Credit { denied, ..credit };
+    let conversion = credited_conversion(ctx, input, &credit, kind, currency, input.amount, commission, 1, trace);
     tx.insert_conversion(&conversion)?;
-    insert_ledger(tx, ctx, &conversion, LedgerKind::Initial, input.amount, commission, &payment, None, input.occurred_at)?;
+    insert_ledger(tx, ctx, &conversion, LedgerKind::Initial, input.amount, commission, payment, None, input.occurred_at)?;
     ctx.record(AuditAction::ConversionCreated, "conversion", conversion.id.to_string(), Some(conversion_data(&conversion)));
     ctx.emit(tx, EventType::ConversionCreated, conversion_data(&conversion))?;
     if denied.is_none() && commission != 0 {
@@ -266,30 +326,30 @@ pub(crate) fn record_sale(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, input: SaleInput)
             tx,
             ctx,
             &conversion,
-            &affiliate,
-            &program,
+            affiliate,
+            program,
             LedgerKind::Initial,
             input.amount,
             commission,
-            &payment,
+            payment,
             input.occurred_at,
         )?;
     }
     // Last: a popular code's counter row is shared by every sale with it, so its lock is held
     // for as short a time as possible.
     if let Some(code) = conversion.affiliate_coupon_id {
-        count_redemption(tx, ctx, code, &input)?;
+        count_redemption(tx, ctx, code, input)?;
     }
-    done("conversion created")
+    Ok(conversion)
 }
 
 /// Who a payment credits and how: what a sale and a lead conversion share.
-struct Credit<'a> {
-    affiliate: &'a Affiliate,
-    program: &'a Program,
-    decision: &'a Decision,
-    signals: &'a Signals,
-    denied: Option<&'static str>,
+pub(crate) struct Credit<'a> {
+    pub(crate) affiliate: &'a Affiliate,
+    pub(crate) program: &'a Program,
+    pub(crate) decision: &'a Decision,
+    pub(crate) signals: &'a Signals,
+    pub(crate) denied: Option<&'static str>,
 }
 
 /// A new conversion credited to `credit.affiliate` for `input`; denied conversions earn nothing
@@ -316,7 +376,7 @@ fn credited_conversion(
         amount_minor: amount,
         currency,
         commission_minor: commission,
-        attribution_method: Some(credit.decision.method.as_str().to_owned()),
+        attribution_method: (!input.direct).then(|| credit.decision.method.as_str().to_owned()),
         coupon_code: credit.decision.coupon.as_ref().map(|c| c.code.clone()),
         affiliate_coupon_id: credit.signals.coupon.as_ref().map(|c| c.coupon),
         stripe_customer_id: input.customer_id.clone(),
@@ -356,7 +416,7 @@ pub(crate) fn insert_ledger(
     kind: LedgerKind,
     amount: i64,
     commission: i64,
-    key: &StripePaymentRef,
+    key: Option<&StripePaymentRef>,
     refunded_total: Option<i64>,
     occurred_at: OffsetDateTime,
 ) -> Result<(), DomainError> {
@@ -367,7 +427,7 @@ pub(crate) fn insert_ledger(
         kind,
         amount_minor: amount,
         commission_minor: commission,
-        stripe_invoice_id: Some(key.clone()),
+        stripe_invoice_id: key.cloned(),
         refunded_total,
         occurred_at,
         created_at: ctx.now,
@@ -386,7 +446,7 @@ fn record_override(
     kind: LedgerKind,
     amount: i64,
     recruit_commission: i64,
-    key: &StripePaymentRef,
+    key: Option<&StripePaymentRef>,
     occurred_at: OffsetDateTime,
 ) -> Result<(), DomainError> {
     let org = ctx.org.id;
@@ -489,7 +549,7 @@ pub(crate) fn record_renewal(
     // A subscription that pays again after a full refund earns again.
     conversion.credit(commission, false, ctx.now, ctx.approve_after())?;
     tx.update_conversion(&conversion)?;
-    insert_ledger(tx, ctx, &conversion, LedgerKind::Renewal, input.amount, commission, payment, None, input.occurred_at)?;
+    insert_ledger(tx, ctx, &conversion, LedgerKind::Renewal, input.amount, commission, Some(payment), None, input.occurred_at)?;
     ctx.record(
         AuditAction::ConversionRenewed,
         "conversion",
@@ -498,7 +558,7 @@ pub(crate) fn record_renewal(
     );
     if let (Some(a), Some(p)) = (&affiliate, &program) {
         if commission != 0 {
-            record_override(tx, ctx, &conversion, a, p, LedgerKind::Renewal, input.amount, commission, payment, input.occurred_at)?;
+            record_override(tx, ctx, &conversion, a, p, LedgerKind::Renewal, input.amount, commission, Some(payment), input.occurred_at)?;
         }
     }
     done("renewal recorded")
@@ -561,6 +621,7 @@ pub(crate) fn record_subscription(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, sub: &Sub
         codes: sub.discounts.promotion_codes.clone(),
         referrals: sub.referral.iter().cloned().collect(),
         occurred_at: ts(sub.created),
+        direct: false,
     };
     let Ok(currency) = Currency::parse(&input.currency) else {
         return Ok(Applied::Skipped(format!("currency {:?} is not supported", input.currency)));

@@ -47,7 +47,7 @@ pub(crate) fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, refund: &Refund
         return done("refund already recorded");
     }
     let delta = commission::clawback_delta(sale.commission_minor, sale.amount_minor, total, clawed);
-    insert_ledger(tx, ctx, &conversion, LedgerKind::Refund, -newly_refunded, delta, &key, Some(total), ts(refund.refunded_at))?;
+    insert_ledger(tx, ctx, &conversion, LedgerKind::Refund, -newly_refunded, delta, Some(&key), Some(total), ts(refund.refunded_at))?;
     let fully_refunded_now = total >= sale.amount_minor && seen < sale.amount_minor;
     if fully_refunded_now && sale.kind == LedgerKind::Initial {
         if let Some(code) = conversion.affiliate_coupon_id {
@@ -83,7 +83,7 @@ pub(crate) fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, refund: &Refund
         if over_delta == 0 {
             continue;
         }
-        insert_ledger(tx, ctx, &over, LedgerKind::Refund, -newly_refunded, over_delta, &key, Some(total), ts(refund.refunded_at))?;
+        insert_ledger(tx, ctx, &over, LedgerKind::Refund, -newly_refunded, over_delta, Some(&key), Some(total), ts(refund.refunded_at))?;
         // An override follows its parent: refunded once the parent is.
         over.claw_back(over_delta, conversion.status == ConversionStatus::Refunded, ctx.now)?;
         tx.update_conversion(&over)?;

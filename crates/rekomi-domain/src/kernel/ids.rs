@@ -71,3 +71,5 @@ entity_id!(/// An outbound event (outbox row).
     OutboxEventId);
 entity_id!(/// One delivery of an outbound event to one endpoint.
     DeliveryId);
+entity_id!(/// A server-to-server signing secret (never the secret itself).
+    TrackingSecretId);

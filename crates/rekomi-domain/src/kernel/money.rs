@@ -10,6 +10,10 @@ pub const SUPPORTED_CURRENCIES: [&str; 31] = [
     "NOK", "NZD", "PHP", "PLN", "RON", "SAR", "SEK", "SGD", "THB", "TRY", "USD", "ZAR",
 ];
 
+/// The largest amount accepted where money enters, in minor units: Stripe's own limit (twelve
+/// digits), for Stripe events and server-to-server conversions alike.
+pub const MAX_AMOUNT_MINOR: i64 = 999_999_999_999;
+
 /// A supported ISO-4217 currency, always upper-case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Currency(&'static str);

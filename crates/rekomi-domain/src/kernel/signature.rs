@@ -1,6 +1,8 @@
 //! Webhook signatures: `t=<unix>,v1=<hex>` headers, HMAC-SHA256 over `"{t}.{body}"`.
 //! Stripe signs inbound events this way (`Stripe-Signature`), and Rekomi signs its outbound
-//! deliveries the same way (`X-Rekomi-Signature`).
+//! deliveries the same way (`X-Rekomi-Signature`). Server-to-server conversions use the same
+//! HMAC under their own header scheme (`t=…,sig=…`, see `tracking::signature`), through
+//! [`sign`] and [`matches`].
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -34,6 +36,16 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     mac.update(b".");
     mac.update(body);
     hex::encode(mac.finalize().into_bytes())
+}
+
+/// Whether `signature` (raw bytes, not hex) is `HMAC-SHA256(secret, "{timestamp}.{body}")`,
+/// compared in constant time.
+pub fn matches(secret: &str, timestamp: i64, body: &[u8], signature: &[u8]) -> bool {
+    let mut mac = mac_for(secret);
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(signature).is_ok()
 }
 
 fn mac_for(secret: &str) -> HmacSha256 {

@@ -20,6 +20,7 @@ use crate::orgs::OrgRepo;
 use crate::outbound::OutboundRepo;
 use crate::programs::ProgramRepo;
 use crate::stripe_inbox::InboxRepo;
+use crate::tracking::TrackingRepo;
 use crate::traffic::TrafficRepo;
 
 /// Why storage failed.
@@ -68,6 +69,8 @@ pub mod constraints {
     pub const SUBSCRIPTION_SALE: &str = "conversions_subscription_sale_key";
     /// A Stripe Connect account links one organization.
     pub const ORG_STRIPE_ACCOUNT: &str = "organizations_stripe_account_key";
+    /// An organization has one current (unexpired) signing secret.
+    pub const TRACKING_SECRET_CURRENT: &str = "tracking_secrets_org_current_key";
 }
 
 /// Nested transactions inside one unit of work.
@@ -84,7 +87,17 @@ pub trait Savepoints {
 
 /// One connection inside one transaction.
 pub trait Tx:
-    OrgRepo + ProgramRepo + AffiliateRepo + CouponRepo + ConversionRepo + InboxRepo + OutboundRepo + AuditRepo + TrafficRepo + Savepoints
+    OrgRepo
+    + ProgramRepo
+    + AffiliateRepo
+    + CouponRepo
+    + ConversionRepo
+    + InboxRepo
+    + OutboundRepo
+    + AuditRepo
+    + TrafficRepo
+    + TrackingRepo
+    + Savepoints
 {
 }
 impl<
@@ -97,6 +110,7 @@ impl<
             + OutboundRepo
             + AuditRepo
             + TrafficRepo
+            + TrackingRepo
             + Savepoints,
     > Tx for T
 {

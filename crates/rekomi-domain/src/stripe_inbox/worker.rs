@@ -515,7 +515,7 @@ impl Effects {
     /// (a multi-row insert each), wakes the refunds waiting for its sales, then
     /// updates redemption counters in a fixed order (no two workers lock them in opposite
     /// orders), so a popular code's row is locked only until the commit that follows.
-    fn commit(self, tx: &mut dyn Tx, now: OffsetDateTime) -> Result<(), DomainError> {
+    pub(crate) fn commit(self, tx: &mut dyn Tx, now: OffsetDateTime) -> Result<(), DomainError> {
         tx.append_audits(&self.audit)?;
         tx.insert_outbox_events(&self.outbox)?;
         tx.insert_deliveries(&self.deliveries)?;

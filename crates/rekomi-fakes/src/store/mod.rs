@@ -24,6 +24,7 @@ mod orgs;
 mod outbound;
 mod programs;
 mod stripe_inbox;
+mod tracking;
 mod traffic;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -36,7 +37,7 @@ use rekomi_domain::conversions::{Conversion, LedgerEvent, SubAffiliateConfig};
 use rekomi_domain::coupons::{AffiliateCoupon, CampaignCoupon};
 use rekomi_domain::kernel::ids::{
     AffiliateCouponId, AffiliateId, ApiKeyId, AuditId, CampaignCouponId, ConversionId, DeliveryId, LedgerEventId, LinkId, OrgId,
-    OutboxEventId, ProgramId, WebhookEndpointId,
+    OutboxEventId, ProgramId, TrackingSecretId, WebhookEndpointId,
 };
 use rekomi_domain::kernel::page::PageRequest;
 use rekomi_domain::kernel::stripe_ids::StripeEventId;
@@ -101,6 +102,7 @@ struct State {
     clicks: BTreeMap<ClickId, Click>,
     visitor_salts: BTreeMap<time::Date, String>,
     tracking_settings: BTreeMap<OrgId, rekomi_domain::traffic::TrackingSettings>,
+    tracking_secrets: BTreeMap<TrackingSecretId, rekomi_domain::tracking::TrackingSecret>,
 }
 
 impl InMemoryStore {

@@ -1,0 +1,19 @@
+//! Server-to-server tracking over HTTP: `POST /api/tracking/s2s` (an API key and an HMAC
+//! signature over the raw body) and `POST /api/v1/settings/tracking-secret` (issue or rotate
+//! the `rks_…` signing secret). The inbound adapter of `rekomi_domain::tracking`.
+
+pub mod dto;
+pub mod handlers;
+
+use actix_web::web;
+
+use crate::resource;
+
+/// The request header carrying the signature.
+pub const SIGNATURE_HEADER: &str = "x-rekomi-signature";
+
+/// Registers the tracking routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/api/tracking/s2s").post(handlers::s2s))
+        .service(resource("/api/v1/settings/tracking-secret").post(handlers::rotate_secret));
+}
