@@ -326,7 +326,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    org_tracking_settings (org_id) {
+    org_web_tracking_settings (org_id) {
         org_id -> Uuid,
         attribution_params -> Nullable<Text>,
         pixel_public_key -> Nullable<Text>,
@@ -364,6 +364,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_deliveries,
     clicks,
     visitor_salts,
-    org_tracking_settings,
+    org_web_tracking_settings,
     tracking_secrets,
 );

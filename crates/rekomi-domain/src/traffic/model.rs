@@ -218,7 +218,7 @@ mod tests {
 
 /// An organization's web-tracking settings (defaults when it has none stored).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TrackingSettings {
+pub struct WebTrackingSettings {
     /// The organization.
     pub org_id: OrgId,
     /// Custom attribution parameters, recognized before the defaults.
@@ -229,7 +229,7 @@ pub struct TrackingSettings {
     pub updated_at: OffsetDateTime,
 }
 
-impl TrackingSettings {
+impl WebTrackingSettings {
     /// The settings of an organization that changed nothing.
     pub fn defaults(org_id: OrgId, now: OffsetDateTime) -> Self {
         Self { org_id, custom_params: None, pixel_public_key: None, updated_at: now }

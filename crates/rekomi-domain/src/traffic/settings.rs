@@ -12,7 +12,7 @@ use crate::kernel::plan::PlanTier;
 use crate::ports::Tx;
 use crate::programs::Program;
 use crate::services::{BrandContext, Services};
-use crate::traffic::model::TrackingSettings;
+use crate::traffic::model::WebTrackingSettings;
 use crate::traffic::params::CustomParams;
 
 /// Prefix of pixel public keys.
@@ -29,8 +29,8 @@ pub struct SnippetParts {
     pub pixel_public_key: Option<String>,
 }
 
-fn settings_of(tx: &mut dyn Tx, org: OrgId, now: time::OffsetDateTime) -> Result<TrackingSettings, DomainError> {
-    Ok(tx.tracking_settings(org)?.unwrap_or_else(|| TrackingSettings::defaults(org, now)))
+fn settings_of(tx: &mut dyn Tx, org: OrgId, now: time::OffsetDateTime) -> Result<WebTrackingSettings, DomainError> {
+    Ok(tx.web_tracking_settings(org)?.unwrap_or_else(|| WebTrackingSettings::defaults(org, now)))
 }
 
 impl Services {
@@ -41,7 +41,7 @@ impl Services {
     pub async fn attribution_params(&self, ctx: &BrandContext) -> Result<Option<CustomParams>, DomainError> {
         ctx.require_plan(PlanTier::Starter)?;
         let org = ctx.org_id();
-        self.tx(move |tx| Ok(tx.tracking_settings(org)?.and_then(|s| s.custom_params))).await
+        self.tx(move |tx| Ok(tx.web_tracking_settings(org)?.and_then(|s| s.custom_params))).await
     }
 
     /// Replaces the custom attribution parameters (Owner); `None` clears them. A change writes
@@ -68,7 +68,7 @@ impl Services {
             let before = json!({ "custom": settings.custom_params.as_ref().map(CustomParams::to_csv) });
             settings.custom_params = custom.clone();
             settings.updated_at = now;
-            tx.save_tracking_settings(&settings)?;
+            tx.save_web_tracking_settings(&settings)?;
             let after = json!({ "custom": custom.as_ref().map(CustomParams::to_csv) });
             audit.record(tx, AuditAction::OrgAttributionParamsChanged, "organization", org.to_string(), Some(before), Some(after))?;
             Ok(custom)
@@ -83,7 +83,7 @@ impl Services {
     pub async fn pixel_public_key(&self, ctx: &BrandContext) -> Result<Option<String>, DomainError> {
         ctx.require_plan(PlanTier::Starter)?;
         let org = ctx.org_id();
-        self.tx(move |tx| Ok(tx.tracking_settings(org)?.and_then(|s| s.pixel_public_key))).await
+        self.tx(move |tx| Ok(tx.web_tracking_settings(org)?.and_then(|s| s.pixel_public_key))).await
     }
 
     /// Provisions the browser pixel's public key (Owner), once: asking again returns the same
@@ -108,7 +108,7 @@ impl Services {
             }
             settings.pixel_public_key = Some(candidate.clone());
             settings.updated_at = now;
-            tx.save_tracking_settings(&settings)?;
+            tx.save_web_tracking_settings(&settings)?;
             audit.record(
                 tx,
                 AuditAction::OrgPixelKeyProvisioned,
@@ -142,7 +142,7 @@ impl Services {
                 None => newest_active_program(tx, org)?,
             }
             .ok_or(DomainError::NotFound("no_program_found"))?;
-            let settings = tx.tracking_settings(org)?;
+            let settings = tx.web_tracking_settings(org)?;
             let (custom_params, key) = settings.map_or((None, None), |s| (s.custom_params, s.pixel_public_key));
             let pixel_public_key = match (with_pixel, key) {
                 (false, _) => None,

@@ -5,7 +5,7 @@ use time::Date;
 
 use crate::kernel::ids::{OrgId, ProgramId};
 use crate::ports::store::StoreError;
-use crate::traffic::model::{Click, ClickId, LinkTarget, PageScope, TrackingSettings};
+use crate::traffic::model::{Click, ClickId, LinkTarget, PageScope, WebTrackingSettings};
 
 /// Links as clicks see them, clicks, and the daily visitor salts.
 pub trait TrafficRepo {
@@ -42,13 +42,13 @@ pub trait TrafficRepo {
     ///
     /// # Errors
     /// Storage failures.
-    fn tracking_settings(&mut self, org: OrgId) -> Result<Option<TrackingSettings>, StoreError>;
+    fn web_tracking_settings(&mut self, org: OrgId) -> Result<Option<WebTrackingSettings>, StoreError>;
 
     /// Stores `settings` (creating or replacing the organization's row).
     ///
     /// # Errors
     /// Storage failures.
-    fn save_tracking_settings(&mut self, settings: &TrackingSettings) -> Result<(), StoreError>;
+    fn save_web_tracking_settings(&mut self, settings: &WebTrackingSettings) -> Result<(), StoreError>;
 
     /// The organization and custom parameters of the program `id`, in any organization, unless
     /// it is archived. Browser tracking names only the program.

@@ -101,7 +101,7 @@ struct State {
     deliveries: BTreeMap<DeliveryId, Delivery>,
     clicks: BTreeMap<ClickId, Click>,
     visitor_salts: BTreeMap<time::Date, String>,
-    tracking_settings: BTreeMap<OrgId, rekomi_domain::traffic::TrackingSettings>,
+    web_tracking_settings: BTreeMap<OrgId, rekomi_domain::traffic::WebTrackingSettings>,
     tracking_secrets: BTreeMap<TrackingSecretId, rekomi_domain::tracking::TrackingSecret>,
 }
 

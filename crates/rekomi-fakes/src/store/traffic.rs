@@ -4,7 +4,7 @@
 
 use rekomi_domain::kernel::ids::{OrgId, ProgramId};
 use rekomi_domain::ports::store::StoreError;
-use rekomi_domain::traffic::{Click, ClickId, LinkTarget, PageScope, TrackingSettings, TrafficRepo};
+use rekomi_domain::traffic::{Click, ClickId, LinkTarget, PageScope, WebTrackingSettings, TrafficRepo};
 use time::Date;
 
 use super::State;
@@ -61,21 +61,21 @@ impl TrafficRepo for State {
         Ok((before - self.visitor_salts.len()) as u64)
     }
 
-    fn tracking_settings(&mut self, org: OrgId) -> Result<Option<TrackingSettings>, StoreError> {
-        Ok(self.tracking_settings.get(&org).cloned())
+    fn web_tracking_settings(&mut self, org: OrgId) -> Result<Option<WebTrackingSettings>, StoreError> {
+        Ok(self.web_tracking_settings.get(&org).cloned())
     }
 
-    fn save_tracking_settings(&mut self, settings: &TrackingSettings) -> Result<(), StoreError> {
+    fn save_web_tracking_settings(&mut self, settings: &WebTrackingSettings) -> Result<(), StoreError> {
         if !self.orgs.contains_key(&settings.org_id) {
-            return Err(StoreError::Conflict { constraint: "org_tracking_settings_org_id_fkey".to_owned() });
+            return Err(StoreError::Conflict { constraint: "org_web_tracking_settings_org_id_fkey".to_owned() });
         }
-        self.tracking_settings.insert(settings.org_id, settings.clone());
+        self.web_tracking_settings.insert(settings.org_id, settings.clone());
         Ok(())
     }
 
     fn page_scope(&mut self, program: ProgramId) -> Result<Option<PageScope>, StoreError> {
         let Some(p) = self.programs.get(&program).filter(|p| !p.is_archived()) else { return Ok(None) };
-        let custom_params = self.tracking_settings.get(&p.org_id).and_then(|s| s.custom_params.clone());
+        let custom_params = self.web_tracking_settings.get(&p.org_id).and_then(|s| s.custom_params.clone());
         Ok(Some(PageScope { org_id: p.org_id, custom_params }))
     }
 }

@@ -1,5 +1,5 @@
 //! Traffic in PostgreSQL: [`TrafficRepo`] for [`PgTx`] (links as clicks see them, the
-//! `clicks` table, the daily `visitor_salts` and `org_tracking_settings`), and [`PgClickSink`], the batched writer that
+//! `clicks` table, the daily `visitor_salts` and `org_web_tracking_settings`), and [`PgClickSink`], the batched writer that
 //! clicks go through. An outbound adapter of the hexagon, the `traffic` capability's side of the
 //! storage port.
 
@@ -12,13 +12,13 @@ use rekomi_domain::affiliates::AffiliateStatus;
 use rekomi_domain::kernel::ids::{OrgId, ProgramId};
 use rekomi_domain::ports::store::StoreError;
 use rekomi_domain::programs::{AttributionModel, CommissionModel, LandingUrl};
-use rekomi_domain::traffic::{Click, ClickId, CustomParams, DeviceClass, LinkTarget, PageScope, TrackingSettings, TrafficRepo};
+use rekomi_domain::traffic::{Click, ClickId, CustomParams, DeviceClass, LinkTarget, PageScope, WebTrackingSettings, TrafficRepo};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::columns::{api_enum, to_u16};
 use crate::error::bad_row;
-use crate::schema::{affiliate_links, affiliates, clicks, org_tracking_settings, programs, visitor_salts};
+use crate::schema::{affiliate_links, affiliates, clicks, org_web_tracking_settings, programs, visitor_salts};
 use crate::tx::{decode, lower, PgTx};
 
 #[derive(Queryable)]
@@ -127,8 +127,8 @@ impl ClickRow {
 }
 
 #[derive(Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = org_tracking_settings, check_for_backend(diesel::pg::Pg), treat_none_as_null = true)]
-struct TrackingSettingsRow {
+#[diesel(table_name = org_web_tracking_settings, check_for_backend(diesel::pg::Pg), treat_none_as_null = true)]
+struct WebTrackingSettingsRow {
     org_id: Uuid,
     attribution_params: Option<String>,
     pixel_public_key: Option<String>,
@@ -137,7 +137,7 @@ struct TrackingSettingsRow {
 
 /// Stored lists were validated when saved; one that no longer parses is a bad row.
 fn custom_params(raw: Option<&str>) -> Result<Option<CustomParams>, StoreError> {
-    raw.map(CustomParams::parse).transpose().map(Option::flatten).map_err(|e| bad_row("org_tracking_settings", "attribution_params", e))
+    raw.map(CustomParams::parse).transpose().map(Option::flatten).map_err(|e| bad_row("org_web_tracking_settings", "attribution_params", e))
 }
 
 /// Inserts `rows` in one multi-row statement, skipping ids already stored (a retried batch).
@@ -211,11 +211,11 @@ impl TrafficRepo for PgTx<'_> {
         Ok(deleted as u64)
     }
 
-    fn tracking_settings(&mut self, org: OrgId) -> Result<Option<TrackingSettings>, StoreError> {
+    fn web_tracking_settings(&mut self, org: OrgId) -> Result<Option<WebTrackingSettings>, StoreError> {
         let row =
-            self.read(|c| org_tracking_settings::table.find(org.as_uuid()).select(TrackingSettingsRow::as_select()).first(c).optional())?;
+            self.read(|c| org_web_tracking_settings::table.find(org.as_uuid()).select(WebTrackingSettingsRow::as_select()).first(c).optional())?;
         row.map(|r| {
-            Ok(TrackingSettings {
+            Ok(WebTrackingSettings {
                 org_id: r.org_id.into(),
                 custom_params: custom_params(r.attribution_params.as_deref())?,
                 pixel_public_key: r.pixel_public_key,
@@ -225,17 +225,17 @@ impl TrafficRepo for PgTx<'_> {
         .transpose()
     }
 
-    fn save_tracking_settings(&mut self, settings: &TrackingSettings) -> Result<(), StoreError> {
-        let row = TrackingSettingsRow {
+    fn save_web_tracking_settings(&mut self, settings: &WebTrackingSettings) -> Result<(), StoreError> {
+        let row = WebTrackingSettingsRow {
             org_id: settings.org_id.as_uuid(),
             attribution_params: settings.custom_params.as_ref().map(CustomParams::to_csv),
             pixel_public_key: settings.pixel_public_key.clone(),
             updated_at: settings.updated_at,
         };
         self.write(|c| {
-            diesel::insert_into(org_tracking_settings::table)
+            diesel::insert_into(org_web_tracking_settings::table)
                 .values(&row)
-                .on_conflict(org_tracking_settings::org_id)
+                .on_conflict(org_web_tracking_settings::org_id)
                 .do_update()
                 .set(&row)
                 .execute(c)
@@ -246,10 +246,10 @@ impl TrafficRepo for PgTx<'_> {
     fn page_scope(&mut self, program: ProgramId) -> Result<Option<PageScope>, StoreError> {
         let row = self.read(|c| {
             programs::table
-                .left_join(org_tracking_settings::table.on(org_tracking_settings::org_id.eq(programs::org_id)))
+                .left_join(org_web_tracking_settings::table.on(org_web_tracking_settings::org_id.eq(programs::org_id)))
                 .filter(programs::id.eq(program.as_uuid()))
                 .filter(programs::archived_at.is_null())
-                .select((programs::org_id, org_tracking_settings::attribution_params.nullable()))
+                .select((programs::org_id, org_web_tracking_settings::attribution_params.nullable()))
                 .first::<(Uuid, Option<String>)>(c)
                 .optional()
         })?;

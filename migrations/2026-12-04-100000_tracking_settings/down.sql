@@ -1,1 +1,0 @@
-drop table org_tracking_settings;

@@ -1,0 +1,1 @@
+drop table org_web_tracking_settings;
