@@ -3,7 +3,8 @@
 //! port, that carries the install snippet rendered by the real server; the page's URL carries
 //! `?via=<slug>`. The loader records the click across origins (CORS), sets its first-party
 //! cookie and `window.Rekomi.referral`; the page reports what it sees to this test, then follows
-//! a link to a second page without the parameter, where the cookie still names the referral.
+//! a link to a second page without the parameter, where the cookie still names the referral and
+//! `Rekomi.convert()` records a lead for it.
 //!
 //! The browser is found through `REKOMI_CHROMIUM` (set by `scripts/test.sh`) or at
 //! `/usr/bin/chromium`; without one the test is skipped, except under `CI=true`.
@@ -90,7 +91,9 @@ async fn serve(mut stream: TcpStream, snippet: &str, reports: &Reports) {
     } else if target.starts_with("/landing") {
         ("text/html; charset=utf-8", page(snippet, "ready", "location.href = '/second';"))
     } else if target.starts_with("/second") {
-        ("text/html; charset=utf-8", page(snippet, "second", ""))
+        let convert = "return Rekomi.convert({ email: 'Pat@Buyers.example', name: 'Pat Buyer' }).then(function (sent) { \
+                       return fetch('/report/converted', { method: 'POST', body: JSON.stringify({ sent: sent }) }); });";
+        ("text/html; charset=utf-8", page(snippet, "second", convert))
     } else {
         ("text/plain", String::new())
     };
@@ -160,8 +163,7 @@ async fn a_visitor_arriving_with_via_gets_a_recorded_click_a_cookie_and_rekomi_r
 
     let ready = wait_for_report(&reports, "ready").await;
     let second = wait_for_report(&reports, "second").await;
-    let _ = chrome.kill().await;
-    let _ = std::fs::remove_dir_all(&profile);
+    let converted = wait_for_report(&reports, "converted").await;
 
     let referral = ready["referral"].as_str().unwrap_or_else(|| panic!("no Rekomi.referral: {ready}")).to_owned();
     assert!(referral.starts_with("rkc_"), "{ready}");
@@ -192,4 +194,23 @@ async fn a_visitor_arriving_with_via_gets_a_recorded_click_a_cookie_and_rekomi_r
     };
     assert_eq!(row, format!("{jane}|{landing}|newsletter|Desktop|f"), "headless Chromium is a desktop browser, not a crawler");
     assert_eq!(app.count_rows("clicks").await, 1, "the second page recorded no click");
+
+    assert_eq!(converted["sent"], true, "{converted}");
+    // The beacon is queued by the browser; it may land after the page's report.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let lead = loop {
+        let lead = app
+            .single_text(
+                "SELECT coalesce((SELECT concat_ws('|', affiliate_id, kind, customer_email) FROM conversions), 'missing') AS digest"
+                    .to_owned(),
+            )
+            .await;
+        if lead != "missing" || tokio::time::Instant::now() >= deadline {
+            break lead;
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    };
+    let _ = chrome.kill().await;
+    let _ = std::fs::remove_dir_all(&profile);
+    assert_eq!(lead, format!("{jane}|LeadReward|pat@buyers.example"), "Rekomi.convert() recorded the lead for the referral");
 }

@@ -404,3 +404,67 @@ fn body_without(field: &str) -> Vec<u8> {
     body.as_object_mut().unwrap().remove(field);
     serde_json::to_vec(&body).unwrap()
 }
+
+// ---- server leads: POST /api/tracking/lead -------------------------------------------------
+
+const LEAD: &str = "/api/tracking/lead";
+
+async fn post_lead(app: &TestApp, brand: &Brand, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let request = app
+        .request(Method::POST, LEAD)
+        .header("x-rekomi-api-key", &brand.key)
+        .header("content-type", "application/json")
+        .header("x-rekomi-signature", sign(&brand.secret, now(), &bytes))
+        .body(bytes);
+    app.send(request).await
+}
+
+#[tokio::test]
+async fn a_signed_server_lead_is_recorded_once_and_refused_like_a_sale() {
+    let Some(app) = TestApp::spawn().await else { return };
+    let brand = new_brand(&app, PlanTier::Growth).await;
+    let body =
+        json!({ "affiliateSlug": "Jane-Recommends", "email": "User@Example.com", "name": "Jane Doe", "externalEventId": "signup_abc123" });
+    let answer = post_lead(&app, &brand, &body).await;
+    let lead_id = answer.expect(200)["leadId"].as_str().unwrap().to_owned();
+    let lead = app.get(&format!("/api/v1/conversions/{lead_id}"), &brand.key).await.expect(200).clone();
+    assert_eq!((lead["type"].as_str(), lead["affiliateId"].as_str()), (Some("LeadReward"), Some(brand.affiliate_id.as_str())), "{lead}");
+    assert_eq!((lead["amountCents"].as_i64(), lead["commissionCents"].as_i64()), (Some(0), Some(0)), "a Cps program pays nothing per lead");
+    assert_eq!(lead["externalEventId"], "signup_abc123");
+    let org = &brand.org_id;
+    assert_eq!(count(&app, format!("SELECT count(*) FROM outbox_events WHERE org_id = '{org}' AND event_type = 'lead.created'")).await, 1);
+
+    // The same signup again, and the same email for the same affiliate without an id, are one lead.
+    let before = everything(&app).await;
+    assert_eq!(post_lead(&app, &brand, &body).await.expect(200)["deduped"], true);
+    assert_eq!(everything(&app).await, before, "a repeat writes nothing");
+    let no_id = json!({ "affiliateSlug": "jane-recommends", "email": "other@example.com" });
+    post_lead(&app, &brand, &no_id).await.expect(200);
+    assert_eq!(post_lead(&app, &brand, &no_id).await.expect(200)["deduped"], true);
+
+    // Refusals: an unknown slug, bad fields, a bad signature, no key.
+    let before = everything(&app).await;
+    post_lead(&app, &brand, &json!({ "affiliateSlug": "nobody", "email": "a@b.co" })).await.expect_error(404, "affiliate_not_found");
+    for (bad, field) in [
+        (json!({ "affiliateSlug": "jane-recommends", "email": "not-an-email" }), "email"),
+        (json!({ "affiliateSlug": "jane-recommends" }), "email"),
+        (json!({ "affiliateSlug": "", "email": "a@b.co" }), "affiliateSlug"),
+        (json!({ "affiliateSlug": "jane-recommends", "email": "a@b.co", "externalEventId": "" }), "externalEventId"),
+        (json!({ "affiliateSlug": "jane-recommends", "email": "a@b.co", "extra": true }), "extra"),
+    ] {
+        post_lead(&app, &brand, &bad).await.expect_field_error(400, "validation_failed", field);
+    }
+    let bytes = serde_json::to_vec(&no_id).unwrap();
+    let forged = app
+        .request(Method::POST, LEAD)
+        .header("x-rekomi-api-key", &brand.key)
+        .header("content-type", "application/json")
+        .header("x-rekomi-signature", sign("rks_0000000000000000000000000000000000000000", now(), &bytes))
+        .body(bytes.clone());
+    app.send(forged).await.expect_error(401, "signature_mismatch");
+    app.send(app.request(Method::POST, LEAD).header("content-type", "application/json").body(bytes))
+        .await
+        .expect_error(401, "unauthorized");
+    assert_eq!(everything(&app).await, before, "refused leads write nothing");
+}

@@ -336,3 +336,84 @@ async fn a_checkout_naming_a_click_credits_its_affiliate_within_the_cookie_windo
     assert_eq!(deliver(&app, &checkout("evt_e2e_click_none", "acct_e2e_acme", &unknown, "cus_e2e_c", 10000)).await, nobody);
     assert_eq!(conversions(&app, &acme.key).await.len(), 1, "an expired or unknown click credits no one");
 }
+
+// ---- leads: the loader's signup, email match, Cpl ---------------------------------------
+
+async fn lead_signup(app: &TestApp, body: &Value) -> Response {
+    let request =
+        app.request(Method::POST, "/api/v1/r/lead/signup").header("content-type", "text/plain;charset=UTF-8").body(body.to_string());
+    app.send(request).await
+}
+
+#[tokio::test]
+async fn a_signup_is_an_opaque_lead_and_a_later_sale_by_its_email_is_credited_within_the_window() {
+    let Some(app) = spawn().await else { return };
+    let acme = brand(&app).await;
+    app.link_stripe_account(&acme.org_id, "acct_e2e_acme").await;
+    let jane = affiliate(&app, &acme, "jane@creator.test", "jane-deals", "Approved").await;
+
+    // Every well-formed signup answers the same, recorded or not.
+    let email = "cus_e2e_m@buyers.example";
+    for body in [
+        json!({ "slug": "jane-deals", "email": email, "name": "Pat Buyer", "programId": acme.program_id }),
+        json!({ "slug": "jane-deals", "email": email.to_uppercase() }),
+        json!({ "slug": "nobody-here", "email": "x@buyers.example" }),
+        json!({ "slug": "jane-deals", "email": "y@buyers.example", "programId": "00000000-0000-0000-0000-000000000000" }),
+    ] {
+        let answer = lead_signup(&app, &body).await;
+        assert_eq!((answer.status, answer.body.clone()), (200, json!({ "ok": true })), "{body}");
+        assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
+    }
+    let leads = conversions(&app, &acme.key).await;
+    assert_eq!(leads.len(), 1, "one lead: the repeat (any case) and the unknown slug or program wrote nothing: {leads:#?}");
+    assert_eq!((leads[0]["type"].as_str(), leads[0]["affiliateId"].clone()), (Some("LeadReward"), json!(jane)));
+    for (body, field) in [
+        (json!({ "slug": "jane-deals", "email": "nope" }), "email"),
+        (json!({ "slug": "jane-deals", "email": email, "programId": "x" }), "programId"),
+        (json!({ "email": email }), "slug"),
+    ] {
+        lead_signup(&app, &body).await.expect_field_error(400, "validation_failed", field);
+    }
+
+    // A checkout by that customer email, naming no referral, is Jane's through the lead.
+    assert_eq!(deliver(&app, &checkout("evt_e2e_lead_sale", "acct_e2e_acme", "", "cus_e2e_m", 10000)).await, "Done|conversion created");
+    let sale = conversions(&app, &acme.key).await.into_iter().find(|c| c["type"] == "OneTime").unwrap();
+    assert_eq!((sale["affiliateId"].clone(), sale["attributionMethod"].as_str()), (json!(jane), Some("email_match")));
+    assert_eq!(sale["commissionCents"], 2000);
+    let trace = app.get(&format!("/api/v1/conversions/{}/attribution", id_of(&sale)), &acme.key).await.expect(200)["trace"].clone();
+    assert_eq!((trace["rule"].as_str(), trace["emailMatch"]["withinWindow"].as_bool()), (Some("email_match"), Some(true)), "{trace}");
+
+    // A lead older than the cookie window no longer decides.
+    lead_signup(&app, &json!({ "slug": "jane-deals", "email": "cus_e2e_old@buyers.example" })).await.expect(200);
+    app.execute_sql("UPDATE conversions SET created_at = now() - interval '31 days' WHERE customer_email = 'cus_e2e_old@buyers.example'")
+        .await;
+    assert_eq!(
+        deliver(&app, &checkout("evt_e2e_old_lead", "acct_e2e_acme", "", "cus_e2e_old", 10000)).await,
+        "Done|no affiliate is attributed"
+    );
+}
+
+#[tokio::test]
+async fn a_cpl_program_pays_its_fixed_value_for_the_first_lead_of_an_email() {
+    let Some(app) = spawn().await else { return };
+    let (_, key) = app.org(PlanTier::Growth).await;
+    let body =
+        json!({ "name": "Signups", "defaultCommissionType": "Fixed", "defaultCommissionValue": 2.5, "defaultCommissionModel": "Cpl" });
+    let program = id_of(app.post("/api/v1/programs", &key, &body).await.expect(201));
+    for (email, slug) in [("jane@creator.test", "jane-cpl"), ("bob@creator.test", "bob-cpl")] {
+        let body = json!({ "programId": program, "email": email, "status": "Approved", "customAlias": slug });
+        app.post("/api/v1/affiliates", &key, &body).await.expect(201);
+    }
+    for (slug, email) in [("jane-cpl", "first@buyers.example"), ("bob-cpl", "first@buyers.example"), ("bob-cpl", "second@buyers.example")] {
+        lead_signup(&app, &json!({ "slug": slug, "email": email, "programId": program })).await.expect(200);
+    }
+    let earned = app
+        .single_text("SELECT string_agg(customer_email || ':' || commission_minor, ',' ORDER BY customer_email, commission_minor) AS digest FROM conversions".to_owned())
+        .await;
+    assert_eq!(
+        earned, "first@buyers.example:0,first@buyers.example:250,second@buyers.example:250",
+        "2.50 for each email's first lead in the program, nothing for a second affiliate's lead of the same email"
+    );
+    let ledger = app.single_text("SELECT coalesce(sum(commission_minor), 0)::text AS digest FROM ledger_events".to_owned()).await;
+    assert_eq!(ledger, "500", "the paid leads are on the ledger");
+}

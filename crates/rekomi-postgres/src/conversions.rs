@@ -352,6 +352,8 @@ impl ConversionRepo for PgTx<'_> {
                 .filter(conversions::org_id.eq(org.as_uuid()))
                 .filter(conversions::parent_conversion_id.is_null())
                 .filter(conversions::status.ne(ConversionStatus::Denied.as_str()))
+                // Identified signups count through lead_signup_by_email, inside their window.
+                .filter(conversions::kind.ne(ConversionType::LeadReward.as_str()).or(conversions::stripe_customer_id.is_not_null()))
                 .order((conversions::created_at.desc(), conversions::id.desc()))
                 .select(conversions::affiliate_id)
                 .into_boxed::<Pg>();
@@ -366,6 +368,24 @@ impl ConversionRepo for PgTx<'_> {
             query.first::<Uuid>(c).optional()
         })?;
         Ok(found.map(AffiliateId::from_uuid))
+    }
+
+    fn lead_signup_by_email(&mut self, org: OrgId, email: &str) -> Result<Option<Conversion>, StoreError> {
+        let row = self.read(|c| {
+            conversions::table
+                .filter(conversions::org_id.eq(org.as_uuid()))
+                .filter(conversions::parent_conversion_id.is_null())
+                .filter(conversions::status.ne(ConversionStatus::Denied.as_str()))
+                .filter(conversions::kind.eq(ConversionType::LeadReward.as_str()))
+                .filter(conversions::stripe_customer_id.is_null())
+                // The same expression as the customer-email partial index.
+                .filter(lower_nullable(conversions::customer_email).eq(lower(email.to_owned()).nullable()))
+                .order((conversions::created_at.desc(), conversions::id.desc()))
+                .select(ConversionRow::as_select())
+                .first(c)
+                .optional()
+        })?;
+        row.map(ConversionRow::into_domain).transpose()
     }
 
     fn orgs_of_stripe_customer(&mut self, customer_id: &StripeCustomerId) -> Result<Vec<OrgId>, StoreError> {

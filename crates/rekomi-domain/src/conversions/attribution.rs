@@ -31,6 +31,9 @@ pub struct Signals {
     pub click: Option<ClickId>,
     /// The affiliate already credited for this customer (an earlier sale or lead).
     pub customer_history: Option<AffiliateId>,
+    /// The affiliate of an identified signup (a browser or server lead) with the customer's
+    /// email, inside its program's cookie window.
+    pub email_match: Option<AffiliateId>,
 }
 
 /// How a conversion was attributed (`attributionMethod`).
@@ -42,6 +45,9 @@ pub enum Method {
     CouponWithMetadata,
     /// Referral metadata or customer history decided.
     MetadataOrCustomer,
+    /// The customer's email matched an identified signup (a lead) inside the program's cookie
+    /// window.
+    EmailMatch,
 }
 
 impl Method {
@@ -51,6 +57,7 @@ impl Method {
             Self::Coupon => "coupon",
             Self::CouponWithMetadata => "coupon_with_metadata",
             Self::MetadataOrCustomer => "metadata_or_customer",
+            Self::EmailMatch => "email_match",
         }
     }
 
@@ -60,6 +67,7 @@ impl Method {
             "coupon" => Some(Self::Coupon),
             "coupon_with_metadata" => Some(Self::CouponWithMetadata),
             "metadata_or_customer" => Some(Self::MetadataOrCustomer),
+            "email_match" => Some(Self::EmailMatch),
             _ => None,
         }
     }
@@ -82,15 +90,19 @@ pub struct Decision {
 
 /// Applies the spec's precedence:
 /// - a code whose campaign coupon overrides click attribution wins;
-/// - otherwise referral metadata, then customer history, decide, and the code is the fallback;
-/// - a code and a referral or history pointing at the same affiliate is `coupon_with_metadata`.
+/// - otherwise referral metadata (a click or a slug), then customer history, then an email
+///   match with a lead, decide, and the code is the fallback;
+/// - a code and a referral, history or email match pointing at the same affiliate is
+///   `coupon_with_metadata`.
 pub fn decide(signals: &Signals) -> Option<Decision> {
-    let other = signals.referral.or(signals.customer_history);
-    let (other_rule, other_click) = match (signals.referral, signals.click) {
-        (Some(_), Some(click)) => ("referral_click", Some(click)),
-        (Some(_), None) => ("referral_metadata", None),
-        (None, _) => ("customer_history", None),
-    };
+    let (other, other_rule, other_click, other_method) =
+        match (signals.referral, signals.click, signals.customer_history, signals.email_match) {
+            (Some(a), Some(click), _, _) => (Some(a), "referral_click", Some(click), Method::MetadataOrCustomer),
+            (Some(a), None, _, _) => (Some(a), "referral_metadata", None, Method::MetadataOrCustomer),
+            (None, _, Some(a), _) => (Some(a), "customer_history", None, Method::MetadataOrCustomer),
+            (None, _, None, Some(a)) => (Some(a), "email_match", None, Method::EmailMatch),
+            (None, _, None, None) => (None, "", None, Method::MetadataOrCustomer),
+        };
     match (&signals.coupon, other) {
         (Some(coupon), Some(a)) if a == coupon.affiliate => Some(Decision {
             affiliate: a,
@@ -106,9 +118,7 @@ pub fn decide(signals: &Signals) -> Option<Decision> {
             rule: "coupon_overrides_click_attribution",
             click: None,
         }),
-        (_, Some(a)) => {
-            Some(Decision { affiliate: a, method: Method::MetadataOrCustomer, coupon: None, rule: other_rule, click: other_click })
-        }
+        (_, Some(a)) => Some(Decision { affiliate: a, method: other_method, coupon: None, rule: other_rule, click: other_click }),
         (Some(coupon), None) => Some(Decision {
             affiliate: coupon.affiliate,
             method: Method::Coupon,
@@ -164,6 +174,7 @@ mod tests {
                 referral: referral.map(aff),
                 click: None,
                 customer_history: history.map(aff),
+                email_match: None,
             };
             let got = decide(&signals).map(|d| (d.affiliate, d.method, d.rule, d.click));
             assert_eq!(got, want.map(|(a, m, r)| (aff(a), m, r, None)), "row {i}");
@@ -188,6 +199,7 @@ mod tests {
                 referral: Some(aff(referral)),
                 click: Some(click),
                 customer_history: history.map(aff),
+                email_match: None,
             };
             let got = decide(&signals).map(|d| (d.affiliate, d.method, d.rule, d.click));
             assert_eq!(got, Some((aff(a), m, r, credited.then_some(click))), "row {i}");
@@ -195,8 +207,33 @@ mod tests {
     }
 
     #[test]
+    fn an_email_match_with_a_lead_comes_after_referrals_and_history() {
+        // (coupon (owner, overrides), referral, history, lead's affiliate) -> (affiliate, method, rule)
+        type Row = (Option<(u128, bool)>, Option<u128>, Option<u128>, u128, (u128, Method, &'static str));
+        let table: Vec<Row> = vec![
+            (None, None, None, 4, (4, Method::EmailMatch, "email_match")),
+            (None, Some(2), None, 4, (2, Method::MetadataOrCustomer, "referral_metadata")),
+            (None, None, Some(3), 4, (3, Method::MetadataOrCustomer, "customer_history")),
+            (Some((1, false)), None, None, 4, (4, Method::EmailMatch, "email_match")),
+            (Some((1, true)), None, None, 4, (1, Method::Coupon, "coupon_overrides_click_attribution")),
+            (Some((4, true)), None, None, 4, (4, Method::CouponWithMetadata, "coupon_and_metadata_agree")),
+        ];
+        for (i, (c, referral, history, lead, (a, m, r))) in table.into_iter().enumerate() {
+            let signals = Signals {
+                coupon: c.map(|(o, ov)| coupon(o, ov)),
+                referral: referral.map(aff),
+                click: None,
+                customer_history: history.map(aff),
+                email_match: Some(aff(lead)),
+            };
+            let got = decide(&signals).map(|d| (d.affiliate, d.method, d.rule));
+            assert_eq!(got, Some((aff(a), m, r)), "row {i}");
+        }
+    }
+
+    #[test]
     fn methods_round_trip_their_api_names() {
-        for m in [Method::Coupon, Method::CouponWithMetadata, Method::MetadataOrCustomer] {
+        for m in [Method::Coupon, Method::CouponWithMetadata, Method::MetadataOrCustomer, Method::EmailMatch] {
             assert_eq!(Method::parse(m.as_str()), Some(m));
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod attribution;
 pub mod commission;
+pub mod leads;
 mod model;
 pub(crate) mod record;
 pub(crate) mod refund;

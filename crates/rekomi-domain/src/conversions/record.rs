@@ -19,12 +19,12 @@ use crate::conversions::commission;
 use crate::conversions::{Conversion, ConversionStatus, ConversionType, LedgerEvent, LedgerKind};
 use crate::coupons::CouponCode;
 use crate::kernel::error::DomainError;
-use crate::kernel::ids::{ConversionId, LedgerEventId};
+use crate::kernel::ids::{AffiliateId, ConversionId, LedgerEventId};
 use crate::kernel::money::{Currency, Money};
 use crate::kernel::stripe_ids::{StripeCustomerId, StripePaymentRef, StripeSubscriptionId};
 use crate::outbound::outbox::conversion_data;
 use crate::ports::Tx;
-use crate::programs::Program;
+use crate::programs::{within_cookie_window, Program};
 use crate::stripe_inbox::apply::{done, ts, Applied, ApplyCtx};
 use crate::stripe_inbox::facts::{CheckoutFact, CheckoutMode, InvoiceFact, PromotionCodeRef, SubscriptionFact};
 use crate::tracking::S2sConversion;
@@ -111,6 +111,29 @@ impl SaleInput {
 }
 
 impl SaleInput {
+    /// An identified signup: no payment, known by `source` (its dedupe key) and the email a
+    /// later sale is matched against.
+    pub(crate) fn from_lead(source: String, external_id: String, email: &str, currency: Currency, occurred_at: OffsetDateTime) -> Self {
+        Self {
+            source,
+            ledger_key: None,
+            external_id,
+            customer_id: None,
+            customer_email: Some(email.to_owned()),
+            subscription_id: None,
+            amount: 0,
+            currency: currency.code().to_owned(),
+            codes: Vec::new(),
+            referrals: Vec::new(),
+            occurred_at,
+            direct: false,
+        }
+    }
+
+    pub(crate) fn occurred_at(&self) -> OffsetDateTime {
+        self.occurred_at
+    }
+
     /// A server-to-server sale: a one-time payment the sender names the affiliate of, known by
     /// its `externalEventId`, with no Stripe objects.
     pub(crate) fn from_s2s(sale: &S2sConversion, occurred_at: OffsetDateTime) -> Self {
@@ -219,6 +242,7 @@ fn gather_signals(
         }
     }
     let history = tx.affiliate_of_customer(org, customer_id, email)?;
+    let (email_match, email_trace) = email_match(tx, ctx, email, occurred_at)?;
     let trace = json!({
         "promotionCodes": codes.iter().map(|c| json!({"id": c.id.as_str(), "code": c.code})).collect::<Vec<_>>(),
         "coupon": coupon.as_ref().map(|c| json!({"affiliateCouponId": c.coupon.to_string(), "code": c.code, "affiliateId": c.affiliate.to_string(), "overridesClickAttribution": c.overrides_click})),
@@ -226,13 +250,37 @@ fn gather_signals(
         "referral": referral.map(|a| json!({"ref": referral_ref, "affiliateId": a.to_string()})),
         "clicks": clicks_seen,
         "customerHistory": history.map(|a| a.to_string()),
+        "emailMatch": email_trace,
         "stripeCustomerId": customer_id.map(StripeCustomerId::as_str),
     });
-    Ok((Signals { coupon, referral, click, customer_history: history }, trace))
+    Ok((Signals { coupon, referral, click, customer_history: history, email_match }, trace))
+}
+
+/// The affiliate of the latest identified signup with the customer's `email`, when the sale at
+/// `occurred_at` is inside that lead's program's cookie window; and what the trace says of it.
+fn email_match(
+    tx: &mut dyn Tx,
+    ctx: &ApplyCtx<'_>,
+    email: Option<&str>,
+    occurred_at: OffsetDateTime,
+) -> Result<(Option<AffiliateId>, Value), DomainError> {
+    let Some(lead) = email.map(|e| tx.lead_signup_by_email(ctx.org.id, e)).transpose()?.flatten() else {
+        return Ok((None, Value::Null));
+    };
+    let window = ctx.program(tx, lead.program_id)?.map_or(0, |p| p.cookie_window_days);
+    let live = within_cookie_window(lead.created_at, occurred_at, window);
+    let trace = json!({
+        "leadId": lead.id.to_string(),
+        "affiliateId": lead.affiliate_id.to_string(),
+        "createdAt": lead.created_at.format(&Rfc3339).unwrap_or_default(),
+        "cookieWindowDays": window,
+        "withinWindow": live,
+    });
+    Ok((live.then_some(lead.affiliate_id), trace))
 }
 
 /// Why a credited affiliate earns nothing.
-fn denial(affiliate: &Affiliate, program: &Program, customer_email: Option<&str>) -> Option<&'static str> {
+pub(crate) fn denial(affiliate: &Affiliate, program: &Program, customer_email: Option<&str>) -> Option<&'static str> {
     if customer_email.is_some_and(|e| e.trim().eq_ignore_ascii_case(affiliate.email.as_str())) {
         Some("self_referral")
     } else if affiliate.status != AffiliateStatus::Approved {
@@ -355,7 +403,7 @@ pub(crate) struct Credit<'a> {
 /// A new conversion credited to `credit.affiliate` for `input`; denied conversions earn nothing
 /// and say why.
 #[allow(clippy::too_many_arguments)]
-fn credited_conversion(
+pub(crate) fn credited_conversion(
     ctx: &ApplyCtx<'_>,
     input: &SaleInput,
     credit: &Credit<'_>,
@@ -396,7 +444,7 @@ fn credited_conversion(
     }
 }
 
-fn annotate(trace: &mut Value, decision: &Decision, denied: Option<&str>, rate: Option<(&str, String, bool)>) {
+pub(crate) fn annotate(trace: &mut Value, decision: &Decision, denied: Option<&str>, rate: Option<(&str, String, bool)>) {
     if let Some(t) = trace.as_object_mut() {
         t.insert("rule".into(), json!(decision.rule));
         t.insert("method".into(), json!(decision.method.as_str()));

@@ -66,7 +66,9 @@ pub trait ConversionRepo {
     /// `Unavailable` or `Unexpected`.
     fn overrides_of(&mut self, org: OrgId, parent: ConversionId) -> Result<Vec<Conversion>, StoreError>;
     /// The affiliate most recently credited (sale or lead, not denied, not an override) for a
-    /// Stripe customer or a customer email.
+    /// Stripe customer or a customer email. Identified signups (leads with no Stripe customer,
+    /// recorded by the loader or a brand's server) are left out: they count through
+    /// [`lead_signup_by_email`](Self::lead_signup_by_email), inside their cookie window.
     ///
     /// # Errors
     /// `Unavailable` or `Unexpected`.
@@ -76,6 +78,12 @@ pub trait ConversionRepo {
         customer_id: Option<&StripeCustomerId>,
         email: Option<&str>,
     ) -> Result<Option<AffiliateId>, StoreError>;
+    /// The latest identified signup with this customer email (any case): a `LeadReward` with
+    /// no Stripe customer, not denied, not an override.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn lead_signup_by_email(&mut self, org: OrgId, email: &str) -> Result<Option<Conversion>, StoreError>;
     /// The organizations holding a conversion of this Stripe customer (at most two, most
     /// recent first): resolves the organization of platform-account events that carry no
     /// Rekomi code, such as refunds and renewals.

@@ -145,6 +145,13 @@ impl ProgramSlug {
 }
 
 /// Whether `s` is `min..=max` characters of `[a-z0-9-]` without a leading or trailing '-'.
+/// Whether something that happened at `at` is inside a cookie window of `days` days opened at
+/// `opened` (a click, a signup). A moment stamped a little before `opened`, by another clock,
+/// is inside too.
+pub fn within_cookie_window(opened: OffsetDateTime, at: OffsetDateTime, days: u16) -> bool {
+    at - opened <= time::Duration::days(i64::from(days))
+}
+
 pub(crate) fn is_slug(s: &str, min: usize, max: usize) -> bool {
     (min..=max).contains(&s.len())
         && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')

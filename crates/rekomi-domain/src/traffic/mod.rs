@@ -15,7 +15,7 @@ pub mod store;
 pub mod tracker;
 pub mod visitors;
 
-pub use model::{Click, ClickId, DeviceClass, LinkTarget, PageScope, WebTrackingSettings, Visit};
+pub use model::{Click, ClickId, DeviceClass, LinkTarget, PageScope, Visit, WebTrackingSettings};
 pub use params::{CustomParams, ParamsError};
 pub use store::{ClickSink, SinkFull, TrafficRepo};
 pub use tracker::{ClickTracker, PageClick, Redirect, TrackerConfig};

@@ -95,7 +95,7 @@ impl Click {
     /// Whether a sale at `at` is inside the click's cookie window of `days` days (a sale
     /// stamped a little before the click, by another clock, is inside too).
     pub fn is_within_cookie_window(&self, days: u16, at: OffsetDateTime) -> bool {
-        at - self.clicked_at <= time::Duration::days(i64::from(days))
+        crate::programs::within_cookie_window(self.clicked_at, at, days)
     }
 }
 

@@ -152,10 +152,22 @@ impl ConversionRepo for State {
         Ok(self
             .latest_conversion(org, |c| {
                 c.status != ConversionStatus::Denied
+                    && !is_lead_signup(c)
                     && (customer_id.is_some_and(|id| c.stripe_customer_id.as_ref() == Some(id))
                         || email.as_deref().is_some_and(|e| c.customer_email.as_deref().is_some_and(|mine| mine.to_lowercase() == e)))
             })
             .map(|c| c.affiliate_id))
+    }
+
+    fn lead_signup_by_email(&mut self, org: OrgId, email: &str) -> Result<Option<Conversion>, StoreError> {
+        let email = email.to_lowercase();
+        Ok(self
+            .latest_conversion(org, |c| {
+                c.status != ConversionStatus::Denied
+                    && is_lead_signup(c)
+                    && c.customer_email.as_deref().is_some_and(|e| e.to_lowercase() == email)
+            })
+            .cloned())
     }
 
     fn orgs_of_stripe_customer(&mut self, customer_id: &StripeCustomerId) -> Result<Vec<OrgId>, StoreError> {
@@ -220,4 +232,9 @@ impl ConversionRepo for State {
         entries.sort_by_key(|e| (e.occurred_at, e.id));
         Ok(entries)
     }
+}
+
+/// A lead recorded by the loader or a brand's server: no Stripe customer.
+fn is_lead_signup(c: &Conversion) -> bool {
+    c.kind == ConversionType::LeadReward && c.stripe_customer_id.is_none()
 }

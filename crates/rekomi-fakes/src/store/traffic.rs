@@ -4,7 +4,7 @@
 
 use rekomi_domain::kernel::ids::{OrgId, ProgramId};
 use rekomi_domain::ports::store::StoreError;
-use rekomi_domain::traffic::{Click, ClickId, LinkTarget, PageScope, WebTrackingSettings, TrafficRepo};
+use rekomi_domain::traffic::{Click, ClickId, LinkTarget, PageScope, TrafficRepo, WebTrackingSettings};
 use time::Date;
 
 use super::State;

@@ -71,6 +71,43 @@ pub enum S2sResponse {
     Deduped(S2sDedupedResponse),
 }
 
+/// `POST /api/tracking/lead`: an identified signup (a lead) reported by the brand's server.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LeadRequest {
+    /// The credited affiliate's link slug (any case).
+    #[schema(example = "jane-recommends")]
+    pub affiliate_slug: String,
+    /// The email a later sale is matched against.
+    #[schema(example = "user@example.com")]
+    pub email: String,
+    pub name: Option<String>,
+    /// The sender's id of the signup, 1–255 bytes; a repeat is deduplicated (without one, the
+    /// same email for the same affiliate is).
+    #[schema(min_length = 1, max_length = 255)]
+    pub external_event_id: Option<String>,
+}
+
+/// A new lead.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LeadRecordedResponse {
+    /// Always true.
+    pub ok: bool,
+    /// The lead's conversion (`LeadReward`).
+    pub lead_id: Uuid,
+}
+
+/// What `POST /api/tracking/lead` answers: a new lead, or a deduplicated repeat.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LeadResponse {
+    /// A new lead.
+    Recorded(LeadRecordedResponse),
+    /// Already recorded.
+    Deduped(S2sDedupedResponse),
+}
+
 /// A newly issued signing secret: the only answer that shows it in full.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -1,9 +1,13 @@
 //! `POST /api/tracking/s2s` and `POST /api/v1/settings/tracking-secret`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use rekomi_domain::conversions::leads::{LeadOutcome, LeadSignup};
 use rekomi_domain::tracking::S2sOutcome;
 
-use super::dto::{S2sConversionRequest, S2sDedupedResponse, S2sRecordedResponse, S2sResponse, TrackingSecretResponse};
+use super::dto::{
+    LeadRecordedResponse, LeadRequest, LeadResponse, S2sConversionRequest, S2sDedupedResponse, S2sRecordedResponse, S2sResponse,
+    TrackingSecretResponse,
+};
 use super::SIGNATURE_HEADER;
 use crate::auth::{ApiKeyCaller, Brand};
 use crate::error::ApiResult;
@@ -47,6 +51,40 @@ pub async fn s2s(state: web::Data<AppState>, req: HttpRequest, ApiKeyCaller(ctx)
             HttpResponse::Ok().json(S2sResponse::Recorded(S2sRecordedResponse { ok: true, conversion_id: id.as_uuid() }))
         }
         S2sOutcome::Deduplicated => HttpResponse::Ok().json(S2sResponse::Deduped(S2sDedupedResponse { ok: true, deduped: true })),
+    })
+}
+
+/// Record a lead (an identified signup) from your server.
+///
+/// Authenticated and signed exactly as `POST /api/tracking/s2s`. A lead earns nothing unless
+/// the program pays per lead (`Cpl`: the program's fixed value, once per email); a later
+/// Stripe sale with the same customer email inside the program's cookie window is credited to
+/// the affiliate (`attributionMethod` `email_match`). See docs/traffic.md.
+#[utoipa::path(post, path = "/api/tracking/lead", tag = "Tracking",
+    request_body = LeadRequest,
+    params(
+        ("X-Rekomi-Api-Key" = Option<String>, Header, description = "The `rk_live_…` API key (instead of `Authorization: Bearer`)"),
+        ("X-Rekomi-Signature" = String, Header, description = "`t=<unix seconds>,sig=<hex HMAC-SHA256 of \"<t>.<raw body>\">`"),
+    ),
+    responses(
+        (status = 200, description = "Recorded (`leadId`), or already recorded (`deduped`)", body = LeadResponse),
+        (status = 400, description = "`validation_failed`: `affiliateSlug`, `email`, `name` or `externalEventId`"),
+        (status = 401, description = "The signature codes of `POST /api/tracking/s2s`"),
+        (status = 402, description = "`plan_tier_required`: Starter or higher (trialing organizations pass), or no live subscription"),
+        (status = 404, description = "`affiliate_not_found`: no affiliate of the organization has this link slug"),
+    ),
+    security(("bearer" = [])))]
+pub async fn lead(state: web::Data<AppState>, req: HttpRequest, ApiKeyCaller(ctx): ApiKeyCaller, body: RawJson) -> ApiResult<HttpResponse> {
+    let body = body.0?;
+    let signature = req.headers().get(SIGNATURE_HEADER).map(|v| v.to_str().unwrap_or_default());
+    state.services.verify_s2s_signature(&ctx, signature, &body).await?;
+    let b = RawJson::decode::<LeadRequest>(&body)?;
+    let lead = LeadSignup::parse("affiliateSlug", &b.affiliate_slug, &b.email, b.name.as_deref(), b.external_event_id.as_deref())?;
+    Ok(match state.services.record_server_lead(&ctx, lead).await? {
+        LeadOutcome::Recorded(id) => {
+            HttpResponse::Ok().json(LeadResponse::Recorded(LeadRecordedResponse { ok: true, lead_id: id.as_uuid() }))
+        }
+        LeadOutcome::Deduplicated => HttpResponse::Ok().json(LeadResponse::Deduped(S2sDedupedResponse { ok: true, deduped: true })),
     })
 }
 

@@ -15,5 +15,6 @@ pub const SIGNATURE_HEADER: &str = "x-rekomi-signature";
 /// Registers the tracking routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/api/tracking/s2s").post(handlers::s2s))
+        .service(resource("/api/tracking/lead").post(handlers::lead))
         .service(resource("/api/v1/settings/tracking-secret").post(handlers::rotate_secret));
 }

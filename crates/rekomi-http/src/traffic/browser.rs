@@ -7,7 +7,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use rekomi_domain::kernel::ids::ProgramId;
 use rekomi_domain::traffic::{ClickTracker, PageClick, Visit};
 
-use super::dto::{PageClickRequest, PageClickResponse};
+use rekomi_domain::conversions::leads::LeadSignup;
+
+use super::dto::{LeadSignupRequest, OpaqueOk, PageClickRequest, PageClickResponse};
 use super::handlers::limit;
 use super::visit;
 use crate::error::{ApiError, ApiResult};
@@ -107,10 +109,45 @@ fn click_response(c: PageClick) -> PageClickResponse {
     }
 }
 
-/// The CORS preflight of `POST /api/v1/r/click`.
+/// Record a lead for the visitor's referral (`Rekomi.convert()` / `Rekomi.identify()`).
+///
+/// Always `200 {"ok": true}` for a well-formed body, whether or not a lead was recorded (an
+/// unknown slug, another program's link, a repeat of the same email for the same affiliate), so
+/// the endpoint cannot tell who signed up. Public CORS; `application/json` or `text/plain`.
+#[utoipa::path(post, path = "/api/v1/r/lead/signup", tag = "Traffic", request_body = LeadSignupRequest,
+    responses((status = 200, body = OpaqueOk),
+        (status = 400, description = "`invalid_json`; `validation_failed`: `slug`, `email`, `name` or `programId`"),
+        (status = 413, description = "`payload_too_large`"),
+        (status = 415, description = "`unsupported_media_type`"),
+        (status = 429, description = "`rate_limited`: the anonymous tracking limit"),
+        (status = 503, description = "`service_unavailable`")))]
+pub async fn lead_signup(state: web::Data<AppState>, req: HttpRequest, BeaconJson(body): BeaconJson<LeadSignupRequest>) -> HttpResponse {
+    with_cors(record_lead(&state, &req, body).await)
+}
+
+async fn record_lead(state: &AppState, req: &HttpRequest, body: Result<LeadSignupRequest, ApiError>) -> ApiResult<HttpResponse> {
+    limit(state, req)?;
+    let body = body?;
+    let program: Option<ProgramId> = body.program_id.as_deref().map(|p| parse_id(p, "programId")).transpose()?;
+    let lead = LeadSignup::parse("slug", &body.slug, &body.email, body.name.as_deref(), None)?;
+    state.services.record_browser_lead(program, lead).await?;
+    Ok(HttpResponse::Ok().json(OpaqueOk { ok: true }))
+}
+
 #[utoipa::path(options, path = "/api/v1/r/click", tag = "Traffic",
     responses((status = 204, description = "`Access-Control-Allow-Origin: *`, methods `POST, OPTIONS`, header `Content-Type`")))]
 pub async fn click_preflight() -> HttpResponse {
+    preflight()
+}
+
+/// The CORS preflight of `POST /api/v1/r/lead/signup`.
+#[utoipa::path(options, path = "/api/v1/r/lead/signup", tag = "Traffic",
+    responses((status = 204, description = "`Access-Control-Allow-Origin: *`, methods `POST, OPTIONS`, header `Content-Type`")))]
+pub async fn lead_preflight() -> HttpResponse {
+    preflight()
+}
+
+fn preflight() -> HttpResponse {
     HttpResponse::NoContent()
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
         .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "POST, OPTIONS"))

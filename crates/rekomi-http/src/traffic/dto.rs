@@ -99,3 +99,22 @@ pub struct PageClickResponse {
     /// `FirstTouch` keeps an existing cookie; `LastTouch` replaces it.
     pub attribution_model: &'static str,
 }
+
+/// `POST /api/v1/r/lead/signup`: what `Rekomi.convert()` sends.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LeadSignupRequest {
+    /// The referral's link slug (the loader's cookie).
+    pub slug: String,
+    pub email: String,
+    pub name: Option<String>,
+    /// Scopes the lead to one program (the loader sends its `data-program-id`).
+    pub program_id: Option<String>,
+}
+
+/// `POST /api/v1/r/lead/signup`: always the same, recorded or not.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpaqueOk {
+    /// Always true.
+    pub ok: bool,
+}

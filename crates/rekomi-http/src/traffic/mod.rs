@@ -41,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/v1/r/loader.js").get(browser::loader))
         .service(resource("/api/v1/r/click").post(browser::click).options(browser::click_preflight))
         .service(resource("/api/v1/r/c.gif").get(browser::pixel))
+        .service(resource("/api/v1/r/lead/signup").post(browser::lead_signup).options(browser::lead_preflight))
         .service(resource("/api/v1/r/install-snippet").get(settings::install_snippet))
         .service(resource("/api/v1/settings/attribution-params/defaults").get(settings::defaults))
         .service(resource("/api/v1/settings/attribution-params").get(settings::get_params).patch(settings::patch_params))

@@ -12,7 +12,7 @@ use rekomi_domain::affiliates::AffiliateStatus;
 use rekomi_domain::kernel::ids::{OrgId, ProgramId};
 use rekomi_domain::ports::store::StoreError;
 use rekomi_domain::programs::{AttributionModel, CommissionModel, LandingUrl};
-use rekomi_domain::traffic::{Click, ClickId, CustomParams, DeviceClass, LinkTarget, PageScope, WebTrackingSettings, TrafficRepo};
+use rekomi_domain::traffic::{Click, ClickId, CustomParams, DeviceClass, LinkTarget, PageScope, TrafficRepo, WebTrackingSettings};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
@@ -212,8 +212,9 @@ impl TrafficRepo for PgTx<'_> {
     }
 
     fn web_tracking_settings(&mut self, org: OrgId) -> Result<Option<WebTrackingSettings>, StoreError> {
-        let row =
-            self.read(|c| org_web_tracking_settings::table.find(org.as_uuid()).select(WebTrackingSettingsRow::as_select()).first(c).optional())?;
+        let row = self.read(|c| {
+            org_web_tracking_settings::table.find(org.as_uuid()).select(WebTrackingSettingsRow::as_select()).first(c).optional()
+        })?;
         row.map(|r| {
             Ok(WebTrackingSettings {
                 org_id: r.org_id.into(),
