@@ -94,6 +94,8 @@ async fn serve(mut stream: TcpStream, snippet: &str, reports: &Reports) {
         let convert = "return Rekomi.convert({ email: 'Pat@Buyers.example', name: 'Pat Buyer' }).then(function (sent) { \
                        return fetch('/report/converted', { method: 'POST', body: JSON.stringify({ sent: sent }) }); });";
         ("text/html; charset=utf-8", page(snippet, "second", convert))
+    } else if target.starts_with("/journey") {
+        ("text/html; charset=utf-8", journey_page(snippet))
     } else {
         ("text/plain", String::new())
     };
@@ -117,6 +119,44 @@ function whenLoaded() {{
 whenLoaded();
 </script></head><body><h1>Pro plan</h1></body></html>"#
     )
+}
+
+/// A page of a visit in steps: it reports under its `report` parameter, then goes to its
+/// `next` parameter (a path of this site), if any.
+fn journey_page(snippet: &str) -> String {
+    let then = "var next = new URLSearchParams(location.search).get('next'); if (next) { location.href = next; }";
+    page(snippet, "' + new URLSearchParams(location.search).get('report') + '", then)
+}
+
+/// Starts headless Chromium on `url` with a fresh profile (removed when the guard drops).
+fn start_chromium(browser: &PathBuf, url: &str) -> (tokio::process::Child, TempProfile) {
+    let profile = TempProfile(std::env::temp_dir().join(format!("rekomi-chromium-{}", uuid::Uuid::new_v4())));
+    let child = tokio::process::Command::new(browser)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--no-default-browser-check",
+        ])
+        .arg(format!("--user-data-dir={}", profile.0.display()))
+        .arg(url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting Chromium");
+    (child, profile)
+}
+
+/// A browser profile directory, removed on drop.
+struct TempProfile(PathBuf);
+
+impl Drop for TempProfile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 async fn wait_for_report(reports: &Reports, kind: &str) -> Value {
@@ -211,6 +251,55 @@ async fn a_visitor_arriving_with_via_gets_a_recorded_click_a_cookie_and_rekomi_r
         tokio::time::sleep(Duration::from_millis(40)).await;
     };
     let _ = chrome.kill().await;
-    let _ = std::fs::remove_dir_all(&profile);
     assert_eq!(lead, format!("{jane}|LeadReward|pat@buyers.example"), "Rekomi.convert() recorded the lead for the referral");
+}
+
+#[tokio::test]
+async fn first_touch_keeps_the_first_referral_and_last_touch_replaces_it() {
+    let Some(browser) = chromium() else { return };
+    let Some(app) = TestApp::spawn().await else { return };
+    let (_, key) = app.org(PlanTier::Growth).await;
+    for (model, keeps) in [("FirstTouch", "jane"), ("LastTouch", "bob")] {
+        let body =
+            json!({ "name": model, "defaultCommissionType": "Percentage", "defaultCommissionValue": 20.0, "attributionModel": model });
+        let program_id = id_of(app.post("/api/v1/programs", &key, &body).await.expect(201));
+        for name in ["jane", "bob"] {
+            let slug = format!("{name}-{}", model.to_ascii_lowercase());
+            let body = json!({ "programId": program_id, "email": format!("{name}.{model}@creator.test"), "status": "Approved", "customAlias": slug });
+            app.post("/api/v1/affiliates", &key, &body).await.expect(201);
+        }
+        let snippet = app.get(&format!("/api/v1/r/install-snippet?programId={program_id}"), &key).await.expect(200)["snippet"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (site, reports) = brand_site(snippet).await;
+        let m = model.to_ascii_lowercase();
+        // jane's link, then bob's, then a page with no referral.
+        let third = "/journey?report=third".to_owned();
+        let second = format!("/journey?via=bob-{m}&report=second&next={}", urlencode(&third));
+        let first = format!("{site}/journey?via=jane-{m}&report=first&next={}", urlencode(&second));
+        let (mut chrome, _profile) = start_chromium(&browser, &first);
+        let (one, two, three) =
+            (wait_for_report(&reports, "first").await, wait_for_report(&reports, "second").await, wait_for_report(&reports, "third").await);
+        let _ = chrome.kill().await;
+        assert_eq!(one["slug"], format!("jane-{m}"), "{model}: {one}");
+        assert_eq!(two["slug"], format!("{keeps}-{m}"), "{model}: {two}");
+        assert_eq!(three["slug"], format!("{keeps}-{m}"), "{model}: the cookie keeps it: {three}");
+        assert_ne!(one["referral"], Value::Null);
+        if model == "FirstTouch" {
+            assert_eq!(three["referral"], one["referral"], "{model}: the first click stays the referral");
+        } else {
+            assert_eq!(three["referral"], two["referral"], "{model}: the last click is the referral");
+        }
+    }
+    // Every visit with a referral recorded its click, whichever the model kept.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while app.count_rows("clicks").await < 4 {
+        assert!(tokio::time::Instant::now() < deadline, "the four clicks were not all written");
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+}
+
+fn urlencode(raw: &str) -> String {
+    url::form_urlencoded::byte_serialize(raw.as_bytes()).collect()
 }

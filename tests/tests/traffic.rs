@@ -417,3 +417,41 @@ async fn a_cpl_program_pays_its_fixed_value_for_the_first_lead_of_an_email() {
     let ledger = app.single_text("SELECT coalesce(sum(commission_minor), 0)::text AS digest FROM ledger_events".to_owned()).await;
     assert_eq!(ledger, "500", "the paid leads are on the ledger");
 }
+
+#[tokio::test]
+async fn a_cpc_program_pays_each_days_unique_human_clicks_once_as_a_click_reward() {
+    let Some(app) = spawn().await else { return };
+    let (_, key) = app.org(PlanTier::Growth).await;
+    let body = json!({ "name": "Per click", "defaultCommissionType": "Fixed", "defaultCommissionValue": 0.1, "defaultCommissionModel": "Cpc", "landingUrl": LANDING });
+    let program = id_of(app.post("/api/v1/programs", &key, &body).await.expect(201));
+    let body = json!({ "programId": program, "email": "jane@creator.test", "status": "Approved", "customAlias": "jane-cpc" });
+    let jane = id_of(app.post("/api/v1/affiliates", &key, &body).await.expect(201));
+    // Three visitors, one of whom comes back, and a crawler: three paid clicks.
+    let mut last = String::new();
+    for agent in [
+        IPHONE,
+        "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0",
+        "Mozilla/5.0 (Windows NT 10.0) Chrome/131.0",
+        IPHONE,
+        "Googlebot/2.1 (+http://www.google.com/bot.html)",
+    ] {
+        last = click_of(&app.send(browser().get(app.url("/r/jane-cpc")).header("user-agent", agent)).await);
+    }
+    stored_click(&app, &last).await;
+    assert_eq!(app.count_rows("clicks").await, 5);
+
+    // The UTC day the clicks were stamped on (not "now": the test may straddle midnight).
+    let day = app.single_text("SELECT min((clicked_at AT TIME ZONE 'UTC')::date)::text AS digest FROM clicks".to_owned()).await;
+    let today = time::Date::parse(&day, time::macros::format_description!("[year]-[month]-[day]")).unwrap();
+    assert_eq!(app.services.aggregate_click_rewards(today).await.unwrap(), 1);
+    assert_eq!(app.services.aggregate_click_rewards(today).await.unwrap(), 0, "a day is paid once");
+    let rewards = conversions(&app, &key).await;
+    assert_eq!(rewards.len(), 1, "{rewards:#?}");
+    let reward = &rewards[0];
+    assert_eq!((reward["type"].as_str(), reward["affiliateId"].clone()), (Some("ClickReward"), json!(jane)));
+    assert_eq!((reward["attributionMethod"].as_str(), reward["commissionCents"].as_i64()), (Some("cpc_aggregation"), Some(30)), "3 × 0.10");
+    let ledger = app.single_text("SELECT coalesce(sum(commission_minor), 0)::text AS digest FROM ledger_events".to_owned()).await;
+    assert_eq!(ledger, "30");
+    // Yesterday had no clicks.
+    assert_eq!(app.services.aggregate_click_rewards(today.previous_day().unwrap()).await.unwrap(), 0);
+}

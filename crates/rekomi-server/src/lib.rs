@@ -246,13 +246,26 @@ const METRICS_SAMPLE_INTERVAL: Duration = Duration::from_secs(10);
 const DELIVERY_WORKERS: usize = 4;
 
 /// Every minute: approves conversions whose grace period has passed, and makes waiting refunds
-/// due for their recheck. Several processes may run it at once: both are idempotent row
-/// updates.
+/// due for their recheck; once a day (UTC), pays the `Cpc` programs' clicks of the day before.
+/// Several processes may run it at once: all are idempotent (row updates, claimed rewards).
 async fn housekeeping_loop(services: Services) {
     let mut ticker = tokio::time::interval(Duration::from_secs(60));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rewarded_on: Option<time::Date> = None;
     loop {
         ticker.tick().await;
+        let today = time::OffsetDateTime::now_utc().date();
+        if rewarded_on != Some(today) {
+            match services.aggregate_yesterdays_click_rewards().await {
+                Ok(recorded) => {
+                    rewarded_on = Some(today);
+                    if recorded > 0 {
+                        tracing::info!(recorded, "daily click rewards recorded");
+                    }
+                }
+                Err(e) => tracing::warn!(error.cause = %e, "daily click rewards failed; retried next minute"),
+            }
+        }
         if let Err(e) = services.approve_due_conversions(500).await {
             tracing::warn!(error.cause = %e, "conversion approval pass failed");
         }

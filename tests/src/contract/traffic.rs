@@ -7,7 +7,7 @@
 use rekomi_domain::affiliates::AffiliateStatus;
 use rekomi_domain::kernel::ids::OrgId;
 use rekomi_domain::ports::store::UnitOfWork;
-use rekomi_domain::programs::LandingUrl;
+use rekomi_domain::programs::{CommissionModel, LandingUrl};
 use rekomi_domain::traffic::ClickId;
 use time::macros::date;
 use time::Duration;
@@ -118,4 +118,46 @@ pub async fn a_day_keeps_its_first_visitor_salt_until_forgotten(store: &dyn Unit
     assert_eq!(again, "salt-four", "a forgotten day starts afresh");
     assert_eq!(kept, "salt-three");
     assert_eq!(commit(store, move |tx| tx.forget_visitor_salts_before(d3)).await, 2);
+}
+
+/// A day's paid clicks are the unique, non-bot clicks of that UTC day on `Cpc` programs, per
+/// affiliate, in every organization.
+pub async fn cpc_counts_take_a_days_unique_human_clicks_on_cpc_programs(store: &dyn UnitOfWork) {
+    let (a, b) = (org(1, "acme"), org(2, "globex"));
+    let mut cpc = program(&a, 100, "cpc");
+    cpc.default_commission_model = CommissionModel::Cpc;
+    let cps = program(&a, 101, "cps");
+    let mut theirs = program(&b, 102, "cpc");
+    theirs.default_commission_model = CommissionModel::Cpc;
+    let (jane, sam, gus) =
+        (affiliate(&cpc, 200, "jane@creator.test"), affiliate(&cps, 201, "sam@creator.test"), affiliate(&theirs, 202, "gus@creator.test"));
+    let (lj, ls, lg) = (link(&jane, 300, "jane", true), link(&sam, 301, "sam", true), link(&gus, 302, "gus", true));
+    seed(
+        store,
+        Seed {
+            orgs: vec![a, b],
+            programs: vec![cpc.clone(), cps.clone(), theirs.clone()],
+            affiliates: vec![jane.clone(), sam, gus.clone()],
+            links: vec![lj.clone(), ls.clone(), lg.clone()],
+            ..Seed::default()
+        },
+    )
+    .await;
+    let day = T0.date();
+    let mut clicks = vec![click(&lj, &cpc, 900, T0), click(&lj, &cpc, 901, T0 + Duration::hours(3)), click(&lg, &theirs, 902, T0)];
+    let mut repeat = click(&lj, &cpc, 903, T0);
+    repeat.is_unique = false;
+    let mut bot = click(&lj, &cpc, 904, T0);
+    bot.is_bot = true;
+    let next_day = click(&lj, &cpc, 905, T0 + Duration::days(1));
+    clicks.extend([repeat, bot, next_day, click(&ls, &cps, 906, T0)]);
+    commit(store, move |tx| tx.insert_clicks(&clicks)).await;
+    let counts = commit(store, move |tx| tx.cpc_click_counts(day)).await;
+    let mut got: Vec<(Uuid, i64)> = counts.iter().map(|c| (c.affiliate_id.as_uuid(), c.clicks)).collect();
+    got.sort();
+    assert_eq!(got, vec![(jane.id.as_uuid(), 2), (gus.id.as_uuid(), 1)]);
+    assert!(counts
+        .iter()
+        .all(|c| (c.org_id, c.program_id) == (jane.org_id, cpc.id) || (c.org_id, c.program_id) == (gus.org_id, theirs.id)));
+    assert!(commit(store, move |tx| tx.cpc_click_counts(day - Duration::days(1))).await.is_empty());
 }

@@ -48,6 +48,8 @@ pub enum Method {
     /// The customer's email matched an identified signup (a lead) inside the program's cookie
     /// window.
     EmailMatch,
+    /// A day's paid clicks of a `Cpc` program, aggregated into one reward.
+    CpcAggregation,
 }
 
 impl Method {
@@ -58,6 +60,7 @@ impl Method {
             Self::CouponWithMetadata => "coupon_with_metadata",
             Self::MetadataOrCustomer => "metadata_or_customer",
             Self::EmailMatch => "email_match",
+            Self::CpcAggregation => "cpc_aggregation",
         }
     }
 
@@ -68,6 +71,7 @@ impl Method {
             "coupon_with_metadata" => Some(Self::CouponWithMetadata),
             "metadata_or_customer" => Some(Self::MetadataOrCustomer),
             "email_match" => Some(Self::EmailMatch),
+            "cpc_aggregation" => Some(Self::CpcAggregation),
             _ => None,
         }
     }
@@ -233,7 +237,7 @@ mod tests {
 
     #[test]
     fn methods_round_trip_their_api_names() {
-        for m in [Method::Coupon, Method::CouponWithMetadata, Method::MetadataOrCustomer, Method::EmailMatch] {
+        for m in [Method::Coupon, Method::CouponWithMetadata, Method::MetadataOrCustomer, Method::EmailMatch, Method::CpcAggregation] {
             assert_eq!(Method::parse(m.as_str()), Some(m));
         }
     }

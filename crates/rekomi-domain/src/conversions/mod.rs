@@ -3,6 +3,7 @@
 //! export).
 
 pub mod attribution;
+pub mod click_rewards;
 pub mod commission;
 pub mod leads;
 mod model;

@@ -130,6 +130,11 @@ impl SaleInput {
         }
     }
 
+    /// A reward the program pays by itself (a day's clicks): no payment, no email.
+    pub(crate) fn from_reward(source: String, external_id: String, currency: Currency, occurred_at: OffsetDateTime) -> Self {
+        Self { customer_email: None, ..Self::from_lead(source, external_id, "", currency, occurred_at) }
+    }
+
     pub(crate) fn occurred_at(&self) -> OffsetDateTime {
         self.occurred_at
     }

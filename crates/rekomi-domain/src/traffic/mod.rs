@@ -17,5 +17,5 @@ pub mod visitors;
 
 pub use model::{Click, ClickId, DeviceClass, LinkTarget, PageScope, Visit, WebTrackingSettings};
 pub use params::{CustomParams, ParamsError};
-pub use store::{ClickSink, SinkFull, TrafficRepo};
+pub use store::{ClickSink, CpcClicks, SinkFull, TrafficRepo};
 pub use tracker::{ClickTracker, PageClick, Redirect, TrackerConfig};

@@ -3,9 +3,22 @@
 
 use time::Date;
 
-use crate::kernel::ids::{OrgId, ProgramId};
+use crate::kernel::ids::{AffiliateId, OrgId, ProgramId};
 use crate::ports::store::StoreError;
 use crate::traffic::model::{Click, ClickId, LinkTarget, PageScope, WebTrackingSettings};
+
+/// One affiliate's paid clicks of a day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpcClicks {
+    /// The organization.
+    pub org_id: OrgId,
+    /// The program (a `Cpc` one).
+    pub program_id: ProgramId,
+    /// The affiliate.
+    pub affiliate_id: AffiliateId,
+    /// Unique, non-bot clicks.
+    pub clicks: i64,
+}
 
 /// Links as clicks see them, clicks, and the daily visitor salts.
 pub trait TrafficRepo {
@@ -56,6 +69,13 @@ pub trait TrafficRepo {
     /// # Errors
     /// Storage failures.
     fn page_scope(&mut self, program: ProgramId) -> Result<Option<PageScope>, StoreError>;
+
+    /// Unique, non-bot clicks of `day` (UTC) per affiliate, for the programs that pay per click
+    /// (`Cpc`), in every organization: what the daily click rewards pay.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn cpc_click_counts(&mut self, day: Date) -> Result<Vec<CpcClicks>, StoreError>;
 
     /// Deletes the salts of days before `day`; returns how many.
     ///

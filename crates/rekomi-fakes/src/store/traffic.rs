@@ -4,7 +4,8 @@
 
 use rekomi_domain::kernel::ids::{OrgId, ProgramId};
 use rekomi_domain::ports::store::StoreError;
-use rekomi_domain::traffic::{Click, ClickId, LinkTarget, PageScope, TrafficRepo, WebTrackingSettings};
+use rekomi_domain::programs::CommissionModel;
+use rekomi_domain::traffic::{Click, ClickId, CpcClicks, LinkTarget, PageScope, TrafficRepo, WebTrackingSettings};
 use time::Date;
 
 use super::State;
@@ -59,6 +60,27 @@ impl TrafficRepo for State {
         let before = self.visitor_salts.len();
         self.visitor_salts.retain(|d, _| *d >= day);
         Ok((before - self.visitor_salts.len()) as u64)
+    }
+
+    fn cpc_click_counts(&mut self, day: Date) -> Result<Vec<CpcClicks>, StoreError> {
+        let mut counts: Vec<CpcClicks> = Vec::new();
+        let paid = self.clicks.values().filter(|c| {
+            c.clicked_at.date() == day
+                && c.is_unique
+                && !c.is_bot
+                && self
+                    .programs
+                    .get(&c.program_id)
+                    .is_some_and(|p| p.org_id == c.org_id && p.default_commission_model == CommissionModel::Cpc)
+        });
+        for c in paid {
+            match counts.iter_mut().find(|n| n.org_id == c.org_id && n.program_id == c.program_id && n.affiliate_id == c.affiliate_id) {
+                Some(n) => n.clicks += 1,
+                None => counts.push(CpcClicks { org_id: c.org_id, program_id: c.program_id, affiliate_id: c.affiliate_id, clicks: 1 }),
+            }
+        }
+        counts.sort_by_key(|n| (n.org_id, n.affiliate_id));
+        Ok(counts)
     }
 
     fn web_tracking_settings(&mut self, org: OrgId) -> Result<Option<WebTrackingSettings>, StoreError> {

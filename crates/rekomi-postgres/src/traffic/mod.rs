@@ -12,7 +12,9 @@ use rekomi_domain::affiliates::AffiliateStatus;
 use rekomi_domain::kernel::ids::{OrgId, ProgramId};
 use rekomi_domain::ports::store::StoreError;
 use rekomi_domain::programs::{AttributionModel, CommissionModel, LandingUrl};
-use rekomi_domain::traffic::{Click, ClickId, CustomParams, DeviceClass, LinkTarget, PageScope, TrafficRepo, WebTrackingSettings};
+use rekomi_domain::traffic::{
+    Click, ClickId, CpcClicks, CustomParams, DeviceClass, LinkTarget, PageScope, TrafficRepo, WebTrackingSettings,
+};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
@@ -204,6 +206,31 @@ impl TrafficRepo for PgTx<'_> {
                 .execute(c)
         })?;
         self.read(|c| visitor_salts::table.find(day).select(visitor_salts::salt).first(c))
+    }
+
+    fn cpc_click_counts(&mut self, day: Date) -> Result<Vec<CpcClicks>, StoreError> {
+        let start = day.midnight().assume_utc();
+        let end = start + time::Duration::days(1);
+        let rows: Vec<(Uuid, Uuid, Uuid, i64)> = self.read(|c| {
+            clicks::table
+                .inner_join(programs::table.on(programs::org_id.eq(clicks::org_id).and(programs::id.eq(clicks::program_id))))
+                .filter(programs::default_commission_model.eq(CommissionModel::Cpc.as_str()))
+                .filter(clicks::clicked_at.ge(start).and(clicks::clicked_at.lt(end)))
+                .filter(clicks::is_unique.eq(true).and(clicks::is_bot.eq(false)))
+                .group_by((clicks::org_id, clicks::program_id, clicks::affiliate_id))
+                .select((clicks::org_id, clicks::program_id, clicks::affiliate_id, diesel::dsl::count_star()))
+                .order((clicks::org_id, clicks::affiliate_id))
+                .load(c)
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(org, program, affiliate, clicks)| CpcClicks {
+                org_id: org.into(),
+                program_id: program.into(),
+                affiliate_id: affiliate.into(),
+                clicks,
+            })
+            .collect())
     }
 
     fn forget_visitor_salts_before(&mut self, day: Date) -> Result<u64, StoreError> {
