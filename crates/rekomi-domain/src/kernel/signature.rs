@@ -2,7 +2,7 @@
 //! Stripe signs inbound events this way (`Stripe-Signature`), and Rekomi signs its outbound
 //! deliveries the same way (`X-Rekomi-Signature`). Server-to-server conversions use the same
 //! HMAC under their own header scheme (`t=…,sig=…`, see `tracking::signature`), through
-//! [`sign`] and [`matches`].
+//! [`sign`] and [`matches()`].
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;

@@ -1,6 +1,6 @@
 //! The `X-Rekomi-Signature` of server-to-server requests: `t=<unix>,sig=<hex>`, where `sig` is
 //! `hex(HMAC-SHA256(rks_secret, "<t>.<raw body bytes>"))` (the kernel's
-//! [`signature`](crate::kernel::signature) HMAC, under the `sig` scheme rather than the
+//! [`crate::kernel::signature`] HMAC, under the `sig` scheme rather than the
 //! webhooks' `v1`). A request verifies when any live secret of the organization matches and
 //! `t` is within [`TOLERANCE_SECS`] of now, in either direction.
 
