@@ -76,6 +76,17 @@ pub fn clicks(conn: &mut PgConnection) -> anyhow::Result<i64> {
     count(conn, "select count(*) as n from clicks")
 }
 
+/// Server-to-server conversions of the benchmark and their commissions: `(count, sum)`.
+///
+/// # Errors
+/// Query failures.
+pub fn s2s_totals(conn: &mut PgConnection) -> anyhow::Result<(i64, i64)> {
+    let n = count(conn, "select count(*) as n from conversions where external_event_id like 'bench_s2s_%'")?;
+    let sum =
+        count(conn, "select coalesce(sum(commission_minor), 0)::bigint as n from conversions where external_event_id like 'bench_s2s_%'")?;
+    Ok((n, sum))
+}
+
 /// All inbox events.
 ///
 /// # Errors

@@ -12,6 +12,8 @@
 //!    crosses the latency target. Its events stay Pending: the database is recreated per run.
 //! 4. Clicks: Short links at a fixed rate, then a step test against the tracked server and a
 //!    bare actix-web `302` (this binary with `--bare-redirect-port`), the ceiling (`clicks`).
+//! 5. Server-to-server sales: signed `POST /api/tracking/s2s` at a fixed rate and a step test
+//!    (`s2s`).
 //!
 //! Results go to stdout and to a dated section of `docs/benchmarks.md`.
 
@@ -23,6 +25,7 @@ mod db;
 mod events;
 mod load;
 mod report;
+mod s2s;
 mod server;
 mod sys;
 
@@ -108,6 +111,18 @@ pub struct Options {
     /// `BENCH_STEP_DURATION`).
     #[arg(long, env = "BENCH_CLICK_STEPS", default_value = "5000,10000,15000,20000,25000", value_parser = parse_rates)]
     click_steps: Rates,
+    /// Signed S2S sales per second of the S2S run.
+    #[arg(long, env = "BENCH_S2S_RATE", default_value_t = 1000.0)]
+    s2s_rate: f64,
+    /// Length of the S2S run, seconds; 0 skips the S2S phase.
+    #[arg(long, env = "BENCH_S2S_DURATION", default_value_t = 10)]
+    s2s_duration: u64,
+    /// Step rates of the S2S step test, comma-separated.
+    #[arg(long, env = "BENCH_S2S_STEPS", default_value = "500,1000,1500,2000,3000", value_parser = parse_rates)]
+    s2s_steps: Rates,
+    /// p99 target of an S2S sale, milliseconds.
+    #[arg(long, default_value_t = 25.0)]
+    s2s_p99_target_ms: f64,
     /// p99 target of a click, milliseconds.
     #[arg(long, default_value_t = 5.0)]
     click_p99_target_ms: f64,
@@ -156,7 +171,11 @@ fn main() -> anyhow::Result<()> {
         return clicks::serve_bare(port, workers);
     }
     let options = Options::parse();
-    if options.rate <= 0.0 || options.click_rate <= 0.0 || options.steps.iter().chain(options.click_steps.iter()).any(|r| *r <= 0.0) {
+    if options.rate <= 0.0
+        || options.click_rate <= 0.0
+        || options.s2s_rate <= 0.0
+        || options.steps.iter().chain(options.click_steps.iter()).chain(options.s2s_steps.iter()).any(|r| *r <= 0.0)
+    {
         bail!("rates must be positive");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(options.client_threads.max(1)).enable_all().build()?;
@@ -186,6 +205,7 @@ pub struct Report {
     pub steps: Vec<(PhaseResult, CpuUsage)>,
     pub processing: Processing,
     pub clicks: Option<clicks::ClickPhase>,
+    pub s2s: Option<s2s::S2sPhase>,
 }
 
 /// The processing phase.
@@ -333,6 +353,14 @@ async fn run(options: &Options) -> anyhow::Result<Report> {
         None
     };
 
+    // Phase 5: server-to-server sales.
+    let s2s = if options.s2s_duration > 0 {
+        eprintln!("rekomi-bench: phase 5 (S2S): POST /api/tracking/s2s at {}/s", options.s2s_rate);
+        Some(s2s::run(options, &spec, &mut conn, &run_tag, clicks::SLUG).await?)
+    } else {
+        None
+    };
+
     Ok(Report {
         options: options.clone(),
         machine,
@@ -347,6 +375,7 @@ async fn run(options: &Options) -> anyhow::Result<Report> {
         steps,
         processing,
         clicks,
+        s2s,
     })
 }
 

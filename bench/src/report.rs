@@ -267,7 +267,54 @@ impl Report {
         if let Some(c) = &self.clicks {
             self.click_section(&mut s, c);
         }
+        if let Some(p) = &self.s2s {
+            self.s2s_section(&mut s, p);
+        }
         s
+    }
+
+    fn s2s_section(&self, s: &mut String, p: &crate::s2s::S2sPhase) {
+        let o = &self.options;
+        let target = o.s2s_p99_target_ms;
+        let _ = writeln!(s, "\n### Server-to-server sales: signed `POST /api/tracking/s2s` at a fixed rate (open loop)\n");
+        let held = |r: &PhaseResult| crate::clicks::holds(r, target);
+        let verdict = if held(&p.main) && p.main.accepted_per_sec >= 1000.0 * 0.99 { "**Target met**" } else { "**Target missed**" };
+        let _ = writeln!(
+            s,
+            "{verdict}: {:.0} sales/s recorded with p99 {} ms (target ≥ 1,000/s with p99 ≤ {target} ms). Each request is verified \
+             (HMAC-SHA256 over `t.body`), claimed by its `externalEventId` and credited (conversion, ledger entry, audit row, \
+             `conversion.created` outbox event) in one transaction.\n",
+            p.main.accepted_per_sec,
+            ms(p.main.latency.p99)
+        );
+        let _ = writeln!(
+            s,
+            "Correctness: {} — {} sales accepted over the phase, {} conversions, commissions {} cents (expected {} cents).\n",
+            if p.correct() { "**passed**" } else { "**FAILED**" },
+            p.accepted,
+            p.conversions,
+            p.commission,
+            p.expected_commission
+        );
+        let _ = writeln!(
+            s,
+            "| Run | rate/s | sent | recorded | errors | no slot | recorded/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | CPU cores: server / postgres / generator / other |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(s, "{}", row(&p.main, Some(&p.main_cpu)));
+        for step in &p.steps {
+            let _ = writeln!(s, "{}", row(step, None));
+        }
+        let best = crate::clicks::ClickPhase::saturation(&p.steps, target);
+        let _ = writeln!(
+            s,
+            "\nThe highest step kept with no error and p99 ≤ {target} ms: {}.",
+            best.map_or_else(|| "none".to_owned(), |r| format!("{r} sales/s"))
+        );
+        let _ = writeln!(s, "- CPU during the S2S run, in cores: {}.", p.main_cpu.describe());
+        if let Some(e) = p.main.error_examples.first() {
+            let _ = writeln!(s, "- First error: `{e}`.");
+        }
     }
 
     fn click_section(&self, s: &mut String, c: &crate::clicks::ClickPhase) {

@@ -182,24 +182,8 @@ async fn a_visitor_arriving_with_via_gets_a_recorded_click_a_cookie_and_rekomi_r
     assert!(snippet.contains(&app.address), "the snippet points at this server: {snippet}");
 
     let (site, reports) = brand_site(snippet).await;
-    let profile = std::env::temp_dir().join(format!("rekomi-chromium-{}", uuid::Uuid::new_v4()));
     let landing = format!("{site}/landing?via=jane-deals&utm_source=newsletter");
-    let mut chrome = tokio::process::Command::new(&browser)
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--no-default-browser-check",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(&landing)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting Chromium");
+    let (mut chrome, _profile) = start_chromium(&browser, &landing);
 
     let ready = wait_for_report(&reports, "ready").await;
     let second = wait_for_report(&reports, "second").await;
