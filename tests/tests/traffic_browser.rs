@@ -204,6 +204,9 @@ async fn the_loaders_click_endpoint_records_a_click_for_the_programs_params_only
     )
     .await;
     assert_eq!(custom.expect(200)["slug"], "jane-deals");
+    // A Hash link's referral is in the fragment.
+    let url = "https://shop.example.com/pricing#via=jane-deals";
+    assert_eq!(click(&app, "application/json", &json!({ "programId": program_id, "url": url })).await.expect(200)["slug"], "jane-deals");
 
     // Nothing to record: no parameter, an unknown slug, another organization's program naming
     // this link, an unknown program.
@@ -237,10 +240,10 @@ async fn the_loaders_click_endpoint_records_a_click_for_the_programs_params_only
         answer.expect_error(status, code);
         assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
     }
-    // One more good click, then exactly the two recorded so far plus it.
+    // One more good click, then exactly the three recorded so far plus it.
     click(&app, "application/json", &json!({ "programId": program_id, "url": page })).await.expect(200);
-    wait_for_clicks(&app, 3).await;
-    assert_eq!(app.count_rows("clicks").await, 3);
+    wait_for_clicks(&app, 4).await;
+    assert_eq!(app.count_rows("clicks").await, 4);
 }
 
 #[tokio::test]

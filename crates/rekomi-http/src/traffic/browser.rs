@@ -44,9 +44,16 @@ fn with_cors(answer: ApiResult<HttpResponse>) -> HttpResponse {
     response
 }
 
-/// The query pairs of a page URL.
+/// The query pairs of a page URL, then those of its fragment (`Hash` links:
+/// `brand.com/#via=jane`).
 fn page_params(url: &url::Url) -> Vec<(String, String)> {
-    url.query_pairs().take(MAX_PARAMS).map(|(k, v)| (k.into_owned(), v.into_owned())).filter(|(k, _)| !k.is_empty()).collect()
+    let fragment = url.fragment().map(|f| form_urlencoded::parse(f.as_bytes())).into_iter().flatten();
+    url.query_pairs()
+        .chain(fragment)
+        .take(MAX_PARAMS)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .collect()
 }
 
 /// An absolute http(s) URL of at most [`MAX_URL`] bytes.

@@ -60,9 +60,12 @@
     return post(path, body).then(function () {}, function () {});
   }
 
+  // The query, then the fragment (Hash links: brand.com/#via=jane).
   function hasReferralParam() {
-    var query = new URLSearchParams(location.search);
-    return order.some(function (p) { var v = query.get(p); return v !== null && v.trim() !== ""; });
+    var sources = [new URLSearchParams(location.search), new URLSearchParams(location.hash.slice(1))];
+    return sources.some(function (query) {
+      return order.some(function (p) { var v = query.get(p); return v !== null && v.trim() !== ""; });
+    });
   }
 
   var stored = readCookie();
