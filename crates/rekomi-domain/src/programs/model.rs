@@ -145,11 +145,16 @@ impl ProgramSlug {
 }
 
 /// Whether `s` is `min..=max` characters of `[a-z0-9-]` without a leading or trailing '-'.
+/// How far before a window's opening a moment may be stamped and still count as inside it: the
+/// clocks of Stripe, a brand's server and Rekomi disagree by a little.
+pub const CLOCK_SKEW: time::Duration = time::Duration::minutes(10);
+
 /// Whether something that happened at `at` is inside a cookie window of `days` days opened at
-/// `opened` (a click, a signup). A moment stamped a little before `opened`, by another clock,
-/// is inside too.
+/// `opened` (a click, a signup). A moment stamped up to [`CLOCK_SKEW`] before `opened` is
+/// inside too; one earlier (a sale paid before the visit) is not.
 pub fn within_cookie_window(opened: OffsetDateTime, at: OffsetDateTime, days: u16) -> bool {
-    at - opened <= time::Duration::days(i64::from(days))
+    let since = at - opened;
+    since >= -CLOCK_SKEW && since <= time::Duration::days(i64::from(days))
 }
 
 pub(crate) fn is_slug(s: &str, min: usize, max: usize) -> bool {

@@ -93,7 +93,8 @@ pub struct Click {
 
 impl Click {
     /// Whether a sale at `at` is inside the click's cookie window of `days` days (a sale
-    /// stamped a little before the click, by another clock, is inside too).
+    /// stamped a little before the click, by another clock, is inside too; see
+    /// [`within_cookie_window`](crate::programs::within_cookie_window)).
     pub fn is_within_cookie_window(&self, days: u16, at: OffsetDateTime) -> bool {
         crate::programs::within_cookie_window(self.clicked_at, at, days)
     }
@@ -189,6 +190,8 @@ mod tests {
             (1, Duration::hours(25), false),
             (365, Duration::days(365), true),
             (30, -Duration::minutes(5), true),
+            (30, -Duration::minutes(11), false),
+            (30, -Duration::days(2), false),
         ];
         for (i, (days, after, want)) in table.into_iter().enumerate() {
             assert_eq!(click.is_within_cookie_window(days, at + after), want, "row {i}");
