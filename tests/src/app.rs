@@ -153,6 +153,7 @@ fn base_config(database_url: &str, stripe: &StripeDouble) -> Config {
         tracking_limit_per_minute: 1_200,
         click_flush_ms: 5,
         click_buffer: 100_000,
+        s2s_limit_per_minute: 180_000,
         public_url: None,
     }
 }

@@ -468,3 +468,16 @@ async fn a_signed_server_lead_is_recorded_once_and_refused_like_a_sale() {
         .expect_error(401, "unauthorized");
     assert_eq!(everything(&app).await, before, "refused leads write nothing");
 }
+
+#[tokio::test]
+async fn server_to_server_requests_have_their_own_per_key_limit() {
+    let Some(app) = TestApp::spawn_with(|config| config.s2s_limit_per_minute = 2).await else { return };
+    let brand = new_brand(&app, PlanTier::Growth).await;
+    post_signed(&app, &brand, &sale("limit_1")).await.expect(200);
+    post_signed(&app, &brand, &sale("limit_2")).await.expect(200);
+    let limited = post_signed(&app, &brand, &sale("limit_3")).await;
+    limited.expect_error(429, "rate_limited");
+    assert!(limited.header("retry-after").is_some());
+    // The rest of the API keeps its own budget.
+    app.get("/api/v1/conversions", &brand.key).await.expect(200);
+}

@@ -344,7 +344,17 @@ async fn authenticate_api_key_caller(state: &AppState, req: &HttpRequest) -> Res
         .authenticate_api_key(&key)
         .await?
         .ok_or_else(|| ApiError::unauthorized("invalid_api_key", "the API key is unknown or revoked"))?;
-    rate_limit(state, req, &format!("key:{}", ctx.actor_key()))?;
+    // Server-to-server traffic has its own, larger budget: a brand's server reports every sale.
+    if let Some(limiter) = &state.s2s_limiter {
+        match limiter.check(&format!("s2s:{}", ctx.actor_key()), Instant::now()) {
+            Decision::Allowed { remaining } => {
+                req.extensions_mut().insert(RateRemaining(remaining));
+            }
+            Decision::Limited { retry_after_secs } => {
+                return Err(ApiError::rate_limited_because(retry_after_secs, "over the server-to-server limit for this API key"));
+            }
+        }
+    }
     if !scope.satisfies(ApiKeyScope::ReadWrite) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "insufficient_scope", "this request needs an API key with read_write scope"));
     }

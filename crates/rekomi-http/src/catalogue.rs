@@ -80,7 +80,7 @@ pub const CATALOGUE: &[ErrorCode] = &[
     row("program_mismatch", 422, "the campaign coupon belongs to another program than the affiliate"),
     row("recruiter_not_approved", 422, "the recruiting affiliate is not Approved"),
     row("payment_provider_rejected", 422, "Stripe refused the request (the API field is named when one maps)"),
-    row("rate_limited", 429, "over 600 requests a minute for the key, too many failed authentications or anonymous tracking requests from the address (`Retry-After`)"),
+    row("rate_limited", 429, "over 600 requests a minute for the key (180,000 for the signed `/api/tracking/*` endpoints), too many failed authentications or anonymous tracking requests from the address (`Retry-After`)"),
     row("internal_error", 500, "an unexpected failure; the body says nothing more, the cause is logged"),
     row("stripe_request_failed", 502, "Stripe does not know an object Rekomi referenced"),
     row("service_unavailable", 503, "the database does not answer; retry shortly"),

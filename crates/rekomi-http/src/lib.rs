@@ -70,6 +70,9 @@ pub struct AppState {
     pub tracking: traffic::TrackingPolicy,
     /// Where browsers reach this server (`REKOMI_PUBLIC_URL`), for the install snippet.
     pub public_url: Arc<str>,
+    /// The per-key limit of the signed server-to-server endpoints (`/api/tracking/*`);
+    /// `None` turns it off.
+    pub s2s_limiter: Option<RateLimiter>,
 }
 
 impl AppState {
@@ -88,6 +91,7 @@ impl AppState {
             clicks: None,
             tracking: traffic::TrackingPolicy::default(),
             public_url: Arc::from("http://127.0.0.1:8080"),
+            s2s_limiter: Some(RateLimiter::per_minute(tracking::S2S_REQUESTS_PER_MINUTE)),
         }
     }
 }

@@ -60,6 +60,9 @@ pub struct Config {
     /// `REKOMI_CLICK_BUFFER` (default 100000): clicks buffered at most before new ones are
     /// dropped (and counted).
     pub click_buffer: usize,
+    /// `REKOMI_S2S_LIMIT_PER_MINUTE` (default 180000; 0 turns it off): signed server-to-server
+    /// requests per API key and minute.
+    pub s2s_limit_per_minute: u32,
     /// `REKOMI_PUBLIC_URL`: where browsers reach this server (the install snippet's URLs);
     /// unset = `http://` and the bound address.
     pub public_url: Option<String>,
@@ -98,6 +101,7 @@ impl fmt::Debug for Config {
             .field("tracking_limit_per_minute", &self.tracking_limit_per_minute)
             .field("click_flush_ms", &self.click_flush_ms)
             .field("click_buffer", &self.click_buffer)
+            .field("s2s_limit_per_minute", &self.s2s_limit_per_minute)
             .field("public_url", &self.public_url)
             .finish()
     }
@@ -212,6 +216,7 @@ impl Config {
             tracking_limit_per_minute: parse_var("REKOMI_TRACKING_LIMIT_PER_MINUTE", 1_200)?,
             click_flush_ms: parse_var("REKOMI_CLICK_FLUSH_MS", 5)?,
             click_buffer: parse_var("REKOMI_CLICK_BUFFER", 100_000)?,
+            s2s_limit_per_minute: parse_var("REKOMI_S2S_LIMIT_PER_MINUTE", rekomi_http::tracking::S2S_REQUESTS_PER_MINUTE)?,
             public_url: var("REKOMI_PUBLIC_URL").map(|u| public_url(&u)).transpose()?,
         })
     }

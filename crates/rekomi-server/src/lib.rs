@@ -138,6 +138,7 @@ impl Application {
         state.tracking.country_header = config.country_header.clone();
         state.public_url = Arc::from(config.public_url.clone().unwrap_or_else(|| format!("http://{}", listener_address(&listener))));
         state.tracking.limiter = (config.tracking_limit_per_minute > 0).then(|| RateLimiter::per_minute(config.tracking_limit_per_minute));
+        state.s2s_limiter = (config.s2s_limit_per_minute > 0).then(|| RateLimiter::per_minute(config.s2s_limit_per_minute));
         let sink_config = SinkConfig {
             capacity: config.click_buffer.max(1),
             interval: Duration::from_millis(config.click_flush_ms),
