@@ -259,6 +259,9 @@ async fn every_signature_vector_is_judged_as_documented() {
         "UPDATE tracking_secrets SET expires_at = now() - interval '1 second' WHERE org_id = '{org}' AND expires_at IS NOT NULL"
     ))
     .await;
+    // The server trusts the secrets it read for SECRET_CACHE_TTL (each carries its own expiry,
+    // which only a rotation sets); this test moved the expiry behind its back, so it waits.
+    tokio::time::sleep(rekomi_domain::tracking::cache::SECRET_CACHE_TTL.unsigned_abs()).await;
     let late_body = serde_json::to_vec(&sale("sig-late")).unwrap();
     let answer = post_raw(&app, &brand.key, Some(&sign(&brand.secret, now(), &late_body)), &late_body).await;
     answer.expect_error(401, "signature_mismatch");

@@ -20,7 +20,7 @@ use rekomi_domain::kernel::plan::{PlanTier, SubscriptionStatus};
 use rekomi_domain::orgs::{Handle, NewOrganization};
 use rekomi_domain::services::{BrandContext, Services};
 use rekomi_domain::tracking::signature::header;
-use rekomi_domain::tracking::{S2sConversion, S2sError, S2sOutcome, SignatureRefusal};
+use rekomi_domain::tracking::{S2sConversion, S2sError, S2sOutcome, SecretCache, SignatureRefusal};
 use rekomi_fakes::{FakeGateway, FixedClock, InMemoryStore, SeededEntropy};
 use support::{block_on, new_program};
 use time::macros::datetime;
@@ -48,9 +48,33 @@ fn org(services: &Services, plan: PlanTier) -> BrandContext {
     BrandContext { actor: BrandActor::ApiKey { org: org.id, key: ApiKeyId::from_uuid(uuid::Uuid::nil()) }, org, now: T0 }
 }
 
+/// Verifies with a cache of its own, so every call reads the store.
 fn verify(services: &Services, ctx: &BrandContext, secret: &str, at: OffsetDateTime) -> Result<(), S2sError> {
+    verify_with(&SecretCache::new(), services, ctx, secret, at)
+}
+
+fn verify_with(cache: &SecretCache, services: &Services, ctx: &BrandContext, secret: &str, at: OffsetDateTime) -> Result<(), S2sError> {
     let body = br#"{"externalEventId":"e1"}"#;
-    block_on(services.verify_s2s_signature(ctx, Some(&header(secret, at.unix_timestamp(), body)), body))
+    block_on(services.verify_s2s_signature(cache, ctx, Some(header(secret, at.unix_timestamp(), body).as_str()), body))
+}
+
+#[test]
+fn cached_secrets_never_hide_a_new_secret_nor_outlive_their_overlap() {
+    let (services, _, clock) = world();
+    let ctx = org(&services, PlanTier::Starter);
+    let cache = SecretCache::new();
+    let old = block_on(services.rotate_tracking_secret(&ctx)).unwrap().record.secret.expose().to_owned();
+    assert!(verify_with(&cache, &services, &ctx, &old, T0).is_ok(), "read from the store, then cached");
+    // Rotated a moment later (by any process): the new secret verifies at once, although the
+    // cache still holds only the old one.
+    let new = block_on(services.rotate_tracking_secret(&ctx)).unwrap().record.secret.expose().to_owned();
+    assert!(verify_with(&cache, &services, &ctx, &new, T0).is_ok(), "a miss in the cache is checked against the store");
+    assert!(verify_with(&cache, &services, &ctx, &old, T0).is_ok(), "inside the overlap");
+    // The cached copy of the old secret carries its expiry: it stops at the end of the overlap.
+    clock.set(T0 + Duration::hours(24));
+    let late = verify_with(&cache, &services, &ctx, &old, clock.now());
+    assert!(matches!(late, Err(S2sError::Signature(SignatureRefusal::Mismatch))), "{late:?}");
+    assert!(verify_with(&cache, &services, &ctx, "rks_0000000000000000000000000000000000000000", clock.now()).is_err());
 }
 
 #[test]

@@ -14,10 +14,11 @@
 //! ([`AUTH_FAILURES_PER_MINUTE`]): past the budget, requests from that address answer `429`
 //! before their credentials are looked up, so unknown keys cannot be tried at full speed.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
 use actix_web::http::{header, Method, StatusCode};
@@ -25,7 +26,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rekomi_domain::kernel::actor::{AffiliateActor, BrandActor, Role};
 use rekomi_domain::kernel::ids::OrgId;
-use rekomi_domain::orgs::{ApiKeyScope, API_KEY_PREFIX};
+use rekomi_domain::orgs::{hash_api_key, ApiKeyScope, API_KEY_PREFIX};
 use rekomi_domain::services::BrandContext;
 use serde::{Deserialize, Serialize};
 
@@ -320,6 +321,39 @@ pub const API_KEY_HEADER: &str = "x-rekomi-api-key";
 /// and failure-limited like [`Brand`].
 pub struct ApiKeyCaller(pub BrandContext);
 
+/// How long a server-to-server caller's authentication is reused.
+pub const S2S_KEY_CACHE_TTL: Duration = Duration::from_secs(10);
+/// Keys remembered, at most (the cache is emptied when full).
+const S2S_KEY_CACHE_CAPACITY: usize = 10_000;
+
+/// Recently authenticated API keys of server-to-server callers, by the key's hash: a brand's
+/// server reporting sale after sale would otherwise pay a transaction per request to look its
+/// key and organization up again. Only successful authentications are kept, for
+/// [`S2S_KEY_CACHE_TTL`]: a revoked key, or an organization's new plan or subscription status,
+/// takes effect on `/api/tracking/*` within that long (everywhere else, at once).
+#[derive(Debug, Default)]
+pub struct S2sKeyCache {
+    entries: Mutex<HashMap<String, (Instant, BrandContext, ApiKeyScope)>>,
+}
+
+impl S2sKeyCache {
+    fn get(&self, key: &str) -> Option<(BrandContext, ApiKeyScope)> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let (read_at, ctx, scope) = entries.get(&hash_api_key(key))?;
+        // The context keeps the time it was authenticated at: a trial that ends meanwhile
+        // stops passing the plan gate within the TTL, like every other change.
+        (read_at.elapsed() < S2S_KEY_CACHE_TTL).then(|| (ctx.clone(), *scope))
+    }
+
+    fn put(&self, key: &str, (ctx, scope): &(BrandContext, ApiKeyScope)) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= S2S_KEY_CACHE_CAPACITY {
+            entries.clear();
+        }
+        entries.insert(hash_api_key(key), (Instant::now(), ctx.clone(), *scope));
+    }
+}
+
 fn api_key_of(req: &HttpRequest) -> Result<String, ApiError> {
     let Some(value) = req.headers().get(API_KEY_HEADER) else {
         let token = bearer(req).map_err(|_| {
@@ -339,11 +373,18 @@ async fn authenticate_api_key_caller(state: &AppState, req: &HttpRequest) -> Res
     if !key.starts_with(API_KEY_PREFIX) {
         return Err(ApiError::unauthorized("invalid_api_key", "this endpoint takes an rk_live_ API key, not a token"));
     }
-    let (ctx, scope) = state
-        .services
-        .authenticate_api_key(&key)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("invalid_api_key", "the API key is unknown or revoked"))?;
+    let (ctx, scope) = match state.s2s_keys.get(&key) {
+        Some(found) => found,
+        None => {
+            let found = state
+                .services
+                .authenticate_api_key(&key)
+                .await?
+                .ok_or_else(|| ApiError::unauthorized("invalid_api_key", "the API key is unknown or revoked"))?;
+            state.s2s_keys.put(&key, &found);
+            found
+        }
+    };
     // Server-to-server traffic has its own, larger budget: a brand's server reports every sale.
     if let Some(limiter) = &state.s2s_limiter {
         match limiter.check(&format!("s2s:{}", ctx.actor_key()), Instant::now()) {

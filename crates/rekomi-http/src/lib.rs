@@ -73,6 +73,10 @@ pub struct AppState {
     /// The per-key limit of the signed server-to-server endpoints (`/api/tracking/*`);
     /// `None` turns it off.
     pub s2s_limiter: Option<RateLimiter>,
+    /// The signing secrets of organizations that sent S2S requests recently.
+    pub s2s_secrets: rekomi_domain::tracking::SecretCache,
+    /// The API keys of recent S2S callers.
+    pub s2s_keys: auth::S2sKeyCache,
 }
 
 impl AppState {
@@ -92,6 +96,8 @@ impl AppState {
             tracking: traffic::TrackingPolicy::default(),
             public_url: Arc::from("http://127.0.0.1:8080"),
             s2s_limiter: Some(RateLimiter::per_minute(tracking::S2S_REQUESTS_PER_MINUTE)),
+            s2s_secrets: rekomi_domain::tracking::SecretCache::new(),
+            s2s_keys: auth::S2sKeyCache::default(),
         }
     }
 }

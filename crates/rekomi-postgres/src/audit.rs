@@ -69,7 +69,7 @@ impl AuditRow {
 }
 
 #[derive(Insertable)]
-#[diesel(table_name = audit_log)]
+#[diesel(table_name = audit_log, treat_none_as_default_value = false)]
 struct NewAuditRow<'a> {
     id: Uuid,
     org_id: Uuid,
@@ -138,6 +138,13 @@ fn intern_entity_type(raw: &str) -> &'static str {
 
 impl AuditRepo for PgTx<'_> {
     fn append_audits(&mut self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        // One row (the common case) is a cached prepared statement; a batch's SQL depends on
+        // its size, so PostgreSQL plans it each time.
+        if let [one] = entries {
+            let row = NewAuditRow::from(one);
+            self.write(|c| diesel::insert_into(audit_log::table).values(&row).execute(c))?;
+            return Ok(());
+        }
         for chunk in entries.chunks(INSERT_CHUNK) {
             let rows: Vec<NewAuditRow<'_>> = chunk.iter().map(NewAuditRow::from).collect();
             self.write(|c| diesel::insert_into(audit_log::table).values(&rows).execute(c))?;

@@ -97,7 +97,7 @@ impl ConversionRow {
 
 /// INSERT and full-row UPDATE.
 #[derive(Insertable, AsChangeset)]
-#[diesel(table_name = conversions, treat_none_as_null = true)]
+#[diesel(table_name = conversions, treat_none_as_null = true, treat_none_as_default_value = false)]
 struct NewConversionRow<'a> {
     id: Uuid,
     org_id: Uuid,
@@ -197,7 +197,7 @@ impl LedgerEventRow {
 }
 
 #[derive(Insertable)]
-#[diesel(table_name = ledger_events)]
+#[diesel(table_name = ledger_events, treat_none_as_default_value = false)]
 struct NewLedgerEventRow<'a> {
     id: Uuid,
     org_id: Uuid,

@@ -95,7 +95,7 @@ impl<'a> From<&'a WebhookEndpoint> for NewWebhookEndpointRow<'a> {
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Insertable)]
-#[diesel(table_name = outbox_events)]
+#[diesel(table_name = outbox_events, treat_none_as_default_value = false)]
 struct NewOutboxEventRow<'a> {
     id: Uuid,
     org_id: Uuid,
@@ -276,6 +276,12 @@ impl OutboundRepo for PgTx<'_> {
     }
 
     fn insert_outbox_events(&mut self, events: &[OutboxEvent]) -> Result<(), StoreError> {
+        // One row (the common case) is a cached prepared statement, as for audit entries.
+        if let [one] = events {
+            let row = NewOutboxEventRow::from(one);
+            self.write(|c| diesel::insert_into(outbox_events::table).values(&row).execute(c))?;
+            return Ok(());
+        }
         for chunk in events.chunks(INSERT_CHUNK) {
             let rows: Vec<NewOutboxEventRow<'_>> = chunk.iter().map(NewOutboxEventRow::from).collect();
             self.write(|c| diesel::insert_into(outbox_events::table).values(&rows).execute(c))?;

@@ -6,11 +6,13 @@
 //! (commission, ledger, override, outbound `conversion.created`), deduplicated per
 //! organization by its `externalEventId`.
 
+pub mod cache;
 pub mod model;
 pub mod signature;
 pub mod store;
 pub mod usecases;
 
+pub use cache::SecretCache;
 pub use model::{IssuedTrackingSecret, S2sConversion, SigningSecret, TrackingSecret, ROTATION_OVERLAP_HOURS, SIGNING_SECRET_PREFIX};
 pub use signature::{S2sSignature, SignatureRefusal};
 pub use store::TrackingRepo;

@@ -17,6 +17,7 @@ use crate::ports::store::constraints;
 use crate::ports::Tx;
 use crate::services::{Audit, BrandContext, Services};
 use crate::stripe_inbox::apply::{ApplyCtx, Lookups};
+use crate::tracking::cache::SecretCache;
 use crate::tracking::model::{IssuedTrackingSecret, S2sConversion, SigningSecret, TrackingSecret};
 use crate::tracking::signature::{self, SignatureRefusal};
 
@@ -109,18 +110,33 @@ impl Services {
 
     /// Checks a server-to-server request's `X-Rekomi-Signature` (`header`, `None` when absent)
     /// over its raw `body` against the caller's live signing secrets, after the S2S plan gate.
+    /// The secrets come from `cache` when one of them verifies, else from the store (and the
+    /// cache is refreshed).
     ///
     /// # Errors
     /// [`S2sError::Signature`] for a refused signature; `plan_tier_required`; storage.
-    pub async fn verify_s2s_signature(&self, ctx: &BrandContext, header: Option<&str>, body: &[u8]) -> Result<(), S2sError> {
+    pub async fn verify_s2s_signature(
+        &self,
+        cache: &SecretCache,
+        ctx: &BrandContext,
+        header: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), S2sError> {
         ctx.require_plan(S2S_PLAN)?;
         // Refused before the database is asked: a request without a well-formed header costs
         // nothing.
         let header = header.ok_or(SignatureRefusal::Missing)?;
         signature::S2sSignature::parse(header)?;
         let (org, now) = (ctx.org_id(), self.now());
+        if let Some(cached) = cache.get(org, now) {
+            if signature::verify(Some(header), body, &cached, now).is_ok() {
+                return Ok(());
+            }
+        }
         let secrets = self.tx(move |tx| Ok(tx.live_tracking_secrets(org, now)?)).await?;
-        signature::verify(Some(header), body, &secrets, now)?;
+        let verified = signature::verify(Some(header), body, &secrets, now);
+        cache.put(org, secrets, now);
+        verified?;
         Ok(())
     }
 

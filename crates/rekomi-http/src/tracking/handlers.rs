@@ -44,7 +44,7 @@ pub async fn s2s(state: web::Data<AppState>, req: HttpRequest, ApiKeyCaller(ctx)
     let body = body.0?;
     // A header that is not text cannot be a signature: it is reported as malformed.
     let signature = req.headers().get(SIGNATURE_HEADER).map(|v| v.to_str().unwrap_or_default());
-    state.services.verify_s2s_signature(&ctx, signature, &body).await?;
+    state.services.verify_s2s_signature(&state.s2s_secrets, &ctx, signature, &body).await?;
     let sale = RawJson::decode::<S2sConversionRequest>(&body)?.into_domain()?;
     Ok(match state.services.record_s2s_conversion(&ctx, sale).await? {
         S2sOutcome::Recorded(id) => {
@@ -77,7 +77,7 @@ pub async fn s2s(state: web::Data<AppState>, req: HttpRequest, ApiKeyCaller(ctx)
 pub async fn lead(state: web::Data<AppState>, req: HttpRequest, ApiKeyCaller(ctx): ApiKeyCaller, body: RawJson) -> ApiResult<HttpResponse> {
     let body = body.0?;
     let signature = req.headers().get(SIGNATURE_HEADER).map(|v| v.to_str().unwrap_or_default());
-    state.services.verify_s2s_signature(&ctx, signature, &body).await?;
+    state.services.verify_s2s_signature(&state.s2s_secrets, &ctx, signature, &body).await?;
     let b = RawJson::decode::<LeadRequest>(&body)?;
     let lead = LeadSignup::parse("affiliateSlug", &b.affiliate_slug, &b.email, b.name.as_deref(), b.external_event_id.as_deref())?;
     Ok(match state.services.record_server_lead(&ctx, lead).await? {
