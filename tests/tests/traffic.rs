@@ -404,15 +404,21 @@ async fn a_cpl_program_pays_its_fixed_value_for_the_first_lead_of_an_email() {
         let body = json!({ "programId": program, "email": email, "status": "Approved", "customAlias": slug });
         app.post("/api/v1/affiliates", &key, &body).await.expect(201);
     }
-    for (slug, email) in [("jane-cpl", "first@buyers.example"), ("bob-cpl", "first@buyers.example"), ("bob-cpl", "second@buyers.example")] {
+    for (slug, email) in [
+        ("jane-cpl", "first@buyers.example"),
+        ("bob-cpl", "first@buyers.example"),
+        ("bob-cpl", "second@buyers.example"),
+        ("jane-cpl", "jane@creator.test"),
+    ] {
         lead_signup(&app, &json!({ "slug": slug, "email": email, "programId": program })).await.expect(200);
     }
     let earned = app
         .single_text("SELECT string_agg(customer_email || ':' || commission_minor, ',' ORDER BY customer_email, commission_minor) AS digest FROM conversions".to_owned())
         .await;
     assert_eq!(
-        earned, "first@buyers.example:0,first@buyers.example:250,second@buyers.example:250",
-        "2.50 for each email's first lead in the program, nothing for a second affiliate's lead of the same email"
+        earned, "first@buyers.example:0,first@buyers.example:250,jane@creator.test:0,second@buyers.example:250",
+        "2.50 for each email's first lead in the program, nothing for a second affiliate's lead of the same email, \
+         nothing for an affiliate's own email (a self-referral)"
     );
     let ledger = app.single_text("SELECT coalesce(sum(commission_minor), 0)::text AS digest FROM ledger_events".to_owned()).await;
     assert_eq!(ledger, "500", "the paid leads are on the ledger");

@@ -280,3 +280,34 @@ async fn the_pixel_always_answers_its_gif_and_records_a_click_from_its_query_or_
     wait_for_clicks(&app, 4).await;
     assert_eq!(app.count_rows("clicks").await, 4);
 }
+
+#[tokio::test]
+async fn a_short_links_landing_page_reuses_its_click_and_a_visitors_parameter_cannot_redirect_it() {
+    let Some(app) = spawn().await else { return };
+    let (_, key, program_id, _) = brand(&app, "jane-deals").await;
+    app.patch(&format!("/api/v1/programs/{program_id}"), &key, &json!({ "landingUrl": "https://shop.example.com/pricing" }))
+        .await
+        .expect(200);
+    let body = json!({ "programId": program_id, "email": "mallory@creator.test", "status": "Approved", "customAlias": "mallory" });
+    app.post("/api/v1/affiliates", &key, &body).await.expect(201);
+    app.patch("/api/v1/settings/attribution-params", &key, &json!({ "custom": "my_aff" })).await.expect(200);
+
+    // A visitor follows Jane's Short link with a parameter of their own that names Mallory.
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build().unwrap();
+    let answer = app.send(no_redirects.get(app.url("/r/jane-deals?my_aff=mallory"))).await;
+    assert_eq!(answer.status, 302, "{}", answer.text);
+    let landing = answer.header("location").unwrap().to_owned();
+    let short_click = url::Url::parse(&landing).unwrap().query_pairs().find(|(k, _)| k == "rk_click").unwrap().1.into_owned();
+    wait_for_clicks(&app, 1).await;
+
+    // The loader on the landing page reports the visit: it is the Short link's click, Jane's.
+    let seen = click(&app, "application/json", &json!({ "programId": program_id, "url": landing })).await;
+    let seen = seen.expect(200).clone();
+    assert_eq!((seen["clickId"].as_str(), seen["slug"].as_str()), (Some(short_click.as_str()), Some("jane-deals")), "{seen}");
+    // A forged click id is judged like any other visit (here by the custom parameter).
+    let forged = landing.replace(&short_click[4..], &"0".repeat(32));
+    let other = click(&app, "application/json", &json!({ "programId": program_id, "url": forged })).await.expect(200).clone();
+    assert_ne!(other["clickId"], json!(short_click));
+    wait_for_clicks(&app, 2).await;
+    assert_eq!(app.count_rows("clicks").await, 2, "the landing page counted no second click for the Short link");
+}

@@ -25,12 +25,24 @@ pub struct RateLimiter {
     capacity: f64,
     per_sec: f64,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    /// When idle buckets were last dropped.
+    swept: Mutex<Instant>,
 }
+
+/// Buckets held before idle ones are dropped, and how often they are dropped at most: a sweep
+/// walks the whole map, so it must not run on every request of a busy anonymous endpoint.
+const SWEEP_ABOVE: usize = 10_000;
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 impl RateLimiter {
     /// A limiter of `per_minute` requests per key.
     pub fn per_minute(per_minute: u32) -> Self {
-        Self { capacity: f64::from(per_minute), per_sec: f64::from(per_minute) / 60.0, buckets: Mutex::new(HashMap::new()) }
+        Self {
+            capacity: f64::from(per_minute),
+            per_sec: f64::from(per_minute) / 60.0,
+            buckets: Mutex::new(HashMap::new()),
+            swept: Mutex::new(Instant::now()),
+        }
     }
 
     /// Whether `key` has no request left at `now` (and then how long until it has), without
@@ -53,9 +65,13 @@ impl RateLimiter {
     pub fn check(&self, key: &str, now: Instant) -> Decision {
         let mut buckets = self.buckets();
         // Drop idle buckets now and then so the map does not grow with every key ever seen.
-        if buckets.len() > 10_000 {
-            let idle = Duration::from_secs(120);
-            buckets.retain(|_, (_, at)| now.duration_since(*at) < idle);
+        if buckets.len() > SWEEP_ABOVE {
+            let mut swept = self.swept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if now.saturating_duration_since(*swept) >= SWEEP_EVERY {
+                let idle = Duration::from_secs(120);
+                buckets.retain(|_, (_, at)| now.saturating_duration_since(*at) < idle);
+                *swept = now;
+            }
         }
         let (tokens, at) = buckets.entry(key.to_owned()).or_insert((self.capacity, now));
         let elapsed = now.saturating_duration_since(*at).as_secs_f64();

@@ -247,7 +247,8 @@ const METRICS_SAMPLE_INTERVAL: Duration = Duration::from_secs(10);
 const DELIVERY_WORKERS: usize = 4;
 
 /// Every minute: approves conversions whose grace period has passed, and makes waiting refunds
-/// due for their recheck; once a day (UTC), pays the `Cpc` programs' clicks of the day before.
+/// due for their recheck; once a day (UTC, from 00:15), pays the `Cpc` programs' clicks of the
+/// day before.
 /// Several processes may run it at once: all are idempotent (row updates, claimed rewards).
 async fn housekeeping_loop(services: Services) {
     let mut ticker = tokio::time::interval(Duration::from_secs(60));
@@ -258,7 +259,8 @@ async fn housekeeping_loop(services: Services) {
         let today = time::OffsetDateTime::now_utc().date();
         if rewarded_on != Some(today) {
             match services.aggregate_yesterdays_click_rewards().await {
-                Ok(recorded) => {
+                Ok(None) => {}
+                Ok(Some(recorded)) => {
                     rewarded_on = Some(today);
                     if recorded > 0 {
                         tracing::info!(recorded, "daily click rewards recorded");

@@ -23,6 +23,9 @@ use crate::services::Services;
 use crate::stripe_inbox::apply::{ApplyCtx, Lookups};
 use crate::traffic::CpcClicks;
 
+/// How long after midnight (UTC) a day's clicks are paid.
+pub const SETTLE_AFTER: time::Duration = time::Duration::minutes(15);
+
 /// The commission of `clicks` paid clicks at `per_click` minor units, or `None` on overflow.
 pub fn click_reward(per_click: i64, clicks: i64) -> Option<i64> {
     per_click.checked_mul(clicks)
@@ -74,9 +77,10 @@ impl Services {
     pub async fn aggregate_click_rewards(&self, day: Date) -> Result<usize, DomainError> {
         let counts = self.tx(move |tx| Ok(tx.cpc_click_counts(day)?)).await?;
         let mut recorded = 0;
+        let mut failed = None;
         for counted in counts {
             let (now, entropy) = (self.now(), Arc::clone(&self.entropy));
-            let done = self
+            let outcome = self
                 .tx(move |tx| {
                     let Some(org) = tx.org(counted.org_id)? else { return Ok(false) };
                     let lookups = RefCell::new(Lookups::default());
@@ -85,20 +89,36 @@ impl Services {
                     apply.into_effects().commit(tx, now)?;
                     Ok(done)
                 })
-                .await?;
-            recorded += usize::from(done);
+                .await;
+            // One affiliate's failure does not hold back the others; the next run retries it.
+            match outcome {
+                Ok(done) => recorded += usize::from(done),
+                Err(e) => {
+                    tracing::warn!(affiliate = %counted.affiliate_id, error.cause = %e, "click reward not recorded");
+                    failed = Some(e);
+                }
+            }
         }
-        Ok(recorded)
+        match failed {
+            Some(e) if recorded == 0 => Err(e),
+            _ => Ok(recorded),
+        }
     }
 
-    /// Pays yesterday's clicks (UTC), once the day is over.
+    /// Pays yesterday's clicks (UTC) once the day has been over for [`SETTLE_AFTER`], so that
+    /// the last clicks of the day (still buffered by a process, retried by the sink, stamped
+    /// by a clock a little behind) are stored first. `None` before then (nothing recorded).
     ///
     /// # Errors
     /// As [`aggregate_click_rewards`](Self::aggregate_click_rewards).
-    pub async fn aggregate_yesterdays_click_rewards(&self) -> Result<usize, DomainError> {
-        match self.now().date().previous_day() {
-            Some(yesterday) => self.aggregate_click_rewards(yesterday).await,
-            None => Ok(0),
+    pub async fn aggregate_yesterdays_click_rewards(&self) -> Result<Option<usize>, DomainError> {
+        let now = self.now();
+        if now - now.replace_time(Time::MIDNIGHT) < SETTLE_AFTER {
+            return Ok(None);
+        }
+        match now.date().previous_day() {
+            Some(yesterday) => self.aggregate_click_rewards(yesterday).await.map(Some),
+            None => Ok(Some(0)),
         }
     }
 }

@@ -115,7 +115,8 @@ fn record_lead_signup(
     let email = lead.email.as_str();
     let input =
         SaleInput::from_lead(source, lead.external_event_id.clone().unwrap_or_else(|| format!("lead:{email}")), email, currency, ctx.now);
-    let denied = denial(affiliate, &program, None);
+    // An affiliate's own email is a self-referral, as for sales.
+    let denied = denial(affiliate, &program, Some(email));
     // A Cpl program pays once per email: the first lead of it in the program.
     let pays = program.default_commission_model == CommissionModel::Cpl
         && denied.is_none()

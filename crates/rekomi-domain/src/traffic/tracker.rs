@@ -62,6 +62,16 @@ pub struct PageClick {
     pub attribution_model: AttributionModel,
 }
 
+fn page_click(click: ClickId, target: LinkTarget) -> PageClick {
+    PageClick {
+        click,
+        slug: target.slug,
+        program_id: target.program_id,
+        cookie_window_days: target.cookie_window_days,
+        attribution_model: target.attribution_model,
+    }
+}
+
 /// Entries read from the store at some instant, trusted for the TTL.
 struct TtlCache<K, V> {
     entries: HashMap<K, (OffsetDateTime, V)>,
@@ -165,6 +175,9 @@ impl ClickTracker {
             },
             None => (None, DEFAULT_PARAMS.iter().map(|p| (*p).to_owned()).collect()),
         };
+        if let Some(adopted) = self.short_link_click(org, &visit).await? {
+            return Ok(Some(adopted));
+        }
         let Some(slug) = referral_in(&order, &visit.params).map(str::to_ascii_lowercase) else { return Ok(None) };
         let Some(target) = self.trackable_target(&slug, org).await? else { return Ok(None) };
         let click = self.click(&target, &visit, self.services.now()).await?;
@@ -172,13 +185,23 @@ impl ClickTracker {
         if self.sink.submit(click).is_err() {
             return Ok(None);
         }
-        Ok(Some(PageClick {
-            click: id,
-            slug: target.slug,
-            program_id: target.program_id,
-            cookie_window_days: target.cookie_window_days,
-            attribution_model: target.attribution_model,
-        }))
+        Ok(Some(page_click(id, target)))
+    }
+
+    /// The click a Short link already recorded for this visit: the landing page of a `302`
+    /// carries `via=<slug>&rk_click=<id>`, and counting the visit again would make one click
+    /// two. The click must be stored in `org` on the link of that slug; otherwise (a forged
+    /// or stale id, a click still in the sink's buffer) the visit is judged like any other.
+    /// Only `via`, which the redirect sets, names the link here, so a parameter the visitor
+    /// added to the Short link cannot redirect the referral.
+    async fn short_link_click(&self, org: Option<OrgId>, visit: &Visit) -> Result<Option<PageClick>, DomainError> {
+        let value = |name: &str| visit.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim());
+        let (Some(org), Some(id), Some(slug)) = (org, value(links::CLICK_PARAM).and_then(ClickId::parse), value(links::VIA)) else {
+            return Ok(None);
+        };
+        let Some(target) = self.trackable_target(&slug.to_ascii_lowercase(), Some(org)).await? else { return Ok(None) };
+        let stored = self.services.tx(move |tx| Ok(tx.click(org, id)?)).await?;
+        Ok(stored.filter(|c| c.link_id == target.link_id).map(|c| page_click(c.id, target)))
     }
 
     /// The link of `slug` (in `org`, or the oldest anywhere) when clicks on it are recorded.

@@ -27,7 +27,9 @@
     for (var i = 0; i < parts.length; i++) {
       var eq = parts[i].indexOf("=");
       if (parts[i].slice(0, eq) === cookieName) {
-        var fields = decodeURIComponent(parts[i].slice(eq + 1)).split("|");
+        var fields;
+        // A cookie someone else wrote may not decode: it is then no referral.
+        try { fields = decodeURIComponent(parts[i].slice(eq + 1)).split("|"); } catch (e) { return null; }
         if (fields.length >= 2 && fields[0].indexOf("rkc_") === 0) { return { click: fields[0], slug: fields[1] }; }
       }
     }

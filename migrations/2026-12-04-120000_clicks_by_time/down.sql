@@ -1,0 +1,1 @@
+drop index clicks_clicked_at_idx;
