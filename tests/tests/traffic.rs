@@ -351,26 +351,41 @@ async fn a_signup_is_an_opaque_lead_and_a_later_sale_by_its_email_is_credited_wi
     let acme = brand(&app).await;
     app.link_stripe_account(&acme.org_id, "acct_e2e_acme").await;
     let jane = affiliate(&app, &acme, "jane@creator.test", "jane-deals", "Approved").await;
+    affiliate(&app, &acme, "bob@creator.test", "bob-deals", "Approved").await;
+    // The visits behind the signups: the loader sends its referral's click with them.
+    let click = click_of(&follow(&app, "jane-deals").await);
+    let bobs = click_of(&follow(&app, "bob-deals").await);
+    stored_click(&app, &click).await;
+    stored_click(&app, &bobs).await;
 
     // Every well-formed signup answers the same, recorded or not.
     let email = "cus_e2e_m@buyers.example";
     for body in [
-        json!({ "slug": "jane-deals", "email": email, "name": "Pat Buyer", "programId": acme.program_id }),
-        json!({ "slug": "jane-deals", "email": email.to_uppercase() }),
-        json!({ "slug": "nobody-here", "email": "x@buyers.example" }),
-        json!({ "slug": "jane-deals", "email": "y@buyers.example", "programId": "00000000-0000-0000-0000-000000000000" }),
+        json!({ "slug": "jane-deals", "email": email, "name": "Pat Buyer", "programId": acme.program_id, "clickId": click }),
+        json!({ "slug": "jane-deals", "email": email.to_uppercase(), "clickId": click }),
+        json!({ "slug": "nobody-here", "email": "x@buyers.example", "clickId": click }),
+        json!({ "slug": "jane-deals", "email": "y@buyers.example", "programId": "00000000-0000-0000-0000-000000000000", "clickId": click }),
+        // Without the visit, or with another affiliate's, a signup is not Jane's lead.
+        json!({ "slug": "jane-deals", "email": "z@buyers.example" }),
+        json!({ "slug": "jane-deals", "email": "z@buyers.example", "clickId": bobs }),
+        json!({ "slug": "jane-deals", "email": "z@buyers.example", "clickId": format!("rkc_{}", "0".repeat(32)) }),
     ] {
         let answer = lead_signup(&app, &body).await;
         assert_eq!((answer.status, answer.body.clone()), (200, json!({ "ok": true })), "{body}");
         assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
     }
     let leads = conversions(&app, &acme.key).await;
-    assert_eq!(leads.len(), 1, "one lead: the repeat (any case) and the unknown slug or program wrote nothing: {leads:#?}");
+    assert_eq!(
+        leads.len(),
+        1,
+        "one lead: the repeat (any case), the unknown slug or program, a missing or foreign click wrote nothing: {leads:#?}"
+    );
     assert_eq!((leads[0]["type"].as_str(), leads[0]["affiliateId"].clone()), (Some("LeadReward"), json!(jane)));
     for (body, field) in [
         (json!({ "slug": "jane-deals", "email": "nope" }), "email"),
         (json!({ "slug": "jane-deals", "email": email, "programId": "x" }), "programId"),
         (json!({ "email": email }), "slug"),
+        (json!({ "slug": "jane-deals", "email": email, "clickId": "jane-deals" }), "clickId"),
     ] {
         lead_signup(&app, &body).await.expect_field_error(400, "validation_failed", field);
     }
@@ -384,7 +399,7 @@ async fn a_signup_is_an_opaque_lead_and_a_later_sale_by_its_email_is_credited_wi
     assert_eq!((trace["rule"].as_str(), trace["emailMatch"]["withinWindow"].as_bool()), (Some("email_match"), Some(true)), "{trace}");
 
     // A lead older than the cookie window no longer decides.
-    lead_signup(&app, &json!({ "slug": "jane-deals", "email": "cus_e2e_old@buyers.example" })).await.expect(200);
+    lead_signup(&app, &json!({ "slug": "jane-deals", "email": "cus_e2e_old@buyers.example", "clickId": click })).await.expect(200);
     app.execute_sql("UPDATE conversions SET created_at = now() - interval '31 days' WHERE customer_email = 'cus_e2e_old@buyers.example'")
         .await;
     assert_eq!(
@@ -397,12 +412,16 @@ async fn a_signup_is_an_opaque_lead_and_a_later_sale_by_its_email_is_credited_wi
 async fn a_cpl_program_pays_its_fixed_value_for_the_first_lead_of_an_email() {
     let Some(app) = spawn().await else { return };
     let (_, key) = app.org(PlanTier::Growth).await;
-    let body =
-        json!({ "name": "Signups", "defaultCommissionType": "Fixed", "defaultCommissionValue": 2.5, "defaultCommissionModel": "Cpl" });
+    let body = json!({ "name": "Signups", "defaultCommissionType": "Fixed", "defaultCommissionValue": 2.5, "defaultCommissionModel": "Cpl",
+                       "landingUrl": LANDING });
     let program = id_of(app.post("/api/v1/programs", &key, &body).await.expect(201));
+    let mut clicks = std::collections::HashMap::new();
     for (email, slug) in [("jane@creator.test", "jane-cpl"), ("bob@creator.test", "bob-cpl")] {
         let body = json!({ "programId": program, "email": email, "status": "Approved", "customAlias": slug });
         app.post("/api/v1/affiliates", &key, &body).await.expect(201);
+        let click = click_of(&follow(&app, slug).await);
+        stored_click(&app, &click).await;
+        clicks.insert(slug, click);
     }
     for (slug, email) in [
         ("jane-cpl", "first@buyers.example"),
@@ -410,7 +429,7 @@ async fn a_cpl_program_pays_its_fixed_value_for_the_first_lead_of_an_email() {
         ("bob-cpl", "second@buyers.example"),
         ("jane-cpl", "jane@creator.test"),
     ] {
-        lead_signup(&app, &json!({ "slug": slug, "email": email, "programId": program })).await.expect(200);
+        lead_signup(&app, &json!({ "slug": slug, "email": email, "programId": program, "clickId": clicks[slug] })).await.expect(200);
     }
     let earned = app
         .single_text("SELECT string_agg(customer_email || ':' || commission_minor, ',' ORDER BY customer_email, commission_minor) AS digest FROM conversions".to_owned())

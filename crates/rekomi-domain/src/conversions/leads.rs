@@ -29,6 +29,7 @@ use crate::programs::CommissionModel;
 use crate::services::{BrandContext, Services};
 use crate::stripe_inbox::apply::{ApplyCtx, Lookups};
 use crate::tracking::usecases::S2S_PLAN;
+use crate::traffic::ClickId;
 
 /// Longest `externalEventId` of a server lead.
 const MAX_EXTERNAL_ID: usize = 255;
@@ -147,17 +148,25 @@ impl Services {
     pub async fn record_server_lead(&self, ctx: &BrandContext, lead: LeadSignup) -> Result<LeadOutcome, DomainError> {
         ctx.require_plan(S2S_PLAN)?;
         let actor = ctx.actor.audit_actor();
-        let outcome = self.record_lead_in(ctx.org.clone(), lead, None, Some(actor)).await?;
+        let outcome = self.record_lead_in(ctx.org.clone(), lead, None, None, Some(actor)).await?;
         outcome.ok_or(DomainError::NotFound("affiliate_not_found"))
     }
 
     /// `POST /api/v1/r/lead/signup`: a lead from the loader, for the link `lead`'s slug names
     /// (in `program`'s organization and program when given, else the oldest link anywhere, as
-    /// for Short links). `None` when no such link exists; nothing is written then.
+    /// for Short links). Anyone can call the endpoint, so a lead counts only with the visit
+    /// behind it: `click` must be a stored click of that affiliate, inside its program's cookie
+    /// window. `None` when there is no such link or click; nothing is written then.
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn record_browser_lead(&self, program: Option<ProgramId>, lead: LeadSignup) -> Result<Option<LeadOutcome>, DomainError> {
+    pub async fn record_browser_lead(
+        &self,
+        program: Option<ProgramId>,
+        click: Option<ClickId>,
+        lead: LeadSignup,
+    ) -> Result<Option<LeadOutcome>, DomainError> {
+        let Some(click) = click else { return Ok(None) };
         let slug = lead.slug.clone();
         let org = self
             .tx(move |tx| {
@@ -172,18 +181,20 @@ impl Services {
             })
             .await?;
         match org {
-            Some(org) => self.record_lead_in(org, lead, program, None).await,
+            Some(org) => self.record_lead_in(org, lead, program, Some(click), None).await,
             None => Ok(None),
         }
     }
 
     /// Records `lead` in `org`; `None` when its slug names no affiliate of `org` (of `program`,
-    /// when given). The audit entries name `actor` (the system when `None`).
+    /// when given), or `click` (when required) is not that affiliate's live click. The audit
+    /// entries name `actor` (the system when `None`).
     async fn record_lead_in(
         &self,
         org: Organization,
         lead: LeadSignup,
         program: Option<ProgramId>,
+        click: Option<ClickId>,
         actor: Option<crate::kernel::actor::AuditActor>,
     ) -> Result<Option<LeadOutcome>, DomainError> {
         let (now, entropy) = (self.now(), Arc::clone(&self.entropy));
@@ -192,6 +203,13 @@ impl Services {
             else {
                 return Ok(None);
             };
+            if let Some(id) = click {
+                let window = tx.program(org.id, affiliate.program_id)?.map_or(0, |p| p.cookie_window_days);
+                let live = tx.click(org.id, id)?.is_some_and(|c| c.affiliate_id == affiliate.id && c.is_within_cookie_window(window, now));
+                if !live {
+                    return Ok(None);
+                }
+            }
             let lookups = RefCell::new(Lookups::default());
             let apply = ApplyCtx::new(org, now, entropy, &lookups);
             let recorded = record_lead_signup(tx, &apply, &lead, &affiliate)?;

@@ -5,7 +5,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use rekomi_domain::kernel::ids::ProgramId;
-use rekomi_domain::traffic::{ClickTracker, PageClick, Visit};
+use rekomi_domain::traffic::{ClickId, ClickTracker, PageClick, Visit};
 
 use rekomi_domain::conversions::leads::LeadSignup;
 
@@ -119,11 +119,12 @@ fn click_response(c: PageClick) -> PageClickResponse {
 /// Record a lead for the visitor's referral (`Rekomi.convert()` / `Rekomi.identify()`).
 ///
 /// Always `200 {"ok": true}` for a well-formed body, whether or not a lead was recorded (an
-/// unknown slug, another program's link, a repeat of the same email for the same affiliate), so
-/// the endpoint cannot tell who signed up. Public CORS; `application/json` or `text/plain`.
+/// unknown slug, another program's link, no live click of the slug's affiliate as `clickId`,
+/// a repeat of the same email for the same affiliate), so the endpoint cannot tell who signed
+/// up. Public CORS; `application/json` or `text/plain`.
 #[utoipa::path(post, path = "/api/v1/r/lead/signup", tag = "Traffic", request_body = LeadSignupRequest,
     responses((status = 200, body = OpaqueOk),
-        (status = 400, description = "`invalid_json`; `validation_failed`: `slug`, `email`, `name` or `programId`"),
+        (status = 400, description = "`invalid_json`; `validation_failed`: `slug`, `email`, `name`, `programId` or `clickId`"),
         (status = 413, description = "`payload_too_large`"),
         (status = 415, description = "`unsupported_media_type`"),
         (status = 429, description = "`rate_limited`: the anonymous tracking limit"),
@@ -136,8 +137,12 @@ async fn record_lead(state: &AppState, req: &HttpRequest, body: Result<LeadSignu
     limit(state, req)?;
     let body = body?;
     let program: Option<ProgramId> = body.program_id.as_deref().map(|p| parse_id(p, "programId")).transpose()?;
+    let click = match body.click_id.as_deref() {
+        Some(raw) => Some(ClickId::parse(raw).ok_or_else(|| ApiError::invalid("clickId", "must be a click id (rkc_ and 32 hex digits)"))?),
+        None => None,
+    };
     let lead = LeadSignup::parse("slug", &body.slug, &body.email, body.name.as_deref(), None)?;
-    state.services.record_browser_lead(program, lead).await?;
+    state.services.record_browser_lead(program, click, lead).await?;
     Ok(HttpResponse::Ok().json(OpaqueOk { ok: true }))
 }
 

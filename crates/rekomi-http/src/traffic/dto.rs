@@ -110,6 +110,9 @@ pub struct LeadSignupRequest {
     pub name: Option<String>,
     /// Scopes the lead to one program (the loader sends its `data-program-id`).
     pub program_id: Option<String>,
+    /// The referral's click (`rkc_…`, the loader's `Rekomi.referral`): a lead counts only for
+    /// a stored click of the slug's affiliate inside its cookie window.
+    pub click_id: Option<String>,
 }
 
 /// `POST /api/v1/r/lead/signup`: always the same, recorded or not.

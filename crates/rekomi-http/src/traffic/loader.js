@@ -78,7 +78,8 @@
     convert: function (who) {
       who = who || {};
       if (!Rekomi.slug || !who.email) { return Promise.resolve(false); }
-      var body = { slug: Rekomi.slug, email: String(who.email), programId: programId };
+      if (!Rekomi.referral) { return Promise.resolve(false); }
+      var body = { slug: Rekomi.slug, email: String(who.email), programId: programId, clickId: Rekomi.referral };
       if (who.name) { body.name = String(who.name); }
       return beacon("/api/v1/r/lead/signup", body).then(function () { return true; });
     },
