@@ -23,9 +23,9 @@ pub struct CpcClicks {
 /// Links as clicks see them, clicks, and the daily visitor salts.
 pub trait TrafficRepo {
     /// Every link with this slug in any organization, oldest first. Short links carry no
-    /// organization, so a slug is looked up across all of them; new slugs are kept unique
-    /// across organizations, and the oldest link wins for a slug two organizations took before
-    /// that rule.
+    /// organization, so a slug is looked up across all of them, and the oldest link wins when
+    /// two organizations hold the same slug (slugs are unique per organization only, for now:
+    /// see docs/traffic.md).
     ///
     /// # Errors
     /// Storage failures.
