@@ -4,7 +4,8 @@
 //!   need `read`, everything else `read_write`) or dashboard JWTs (HS256, claims `sub`,
 //!   `org_id`, `role`). Both are rate limited per key/user.
 //! - [`ApiKeyCaller`]: API keys only, in `X-Rekomi-Api-Key` or `Authorization: Bearer`, for
-//!   server-to-server tracking (`read_write` scope, same limits as [`Brand`]).
+//!   server-to-server tracking (`read_write` scope; a per-key budget of its own, and the
+//!   authentication reused for [`S2S_KEY_CACHE_TTL`], see [`S2sKeyCache`]).
 //! - [`AffiliateAuth`]: affiliate JWTs (same secret, `aud` = `affiliate` required, `sub`,
 //!   `email`; a token that carries a dashboard's `org_id` or `role` is refused).
 //!

@@ -39,22 +39,32 @@ impl ClientIpPolicy {
 
     /// The client's address, or `None` when the request has no peer (a test request).
     pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
-        let peer = req.peer_addr().map(|a| a.ip());
+        // IPv4 peers of a dual-stack socket arrive as ::ffff:a.b.c.d.
+        let peer = req.peer_addr().map(|a| a.ip().to_canonical());
         let header = self.header.as_deref().unwrap_or("X-Forwarded-For");
-        let forwarded = || -> Vec<IpAddr> {
+        // Each entry, or `None` where it is not an address (a proxy that appends `ip:port`):
+        // past such an entry nothing to its left can be trusted.
+        let forwarded = || -> Vec<Option<IpAddr>> {
             req.headers()
                 .get_all(header)
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
-                .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+                .map(|s| s.trim().parse::<IpAddr>().ok().map(|ip| ip.to_canonical()))
                 .collect()
         };
         match peer {
             Some(p) if self.trusts(p) => {
-                let chain = forwarded();
-                chain.iter().rev().find(|ip| !self.trusts(**ip)).or(chain.first()).copied().or(Some(p))
+                let mut client = p;
+                for entry in forwarded().into_iter().rev() {
+                    match entry {
+                        Some(ip) if self.trusts(ip) => client = ip,
+                        Some(ip) => return Some(ip),
+                        None => return Some(client),
+                    }
+                }
+                Some(client)
             }
-            _ if self.trusted_proxies.is_empty() && self.header.is_some() => forwarded().last().copied().or(peer),
+            _ if self.trusted_proxies.is_empty() && self.header.is_some() => forwarded().last().copied().flatten().or(peer),
             _ => peer,
         }
     }
@@ -96,6 +106,11 @@ mod tests {
             (&proxies, "192.0.2.1", Some("10.0.0.5"), "10.0.0.5"),                           // only proxies: the left-most
             (&proxies, "10.1.2.3", None, "10.1.2.3"),
             (&proxies, "10.1.2.3", Some("garbage"), "10.1.2.3"),
+            // A proxy that appends ip:port: nothing left of it is believed.
+            (&proxies, "10.1.2.3", Some("6.6.6.6, 198.51.100.1:4711"), "10.1.2.3"),
+            (&proxies, "10.1.2.3", Some("6.6.6.6, 198.51.100.7, 10.0.0.9:80"), "10.1.2.3"),
+            // A dual-stack socket's IPv4 peer is matched against IPv4 proxy ranges.
+            (&proxies, "[::ffff:10.1.2.3]", Some("198.51.100.1"), "198.51.100.1"),
             (&legacy, "203.0.113.9", Some("6.6.6.6, 198.51.100.1"), "198.51.100.1"),
         ];
         for (i, (policy, peer, xff, want)) in table.into_iter().enumerate() {
