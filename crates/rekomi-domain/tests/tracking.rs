@@ -7,8 +7,6 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use rekomi_domain::affiliates::{AffiliateStatus, Email, NewAffiliate};
 use rekomi_domain::conversions::ConversionFilter;
 use rekomi_domain::kernel::actor::{BrandActor, Role};
@@ -21,7 +19,7 @@ use rekomi_domain::orgs::{Handle, NewOrganization};
 use rekomi_domain::services::{BrandContext, Services};
 use rekomi_domain::tracking::signature::header;
 use rekomi_domain::tracking::{S2sConversion, S2sError, S2sOutcome, SecretCache, SignatureRefusal};
-use rekomi_fakes::{FakeGateway, FixedClock, InMemoryStore, SeededEntropy};
+use rekomi_fakes::{FixedClock, InMemoryStore};
 use support::{block_on, new_program};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -31,14 +29,7 @@ const T0: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
 fn world() -> (Services, InMemoryStore, FixedClock) {
     let store = InMemoryStore::new();
     let clock = FixedClock::new(T0);
-    let services = Services {
-        store: Arc::new(store.clone()),
-        gateway: Arc::new(FakeGateway::new()),
-        clock: Arc::new(clock.clone()),
-        entropy: Arc::new(SeededEntropy::new(11)),
-        events: Arc::new(support::NoEvents),
-        webhooks: Arc::new(rekomi_fakes::FakeWebhookSender::new()),
-    };
+    let services = support::offline_services(&store, &clock, 11);
     (services, store, clock)
 }
 

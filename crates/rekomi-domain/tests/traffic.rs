@@ -19,7 +19,7 @@ use rekomi_domain::orgs::{Handle, NewOrganization};
 use rekomi_domain::programs::{LandingUrl, ProgramPatch};
 use rekomi_domain::services::{BrandContext, Services};
 use rekomi_domain::traffic::{ClickId, ClickTracker, DeviceClass, TrackerConfig, Visit};
-use rekomi_fakes::{FakeGateway, FixedClock, InMemoryStore, SeededEntropy, StoreClickSink};
+use rekomi_fakes::{FixedClock, InMemoryStore, StoreClickSink};
 use support::{block_on, new_program};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -42,14 +42,7 @@ struct World {
 fn world() -> World {
     let store = InMemoryStore::new();
     let clock = FixedClock::new(T0);
-    let services = Services {
-        store: Arc::new(store.clone()),
-        gateway: Arc::new(FakeGateway::new()),
-        clock: Arc::new(clock.clone()),
-        entropy: Arc::new(SeededEntropy::new(7)),
-        events: Arc::new(support::NoEvents),
-        webhooks: Arc::new(rekomi_fakes::FakeWebhookSender::new()),
-    };
+    let services = support::offline_services(&store, &clock, 7);
     let new = NewOrganization { name: "Acme".into(), handle: Handle::parse("acme").unwrap(), plan: PlanTier::Growth };
     let (org, _) = block_on(services.create_organization(new)).unwrap();
     let ctx = BrandContext { actor: BrandActor::ApiKey { org: org.id, key: ApiKeyId::from_uuid(uuid::Uuid::nil()) }, org, now: T0 };

@@ -15,11 +15,10 @@
 //! ([`AUTH_FAILURES_PER_MINUTE`]): past the budget, requests from that address answer `429`
 //! before their credentials are looked up, so unknown keys cannot be tried at full speed.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use actix_web::dev::Payload;
 use actix_web::http::{header, Method, StatusCode};
@@ -27,6 +26,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rekomi_domain::kernel::actor::{AffiliateActor, BrandActor, Role};
 use rekomi_domain::kernel::ids::OrgId;
+use rekomi_domain::kernel::ttl_cache::TtlCache;
 use rekomi_domain::orgs::{hash_api_key, ApiKeyScope, API_KEY_PREFIX};
 use rekomi_domain::services::BrandContext;
 use serde::{Deserialize, Serialize};
@@ -323,35 +323,33 @@ pub const API_KEY_HEADER: &str = "x-rekomi-api-key";
 pub struct ApiKeyCaller(pub BrandContext);
 
 /// How long a server-to-server caller's authentication is reused.
-pub const S2S_KEY_CACHE_TTL: Duration = Duration::from_secs(10);
-/// Keys remembered, at most (the cache is emptied when full).
+pub const S2S_KEY_CACHE_TTL: time::Duration = time::Duration::seconds(10);
+/// Keys remembered, at most.
 const S2S_KEY_CACHE_CAPACITY: usize = 10_000;
 
 /// Recently authenticated API keys of server-to-server callers, by the key's hash: a brand's
 /// server reporting sale after sale would otherwise pay a transaction per request to look its
 /// key and organization up again. Only successful authentications are kept, for
 /// [`S2S_KEY_CACHE_TTL`]: a revoked key, or an organization's new plan or subscription status,
-/// takes effect on `/api/tracking/*` within that long (everywhere else, at once).
-#[derive(Debug, Default)]
-pub struct S2sKeyCache {
-    entries: Mutex<HashMap<String, (Instant, BrandContext, ApiKeyScope)>>,
+/// takes effect on `/api/tracking/*` within that long (everywhere else, at once). The context
+/// keeps the time it was authenticated at, so a trial that ends meanwhile stops passing the
+/// plan gate within the TTL too.
+#[derive(Debug)]
+pub struct S2sKeyCache(TtlCache<String, (BrandContext, ApiKeyScope)>);
+
+impl Default for S2sKeyCache {
+    fn default() -> Self {
+        Self(TtlCache::new(S2S_KEY_CACHE_TTL, S2S_KEY_CACHE_CAPACITY))
+    }
 }
 
 impl S2sKeyCache {
     fn get(&self, key: &str) -> Option<(BrandContext, ApiKeyScope)> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let (read_at, ctx, scope) = entries.get(&hash_api_key(key))?;
-        // The context keeps the time it was authenticated at: a trial that ends meanwhile
-        // stops passing the plan gate within the TTL, like every other change.
-        (read_at.elapsed() < S2S_KEY_CACHE_TTL).then(|| (ctx.clone(), *scope))
+        self.0.get(&hash_api_key(key), time::OffsetDateTime::now_utc())
     }
 
-    fn put(&self, key: &str, (ctx, scope): &(BrandContext, ApiKeyScope)) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= S2S_KEY_CACHE_CAPACITY {
-            entries.clear();
-        }
-        entries.insert(hash_api_key(key), (Instant::now(), ctx.clone(), *scope));
+    fn put(&self, key: &str, found: &(BrandContext, ApiKeyScope)) {
+        self.0.put(hash_api_key(key), found.clone(), time::OffsetDateTime::now_utc());
     }
 }
 

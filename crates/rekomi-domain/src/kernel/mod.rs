@@ -13,3 +13,4 @@ pub mod plan;
 pub mod signature;
 pub mod stripe_ids;
 pub mod text;
+pub mod ttl_cache;

@@ -4,13 +4,13 @@
 //! an in-process window, the day's salt from a cache, and the click goes to the [`ClickSink`].
 //! Only a cache miss touches the store.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use time::{Date, Duration, OffsetDateTime};
 
 use crate::kernel::error::DomainError;
 use crate::kernel::ids::{OrgId, ProgramId};
+use crate::kernel::ttl_cache::TtlCache;
 use crate::programs::is_slug;
 use crate::programs::AttributionModel;
 use crate::services::Services;
@@ -72,41 +72,13 @@ fn page_click(click: ClickId, target: LinkTarget) -> PageClick {
     }
 }
 
-/// Entries read from the store at some instant, trusted for the TTL.
-struct TtlCache<K, V> {
-    entries: HashMap<K, (OffsetDateTime, V)>,
-    capacity: usize,
-}
-
-impl<K: std::hash::Hash + Eq, V: Clone> TtlCache<K, V> {
-    fn new(capacity: usize) -> Self {
-        Self { entries: HashMap::new(), capacity }
-    }
-
-    fn get(&self, key: &K, now: OffsetDateTime, ttl: Duration) -> Option<V> {
-        self.entries.get(key).filter(|(read_at, _)| now >= *read_at && now - *read_at < ttl).map(|(_, v)| v.clone())
-    }
-
-    /// Stores `value`; a full cache first drops what expired, and everything if that is not
-    /// enough (bounded memory under a flood of distinct keys).
-    fn put(&mut self, key: K, value: V, now: OffsetDateTime, ttl: Duration) {
-        if self.entries.len() >= self.capacity {
-            self.entries.retain(|_, (read_at, _)| now >= *read_at && now - *read_at < ttl);
-            if self.entries.len() >= self.capacity {
-                self.entries.clear();
-            }
-        }
-        self.entries.insert(key, (now, value));
-    }
-}
-
 /// Records clicks and follows links. One per process, shared by every request.
 pub struct ClickTracker {
     services: Services,
     sink: Arc<dyn ClickSink>,
     config: TrackerConfig,
-    links: Mutex<TtlCache<String, Vec<LinkTarget>>>,
-    scopes: Mutex<TtlCache<ProgramId, Option<PageScope>>>,
+    links: TtlCache<String, Vec<LinkTarget>>,
+    scopes: TtlCache<ProgramId, Option<PageScope>>,
     unique: Mutex<UniqueWindow>,
     salt: Mutex<Option<(Date, String)>>,
 }
@@ -128,8 +100,8 @@ impl ClickTracker {
             services,
             sink,
             config,
-            links: Mutex::new(TtlCache::new(config.link_cache_capacity)),
-            scopes: Mutex::new(TtlCache::new(config.link_cache_capacity)),
+            links: TtlCache::new(config.link_cache_ttl, config.link_cache_capacity),
+            scopes: TtlCache::new(config.link_cache_ttl, config.link_cache_capacity),
             unique: Mutex::new(UniqueWindow::new(config.unique_capacity)),
             salt: Mutex::new(None),
         }
@@ -219,24 +191,24 @@ impl ClickTracker {
 
     /// Every link of `slug`, from the cache when it was read less than the TTL ago.
     async fn targets(&self, slug: &str) -> Result<Vec<LinkTarget>, DomainError> {
-        let (now, ttl) = (self.services.now(), self.config.link_cache_ttl);
-        if let Some(found) = self.links.lock().unwrap_or_else(PoisonError::into_inner).get(&slug.to_owned(), now, ttl) {
+        let now = self.services.now();
+        if let Some(found) = self.links.get(&slug.to_owned(), now) {
             return Ok(found);
         }
         let owned = slug.to_owned();
         let found = self.services.tx(move |tx| Ok(tx.link_targets_by_slug(&owned)?)).await?;
-        self.links.lock().unwrap_or_else(PoisonError::into_inner).put(slug.to_owned(), found.clone(), now, ttl);
+        self.links.put(slug.to_owned(), found.clone(), now);
         Ok(found)
     }
 
     /// The organization and parameters of `program`, cached like links.
     async fn scope(&self, program: ProgramId) -> Result<Option<PageScope>, DomainError> {
-        let (now, ttl) = (self.services.now(), self.config.link_cache_ttl);
-        if let Some(found) = self.scopes.lock().unwrap_or_else(PoisonError::into_inner).get(&program, now, ttl) {
+        let now = self.services.now();
+        if let Some(found) = self.scopes.get(&program, now) {
             return Ok(found);
         }
         let found = self.services.tx(move |tx| Ok(tx.page_scope(program)?)).await?;
-        self.scopes.lock().unwrap_or_else(PoisonError::into_inner).put(program, found.clone(), now, ttl);
+        self.scopes.put(program, found.clone(), now);
         Ok(found)
     }
 

@@ -5,6 +5,24 @@ use rekomi_domain::coupons::{CampaignCouponInput, DiscountType, DurationKind};
 use rekomi_domain::programs::{AttributionModel, Commission, CommissionModel, CommissionType, Hundredths, NetworkVisibility, NewProgram};
 use rekomi_domain::stripe_inbox::facts::{DecodeError, EventDecoder, EventEnvelope, StripeFact};
 
+/// Use cases over `store` and `clock`, with the fakes' offline Stripe gateway and webhook
+/// sender, no Stripe events, and entropy seeded with `seed`.
+pub fn offline_services(
+    store: &rekomi_fakes::InMemoryStore,
+    clock: &rekomi_fakes::FixedClock,
+    seed: u64,
+) -> rekomi_domain::services::Services {
+    use std::sync::Arc;
+    rekomi_domain::services::Services {
+        store: Arc::new(store.clone()),
+        gateway: Arc::new(rekomi_fakes::FakeGateway::new()),
+        clock: Arc::new(clock.clone()),
+        entropy: Arc::new(rekomi_fakes::SeededEntropy::new(seed)),
+        events: Arc::new(NoEvents),
+        webhooks: Arc::new(rekomi_fakes::FakeWebhookSender::new()),
+    }
+}
+
 /// Drives a future that never waits on I/O (every port of the fakes) to completion.
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     use std::task::{Context, Poll, Waker};
