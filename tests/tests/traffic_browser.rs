@@ -311,3 +311,34 @@ async fn a_short_links_landing_page_reuses_its_click_and_a_visitors_parameter_ca
     wait_for_clicks(&app, 2).await;
     assert_eq!(app.count_rows("clicks").await, 2, "the landing page counted no second click for the Short link");
 }
+
+#[tokio::test]
+async fn concurrent_pixel_key_requests_provision_one_key() {
+    let Some(app) = spawn().await else { return };
+    let (_, key, _, _) = brand(&app, "jane-deals").await;
+    let answers = concurrent_provisioning(&app, &key, 10).await;
+    let created = answers.iter().filter(|(status, _)| *status == 201).count();
+    let mut keys: Vec<&str> = answers.iter().map(|(_, k)| k.as_str()).collect();
+    keys.dedup();
+    assert_eq!((created, keys.len()), (1, 1), "{answers:?}");
+    let audits =
+        app.single_text("SELECT count(*)::text AS digest FROM audit_log WHERE action = 'org.pixel_key_provisioned'".to_owned()).await;
+    assert_eq!(audits, "1");
+}
+
+/// `n` concurrent `POST /api/v1/settings/pixel-key`: (status, key) each.
+async fn concurrent_provisioning(app: &TestApp, key: &str, n: usize) -> Vec<(u16, String)> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let request = app.request(Method::POST, "/api/v1/settings/pixel-key").bearer_auth(key);
+        tasks.spawn(request.send());
+    }
+    let mut out = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        let response = done.unwrap().unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        out.push((status, body["pixelPublicKey"].as_str().unwrap().to_owned()));
+    }
+    out
+}

@@ -110,6 +110,7 @@ macro_rules! storage_contract {
             traffic::clicks_are_written_once_and_read_back_only_in_their_organization,
             traffic::a_day_keeps_its_first_visitor_salt_until_forgotten,
             traffic::cpc_counts_take_a_days_unique_human_clicks_on_cpc_programs,
+            traffic::a_pixel_key_is_claimed_once_and_settings_change_column_by_column,
             tracking::live_signing_secrets_come_back_newest_first_and_expire_on_rotation,
             tracking::an_organization_has_one_current_signing_secret,
             audit::audit_entries_come_back_newest_first_per_organization,

@@ -161,3 +161,30 @@ pub async fn cpc_counts_take_a_days_unique_human_clicks_on_cpc_programs(store: &
         .all(|c| (c.org_id, c.program_id) == (jane.org_id, cpc.id) || (c.org_id, c.program_id) == (gus.org_id, theirs.id)));
     assert!(commit(store, move |tx| tx.cpc_click_counts(day - Duration::days(1))).await.is_empty());
 }
+
+/// An organization's pixel key is the first one claimed, and its attribution parameters and
+/// pixel key change independently (neither write clobbers the other).
+pub async fn a_pixel_key_is_claimed_once_and_settings_change_column_by_column(store: &dyn UnitOfWork) {
+    let (a, b) = (org(1, "acme"), org(2, "globex"));
+    seed(store, Seed { orgs: vec![a.clone(), b.clone()], ..Seed::default() }).await;
+    let custom = rekomi_domain::traffic::CustomParams::parse("my_aff,brand_ref").unwrap();
+    let (first, second, theirs) = commit(store, move |tx| {
+        let first = tx.claim_pixel_key(id(1), "rkp_first", T0)?;
+        tx.set_attribution_params(id(1), custom.as_ref(), T0 + Duration::seconds(1))?;
+        let second = tx.claim_pixel_key(id(1), "rkp_second", T0 + Duration::seconds(2))?;
+        Ok((first, second, tx.claim_pixel_key(id(2), "rkp_theirs", T0)?))
+    })
+    .await;
+    assert_eq!((first.as_str(), second.as_str(), theirs.as_str()), ("rkp_first", "rkp_first", "rkp_theirs"));
+    let (ours, other, none) =
+        commit(store, |tx| Ok((tx.web_tracking_settings(id(1))?, tx.web_tracking_settings(id(2))?, tx.web_tracking_settings(id(3))?)))
+            .await;
+    let ours = ours.unwrap();
+    assert_eq!(ours.pixel_public_key.as_deref(), Some("rkp_first"), "setting the parameters kept the key");
+    assert_eq!(ours.custom_params.map(|c| c.to_csv()).as_deref(), Some("my_aff,brand_ref"), "claiming a key kept the parameters");
+    assert_eq!(other.unwrap().custom_params, None);
+    assert_eq!(none, None);
+    commit(store, |tx| tx.set_attribution_params(id(1), None, T0 + Duration::seconds(3))).await;
+    let cleared = commit(store, |tx| tx.web_tracking_settings(id(1))).await.unwrap();
+    assert_eq!((cleared.custom_params, cleared.pixel_public_key.as_deref()), (None, Some("rkp_first")));
+}

@@ -12,7 +12,6 @@ use crate::kernel::plan::PlanTier;
 use crate::ports::Tx;
 use crate::programs::Program;
 use crate::services::{BrandContext, Services};
-use crate::traffic::model::WebTrackingSettings;
 use crate::traffic::params::CustomParams;
 
 /// Prefix of pixel public keys.
@@ -27,10 +26,6 @@ pub struct SnippetParts {
     pub custom_params: Option<CustomParams>,
     /// `data-rekomi-org`, when the pixel path was asked for.
     pub pixel_public_key: Option<String>,
-}
-
-fn settings_of(tx: &mut dyn Tx, org: OrgId, now: time::OffsetDateTime) -> Result<WebTrackingSettings, DomainError> {
-    Ok(tx.web_tracking_settings(org)?.unwrap_or_else(|| WebTrackingSettings::defaults(org, now)))
 }
 
 impl Services {
@@ -61,14 +56,12 @@ impl Services {
         let now = self.now();
         let audit = self.audit(org, ctx.actor.audit_actor(), now);
         self.tx(move |tx| {
-            let mut settings = settings_of(tx, org, now)?;
-            if settings.custom_params == custom {
+            let current = tx.web_tracking_settings(org)?.and_then(|s| s.custom_params);
+            if current == custom {
                 return Ok(custom);
             }
-            let before = json!({ "custom": settings.custom_params.as_ref().map(CustomParams::to_csv) });
-            settings.custom_params = custom.clone();
-            settings.updated_at = now;
-            tx.save_web_tracking_settings(&settings)?;
+            let before = json!({ "custom": current.as_ref().map(CustomParams::to_csv) });
+            tx.set_attribution_params(org, custom.as_ref(), now)?;
             let after = json!({ "custom": custom.as_ref().map(CustomParams::to_csv) });
             audit.record(tx, AuditAction::OrgAttributionParamsChanged, "organization", org.to_string(), Some(before), Some(after))?;
             Ok(custom)
@@ -102,13 +95,10 @@ impl Services {
         self.entropy.fill(&mut bytes);
         let candidate = format!("{PIXEL_KEY_PREFIX}{}", hex::encode(bytes));
         self.tx(move |tx| {
-            let mut settings = settings_of(tx, org, now)?;
-            if let Some(key) = settings.pixel_public_key {
+            let key = tx.claim_pixel_key(org, &candidate, now)?;
+            if key != candidate {
                 return Ok((key, false));
             }
-            settings.pixel_public_key = Some(candidate.clone());
-            settings.updated_at = now;
-            tx.save_web_tracking_settings(&settings)?;
             audit.record(
                 tx,
                 AuditAction::OrgPixelKeyProvisioned,

@@ -1,11 +1,12 @@
 //! The traffic capability's ports: its slice of the storage port ([`TrafficRepo`]) and the
 //! [`ClickSink`] clicks are written through, outside any use-case transaction.
 
-use time::Date;
+use time::{Date, OffsetDateTime};
 
 use crate::kernel::ids::{AffiliateId, OrgId, ProgramId};
 use crate::ports::store::StoreError;
 use crate::traffic::model::{Click, ClickId, LinkTarget, PageScope, WebTrackingSettings};
+use crate::traffic::params::CustomParams;
 
 /// One affiliate's paid clicks of a day.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,11 +58,19 @@ pub trait TrafficRepo {
     /// Storage failures.
     fn web_tracking_settings(&mut self, org: OrgId) -> Result<Option<WebTrackingSettings>, StoreError>;
 
-    /// Stores `settings` (creating or replacing the organization's row).
+    /// Sets `org`'s custom attribution parameters (creating its row), leaving its other
+    /// settings as they are.
     ///
     /// # Errors
     /// Storage failures.
-    fn save_web_tracking_settings(&mut self, settings: &WebTrackingSettings) -> Result<(), StoreError>;
+    fn set_attribution_params(&mut self, org: OrgId, custom: Option<&CustomParams>, now: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// `org`'s pixel key: `candidate` stored now when it has none, else the key stored first
+    /// (of concurrent callers, one wins and the others get its key).
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn claim_pixel_key(&mut self, org: OrgId, candidate: &str, now: OffsetDateTime) -> Result<String, StoreError>;
 
     /// The organization and custom parameters of the program `id`, in any organization, unless
     /// it is archived. Browser tracking names only the program.

@@ -5,8 +5,9 @@
 use rekomi_domain::kernel::ids::{OrgId, ProgramId};
 use rekomi_domain::ports::store::StoreError;
 use rekomi_domain::programs::CommissionModel;
+use rekomi_domain::traffic::params::CustomParams;
 use rekomi_domain::traffic::{Click, ClickId, CpcClicks, LinkTarget, PageScope, TrafficRepo, WebTrackingSettings};
-use time::Date;
+use time::{Date, OffsetDateTime};
 
 use super::State;
 
@@ -87,17 +88,31 @@ impl TrafficRepo for State {
         Ok(self.web_tracking_settings.get(&org).cloned())
     }
 
-    fn save_web_tracking_settings(&mut self, settings: &WebTrackingSettings) -> Result<(), StoreError> {
-        if !self.orgs.contains_key(&settings.org_id) {
-            return Err(StoreError::Conflict { constraint: "org_web_tracking_settings_org_id_fkey".to_owned() });
-        }
-        self.web_tracking_settings.insert(settings.org_id, settings.clone());
+    fn set_attribution_params(&mut self, org: OrgId, custom: Option<&CustomParams>, now: OffsetDateTime) -> Result<(), StoreError> {
+        let settings = self.settings_row(org, now)?;
+        settings.custom_params = custom.cloned();
+        settings.updated_at = now;
         Ok(())
+    }
+
+    fn claim_pixel_key(&mut self, org: OrgId, candidate: &str, now: OffsetDateTime) -> Result<String, StoreError> {
+        let settings = self.settings_row(org, now)?;
+        Ok(settings.pixel_public_key.get_or_insert_with(|| candidate.to_owned()).clone())
     }
 
     fn page_scope(&mut self, program: ProgramId) -> Result<Option<PageScope>, StoreError> {
         let Some(p) = self.programs.get(&program).filter(|p| !p.is_archived()) else { return Ok(None) };
         let custom_params = self.web_tracking_settings.get(&p.org_id).and_then(|s| s.custom_params.clone());
         Ok(Some(PageScope { org_id: p.org_id, custom_params }))
+    }
+}
+
+impl State {
+    /// `org`'s settings row, created with the defaults when it has none.
+    fn settings_row(&mut self, org: OrgId, now: OffsetDateTime) -> Result<&mut WebTrackingSettings, StoreError> {
+        if !self.orgs.contains_key(&org) {
+            return Err(StoreError::Conflict { constraint: "org_web_tracking_settings_org_id_fkey".to_owned() });
+        }
+        Ok(self.web_tracking_settings.entry(org).or_insert_with(|| WebTrackingSettings::defaults(org, now)))
     }
 }

@@ -128,8 +128,8 @@ impl ClickRow {
     }
 }
 
-#[derive(Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = org_web_tracking_settings, check_for_backend(diesel::pg::Pg), treat_none_as_null = true)]
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = org_web_tracking_settings, check_for_backend(diesel::pg::Pg))]
 struct WebTrackingSettingsRow {
     org_id: Uuid,
     attribution_params: Option<String>,
@@ -253,22 +253,44 @@ impl TrafficRepo for PgTx<'_> {
         .transpose()
     }
 
-    fn save_web_tracking_settings(&mut self, settings: &WebTrackingSettings) -> Result<(), StoreError> {
-        let row = WebTrackingSettingsRow {
-            org_id: settings.org_id.as_uuid(),
-            attribution_params: settings.custom_params.as_ref().map(CustomParams::to_csv),
-            pixel_public_key: settings.pixel_public_key.clone(),
-            updated_at: settings.updated_at,
-        };
+    fn set_attribution_params(&mut self, org: OrgId, custom: Option<&CustomParams>, now: OffsetDateTime) -> Result<(), StoreError> {
+        let csv = custom.map(CustomParams::to_csv);
         self.write(|c| {
             diesel::insert_into(org_web_tracking_settings::table)
-                .values(&row)
+                .values((
+                    org_web_tracking_settings::org_id.eq(org.as_uuid()),
+                    org_web_tracking_settings::attribution_params.eq(&csv),
+                    org_web_tracking_settings::updated_at.eq(now),
+                ))
                 .on_conflict(org_web_tracking_settings::org_id)
                 .do_update()
-                .set(&row)
+                .set((org_web_tracking_settings::attribution_params.eq(&csv), org_web_tracking_settings::updated_at.eq(now)))
                 .execute(c)
         })?;
         Ok(())
+    }
+
+    fn claim_pixel_key(&mut self, org: OrgId, candidate: &str, now: OffsetDateTime) -> Result<String, StoreError> {
+        // The row lock of ON CONFLICT DO UPDATE serializes concurrent claims: the second sees
+        // the first's key and keeps it.
+        let key: Option<String> = self.write(|c| {
+            diesel::insert_into(org_web_tracking_settings::table)
+                .values((
+                    org_web_tracking_settings::org_id.eq(org.as_uuid()),
+                    org_web_tracking_settings::pixel_public_key.eq(candidate),
+                    org_web_tracking_settings::updated_at.eq(now),
+                ))
+                .on_conflict(org_web_tracking_settings::org_id)
+                .do_update()
+                .set(org_web_tracking_settings::pixel_public_key.eq(
+                    diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(
+                        "coalesce(org_web_tracking_settings.pixel_public_key, excluded.pixel_public_key)",
+                    ),
+                ))
+                .returning(org_web_tracking_settings::pixel_public_key)
+                .get_result(c)
+        })?;
+        key.ok_or_else(|| bad_row("org_web_tracking_settings", "pixel_public_key", "no key after claiming one"))
     }
 
     fn page_scope(&mut self, program: ProgramId) -> Result<Option<PageScope>, StoreError> {
