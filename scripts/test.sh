@@ -3,25 +3,24 @@
 # needed) a local PostgreSQL unless REKOMI_TEST_DATABASE_URL points at one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -z "${REKOMI_TEST_DATABASE_URL:-}" ]; then
-  if url=$(scripts/pg.sh); then
-    export REKOMI_TEST_DATABASE_URL="$url"
+# provide VAR SCRIPT WHAT SKIPPED: exports VAR as what SCRIPT prints (it finds, starts or
+# installs WHAT); without it, CI fails and a developer's run skips the tests that need it.
+provide() {
+  local value
+  if value=$("$2"); then
+    export "$1=$value"
   elif [ "${CI:-}" = "true" ]; then
-    echo "test.sh: PostgreSQL is required under CI" >&2
+    echo "test.sh: $3 is required under CI" >&2
     exit 1
   else
-    echo "test.sh: no PostgreSQL; PostgreSQL-backed tests will skip" >&2
+    echo "test.sh: no $3; $4 will skip" >&2
   fi
+}
+if [ -z "${REKOMI_TEST_DATABASE_URL:-}" ]; then
+  provide REKOMI_TEST_DATABASE_URL scripts/pg.sh PostgreSQL "PostgreSQL-backed tests"
 fi
 # The browser test (tests/tests/browser.rs) runs the loader in Debian's headless Chromium.
-if chromium=$(scripts/chromium.sh); then
-  export REKOMI_CHROMIUM="$chromium"
-elif [ "${CI:-}" = "true" ]; then
-  echo "test.sh: Chromium is required under CI" >&2
-  exit 1
-else
-  echo "test.sh: no Chromium; the browser test will skip" >&2
-fi
+provide REKOMI_CHROMIUM scripts/chromium.sh Chromium "the browser test"
 # The shared Stripe reference data beside the project is optional: the tests carry their own
 # fixtures and only cross-check against it when it is there.
 export REKOMI_SHARED_DIR="${REKOMI_SHARED_DIR:-$(cd .. && pwd)/shared}"
