@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: a working server on a fresh machine. Uses DATABASE_URL when set; otherwise
 # starts (installing if needed) a local PostgreSQL and uses a `rekomi` database in it.
-# Migrates, creates a demo organization and API key on first run, prints them, and serves.
+# Migrates, loads the shipped ECB exchange rates, creates a demo organization and API key on
+# first run, prints them, and serves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,10 @@ fi
 cargo build -p rekomi-server
 bin=target/debug/rekomi-server
 "$bin" migrate >/dev/null
+# The ECB reference rates shipped with the repo, so commissions in other currencies store a
+# rate to the home currency (replacing rates of the same days; newer files can be imported the
+# same way).
+"$bin" admin fx import data/fx/eurofxref-hist.csv >/dev/null
 
 state_dir=.rekomi
 demo="$state_dir/demo.json"

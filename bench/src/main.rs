@@ -24,6 +24,7 @@ mod clicks;
 mod db;
 mod events;
 mod load;
+mod payouts;
 mod report;
 mod s2s;
 mod server;
@@ -120,6 +121,18 @@ pub struct Options {
     /// Step rates of the S2S step test, comma-separated.
     #[arg(long, env = "BENCH_S2S_STEPS", default_value = "500,1000,1500,2000,3000", value_parser = parse_rates)]
     s2s_steps: Rates,
+    /// Affiliates of the payout phase.
+    #[arg(long, env = "BENCH_PAYOUT_AFFILIATES", default_value_t = 10_000)]
+    payout_affiliates: i64,
+    /// Ledger entries of the payout phase (spread evenly); 0 skips the phase.
+    #[arg(long, env = "BENCH_PAYOUT_ENTRIES", default_value_t = 1_000_000)]
+    payout_entries: i64,
+    /// Target of the payout run, seconds.
+    #[arg(long, default_value_t = 60.0)]
+    payout_run_target_secs: f64,
+    /// Target of the server's peak memory during the payout phase, MiB.
+    #[arg(long, default_value_t = 200.0)]
+    payout_memory_target_mib: f64,
     /// p99 target of an S2S sale, milliseconds.
     #[arg(long, default_value_t = 25.0)]
     s2s_p99_target_ms: f64,
@@ -206,6 +219,7 @@ pub struct Report {
     pub processing: Processing,
     pub clicks: Option<clicks::ClickPhase>,
     pub s2s: Option<s2s::S2sPhase>,
+    pub payouts: Option<payouts::PayoutPhase>,
 }
 
 /// The processing phase.
@@ -361,6 +375,14 @@ async fn run(options: &Options) -> anyhow::Result<Report> {
         None
     };
 
+    // Phase 6: a payout run at scale.
+    let payouts = if options.payout_entries > 0 && options.payout_affiliates > 0 {
+        eprintln!("rekomi-bench: phase 6 (payouts): {} affiliates, {} entries", options.payout_affiliates, options.payout_entries);
+        Some(payouts::run(options, &spec, &mut conn).await?)
+    } else {
+        None
+    };
+
     Ok(Report {
         options: options.clone(),
         machine,
@@ -376,6 +398,7 @@ async fn run(options: &Options) -> anyhow::Result<Report> {
         processing,
         clicks,
         s2s,
+        payouts,
     })
 }
 

@@ -140,6 +140,7 @@ fn base_config(database_url: &str, stripe: &StripeDouble) -> Config {
         http_workers: 2,
         migrate_on_start: false,
         reconcile_interval_secs: 0,
+        payout_reconcile_after_secs: 60,
         stripe_webhook_secrets: Vec::new(),
         inbox_interval_ms: 0,
         inbox_workers: 1,

@@ -18,15 +18,26 @@
 //! [`StripeDouble::script_subscription`], [`StripeDouble::script_invoice_payment`] and
 //! [`StripeDouble::script_customer_metadata`].
 //!
+//! For payouts it plays the Stripe Connect platform (requests without `Stripe-Account`):
+//! `POST /v1/accounts` makes an Express account (`acct_dbl…`) that cannot be paid yet
+//! (`payouts_enabled` and `details_submitted` false, until the test calls
+//! [`StripeDouble::enable_payouts`], as finishing onboarding would), `GET /v1/accounts/{id}`
+//! answers it, `POST /v1/account_links` makes an onboarding link for it, `POST /v1/transfers`
+//! pays one (`tr_dbl…`; refused unless the destination exists and can be paid) and
+//! `GET /v1/transfers?transfer_group=…` lists a group's transfers, newest first. A test can
+//! reverse a transfer ([`StripeDouble::reverse_transfer`]) and make transfers whose answer is
+//! lost ([`StripeDouble::lose_next_transfer_answers`]): made, but never answered.
+//!
 //! Answers are built from the project's own Stripe object shapes, the fixtures of the Stripe
 //! adapter's tests (`crates/rekomi-stripe/tests/fixtures/objects/`: `coupon.json`,
 //! `promotion_code.json`, `invoice.json`, `subscription.json`, `discount.json`,
-//! `invoice_payment.json` and `customer.json`, current API shapes, compiled in), with the fields
-//! of the request filled in, so they deserialize in async-stripe's typed models exactly as
-//! Stripe's would (that adapter's `fixture_shapes` test checks those files parse there).
+//! `invoice_payment.json`, `customer.json`, `account.json`, `account_link.json` and
+//! `transfer.json`, current API shapes, compiled in), with the fields of the request filled in,
+//! so they deserialize in async-stripe's typed models exactly as Stripe's would (that adapter's
+//! `fixture_shapes` test checks those files parse there).
 //!
 //! Hand-written on tokio: each request arrives on its own connection with a `Content-Length`
-//! body, and every answer closes the connection.
+//! body, and every answer closes the connection (a lost answer closes it without one).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -127,6 +138,9 @@ struct Shapes {
     discount: Value,
     invoice_payment: Value,
     customer: Value,
+    account: Value,
+    account_link: Value,
+    transfer: Value,
 }
 
 #[derive(Debug, Default)]
@@ -149,6 +163,12 @@ struct State {
     /// Customer id → (account, its metadata), as scripted by the test; other customers exist
     /// on every account with empty metadata.
     customers: BTreeMap<String, (String, Value)>,
+    /// Connected (Express) account id → (the account it was made on, the account).
+    connected_accounts: BTreeMap<String, (String, Value)>,
+    /// Transfer id → (the account it left, the transfer); ids grow, so this is creation order.
+    transfers: BTreeMap<String, (String, Value)>,
+    /// How many more `POST /v1/transfers` are carried out without an answer.
+    lost_transfer_answers: usize,
     next_id: u64,
 }
 
@@ -205,6 +225,9 @@ fn load_shapes() -> Shapes {
         discount: object_fixture!("discount.json"),
         invoice_payment: object_fixture!("invoice_payment.json"),
         customer: object_fixture!("customer.json"),
+        account: object_fixture!("account.json"),
+        account_link: object_fixture!("account_link.json"),
+        transfer: object_fixture!("transfer.json"),
     }
 }
 
@@ -333,6 +356,71 @@ impl StripeDouble {
     /// customers answer with empty metadata.
     pub fn script_customer_metadata(&self, customer_id: &str, metadata: Value) {
         self.state().customers.insert(customer_id.to_owned(), (PLATFORM.to_owned(), metadata));
+    }
+
+    /// A connected account as the double holds it.
+    pub fn connected_account(&self, id: &str) -> Option<Value> {
+        self.state().connected_accounts.get(id).map(|(_, a)| a.clone())
+    }
+
+    /// Finishes (or undoes) an account's onboarding, as Stripe would once the affiliate gave
+    /// their details: sets `payouts_enabled` and `details_submitted` (and the transfers
+    /// capability) to `enabled`. Returns the account as it now is, for an `account.updated`
+    /// event, or `None` for an unknown account.
+    pub fn enable_payouts(&self, account_id: &str, enabled: bool) -> Option<Value> {
+        let mut state = self.state();
+        let (_, account) = state.connected_accounts.get_mut(account_id)?;
+        account["payouts_enabled"] = json!(enabled);
+        account["details_submitted"] = json!(enabled);
+        account["capabilities"]["transfers"] = json!(if enabled { "active" } else { "inactive" });
+        // Onboarding settles what Stripe was waiting for; undoing it brings it back.
+        let mut requirements = self.shapes.account["requirements"].clone();
+        if enabled {
+            requirements["currently_due"] = json!([]);
+            requirements["eventually_due"] = json!([]);
+            requirements["disabled_reason"] = Value::Null;
+        }
+        account["requirements"] = requirements;
+        Some(account.clone())
+    }
+
+    /// Every transfer made so far, in creation order.
+    pub fn transfers(&self) -> Vec<Value> {
+        self.state().transfers.values().map(|(_, t)| t.clone()).collect()
+    }
+
+    /// Reverses a transfer in full, as the platform's dashboard would: `reversed` becomes true,
+    /// `amount_reversed` its amount, and its reversals list one reversal. Returns the transfer as
+    /// it now is, for a `transfer.reversed` event, or `None` for an unknown transfer.
+    pub fn reverse_transfer(&self, id: &str) -> Option<Value> {
+        let mut state = self.state();
+        let reversal_id = state.new_id("trr_dbl");
+        let (_, transfer) = state.transfers.get_mut(id)?;
+        let reversal = json!({
+            "id": reversal_id,
+            "object": "transfer_reversal",
+            "amount": transfer["amount"],
+            "balance_transaction": null,
+            "created": now(),
+            "currency": transfer["currency"],
+            "destination_payment_refund": null,
+            "metadata": {},
+            "source_refund": null,
+            "transfer": id,
+        });
+        transfer["reversed"] = json!(true);
+        transfer["amount_reversed"] = transfer["amount"].clone();
+        transfer["reversals"]["data"] = json!([reversal]);
+        Some(transfer.clone())
+    }
+
+    /// Makes the next `count` `POST /v1/transfers` lose their answer: each is carried out as
+    /// usual (a transfer made, a refusal, or the replay of an idempotency key), then the
+    /// connection closes without an answer, so the client sees a connection error, as after a
+    /// timeout where Stripe did make the transfer. Requests failed by
+    /// [`StripeDouble::fail_next`] do not count.
+    pub fn lose_next_transfer_answers(&self, count: usize) {
+        self.state().lost_transfer_answers += count;
     }
 
     /// The `GET` requests whose path (without the query) is `path`, e.g. the lookups of
@@ -661,6 +749,157 @@ fn list_invoice_payments(state: &State, shapes: &Shapes, request: &Recorded) -> 
     (200, json!({ "object": "list", "url": "/v1/invoice_payments", "has_more": false, "data": data }).to_string())
 }
 
+/// Stripe's refusal of the first of `required` that `form` lacks.
+fn missing_param(form: &[(String, String)], required: &[&str]) -> Option<(u16, String)> {
+    let param = required.iter().find(|param| get(form, param).is_none())?;
+    Some(stripe_error(400, Some("parameter_missing"), Some(param), &format!("Missing required param: {param}.")))
+}
+
+/// Validates like Stripe would (a type; an Express account must request a capability, and
+/// Rekomi's need `transfers`), then makes the account on `account`, which becomes its platform.
+fn create_account(state: &mut State, shapes: &Shapes, account: &str, form: &[(String, String)]) -> (u16, String) {
+    let Some(kind) = get(form, "type") else {
+        return stripe_error(400, Some("parameter_missing"), Some("type"), "Missing required param: type.");
+    };
+    if !matches!(kind, "express" | "standard" | "custom") {
+        return stripe_error(
+            400,
+            Some("parameter_invalid_empty"),
+            Some("type"),
+            "Invalid type: must be one of custom, express, or standard",
+        );
+    }
+    let transfers_requested = get(form, "capabilities[transfers][requested]") == Some("true");
+    if kind == "express" && !transfers_requested {
+        return stripe_error(
+            400,
+            Some("parameter_missing"),
+            Some("capabilities"),
+            "Express accounts must request the `transfers` capability (or `card_payments`).",
+        );
+    }
+    let id = state.new_id("acct_dbl");
+    let mut a = shapes.account.clone();
+    a["id"] = json!(id);
+    a["object"] = json!("account");
+    a["type"] = json!(kind);
+    a["created"] = json!(now());
+    a["email"] = text(form, "email");
+    a["metadata"] = metadata(form);
+    a["charges_enabled"] = json!(false);
+    a["payouts_enabled"] = json!(false);
+    a["details_submitted"] = json!(false);
+    a["capabilities"] = if transfers_requested { json!({ "transfers": "inactive" }) } else { json!({}) };
+    a["external_accounts"] =
+        json!({ "object": "list", "data": [], "has_more": false, "url": format!("/v1/accounts/{id}/external_accounts") });
+    state.connected_accounts.insert(id, (account.to_owned(), a.clone()));
+    (200, a.to_string())
+}
+
+fn retrieve_account(state: &State, account: &str, id: &str) -> (u16, String) {
+    match state.connected_accounts.get(id).filter(|(platform, _)| platform == account) {
+        Some((_, a)) => (200, a.to_string()),
+        None => no_such("account", id, Some("account")),
+    }
+}
+
+/// An onboarding (or update) link for an account of `account`'s; valid five minutes.
+fn create_account_link(state: &mut State, shapes: &Shapes, account: &str, form: &[(String, String)]) -> (u16, String) {
+    if let Some(missing) = missing_param(form, &["account", "refresh_url", "return_url", "type"]) {
+        return missing;
+    }
+    if !matches!(get(form, "type"), Some("account_onboarding" | "account_update")) {
+        return stripe_error(
+            400,
+            Some("parameter_invalid_empty"),
+            Some("type"),
+            "Invalid type: must be account_onboarding or account_update",
+        );
+    }
+    let connected = get(form, "account").unwrap_or_default();
+    let on_platform = state.connected_accounts.get(connected).is_some_and(|(platform, _)| platform == account);
+    if !on_platform {
+        return no_such("account", connected, Some("account"));
+    }
+    state.next_id += 1;
+    let created = now();
+    let mut link = shapes.account_link.clone();
+    link["object"] = json!("account_link");
+    link["url"] = json!(format!("https://connect.stripe.com/setup/e/{connected}/{}", state.next_id));
+    link["created"] = json!(created);
+    link["expires_at"] = json!(created + 300);
+    (200, link.to_string())
+}
+
+/// Validates like Stripe would (amount, currency and a destination that exists on this
+/// platform and can be paid), then moves the money: a transfer `tr_dbl…` on `account`.
+fn create_transfer(state: &mut State, shapes: &Shapes, account: &str, form: &[(String, String)]) -> (u16, String) {
+    if let Some(missing) = missing_param(form, &["amount", "currency", "destination"]) {
+        return missing;
+    }
+    let Some(amount) = get(form, "amount").and_then(|a| a.parse::<i64>().ok()).filter(|a| *a > 0) else {
+        return stripe_error(400, Some("parameter_invalid_integer"), Some("amount"), "This value must be greater than or equal to 1.");
+    };
+    let destination = get(form, "destination").unwrap_or_default();
+    let Some((_, connected)) = state.connected_accounts.get(destination).filter(|(platform, _)| platform == account) else {
+        return stripe_error(400, Some("account_invalid"), Some("destination"), &format!("No such destination: '{destination}'"));
+    };
+    if connected["payouts_enabled"] != json!(true) {
+        return stripe_error(
+            400,
+            Some("insufficient_capabilities_for_transfer"),
+            Some("destination"),
+            "Your destination account needs to have at least one of the following capabilities enabled: transfers, crypto_transfers, legacy_payments",
+        );
+    }
+    let id = state.new_id("tr_dbl");
+    let suffix = id.trim_start_matches("tr_");
+    let mut t = shapes.transfer.clone();
+    t["id"] = json!(id);
+    t["object"] = json!("transfer");
+    t["amount"] = json!(amount);
+    t["amount_reversed"] = json!(0);
+    t["balance_transaction"] = json!(format!("txn_{suffix}"));
+    t["created"] = json!(now());
+    t["currency"] = json!(get(form, "currency").unwrap_or_default().to_ascii_lowercase());
+    t["description"] = text(form, "description");
+    t["destination"] = json!(destination);
+    t["destination_payment"] = json!(format!("py_{suffix}"));
+    t["livemode"] = json!(false);
+    t["metadata"] = metadata(form);
+    t["reversals"] = json!({ "object": "list", "data": [], "has_more": false, "url": format!("/v1/transfers/{id}/reversals") });
+    t["reversed"] = json!(false);
+    t["source_transaction"] = Value::Null;
+    t["transfer_group"] = text(form, "transfer_group");
+    state.transfers.insert(id, (account.to_owned(), t.clone()));
+    (200, t.to_string())
+}
+
+/// `GET /v1/transfers`: the account's transfers, newest first, filtered by `transfer_group`
+/// and `destination` when given, at most `limit` (default 10).
+fn list_transfers(state: &State, request: &Recorded) -> (u16, String) {
+    let query = request.query();
+    let limit = match get(&query, "limit").map(str::parse::<usize>) {
+        None => 10,
+        Some(Ok(limit @ 1..=100)) => limit,
+        Some(_) => return stripe_error(400, Some("parameter_invalid_integer"), Some("limit"), "limit must be between 1 and 100"),
+    };
+    let (group, destination) = (get(&query, "transfer_group"), get(&query, "destination"));
+    let matching: Vec<&Value> = state
+        .transfers
+        .values()
+        .rev()
+        .filter(|(account, t)| {
+            account == request.account()
+                && group.is_none_or(|g| t["transfer_group"].as_str() == Some(g))
+                && destination.is_none_or(|d| t["destination"].as_str() == Some(d))
+        })
+        .map(|(_, t)| t)
+        .collect();
+    let data: Vec<&Value> = matching.iter().copied().take(limit).collect();
+    (200, json!({ "object": "list", "url": "/v1/transfers", "has_more": matching.len() > limit, "data": data }).to_string())
+}
+
 fn route(state: &mut State, shapes: &Shapes, request: &Recorded) -> (u16, String) {
     let authorized = request.header("authorization").is_some_and(|v| v.strip_prefix("Bearer ") == Some(SECRET_KEY));
     if !authorized {
@@ -686,33 +925,54 @@ fn route(state: &mut State, shapes: &Shapes, request: &Recorded) -> (u16, String
         ("GET", ["v1", "subscriptions", id]) => retrieve_subscription(state, shapes, request, id),
         ("GET", ["v1", "invoice_payments"]) => list_invoice_payments(state, shapes, request),
         ("GET", ["v1", "customers", id]) => retrieve_customer(state, shapes, request, id),
+        ("POST", ["v1", "accounts"]) => create_account(state, shapes, account, form),
+        ("GET", ["v1", "accounts", id]) => retrieve_account(state, account, id),
+        ("POST", ["v1", "account_links"]) => create_account_link(state, shapes, account, form),
+        ("POST", ["v1", "transfers"]) => create_transfer(state, shapes, account, form),
+        ("GET", ["v1", "transfers"]) => list_transfers(state, request),
+        ("GET", ["v1", "transfers", id]) => match state.transfers.get(*id).filter(|(a, _)| a == account) {
+            Some((_, t)) => (200, t.to_string()),
+            None => no_such("transfer", id, Some("id")),
+        },
         _ => stripe_error(404, None, None, &format!("Unrecognized request URL ({} {path}).", request.method)),
     }
 }
 
-fn answer(state: &Mutex<State>, shapes: &Shapes, request: Recorded) -> (u16, String) {
+/// The answer to `request` (status, body), or `None` when it is carried out but its answer is
+/// lost ([`StripeDouble::lose_next_transfer_answers`]).
+fn answer(state: &Mutex<State>, shapes: &Shapes, request: Recorded) -> Option<(u16, String)> {
     let mut state = lock(state);
     state.requests.push(request.clone());
     if let Some(fault) = state.faults.pop_front() {
-        return fault;
+        return Some(fault);
     }
     let key = request.idempotency_key().map(|k| format!("{} {} {k}", request.account(), request.method));
-    if let Some(reply) = key.as_ref().and_then(|k| state.replies.get(k)) {
-        return reply.clone();
+    let replayed = key.as_ref().and_then(|k| state.replies.get(k)).cloned();
+    let reply = replayed.unwrap_or_else(|| {
+        let reply = route(&mut state, shapes, &request);
+        // Stripe does not store answers to requests that failed validation before running.
+        if let (Some(key), true) = (key, reply.0 < 400 || reply.0 >= 500) {
+            state.replies.insert(key, reply.clone());
+        }
+        reply
+    });
+    let transfer_creation = request.method == "POST" && request.path_only() == "/v1/transfers";
+    if transfer_creation && state.lost_transfer_answers > 0 {
+        state.lost_transfer_answers -= 1;
+        return None;
     }
-    let reply = route(&mut state, shapes, &request);
-    // Stripe does not store answers to requests that failed validation before running.
-    if let (Some(key), true) = (key, reply.0 < 400 || reply.0 >= 500) {
-        state.replies.insert(key, reply.clone());
-    }
-    reply
+    Some(reply)
 }
 
 // ---- HTTP/1.1 ----------------------------------------------------------------------------
 
 async fn serve(mut stream: TcpStream, state: &Mutex<State>, shapes: &Shapes) {
     let Some(request) = read_request(&mut stream).await else { return };
-    let (status, body) = answer(state, shapes, request);
+    let Some((status, body)) = answer(state, shapes, request) else {
+        // The work is done; the client only sees the connection close before any answer.
+        let _ = stream.shutdown().await;
+        return;
+    };
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
@@ -936,6 +1196,108 @@ mod tests {
         assert_eq!(customer["metadata"], json!({ "rekomi_ref": "bob-links" }));
         assert_eq!(get(&double, "/v1/customers/cus_1", Some("acct_other")).await.1["metadata"], json!({}));
         assert_eq!(get(&double, "/v1/customers/cus_2", None).await.1["metadata"], json!({}));
+    }
+
+    #[tokio::test]
+    async fn the_double_plays_the_connect_platform_for_accounts_links_and_transfers() {
+        let double = StripeDouble::start().await.expect("the double always starts");
+        let account_form = "type=express&email=sarah%2Bpay%40creators.example&capabilities%5Btransfers%5D%5Brequested%5D=true&metadata%5Brekomi_affiliate_id%5D=aff_1";
+        let (status, account) = post(&double, "/v1/accounts", Some("a1"), account_form).await;
+        assert_eq!(status, 200, "{account}");
+        let id = account["id"].as_str().unwrap().to_owned();
+        assert!(id.starts_with("acct_dbl"), "{id}");
+        assert_eq!((account["object"].clone(), account["type"].clone()), (json!("account"), json!("express")));
+        assert_eq!((account["payouts_enabled"].clone(), account["details_submitted"].clone()), (json!(false), json!(false)));
+        assert_eq!(
+            (account["email"].clone(), account["metadata"].clone()),
+            (json!("sarah+pay@creators.example"), json!({"rekomi_affiliate_id": "aff_1"}))
+        );
+        assert_eq!(post(&double, "/v1/accounts", Some("a1"), account_form).await.1, account, "same key, same account");
+        let (status, refused) = post(&double, "/v1/accounts", Some("a2"), "type=express&email=x%40y.example").await;
+        assert_eq!((status, refused["error"]["param"].clone()), (400, json!("capabilities")));
+
+        assert_eq!(get(&double, &format!("/v1/accounts/{id}"), None).await, (200, account.clone()));
+        let (status, missing) = get(&double, "/v1/accounts/acct_unknown", None).await;
+        assert_eq!((status, missing["error"]["code"].clone()), (404, json!("resource_missing")));
+        assert_eq!(get(&double, &format!("/v1/accounts/{id}"), Some("acct_other")).await.0, 404, "only its platform sees it");
+
+        let link_form = format!(
+            "account={id}&refresh_url=https%3A%2F%2Fapp.example%2Fr&return_url=https%3A%2F%2Fapp.example%2Fd&type=account_onboarding"
+        );
+        let (status, link) = post(&double, "/v1/account_links", None, &link_form).await;
+        assert_eq!((status, link["object"].clone()), (200, json!("account_link")), "{link}");
+        assert!(link["url"].as_str().unwrap().starts_with(&format!("https://connect.stripe.com/setup/e/{id}/")), "{link}");
+        assert_eq!(link["expires_at"].as_i64().unwrap() - link["created"].as_i64().unwrap(), 300);
+        assert_eq!(post(&double, "/v1/account_links", None, &link_form.replace(&id, "acct_unknown")).await.0, 404);
+
+        // Nobody has onboarded yet: the account cannot be paid.
+        let transfer_form =
+            format!("amount=4000&currency=usd&destination={id}&transfer_group=rekomi_payout_1&metadata%5Brekomi_payout_id%5D=p1");
+        let (status, refused) = post(&double, "/v1/transfers", Some("t1"), &transfer_form).await;
+        assert_eq!((status, refused["error"]["code"].clone()), (400, json!("insufficient_capabilities_for_transfer")));
+        let (status, refused) = post(&double, "/v1/transfers", Some("t0"), &transfer_form.replace(&id, "acct_unknown")).await;
+        assert_eq!((status, refused["error"]["code"].clone()), (400, json!("account_invalid")));
+        let (status, refused) = post(&double, "/v1/transfers", Some("t0"), &transfer_form.replace("amount=4000&", "")).await;
+        assert_eq!(
+            (status, refused["error"]["code"].clone(), refused["error"]["param"].clone()),
+            (400, json!("parameter_missing"), json!("amount"))
+        );
+        assert!(double.transfers().is_empty());
+
+        let enabled = double.enable_payouts(&id, true).unwrap();
+        assert_eq!((enabled["payouts_enabled"].clone(), enabled["details_submitted"].clone()), (json!(true), json!(true)));
+        assert_eq!(get(&double, &format!("/v1/accounts/{id}"), None).await.1["payouts_enabled"], json!(true));
+        assert!(double.enable_payouts("acct_unknown", true).is_none());
+
+        // The refusal was not stored under its key: the same key now pays.
+        let (status, transfer) = post(&double, "/v1/transfers", Some("t1"), &transfer_form).await;
+        assert_eq!(status, 200, "{transfer}");
+        assert!(transfer["id"].as_str().unwrap().starts_with("tr_dbl"), "{transfer}");
+        assert_eq!(
+            (transfer["amount"].clone(), transfer["currency"].clone(), transfer["destination"].clone()),
+            (json!(4000), json!("usd"), json!(id))
+        );
+        assert_eq!(
+            (transfer["transfer_group"].clone(), transfer["metadata"].clone()),
+            (json!("rekomi_payout_1"), json!({"rekomi_payout_id": "p1"}))
+        );
+        assert_eq!((transfer["reversed"].clone(), transfer["amount_reversed"].clone()), (json!(false), json!(0)));
+        assert_eq!(post(&double, "/v1/transfers", Some("t1"), &transfer_form).await.1, transfer, "same key, same transfer");
+        assert_eq!(double.transfers(), vec![transfer.clone()]);
+
+        let (status, list) = get(&double, "/v1/transfers?transfer_group=rekomi_payout_1&limit=10", None).await;
+        assert_eq!(status, 200);
+        assert_eq!(list, json!({"object": "list", "url": "/v1/transfers", "has_more": false, "data": [transfer.clone()]}));
+        assert_eq!(get(&double, "/v1/transfers?transfer_group=rekomi_payout_2", None).await.1["data"], json!([]));
+
+        // A lost answer: the transfer is made, the client sees the connection close; the same
+        // key then replays it.
+        double.lose_next_transfer_answers(1);
+        let lost = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .post(format!("{}v1/transfers", double.url()))
+            .bearer_auth(SECRET_KEY)
+            .header("idempotency-key", "t2")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(transfer_form.replace("rekomi_payout_1", "rekomi_payout_2"))
+            .send()
+            .await;
+        assert!(lost.is_err(), "{lost:?}");
+        let made = double.transfers();
+        assert_eq!(made.len(), 2);
+        let (status, replay) =
+            post(&double, "/v1/transfers", Some("t2"), &transfer_form.replace("rekomi_payout_1", "rekomi_payout_2")).await;
+        assert_eq!((status, replay.clone()), (200, made[1].clone()));
+
+        let reversed = double.reverse_transfer(transfer["id"].as_str().unwrap()).unwrap();
+        assert_eq!((reversed["reversed"].clone(), reversed["amount_reversed"].clone()), (json!(true), json!(4000)));
+        assert_eq!(reversed["reversals"]["data"][0]["object"], "transfer_reversal");
+        assert_eq!(get(&double, "/v1/transfers?transfer_group=rekomi_payout_1", None).await.1["data"][0]["reversed"], json!(true));
+        assert!(double.reverse_transfer("tr_unknown").is_none());
+        let (_, all) = get(&double, "/v1/transfers?limit=1", None).await;
+        assert_eq!((all["data"][0]["id"].clone(), all["has_more"].clone()), (replay["id"].clone(), json!(true)), "newest first");
     }
 
     #[test]

@@ -419,6 +419,8 @@ async fn the_organization_profile_and_billing_state_have_their_documented_shapes
         "trialEndsAt",
         "payoutGraceDays",
         "payoutGraceDaysMax",
+        // Rekomi's addition (docs/payouts.md): the minimum payout the profile's PATCH sets.
+        "minimumPayoutCents",
     ]
     .into();
     assert_eq!(fields, documented, "{me}");

@@ -284,7 +284,7 @@ async fn strict_mode_refuses_private_targets_and_the_api_manages_endpoints() {
     // Validation.
     let bad = app.post("/api/v1/webhook-endpoints", &key, &json!({ "url": "ftp://93.184.216.34/" })).await;
     bad.expect_field_error(400, "validation_failed", "url");
-    let bad = app.post("/api/v1/webhook-endpoints", &key, &json!({ "url": "https://93.184.216.34/", "events": ["payout.paid"] })).await;
+    let bad = app.post("/api/v1/webhook-endpoints", &key, &json!({ "url": "https://93.184.216.34/", "events": ["payout.sent"] })).await;
     bad.expect_field_error(400, "validation_failed", "events");
     let bad = app.post("/api/v1/webhook-endpoints", &key, &json!({ "url": "https://93.184.216.34/", "secret": "mine" })).await;
     bad.expect_field_error(400, "validation_failed", "secret");

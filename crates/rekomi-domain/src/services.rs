@@ -28,6 +28,8 @@ pub struct Services {
     pub store: Arc<dyn UnitOfWork>,
     /// Stripe.
     pub gateway: Arc<dyn PaymentGateway>,
+    /// Stripe Connect, for paying affiliates.
+    pub payout_rail: Arc<dyn crate::payouts::PayoutRail>,
     /// Time.
     pub clock: Arc<dyn Clock>,
     /// Randomness.

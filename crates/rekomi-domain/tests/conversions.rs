@@ -8,8 +8,7 @@
 
 mod support;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use rekomi_domain::affiliates::{AffiliateStatus, Email, NewAffiliate};
@@ -27,37 +26,14 @@ use rekomi_domain::outbound::{OutboundRequest, SendOutcome, WebhookSender};
 use rekomi_domain::ports::gateway::GatewayError;
 use rekomi_domain::programs::{Commission, CommissionType, Hundredths};
 use rekomi_domain::services::{BrandContext, Services};
-use rekomi_domain::stripe_inbox::facts::{
-    CheckoutMode, DecodeError, Discounts, EventDecoder, EventEnvelope, InvoiceFact, PromotionCodeRef, RefundFact, StripeFact,
-};
+use rekomi_domain::stripe_inbox::facts::{CheckoutMode, Discounts, InvoiceFact, PromotionCodeRef, RefundFact, StripeFact};
 use rekomi_domain::stripe_inbox::{InboxStatus, StripeInbox};
-use rekomi_fakes::{FakeGateway, FixedClock, InMemoryStore, SeededEntropy};
+use rekomi_fakes::{FakeGateway, FixedClock, InMemoryStore, ScriptedDecoder, SeededEntropy};
 use support::{block_on, new_program, stripe_id, summer_coupon};
 use time::macros::datetime;
 use time::Duration;
 
 const SECRET: &str = "whsec_pipeline_tests";
-
-/// An event's connected account and fact, by event id.
-type Scripted = HashMap<String, (Option<String>, StripeFact)>;
-
-/// Facts by event id; the envelope's type is the fact's.
-#[derive(Clone, Default)]
-struct TestDecoder(Arc<Mutex<Scripted>>);
-
-impl EventDecoder for TestDecoder {
-    fn envelope(&self, payload: &[u8]) -> Result<EventEnvelope, DecodeError> {
-        let id = String::from_utf8_lossy(payload).to_string();
-        let map = self.0.lock().unwrap();
-        let (account, _) = map.get(&id).ok_or_else(|| DecodeError("unknown".into()))?;
-        let account = account.as_deref().map(stripe_id);
-        Ok(EventEnvelope { id: stripe_id(&id), event_type: "test".into(), account, created: 0, livemode: false })
-    }
-    fn decode(&self, payload: &[u8]) -> Result<StripeFact, DecodeError> {
-        let id = String::from_utf8_lossy(payload).to_string();
-        self.0.lock().unwrap().get(&id).map(|(_, f)| f.clone()).ok_or_else(|| DecodeError("unknown".into()))
-    }
-}
 
 struct NoSender;
 #[async_trait]
@@ -75,7 +51,7 @@ struct World {
     store: InMemoryStore,
     gateway: FakeGateway,
     clock: FixedClock,
-    decoder: TestDecoder,
+    decoder: ScriptedDecoder,
     ctx: BrandContext,
     program: ProgramId,
     sarah: AffiliateId,
@@ -87,10 +63,11 @@ fn world_with(overrides_click: bool) -> World {
     let store = InMemoryStore::new();
     let gateway = FakeGateway::new();
     let clock = FixedClock::new(datetime!(2026-06-01 12:00 UTC));
-    let decoder = TestDecoder::default();
+    let decoder = ScriptedDecoder::new();
     let services = Services {
         store: Arc::new(store.clone()),
         gateway: Arc::new(gateway.clone()),
+        payout_rail: Arc::new(rekomi_fakes::FakePayoutRail::new()),
         clock: Arc::new(clock.clone()),
         entropy: Arc::new(SeededEntropy::new(3)),
         events: Arc::new(decoder.clone()),
@@ -193,7 +170,7 @@ impl World {
     }
 
     fn deliver_from(&self, id: &str, account: Option<&str>, fact: StripeFact) -> bool {
-        self.decoder.0.lock().unwrap().insert(id.to_owned(), (account.map(str::to_owned), fact));
+        self.decoder.script(id, account.map(stripe_id), fact);
         let now = rekomi_domain::kernel::clock::Clock::now(&self.clock).unix_timestamp();
         let header = signature::header(SECRET, now, id.as_bytes());
         let outcome = block_on(self.services.ingest_stripe_event(&[SECRET.to_owned()], None, Some(&header), id.as_bytes())).unwrap();
@@ -424,7 +401,7 @@ fn a_waiting_refund_is_looked_at_again_now_and_then_and_an_uncredited_sale_ends_
 fn ingest_many(w: &World, range: std::ops::RangeInclusive<u32>, fact: impl Fn(u32) -> StripeFact) {
     for n in range {
         let id = format!("evt_{n}");
-        w.decoder.0.lock().unwrap().insert(id.clone(), (None, fact(n)));
+        w.decoder.script(&id, None, fact(n));
         let now = rekomi_domain::kernel::clock::Clock::now(&w.clock).unix_timestamp();
         let header = signature::header(SECRET, now, id.as_bytes());
         block_on(w.services.ingest_stripe_event(&[SECRET.to_owned()], None, Some(&header), id.as_bytes())).unwrap();
@@ -751,11 +728,7 @@ fn a_refund_of_a_sale_that_credited_nobody_is_done_at_once() {
 #[test]
 fn test_mode_events_on_a_live_installation_are_stored_and_skipped() {
     let w = world_with(true);
-    w.decoder
-        .0
-        .lock()
-        .unwrap()
-        .insert("evt_test".into(), (None, StripeFact::InvoicePaid(invoice("in_1", None, 1000, vec![w.promo_ref()]))));
+    w.decoder.script("evt_test", None, StripeFact::InvoicePaid(invoice("in_1", None, 1000, vec![w.promo_ref()])));
     let now = rekomi_domain::kernel::clock::Clock::now(&w.clock).unix_timestamp();
     let header = signature::header(SECRET, now, b"evt_test");
     block_on(w.services.ingest_stripe_event(&[SECRET.to_owned()], Some(true), Some(&header), b"evt_test")).unwrap();

@@ -25,6 +25,7 @@ fn services(gateway: MockPaymentGateway) -> Services {
     Services {
         store: Arc::new(InMemoryStore::new()),
         gateway: Arc::new(gateway),
+        payout_rail: Arc::new(rekomi_fakes::FakePayoutRail::new()),
         clock: Arc::new(FixedClock::new(datetime!(2026-06-01 12:00 UTC))),
         entropy: Arc::new(SeededEntropy::new(1)),
         events: Arc::new(support::NoEvents),

@@ -88,6 +88,7 @@ fn world() -> World {
     let services = Services {
         store: Arc::new(store.clone()),
         gateway: Arc::new(FakeGateway::new()),
+        payout_rail: Arc::new(rekomi_fakes::FakePayoutRail::new()),
         clock: Arc::new(clock.clone()),
         entropy: entropy.clone(),
         events: Arc::new(NoDecoder),
@@ -584,7 +585,7 @@ fn urls_events_and_descriptions_are_validated_and_refused_targets_explain_why() 
     };
     assert_eq!(code_of(create("ftp://hooks.example.com", &[]).unwrap_err()), "validation:url");
     assert_eq!(code_of(create(&format!("https://example.com/{}", "a".repeat(2048)), &[]).unwrap_err()), "validation:url");
-    assert_eq!(code_of(create("https://hooks.example.com", &["payout.created"]).unwrap_err()), "validation:events");
+    assert_eq!(code_of(create("https://hooks.example.com", &["payout.sent"]).unwrap_err()), "validation:events");
     assert_eq!(code_of(create("https://hooks.example.com", &["nope.*"]).unwrap_err()), "validation:events");
     let long = Some("d".repeat(501));
     let err = block_on(w.services.create_webhook_endpoint(&ctx, "https://hooks.example.com".into(), long, Vec::new())).unwrap_err();

@@ -39,6 +39,7 @@ fn world() -> World {
     let services = Services {
         store: Arc::new(store.clone()),
         gateway: Arc::new(gateway.clone()),
+        payout_rail: Arc::new(rekomi_fakes::FakePayoutRail::new()),
         clock: Arc::new(clock.clone()),
         entropy: Arc::new(SeededEntropy::new(7)),
         events: Arc::new(support::NoEvents),

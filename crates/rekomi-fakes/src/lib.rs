@@ -8,22 +8,29 @@
 //!   `rekomi-e2e`) runs against it and against `PgStore`, so the two agree.
 //! - [`FakeGateway`]: the payment gateway port; records every call, returns deterministic
 //!   Stripe-like ids, replays idempotency keys like Stripe, and fails on demand.
+//! - [`FakePayoutRail`]: the payout rail port; keeps accounts and transfers like Stripe
+//!   Connect, replays idempotency keys, and loses a transfer's answer on demand.
 //! - [`FakeWebhookSender`]: the outbound webhook transport; records requests, answers from a
 //!   script (then 200), and refuses targets on demand.
 //! - [`StoreClickSink`]: the click sink; writes each click into an `InMemoryStore` at once.
+//! - [`ScriptedDecoder`]: the Stripe event decoder; answers the fact a test scripted per event id.
 //! - [`FixedClock`] and [`SeededEntropy`]: time and randomness that tests pin.
 
 mod click_sink;
 mod clock;
+mod decoder;
 mod entropy;
 mod gateway;
+mod payout_rail;
 mod sender;
 mod store;
 
 pub use click_sink::StoreClickSink;
 pub use clock::FixedClock;
+pub use decoder::ScriptedDecoder;
 pub use entropy::SeededEntropy;
 pub use gateway::{FailureRule, FakeCoupon, FakeGateway, FakePromotionCode, GatewayCall};
+pub use payout_rail::{FakePayoutRail, FakeTransfer, TransferFailure};
 pub use sender::FakeWebhookSender;
 pub use store::InMemoryStore;
 

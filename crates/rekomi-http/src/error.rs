@@ -131,25 +131,30 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+impl ApiError {
+    fn envelope(&self) -> Envelope<'_> {
+        let e = &self.0;
+        Envelope { error: &e.code, message: &e.message, field: e.field.as_deref(), plan: e.plan.as_ref(), invalid: e.invalid.as_deref() }
+    }
+
+    /// The envelope as JSON text, for answers that are stored and replayed (idempotency keys).
+    pub fn body_json(&self) -> String {
+        serde_json::to_string(&self.envelope()).unwrap_or_default()
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.0.status
     }
 
     fn error_response(&self) -> HttpResponse {
-        let e = &self.0;
-        let mut builder = HttpResponse::build(e.status);
-        if let Some(secs) = e.retry_after {
+        let mut builder = HttpResponse::build(self.0.status);
+        if let Some(secs) = self.0.retry_after {
             builder.insert_header((header::RETRY_AFTER, secs.to_string()));
             builder.insert_header(("X-RateLimit-Remaining", "0"));
         }
-        builder.json(Envelope {
-            error: &e.code,
-            message: &e.message,
-            field: e.field.as_deref(),
-            plan: e.plan.as_ref(),
-            invalid: e.invalid.as_deref(),
-        })
+        builder.json(self.envelope())
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod catalogue;
 pub mod client_ip;
+pub mod csv;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -24,6 +25,7 @@ pub mod conversions;
 pub mod coupons;
 pub mod orgs;
 pub mod outbound;
+pub mod payouts;
 pub mod programs;
 pub mod stripe_inbox;
 pub mod tracking;
@@ -228,6 +230,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(outbound::configure)
         .configure(stripe_inbox::configure)
         .configure(conversions::configure)
+        .configure(payouts::configure)
         .configure(traffic::configure)
         .configure(tracking::configure);
 }

@@ -280,7 +280,7 @@ impl Modify for Operations {
         coupons::handlers::update_campaign, coupons::handlers::archive_campaign, coupons::handlers::delete_campaign,
         coupons::handlers::create_affiliate, coupons::handlers::list_affiliate, coupons::handlers::revoke_affiliate,
         coupons::handlers::lookup, coupons::handlers::self_mint,
-        orgs::handlers::me, orgs::handlers::billing, health::healthz, health::readyz, health::metrics, crate::openapi_json,
+        orgs::handlers::me, orgs::handlers::update, orgs::handlers::get_home_currency, orgs::handlers::put_home_currency, orgs::handlers::billing, health::healthz, health::readyz, health::metrics, crate::openapi_json,
         outbound::handlers::list, outbound::handlers::create, outbound::handlers::get, outbound::handlers::update,
         outbound::handlers::delete, outbound::handlers::rotate_secret, outbound::handlers::deliveries, outbound::handlers::redeliver,
         conversions::handlers::list, conversions::handlers::get, conversions::handlers::attribution, export::export,
@@ -291,6 +291,9 @@ impl Modify for Operations {
         crate::traffic::settings::install_snippet, crate::traffic::settings::defaults, crate::traffic::settings::get_params,
         crate::traffic::settings::patch_params, crate::traffic::settings::get_pixel_key, crate::traffic::settings::provision_pixel_key,
         crate::tracking::handlers::s2s, crate::tracking::handlers::lead, crate::tracking::handlers::rotate_secret,
+        crate::payouts::handlers::list, crate::payouts::handlers::get, crate::payouts::handlers::preview, crate::payouts::handlers::run,
+        crate::payouts::handlers::retry, crate::payouts::handlers::mark_paid, crate::payouts::export::export,
+        crate::payouts::accounts::connect_stripe, crate::payouts::accounts::mine, crate::payouts::accounts::record,
     ),
     components(schemas(
         dto::ErrorBody, dto::PlanRequiredBody, dto::CurrencyValue, dto::PlanTierValue,
@@ -302,6 +305,7 @@ impl Modify for Operations {
         conversions::dto::ConversionStatusValue, conversions::dto::ConversionTypeValue, conversions::dto::LedgerKindValue,
         crate::stripe_inbox::dto::InboxStatusValue,
         outbound::dto::EndpointStatusValue, outbound::dto::DeliveryStatusValue, orgs::dto::SubscriptionStatusValue,
+        crate::payouts::dto::PayoutMethodValue, crate::payouts::dto::PayoutStatusValue, crate::payouts::dto::IneligibilityValue,
     )),
     modifiers(&Security, &ErrorAnswers, &Operations),
 )]
@@ -454,10 +458,16 @@ mod tests {
             "/metrics",
             "/readyz",
             "/api/v1/openapi.json",
+            // An affiliate connects and reads where it is paid whatever the brand's plan.
+            "/api/me/payout-account",
+            "/api/me/payout-account/stripe",
         ];
+        // Reading the home currency is ungated; changing it needs Pro.
+        let ungated_operations = [("get", "/api/v1/settings/home-currency")];
         for (path, method, op) in operations(&doc) {
             let gated = statuses(&op).contains(&402);
-            assert_eq!(gated, !ungated.contains(&path.as_str()), "{method} {path}: 402 documented = {gated}");
+            let expected = !ungated.contains(&path.as_str()) && !ungated_operations.contains(&(method.as_str(), path.as_str()));
+            assert_eq!(gated, expected, "{method} {path}: 402 documented = {gated}");
         }
     }
 

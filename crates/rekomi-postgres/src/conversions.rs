@@ -17,8 +17,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::columns::{api_enum, currency, stripe_id_opt, to_u32};
+use crate::error::bad_row;
 use crate::schema::{conversions, ledger_events, processed_sources};
 use crate::tx::{decode, get_by_org_and_id, keyset, lower, PgTx};
+use rekomi_domain::fx::{FxRate, FxSource};
 
 diesel::define_sql_function!(
     /// SQL `lower(text)` of a nullable column, to hit the `lower(customer_email)` index.
@@ -170,12 +172,18 @@ struct LedgerEventRow {
     id: Uuid,
     org_id: Uuid,
     conversion_id: Uuid,
+    affiliate_id: Uuid,
+    currency: String,
     kind: String,
     amount_minor: i64,
     commission_minor: i64,
     stripe_invoice_id: Option<String>,
     refunded_total: Option<i64>,
     occurred_at: OffsetDateTime,
+    payable_after: OffsetDateTime,
+    home_currency: String,
+    fx_rate: Option<String>,
+    fx_source: Option<String>,
     created_at: OffsetDateTime,
 }
 
@@ -185,12 +193,23 @@ impl LedgerEventRow {
             id: self.id.into(),
             org_id: self.org_id.into(),
             conversion_id: self.conversion_id.into(),
+            affiliate_id: self.affiliate_id.into(),
+            currency: currency("ledger_events", "currency", &self.currency)?,
             kind: api_enum("ledger_events", "kind", &self.kind, LedgerKind::parse)?,
             amount_minor: self.amount_minor,
             commission_minor: self.commission_minor,
             stripe_invoice_id: stripe_id_opt("ledger_events", "stripe_invoice_id", self.stripe_invoice_id.as_deref())?,
             refunded_total: self.refunded_total,
             occurred_at: self.occurred_at,
+            payable_after: self.payable_after,
+            home_currency: currency("ledger_events", "home_currency", &self.home_currency)?,
+            fx: match (self.fx_rate, self.fx_source) {
+                (Some(rate), Some(source)) => Some((
+                    FxRate::parse(&rate).map_err(|e| bad_row("ledger_events", "fx_rate", e))?,
+                    api_enum("ledger_events", "fx_source", &source, FxSource::parse)?,
+                )),
+                _ => None,
+            },
             created_at: self.created_at,
         })
     }
@@ -202,12 +221,18 @@ struct NewLedgerEventRow<'a> {
     id: Uuid,
     org_id: Uuid,
     conversion_id: Uuid,
+    affiliate_id: Uuid,
+    currency: &'static str,
     kind: &'static str,
     amount_minor: i64,
     commission_minor: i64,
     stripe_invoice_id: Option<&'a str>,
     refunded_total: Option<i64>,
     occurred_at: OffsetDateTime,
+    payable_after: OffsetDateTime,
+    home_currency: &'static str,
+    fx_rate: Option<String>,
+    fx_source: Option<&'static str>,
     created_at: OffsetDateTime,
 }
 
@@ -217,12 +242,18 @@ impl<'a> From<&'a LedgerEvent> for NewLedgerEventRow<'a> {
             id: e.id.as_uuid(),
             org_id: e.org_id.as_uuid(),
             conversion_id: e.conversion_id.as_uuid(),
+            affiliate_id: e.affiliate_id.as_uuid(),
+            currency: e.currency.code(),
             kind: e.kind.as_str(),
             amount_minor: e.amount_minor,
             commission_minor: e.commission_minor,
             stripe_invoice_id: e.stripe_invoice_id.as_ref().map(StripePaymentRef::as_str),
             refunded_total: e.refunded_total,
             occurred_at: e.occurred_at,
+            payable_after: e.payable_after,
+            home_currency: e.home_currency.code(),
+            fx_rate: e.fx.map(|(rate, _)| rate.to_string()),
+            fx_source: e.fx.map(|(_, source)| source.as_str()),
             created_at: e.created_at,
         }
     }

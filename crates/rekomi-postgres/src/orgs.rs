@@ -34,6 +34,8 @@ struct OrganizationRow {
     trial_ends_at: Option<OffsetDateTime>,
     home_currency: String,
     payout_grace_days: i32,
+    minimum_payout_minor: i64,
+    home_currency_changed_at: Option<OffsetDateTime>,
     stripe_account_id: Option<String>,
     created_at: OffsetDateTime,
 }
@@ -53,6 +55,8 @@ impl OrganizationRow {
             trial_ends_at: self.trial_ends_at,
             home_currency: currency(T, "home_currency", &self.home_currency)?,
             payout_grace_days: to_u16(T, "payout_grace_days", self.payout_grace_days)?,
+            minimum_payout_minor: self.minimum_payout_minor,
+            home_currency_changed_at: self.home_currency_changed_at,
             stripe_account_id: stripe_id_opt(T, "stripe_account_id", self.stripe_account_id.as_deref())?,
             created_at: self.created_at,
         })
@@ -72,6 +76,8 @@ struct NewOrganizationRow<'a> {
     trial_ends_at: Option<OffsetDateTime>,
     home_currency: &'static str,
     payout_grace_days: i32,
+    minimum_payout_minor: i64,
+    home_currency_changed_at: Option<OffsetDateTime>,
     stripe_account_id: Option<&'a str>,
     created_at: OffsetDateTime,
 }
@@ -89,6 +95,8 @@ impl<'a> From<&'a Organization> for NewOrganizationRow<'a> {
             trial_ends_at: o.trial_ends_at,
             home_currency: o.home_currency.code(),
             payout_grace_days: i32::from(o.payout_grace_days),
+            minimum_payout_minor: o.minimum_payout_minor,
+            home_currency_changed_at: o.home_currency_changed_at,
             stripe_account_id: o.stripe_account_id.as_ref().map(StripeAccountId::as_str),
             created_at: o.created_at,
         }
@@ -161,6 +169,20 @@ impl OrgRepo for PgTx<'_> {
     fn org(&mut self, id: OrgId) -> Result<Option<Organization>, StoreError> {
         let row = self.read(|c| organizations::table.find(id.as_uuid()).select(OrganizationRow::as_select()).first(c).optional())?;
         row.map(OrganizationRow::into_domain).transpose()
+    }
+
+    fn update_org_settings(&mut self, org: &Organization) -> Result<bool, StoreError> {
+        let updated = self.write(|c| {
+            diesel::update(organizations::table.find(org.id.as_uuid()))
+                .set((
+                    organizations::payout_grace_days.eq(i32::from(org.payout_grace_days)),
+                    organizations::minimum_payout_minor.eq(org.minimum_payout_minor),
+                    organizations::home_currency.eq(org.home_currency.code()),
+                    organizations::home_currency_changed_at.eq(org.home_currency_changed_at),
+                ))
+                .execute(c)
+        })?;
+        Ok(updated == 1)
     }
 
     fn set_stripe_account(&mut self, id: OrgId, account: Option<&StripeAccountId>) -> Result<bool, StoreError> {

@@ -15,6 +15,8 @@ diesel::table! {
         home_currency -> Text,
         payout_grace_days -> Int4,
         stripe_account_id -> Nullable<Text>,
+        minimum_payout_minor -> Int8,
+        home_currency_changed_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
     }
 }
@@ -229,6 +231,20 @@ diesel::table! {
         refunded_total -> Nullable<Int8>,
         occurred_at -> Timestamptz,
         created_at -> Timestamptz,
+        affiliate_id -> Uuid,
+        currency -> Text,
+        payable_after -> Timestamptz,
+        home_currency -> Text,
+        fx_rate -> Nullable<Text>,
+        fx_source -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    fx_reference_rates (currency, day) {
+        currency -> Text,
+        day -> Date,
+        rate -> Text,
     }
 }
 
@@ -344,6 +360,68 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    payout_accounts (org_id, affiliate_id) {
+        org_id -> Uuid,
+        affiliate_id -> Uuid,
+        stripe_account_id -> Nullable<Text>,
+        payouts_enabled -> Bool,
+        details_submitted -> Bool,
+        paypal_email -> Nullable<Text>,
+        wise_email -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    payouts (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        affiliate_id -> Uuid,
+        amount_minor -> Int8,
+        currency -> Text,
+        method -> Text,
+        status -> Text,
+        destination -> Nullable<Text>,
+        stripe_transfer_id -> Nullable<Text>,
+        external_transaction_id -> Nullable<Text>,
+        notes -> Nullable<Text>,
+        failure_reason -> Nullable<Text>,
+        attempt -> Int4,
+        period_start -> Nullable<Date>,
+        period_end -> Date,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        paid_at -> Nullable<Timestamptz>,
+        failed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    payout_line_items (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        payout_id -> Uuid,
+        ledger_event_id -> Uuid,
+        conversion_id -> Uuid,
+        amount_minor -> Int8,
+        released -> Bool,
+    }
+}
+
+diesel::table! {
+    idempotency_records (org_id, key) {
+        org_id -> Uuid,
+        key -> Text,
+        request_hash -> Text,
+        status_code -> Nullable<Int4>,
+        response_body -> Nullable<Text>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
     api_keys,
@@ -366,4 +444,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     visitor_salts,
     org_web_tracking_settings,
     tracking_secrets,
+    payout_accounts,
+    payouts,
+    payout_line_items,
+    idempotency_records,
+    fx_reference_rates,
 );

@@ -125,6 +125,8 @@ fn org(handle: &str) -> Organization {
         trial_ends_at: Some(T0 + Duration::days(14)),
         home_currency: Currency::parse("EUR").unwrap(),
         payout_grace_days: 30,
+        minimum_payout_minor: 0,
+        home_currency_changed_at: None,
         stripe_account_id: None,
         created_at: T0,
     }

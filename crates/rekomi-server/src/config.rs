@@ -26,6 +26,9 @@ pub struct Config {
     pub migrate_on_start: bool,
     /// `REKOMI_RECONCILE_INTERVAL_SECS` (default 30; 0 disables the reconciler).
     pub reconcile_interval_secs: u64,
+    /// `REKOMI_PAYOUT_RECONCILE_AFTER_SECS` (default 60): how long a payout stays Processing
+    /// untouched before the reconciler asks Stripe about its transfer.
+    pub payout_reconcile_after_secs: u64,
     /// `REKOMI_STRIPE_WEBHOOK_SECRET`: the `whsec_…` signing secrets of the Stripe webhook
     /// endpoint, comma-separated (several during rotation).
     pub stripe_webhook_secrets: Vec<String>,
@@ -88,6 +91,7 @@ impl fmt::Debug for Config {
             .field("http_workers", &self.http_workers)
             .field("migrate_on_start", &self.migrate_on_start)
             .field("reconcile_interval_secs", &self.reconcile_interval_secs)
+            .field("payout_reconcile_after_secs", &self.payout_reconcile_after_secs)
             .field("stripe_webhook_secrets", &format!("{} secret(s)", self.stripe_webhook_secrets.len()))
             .field("inbox_interval_ms", &self.inbox_interval_ms)
             .field("inbox_workers", &self.inbox_workers)
@@ -200,6 +204,7 @@ impl Config {
             http_workers: parse_var("REKOMI_HTTP_WORKERS", cores)?,
             migrate_on_start: bool_var("REKOMI_MIGRATE_ON_START")?,
             reconcile_interval_secs: parse_var("REKOMI_RECONCILE_INTERVAL_SECS", 30)?,
+            payout_reconcile_after_secs: parse_var("REKOMI_PAYOUT_RECONCILE_AFTER_SECS", 60)?,
             stripe_webhook_secrets: var("REKOMI_STRIPE_WEBHOOK_SECRET")
                 .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
                 .unwrap_or_default(),

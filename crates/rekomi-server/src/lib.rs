@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rekomi_domain::outbound::WebhookDeliveries;
+use rekomi_domain::payouts::PayoutRail;
 use rekomi_domain::ports::gateway::PaymentGateway;
 use rekomi_domain::services::Services;
 use rekomi_domain::stripe_inbox::StripeInbox;
@@ -21,31 +22,36 @@ use rekomi_http::client_ip::ClientIpPolicy;
 use rekomi_http::ratelimit::RateLimiter;
 use rekomi_http::AppState;
 use rekomi_postgres::{ClickFlusher, PgClickSink, PgStore, SinkConfig};
-use rekomi_stripe::{OfflineGateway, StripeConfig, StripeEventDecoder, StripeGateway};
+use rekomi_stripe::{OfflineGateway, OfflinePayoutRail, StripeConfig, StripeEventDecoder, StripeGateway, StripePayoutRail};
 use rekomi_webhooks::HttpWebhookSender;
 
 pub use config::Config;
 use system::{OsEntropy, SystemClock};
+
+/// The address `listener` is bound to, as a URL authority (`127.0.0.1:8080`).
+fn listener_address(listener: &TcpListener) -> String {
+    listener.local_addr().map_or_else(|_| "127.0.0.1:8080".to_owned(), |a| a.to_string())
+}
+
+/// The Stripe client configuration of `config`, when a secret key is set.
+fn stripe_config(config: &Config) -> Option<StripeConfig> {
+    config.stripe_secret_key.as_ref().map(|key| {
+        let mut stripe = StripeConfig::new(key.clone());
+        if let Some(base) = &config.stripe_api_base {
+            stripe.api_base = base.clone();
+        }
+        stripe
+    })
+}
 
 /// Builds the payment gateway: Stripe when a secret is configured, otherwise the offline
 /// gateway of local mode.
 ///
 /// # Errors
 /// When the Stripe configuration is invalid.
-/// The address `listener` is bound to, as a URL authority (`127.0.0.1:8080`).
-fn listener_address(listener: &TcpListener) -> String {
-    listener.local_addr().map_or_else(|_| "127.0.0.1:8080".to_owned(), |a| a.to_string())
-}
-
 pub fn gateway(config: &Config) -> anyhow::Result<Arc<dyn PaymentGateway>> {
-    match &config.stripe_secret_key {
-        Some(key) => {
-            let mut stripe = StripeConfig::new(key.clone());
-            if let Some(base) = &config.stripe_api_base {
-                stripe.api_base = base.clone();
-            }
-            Ok(Arc::new(StripeGateway::new(stripe).map_err(|e| anyhow::anyhow!(e.to_string()))?))
-        }
+    match stripe_config(config) {
+        Some(stripe) => Ok(Arc::new(StripeGateway::new(stripe).map_err(|e| anyhow::anyhow!(e.to_string()))?)),
         None => {
             tracing::warn!(
                 "LOCAL MODE: REKOMI_STRIPE_SECRET_KEY is not set. Coupons and promotion codes get offline \
@@ -53,6 +59,19 @@ pub fn gateway(config: &Config) -> anyhow::Result<Arc<dyn PaymentGateway>> {
             );
             Ok(Arc::new(OfflineGateway::new()))
         }
+    }
+}
+
+/// Builds the payout rail: Stripe Connect on the installation's own account when a secret is
+/// configured, otherwise local mode's offline rail (accounts ready at once, transfers recorded
+/// in memory, nothing sent).
+///
+/// # Errors
+/// When the Stripe configuration is invalid.
+pub fn payout_rail(config: &Config) -> anyhow::Result<Arc<dyn PayoutRail>> {
+    match stripe_config(config) {
+        Some(stripe) => Ok(Arc::new(StripePayoutRail::new(stripe).map_err(|e| anyhow::anyhow!(e.to_string()))?)),
+        None => Ok(Arc::new(OfflinePayoutRail::new())),
     }
 }
 
@@ -95,6 +114,7 @@ pub fn services_over(config: &Config, store: PgStore) -> anyhow::Result<Services
     Ok(Services {
         store: Arc::new(store),
         gateway: gateway(config)?,
+        payout_rail: payout_rail(config)?,
         clock: Arc::new(SystemClock),
         entropy: Arc::new(OsEntropy),
         events: Arc::new(StripeEventDecoder),
@@ -109,6 +129,7 @@ pub struct Application {
     services: Services,
     store: PgStore,
     reconcile_interval: Option<Duration>,
+    payout_reconcile_after: time::Duration,
     inbox_interval: Option<Duration>,
     inbox_workers: usize,
     delivery_interval: Option<Duration>,
@@ -165,6 +186,7 @@ impl Application {
             services,
             store,
             reconcile_interval,
+            payout_reconcile_after: time::Duration::seconds(i64::try_from(config.payout_reconcile_after_secs).unwrap_or(i64::MAX)),
             inbox_interval,
             inbox_workers: config.inbox_workers.max(1),
             delivery_interval,
@@ -184,7 +206,8 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         if let Some(every) = self.reconcile_interval {
             let services = self.services.clone();
-            tokio::spawn(async move { reconcile_loop(services, every).await });
+            let payouts_after = self.payout_reconcile_after;
+            tokio::spawn(async move { reconcile_loop(services, every, payouts_after).await });
         }
         let inbox = Arc::new(StripeInbox(self.services.clone()));
         let deliveries = Arc::new(WebhookDeliveries(self.services.clone()));
@@ -217,10 +240,11 @@ impl Application {
     }
 }
 
-/// Finishes Stripe provisioning that a crash or outage interrupted. Several server processes
-/// may run it at once: each reservation is keyed by its own idempotency key, so duplicates
-/// resolve to the same Stripe object and the finalizing transaction records it once.
-async fn reconcile_loop(services: Services, every: Duration) {
+/// Finishes Stripe provisioning that a crash or outage interrupted, and settles payouts whose
+/// transfer outcome was not known once they are `payouts_after` old. Several server processes
+/// may run it at once: each reservation and each transfer attempt is keyed by its own
+/// idempotency key, so duplicates resolve to the same Stripe object and are recorded once.
+async fn reconcile_loop(services: Services, every: Duration, payouts_after: time::Duration) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -236,6 +260,11 @@ async fn reconcile_loop(services: Services, every: Duration) {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error.cause = %e, "reconciler pass failed"),
+        }
+        match services.reconcile_payouts(100, payouts_after).await {
+            Ok(0) => {}
+            Ok(looked_at) => tracing::info!(looked_at, "reconciled payouts left processing"),
+            Err(e) => tracing::warn!(error.cause = %e, "payout reconciliation pass failed"),
         }
     }
 }

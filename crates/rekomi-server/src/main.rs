@@ -102,6 +102,20 @@ enum Admin {
         #[arg(long, default_value_t = 3600)]
         ttl_secs: i64,
     },
+    /// Exchange rates: `admin fx import FILE` loads an ECB euro reference-rate CSV.
+    Fx {
+        #[command(subcommand)]
+        command: FxCommand,
+    },
+    /// Settle payouts left Processing (transfers whose outcome was not known) now, instead of
+    /// waiting for the server's reconciler.
+    ReconcilePayouts {
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Only payouts untouched for this long (a run may still be recording the others).
+        #[arg(long, default_value_t = 60)]
+        older_than_secs: i64,
+    },
     /// Sign an affiliate JWT (`aud` = affiliate) with REKOMI_JWT_SECRET.
     AffiliateToken {
         /// The affiliate's user id (`sub`).
@@ -111,6 +125,16 @@ enum Admin {
         email: String,
         #[arg(long, default_value_t = 3600)]
         ttl_secs: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum FxCommand {
+    /// Load an ECB reference-rate CSV (`eurofxref-hist.csv` or the daily `eurofxref.csv`);
+    /// rates already stored for the same currency and day are replaced.
+    Import {
+        /// The CSV file.
+        file: std::path::PathBuf,
     },
 }
 
@@ -257,6 +281,22 @@ async fn admin(command: Admin) -> anyhow::Result<()> {
             let role: Role = role.parse().map_err(|_| anyhow::anyhow!("--role must be Owner, Manager or Viewer"))?;
             let token = rekomi_http::auth::issue_dashboard_token(&jwt_secret()?, org, &sub, role, now_unix(), checked_ttl(ttl_secs)?)?;
             serde_json::json!({ "token": token })
+        }
+        Admin::Fx { command: FxCommand::Import { file } } => {
+            let csv = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let services = rekomi_server::services(&Config::from_env()?)?;
+            let import = services.import_fx_rates(&csv).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            serde_json::json!({
+                "rates": import.rates,
+                "firstDay": import.days.map(|(first, _)| first.to_string()),
+                "lastDay": import.days.map(|(_, last)| last.to_string()),
+            })
+        }
+        Admin::ReconcilePayouts { limit, older_than_secs } => {
+            let services = rekomi_server::services(&Config::from_env()?)?;
+            let after = time::Duration::seconds(older_than_secs.max(0));
+            let looked_at = services.reconcile_payouts(limit.clamp(1, 10_000), after).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            serde_json::json!({ "lookedAt": looked_at })
         }
         Admin::AffiliateToken { sub, email, ttl_secs } => {
             let email = email.trim().to_lowercase();

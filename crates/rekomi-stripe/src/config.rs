@@ -1,9 +1,11 @@
-//! Configuration of [`StripeGateway`](crate::StripeGateway).
+//! Configuration of [`StripeGateway`](crate::StripeGateway) and
+//! [`StripePayoutRail`](crate::StripePayoutRail).
 
 use std::fmt;
 use std::time::Duration;
 
-/// How [`StripeGateway`](crate::StripeGateway) reaches Stripe.
+/// How [`StripeGateway`](crate::StripeGateway) and [`StripePayoutRail`](crate::StripePayoutRail)
+/// reach Stripe.
 ///
 /// Start from [`StripeConfig::new`] and override fields with struct-update syntax:
 ///

@@ -29,7 +29,9 @@
 
 use std::str::FromStr;
 
+use rekomi_domain::kernel::ids::{OrgId, PayoutId};
 use rekomi_domain::kernel::stripe_ids::InvalidStripeId;
+use rekomi_domain::payouts::rail::ConnectedAccount;
 use rekomi_domain::stripe_inbox::facts::{
     CheckoutFact, CheckoutMode, DecodeError, Discounts, EventDecoder, EventEnvelope, InvoiceFact, PromotionCodeRef, RefundFact, StripeFact,
     SubscriptionFact,
@@ -115,6 +117,8 @@ fn decode_event(envelope: &EventEnvelope, event: &Object) -> Result<StripeFact, 
             |fields, _| Ok(StripeFact::PromotionCodeUpdated { id: fields.required_id("id")?, active: fields.required_bool("active")? })
         }
         "coupon.deleted" => |fields, _| Ok(StripeFact::CouponDeleted { id: fields.required_id("id")? }),
+        "account.updated" => |fields, _| connected_account(fields).map(StripeFact::AccountUpdated),
+        "transfer.reversed" => |fields, _| transfer_reversed(fields),
         _ => return Ok(StripeFact::Ignored),
     };
     let context = format!("{kind} event {}", envelope.id);
@@ -154,6 +158,32 @@ fn invoice(fields: &Fields<'_>) -> Result<InvoiceFact, DecodeError> {
         charge_id: fields.optional_id(&["charge"])?,
         payment_intent_id: fields.optional_id(&["payment_intent"])?,
         paid_at,
+    })
+}
+
+/// A connected account's payout state; a flag Stripe leaves out is false (an account that has
+/// not said it can receive payouts cannot).
+fn connected_account(fields: &Fields<'_>) -> Result<ConnectedAccount, DecodeError> {
+    let flag = |key: &str| fields.object.get(key).and_then(Value::as_bool).unwrap_or(false);
+    Ok(ConnectedAccount {
+        id: fields.required_id("id")?,
+        payouts_enabled: flag("payouts_enabled"),
+        details_submitted: flag("details_submitted"),
+    })
+}
+
+/// A reversed transfer and the payout its metadata names. `transfer.reversed` also fires for a
+/// partial reversal; `fully_reversed` tells them apart.
+fn transfer_reversed(fields: &Fields<'_>) -> Result<StripeFact, DecodeError> {
+    let object = fields.object;
+    let uuid = |key: &str| text(at(object, &["metadata", key])).and_then(|v| v.parse::<PayoutId>().ok().map(|id| id.as_uuid()));
+    let amount = fields.required_amount("amount")?;
+    let reversed = object.get("amount_reversed").and_then(Value::as_i64).unwrap_or(0);
+    Ok(StripeFact::TransferReversed {
+        transfer: fields.required_id("id")?,
+        payout_id: uuid("rekomi_payout_id").map(PayoutId::from_uuid),
+        org_id: uuid("rekomi_org_id").map(OrgId::from_uuid),
+        fully_reversed: object.get("reversed").and_then(Value::as_bool).unwrap_or(false) || (amount > 0 && reversed >= amount),
     })
 }
 

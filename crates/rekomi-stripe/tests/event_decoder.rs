@@ -924,3 +924,44 @@ fn stripe_vocabulary_becomes_facts_renewals_paid_sessions_and_modes() {
         decode_error("checkout.session.completed", session(json!({ "payment_status": "maybe" }))).contains("data.object.payment_status")
     );
 }
+
+#[test]
+fn account_updated_carries_the_connected_accounts_payout_state() {
+    let fact = decode_event(
+        "account.updated",
+        json!({ "id": "acct_1Express", "object": "account", "payouts_enabled": true, "details_submitted": true }),
+    );
+    match fact {
+        StripeFact::AccountUpdated(a) => assert_eq!((a.id.as_str(), a.payouts_enabled, a.details_submitted), ("acct_1Express", true, true)),
+        other => panic!("{other:?}"),
+    }
+    // Flags Stripe leaves out are false: an account that never said it can be paid cannot.
+    match decode_event("account.updated", json!({ "id": "acct_1Express", "object": "account" })) {
+        StripeFact::AccountUpdated(a) => assert!(!a.payouts_enabled && !a.details_submitted),
+        other => panic!("{other:?}"),
+    }
+    assert!(decode_error("account.updated", json!({ "id": "cus_1", "object": "account" })).contains("id"));
+}
+
+#[test]
+fn transfer_reversed_names_the_payout_of_its_metadata_and_tells_partial_reversals_apart() {
+    let payout = "0190a0b0-0000-7000-8000-000000000001";
+    let org = "0190a0b0-0000-7000-8000-000000000002";
+    let full = json!({ "id": "tr_1Full", "object": "transfer", "amount": 1000, "amount_reversed": 1000, "reversed": true,
+                       "metadata": { "rekomi_payout_id": payout, "rekomi_org_id": org } });
+    match decode_event("transfer.reversed", full) {
+        StripeFact::TransferReversed { transfer, payout_id, org_id, fully_reversed } => {
+            assert_eq!(transfer.as_str(), "tr_1Full");
+            assert_eq!(payout_id.map(|p| p.to_string()).as_deref(), Some(payout));
+            assert_eq!(org_id.map(|o| o.to_string()).as_deref(), Some(org));
+            assert!(fully_reversed);
+        }
+        other => panic!("{other:?}"),
+    }
+    let partial =
+        json!({ "id": "tr_1Part", "object": "transfer", "amount": 1000, "amount_reversed": 300, "reversed": false, "metadata": {} });
+    match decode_event("transfer.reversed", partial) {
+        StripeFact::TransferReversed { payout_id, fully_reversed, .. } => assert!(payout_id.is_none() && !fully_reversed),
+        other => panic!("{other:?}"),
+    }
+}

@@ -57,6 +57,8 @@ pub fn org(n: u128, handle: &str) -> Organization {
         trial_ends_at: Some(T0 + Duration::days(14)),
         home_currency: currency("EUR"),
         payout_grace_days: 14,
+        minimum_payout_minor: 0,
+        home_currency_changed_at: None,
         stripe_account_id: Some(stripe_id(&format!("acct_{n}"))),
         created_at: T0,
     }
@@ -272,12 +274,17 @@ pub fn ledger_event(conversion: &Conversion, n: u128, kind: LedgerKind, invoice:
         id: id(n),
         org_id: conversion.org_id,
         conversion_id: conversion.id,
+        affiliate_id: conversion.affiliate_id,
+        currency: conversion.currency,
         kind,
         amount_minor: if refund { -20_00 } else { 49_00 },
         commission_minor: if refund { -4_00 } else { 9_80 },
         stripe_invoice_id: invoice.map(stripe_id),
         refunded_total: refund.then_some(20_00),
         occurred_at,
+        payable_after: occurred_at + Duration::days(30),
+        home_currency: conversion.currency,
+        fx: Some((rekomi_domain::fx::FxRate::ONE, rekomi_domain::fx::FxSource::Identity)),
         created_at: occurred_at + Duration::seconds(5),
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! Laid out by capability like every side of the hexagon (docs/adr/0005): one module per
 //! repository slice ([`orgs`], [`programs`], [`affiliates`], [`coupons`], [`conversions`],
-//! [`stripe_inbox`], [`outbound`], [`audit`], [`traffic`], [`tracking`]), plus [`isolation`] for what crosses tenants and
+//! [`stripe_inbox`], [`outbound`], [`audit`], [`traffic`], [`tracking`], [`payouts`]), plus [`isolation`] for what crosses tenants and
 //! [`transactions`] for the unit of work itself. This module keeps what they share: the one
 //! list of contract functions, the foreign-key names and the transaction helpers; the test
 //! data is in [`fixtures`].
@@ -37,6 +37,7 @@ pub mod coupons;
 pub mod isolation;
 pub mod orgs;
 pub mod outbound;
+pub mod payouts;
 pub mod programs;
 pub mod stripe_inbox;
 pub mod tracking;
@@ -113,6 +114,10 @@ macro_rules! storage_contract {
             traffic::a_pixel_key_is_claimed_once_and_settings_change_column_by_column,
             tracking::live_signing_secrets_come_back_newest_first_and_expire_on_rotation,
             tracking::an_organization_has_one_current_signing_secret,
+            payouts::open_entries_page_by_affiliate_and_an_entry_is_held_once,
+            payouts::conversions_are_paid_only_when_every_positive_entry_is,
+            payouts::a_payout_round_trips_and_processing_payouts_come_back_oldest_first,
+            payouts::idempotency_records_and_reference_rates_behave,
             audit::audit_entries_come_back_newest_first_per_organization,
             audit::many_rows_are_appended_in_one_write_all_or_nothing,
             isolation::no_getter_reveals_another_organizations_rows,

@@ -132,7 +132,18 @@ fn record_lead_signup(
     let conversion = credited_conversion(ctx, &input, &credit, ConversionType::LeadReward, currency, 0, earned, 0, trace);
     tx.insert_conversion(&conversion)?;
     if earned != 0 {
-        insert_ledger(tx, ctx, &conversion, LedgerKind::Initial, 0, earned, None, None, input.occurred_at())?;
+        insert_ledger(
+            tx,
+            ctx,
+            &conversion,
+            LedgerKind::Initial,
+            0,
+            earned,
+            None,
+            None,
+            input.occurred_at(),
+            ctx.payable_after(input.occurred_at()),
+        )?;
     }
     ctx.record(AuditAction::LeadCreated, "conversion", conversion.id.to_string(), Some(conversion_data(&conversion)));
     ctx.emit(tx, EventType::LeadCreated, conversion_data(&conversion))?;

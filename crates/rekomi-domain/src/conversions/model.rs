@@ -118,6 +118,10 @@ pub struct LedgerEvent {
     pub org_id: OrgId,
     /// Conversion.
     pub conversion_id: ConversionId,
+    /// The affiliate the entry is owed to (its conversion's).
+    pub affiliate_id: AffiliateId,
+    /// The entry's currency (its conversion's).
+    pub currency: Currency,
     /// Kind.
     pub kind: LedgerKind,
     /// The paid amount (sales) or the newly refunded amount (refunds, negative), minor units.
@@ -131,6 +135,13 @@ pub struct LedgerEvent {
     pub refunded_total: Option<i64>,
     /// When it happened at Stripe.
     pub occurred_at: OffsetDateTime,
+    /// When a payout may pay it: a credit's sale time plus the organization's grace days when
+    /// it was recorded; a clawback no earlier than the credit it claws back.
+    pub payable_after: OffsetDateTime,
+    /// The organization's home currency when it was recorded.
+    pub home_currency: crate::kernel::money::Currency,
+    /// Its rate to `home_currency` then, and the rate's source; `None` when no rate was known.
+    pub fx: Option<(crate::fx::FxRate, crate::fx::FxSource)>,
     /// When it was recorded.
     pub created_at: OffsetDateTime,
 }
@@ -183,7 +194,7 @@ impl Conversion {
     /// Credits a further paid invoice (a renewal, or an override's share of one): `commission`
     /// (zero when it earns nothing) is added; `paid` counts the invoice towards the recurring
     /// window (a $0 invoice does not). A refunded conversion that earns again is reopened,
-    /// Pending until `approve_after`.
+    /// Pending until `approve_after`; a Paid one is Approved again (its new entry is unpaid).
     ///
     /// # Errors
     /// [`CommissionOverflow`]; nothing changes then.
@@ -204,6 +215,10 @@ impl Conversion {
             self.refunded_at = None;
             self.approve_after = approve_after;
             return Ok(StatusChange::Reopened);
+        }
+        // A paid conversion that earns again has an unpaid entry: no longer Paid.
+        if self.status == ConversionStatus::Paid && commission > 0 {
+            self.status = ConversionStatus::Approved;
         }
         Ok(StatusChange::Unchanged)
     }

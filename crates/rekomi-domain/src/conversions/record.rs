@@ -371,7 +371,8 @@ pub(crate) fn credit_sale(
     let credit = Credit { denied, ..credit };
     let conversion = credited_conversion(ctx, input, &credit, kind, currency, input.amount, commission, 1, trace);
     tx.insert_conversion(&conversion)?;
-    insert_ledger(tx, ctx, &conversion, LedgerKind::Initial, input.amount, commission, payment, None, input.occurred_at)?;
+    let payable_after = ctx.payable_after(input.occurred_at);
+    insert_ledger(tx, ctx, &conversion, LedgerKind::Initial, input.amount, commission, payment, None, input.occurred_at, payable_after)?;
     ctx.record(AuditAction::ConversionCreated, "conversion", conversion.id.to_string(), Some(conversion_data(&conversion)));
     ctx.emit(tx, EventType::ConversionCreated, conversion_data(&conversion))?;
     if denied.is_none() && commission != 0 {
@@ -472,17 +473,29 @@ pub(crate) fn insert_ledger(
     key: Option<&StripePaymentRef>,
     refunded_total: Option<i64>,
     occurred_at: OffsetDateTime,
+    payable_after: OffsetDateTime,
 ) -> Result<(), DomainError> {
+    let home = ctx.org.home_currency;
+    let fx = crate::fx::rate_to_home(tx, conversion.currency, home, occurred_at.date())?;
+    if fx.is_none() {
+        tracing::warn!(org = %conversion.org_id, from = conversion.currency.code(), to = home.code(), day = %occurred_at.date(),
+            "no exchange rate to the home currency is known for this day; the entry stores none (import ECB rates with `rekomi-server admin fx import`)");
+    }
     tx.insert_ledger_event(&LedgerEvent {
         id: LedgerEventId::from_uuid(ctx.uuid()),
         org_id: conversion.org_id,
         conversion_id: conversion.id,
+        affiliate_id: conversion.affiliate_id,
+        currency: conversion.currency,
         kind,
         amount_minor: amount,
         commission_minor: commission,
         stripe_invoice_id: key.cloned(),
         refunded_total,
         occurred_at,
+        payable_after,
+        home_currency: home,
+        fx,
         created_at: ctx.now,
     })?;
     Ok(())
@@ -557,7 +570,7 @@ fn record_override(
     tx.update_conversion(&over)?;
     // The override's ledger carries the recruit's paid amount, so refunds claw it back in the
     // same proportion.
-    insert_ledger(tx, ctx, &over, kind, amount, amount_of_override, key, None, occurred_at)?;
+    insert_ledger(tx, ctx, &over, kind, amount, amount_of_override, key, None, occurred_at, ctx.payable_after(occurred_at))?;
     if created {
         ctx.emit(tx, EventType::ConversionCreated, conversion_data(&over))?;
     }
@@ -602,7 +615,19 @@ pub(crate) fn record_renewal(
     // A subscription that pays again after a full refund earns again.
     conversion.credit(commission, false, ctx.now, ctx.approve_after())?;
     tx.update_conversion(&conversion)?;
-    insert_ledger(tx, ctx, &conversion, LedgerKind::Renewal, input.amount, commission, Some(payment), None, input.occurred_at)?;
+    let payable_after = ctx.payable_after(input.occurred_at);
+    insert_ledger(
+        tx,
+        ctx,
+        &conversion,
+        LedgerKind::Renewal,
+        input.amount,
+        commission,
+        Some(payment),
+        None,
+        input.occurred_at,
+        payable_after,
+    )?;
     ctx.record(
         AuditAction::ConversionRenewed,
         "conversion",

@@ -47,7 +47,11 @@ pub(crate) fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, refund: &Refund
         return done("refund already recorded");
     }
     let delta = commission::clawback_delta(sale.commission_minor, sale.amount_minor, total, clawed);
-    insert_ledger(tx, ctx, &conversion, LedgerKind::Refund, -newly_refunded, delta, Some(&key), Some(total), ts(refund.refunded_at))?;
+    // A clawback is netted no earlier than the credit it claws back: a refund inside the grace
+    // period cancels the sale before either is payable.
+    let refunded_at = ts(refund.refunded_at);
+    let payable_after = sale.payable_after.max(refunded_at);
+    insert_ledger(tx, ctx, &conversion, LedgerKind::Refund, -newly_refunded, delta, Some(&key), Some(total), refunded_at, payable_after)?;
     let fully_refunded_now = total >= sale.amount_minor && seen < sale.amount_minor;
     if fully_refunded_now && sale.kind == LedgerKind::Initial {
         if let Some(code) = conversion.affiliate_coupon_id {
@@ -59,12 +63,17 @@ pub(crate) fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, refund: &Refund
         id: LedgerEventId::from_uuid(uuid::Uuid::nil()),
         org_id: org,
         conversion_id: conversion.id,
+        affiliate_id: conversion.affiliate_id,
+        currency: conversion.currency,
         kind: LedgerKind::Refund,
         amount_minor: -newly_refunded,
         commission_minor: delta,
         stripe_invoice_id: Some(key.clone()),
         refunded_total: Some(total),
         occurred_at: ctx.now,
+        payable_after,
+        home_currency: ctx.org.home_currency,
+        fx: None,
         created_at: ctx.now,
     });
     conversion.claw_back(delta, everything_refunded(&ledger_after), ctx.now)?;
@@ -83,7 +92,8 @@ pub(crate) fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, refund: &Refund
         if over_delta == 0 {
             continue;
         }
-        insert_ledger(tx, ctx, &over, LedgerKind::Refund, -newly_refunded, over_delta, Some(&key), Some(total), ts(refund.refunded_at))?;
+        let over_payable = over_sale.payable_after.max(refunded_at);
+        insert_ledger(tx, ctx, &over, LedgerKind::Refund, -newly_refunded, over_delta, Some(&key), Some(total), refunded_at, over_payable)?;
         // An override follows its parent: refunded once the parent is.
         over.claw_back(over_delta, conversion.status == ConversionStatus::Refunded, ctx.now)?;
         tx.update_conversion(&over)?;

@@ -73,3 +73,7 @@ entity_id!(/// One delivery of an outbound event to one endpoint.
     DeliveryId);
 entity_id!(/// A server-to-server signing secret (never the secret itself).
     TrackingSecretId);
+entity_id!(/// A payout: one payment to one affiliate in one currency.
+    PayoutId);
+entity_id!(/// A payout's line: the ledger entry it pays.
+    PayoutLineItemId);

@@ -186,6 +186,9 @@ stripe_id!(
     /// A Stripe Checkout session, `cs_…` (`cs_test_…` or `cs_live_…`).
     StripeCheckoutSessionId, "checkout session", ["cs_"], "cs_…");
 stripe_id!(
+    /// A Stripe Connect transfer, `tr_…` (local mode's are `tr_local_…`).
+    StripeTransferId, "transfer", ["tr_"], "tr_…");
+stripe_id!(
     /// A Stripe event, `evt_…`: the inbox's idempotency key.
     StripeEventId, "event", ["evt_"], "evt_…");
 

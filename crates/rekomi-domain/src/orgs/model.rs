@@ -31,8 +31,12 @@ pub struct Organization {
     pub trial_ends_at: Option<OffsetDateTime>,
     /// Currency dashboards normalize to.
     pub home_currency: Currency,
+    /// When the home currency last changed (`None`: never).
+    pub home_currency_changed_at: Option<OffsetDateTime>,
     /// Days a conversion stays Pending before it becomes Approved.
     pub payout_grace_days: u16,
+    /// The smallest payout (minor units of the payout's currency); smaller balances wait.
+    pub minimum_payout_minor: i64,
     /// The connected Stripe account (`acct_…`) when linked through Stripe Connect.
     pub stripe_account_id: Option<StripeAccountId>,
     /// Creation time.

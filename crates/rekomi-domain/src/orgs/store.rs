@@ -25,6 +25,12 @@ pub trait OrgRepo {
     /// `Conflict` on [`constraints::ORG_STRIPE_ACCOUNT`](crate::ports::store::constraints::ORG_STRIPE_ACCOUNT) when another organization holds the
     /// account.
     fn set_stripe_account(&mut self, id: OrgId, account: Option<&StripeAccountId>) -> Result<bool, StoreError>;
+    /// Writes an organization's settings: payout grace days, minimum payout, home currency and
+    /// when it changed. Returns whether the organization exists.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn update_org_settings(&mut self, org: &Organization) -> Result<bool, StoreError>;
     /// Inserts an API key.
     ///
     /// # Errors

@@ -35,6 +35,8 @@ pub struct BillingState {
     pub org: Organization,
     /// Current usage.
     pub usage: OrgUsage,
+    /// Payouts paid since the start of the month (UTC) in the home currency, minor units.
+    pub paid_out_this_month: i64,
 }
 
 impl Services {
@@ -62,6 +64,8 @@ impl Services {
             trial_ends_at,
             home_currency: Currency::USD,
             payout_grace_days: new.plan.payout_grace_days_max().min(30),
+            minimum_payout_minor: 0,
+            home_currency_changed_at: None,
             stripe_account_id: None,
             created_at: now,
         };
@@ -219,8 +223,11 @@ impl Services {
     pub async fn billing_state(&self, ctx: &BrandContext) -> Result<BillingState, DomainError> {
         let org = ctx.org.clone();
         let id = org.id;
-        let usage = self.tx(move |tx| Ok(tx.org_usage(id)?)).await?;
-        Ok(BillingState { org, usage })
+        let home = org.home_currency;
+        let now = self.now();
+        let month_start = now.replace_day(1).unwrap_or(now).replace_time(time::Time::MIDNIGHT);
+        let (usage, paid_out_this_month) = self.tx(move |tx| Ok((tx.org_usage(id)?, tx.paid_out_since(id, home, month_start)?))).await?;
+        Ok(BillingState { org, usage, paid_out_this_month })
     }
 
     /// Whether the store answers.

@@ -25,6 +25,9 @@ AffiliateCouponDeactivated => "affiliate_coupon.deactivated",
 AffiliateCouponDeleted => "affiliate_coupon.deleted",
 AffiliateCreated => "affiliate.created",
 AffiliateApproved => "affiliate.approved",
+PayoutCreated => "payout.created",
+PayoutPaid => "payout.paid",
+PayoutFailed => "payout.failed",
 });
 
 /// A brand's webhook endpoint. Its `Debug` output never shows the secret.

@@ -16,8 +16,11 @@ use crate::affiliates::AffiliateRepo;
 use crate::audit::AuditRepo;
 use crate::conversions::ConversionRepo;
 use crate::coupons::CouponRepo;
+use crate::fx::FxRepo;
+use crate::idempotency::IdempotencyRepo;
 use crate::orgs::OrgRepo;
 use crate::outbound::OutboundRepo;
+use crate::payouts::PayoutRepo;
 use crate::programs::ProgramRepo;
 use crate::stripe_inbox::InboxRepo;
 use crate::tracking::TrackingRepo;
@@ -71,6 +74,10 @@ pub mod constraints {
     pub const ORG_STRIPE_ACCOUNT: &str = "organizations_stripe_account_key";
     /// An organization has one current (unexpired) signing secret.
     pub const TRACKING_SECRET_CURRENT: &str = "tracking_secrets_org_current_key";
+    /// A ledger entry is held by one live payout line item at most.
+    pub const PAYOUT_ENTRY_LIVE: &str = "payout_line_items_live_key";
+    /// An idempotency key is recorded once per organization.
+    pub const IDEMPOTENCY_KEY: &str = "idempotency_records_pkey";
 }
 
 /// Nested transactions inside one unit of work.
@@ -97,6 +104,9 @@ pub trait Tx:
     + AuditRepo
     + TrafficRepo
     + TrackingRepo
+    + PayoutRepo
+    + IdempotencyRepo
+    + FxRepo
     + Savepoints
 {
 }
@@ -111,6 +121,9 @@ impl<
             + AuditRepo
             + TrafficRepo
             + TrackingRepo
+            + PayoutRepo
+            + IdempotencyRepo
+            + FxRepo
             + Savepoints,
     > Tx for T
 {

@@ -173,6 +173,12 @@ impl<'b> ApplyCtx<'b> {
     pub(crate) fn approve_after(&self) -> OffsetDateTime {
         self.now + Duration::days(i64::from(self.org.payout_grace_days))
     }
+
+    /// When a credit for a sale at `occurred_at` becomes payable: the grace period counts from
+    /// the sale, with the organization's grace days as they are now (entries keep theirs).
+    pub(crate) fn payable_after(&self, occurred_at: OffsetDateTime) -> OffsetDateTime {
+        occurred_at + Duration::days(i64::from(self.org.payout_grace_days))
+    }
 }
 
 /// What applying a fact did.
@@ -205,6 +211,10 @@ pub(crate) fn apply(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, fact: &StripeFact) -> R
         StripeFact::ChargeRefunded(refund) => record_refund(tx, ctx, refund),
         StripeFact::PromotionCodeUpdated { id, active } => sync_promotion_code(tx, ctx, id, *active),
         StripeFact::CouponDeleted { id } => sync_deleted_coupon(tx, ctx, id),
+        StripeFact::AccountUpdated(account) => crate::payouts::events::account_updated(tx, ctx, account),
+        StripeFact::TransferReversed { transfer, payout_id, fully_reversed, .. } => {
+            crate::payouts::events::transfer_reversed(tx, ctx, transfer, *payout_id, *fully_reversed)
+        }
         StripeFact::Ignored => done("ignored"),
     }
 }

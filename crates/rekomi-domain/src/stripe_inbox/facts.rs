@@ -192,6 +192,20 @@ pub enum StripeFact {
         /// The coupon id.
         id: StripeCouponId,
     },
+    /// `account.updated` of a connected account: whether it can receive payouts now.
+    AccountUpdated(crate::payouts::rail::ConnectedAccount),
+    /// `transfer.reversed`: a payout's transfer was taken back.
+    TransferReversed {
+        /// `tr_…`.
+        transfer: crate::kernel::stripe_ids::StripeTransferId,
+        /// `metadata.rekomi_payout_id`, which every payout transfer carries.
+        payout_id: Option<crate::kernel::ids::PayoutId>,
+        /// `metadata.rekomi_org_id`.
+        org_id: Option<crate::kernel::ids::OrgId>,
+        /// Whether the whole amount was reversed (`transfer.reversed` fires for partial
+        /// reversals too).
+        fully_reversed: bool,
+    },
     /// Any other event type: stored, then marked skipped.
     Ignored,
 }

@@ -77,7 +77,7 @@ enum Step {
     /// Decoded; `looked_up` once its Stripe lookups are made.
     Decoded { event: InboxEvent, fact: StripeFact, looked_up: bool },
     /// Ready to apply for its organization (lookups made when `looked_up`).
-    Apply { event: InboxEvent, fact: StripeFact, org: Organization, looked_up: bool },
+    Apply { event: InboxEvent, fact: StripeFact, org: Box<Organization>, looked_up: bool },
 }
 
 impl Step {
@@ -262,7 +262,7 @@ impl Services {
                 for step in steps {
                     out.push(match step {
                         Step::Decoded { event, fact, looked_up } => match resolve_org(tx, &mut orgs, &event, &fact)? {
-                            Some(org) => Step::Apply { event, fact, org, looked_up },
+                            Some(org) => Step::Apply { event, fact, org: Box::new(org), looked_up },
                             None => Step::Finish(event.clone(), unresolved(&event, &fact)),
                         },
                         other => other,
@@ -308,7 +308,7 @@ impl Services {
                     Step::Decoded { event, .. } => (event, Finish::Retry("its organization was not resolved".to_owned())),
                     Step::Apply { mut event, fact, org, .. } => {
                         event.org_id = Some(org.id);
-                        let ctx = ApplyCtx::new(org, now, Arc::clone(&entropy), &lookups);
+                        let ctx = ApplyCtx::new(*org, now, Arc::clone(&entropy), &lookups);
                         let mut outcome = None;
                         let kept = tx.savepoint(&mut |tx| {
                             let applied = apply(tx, &ctx, &fact);
@@ -391,6 +391,11 @@ fn unresolved(event: &InboxEvent, fact: &StripeFact) -> Finish {
         let why = format!("waiting for the sale of payment {payment}: no organization could be identified for this refund yet");
         return Finish::Wait { payment, why };
     }
+    match fact {
+        StripeFact::AccountUpdated(account) => return Finish::Skipped(format!("no payout account names {}", account.id)),
+        StripeFact::TransferReversed { transfer, .. } => return Finish::Skipped(format!("no payout made transfer {transfer}")),
+        _ => {}
+    }
     Finish::Skipped(match &event.account {
         Some(account) => format!("the connected account {account} is not linked to an organization"),
         None => "no organization could be identified for this platform-account event".to_owned(),
@@ -439,6 +444,28 @@ impl OrgCache {
 fn resolve_org(tx: &mut dyn Tx, orgs: &mut OrgCache, event: &InboxEvent, fact: &StripeFact) -> Result<Option<Organization>, DomainError> {
     if let Some(id) = event.org_id {
         return orgs.org(tx, id);
+    }
+    // Payout events are about an affiliate's account or a payout, not a brand's account.
+    match fact {
+        StripeFact::AccountUpdated(account) => {
+            let org = tx.payout_accounts_by_stripe_account(&account.id)?.first().map(|a| a.org_id);
+            return match org {
+                Some(id) => orgs.org(tx, id),
+                None => Ok(None),
+            };
+        }
+        StripeFact::TransferReversed { transfer, payout_id, org_id, .. } => {
+            let org = match (tx.payout_of_transfer(transfer)?, payout_id, org_id) {
+                (Some(p), _, _) => Some(p.org_id),
+                (None, Some(id), Some(org)) => tx.payout(*org, *id)?.map(|p| p.org_id),
+                _ => None,
+            };
+            return match org {
+                Some(id) => orgs.org(tx, id),
+                None => Ok(None),
+            };
+        }
+        _ => {}
     }
     if let Some(account) = &event.account {
         return Ok(tx.org_by_stripe_account(account)?);

@@ -16,6 +16,7 @@ pub fn offline_services(
     rekomi_domain::services::Services {
         store: Arc::new(store.clone()),
         gateway: Arc::new(rekomi_fakes::FakeGateway::new()),
+        payout_rail: Arc::new(rekomi_fakes::FakePayoutRail::new()),
         clock: Arc::new(clock.clone()),
         entropy: Arc::new(rekomi_fakes::SeededEntropy::new(seed)),
         events: Arc::new(NoEvents),

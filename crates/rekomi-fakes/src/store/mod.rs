@@ -20,8 +20,11 @@ mod affiliates;
 mod audit;
 mod conversions;
 mod coupons;
+mod fx;
+mod idempotency;
 mod orgs;
 mod outbound;
+mod payouts;
 mod programs;
 mod stripe_inbox;
 mod tracking;
@@ -103,6 +106,11 @@ struct State {
     visitor_salts: BTreeMap<time::Date, String>,
     web_tracking_settings: BTreeMap<OrgId, rekomi_domain::traffic::WebTrackingSettings>,
     tracking_secrets: BTreeMap<TrackingSecretId, rekomi_domain::tracking::TrackingSecret>,
+    payouts: BTreeMap<rekomi_domain::kernel::ids::PayoutId, rekomi_domain::payouts::Payout>,
+    line_items: BTreeMap<rekomi_domain::kernel::ids::PayoutLineItemId, payouts::LineItemRow>,
+    payout_accounts: BTreeMap<(OrgId, AffiliateId), rekomi_domain::payouts::PayoutAccount>,
+    idempotency: BTreeMap<(OrgId, String), rekomi_domain::idempotency::IdempotencyRecord>,
+    fx_rates: BTreeMap<(&'static str, time::Date), rekomi_domain::fx::ReferenceRate>,
 }
 
 impl InMemoryStore {
@@ -277,6 +285,8 @@ mod tests {
             trial_ends_at: None,
             home_currency: Currency::parse("USD").unwrap(),
             payout_grace_days: 30,
+            minimum_payout_minor: 0,
+            home_currency_changed_at: None,
             stripe_account_id: None,
             created_at: NOW,
         }

@@ -36,6 +36,19 @@ impl OrgRepo for State {
         Ok(self.orgs.get(&id).cloned())
     }
 
+    fn update_org_settings(&mut self, org: &Organization) -> Result<bool, StoreError> {
+        Ok(match self.orgs.get_mut(&org.id) {
+            Some(stored) => {
+                stored.payout_grace_days = org.payout_grace_days;
+                stored.minimum_payout_minor = org.minimum_payout_minor;
+                stored.home_currency = org.home_currency;
+                stored.home_currency_changed_at = org.home_currency_changed_at;
+                true
+            }
+            None => false,
+        })
+    }
+
     fn set_stripe_account(&mut self, id: OrgId, account: Option<&StripeAccountId>) -> Result<bool, StoreError> {
         if account.is_some() && self.orgs.values().any(|o| o.id != id && o.stripe_account_id.as_ref() == account) {
             return Err(conflict(constraints::ORG_STRIPE_ACCOUNT));

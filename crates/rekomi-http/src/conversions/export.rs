@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::dto::ConversionQuery;
 use crate::auth::Brand;
+use crate::csv::csv_cell;
 use crate::dto::{ts, ts_opt};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
@@ -18,17 +19,6 @@ use crate::AppState;
 
 /// The export's header row, exactly as the API reference gives it.
 pub const CSV_HEADER: &str = "id,affiliate_id,program_id,amount_cents,currency,commission_cents,status,type,external_event_id,created_at,refunded_at,attribution_method,coupon_code\n";
-
-/// One CSV cell: quoted when needed, and defused when a spreadsheet would read it as a formula
-/// (a leading `=`, `+`, `-`, `@`, tab or carriage return gets a leading `'`).
-pub fn csv_cell(raw: &str) -> String {
-    let defused = if raw.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{raw}") } else { raw.to_owned() };
-    if defused.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", defused.replace('"', "\"\""))
-    } else {
-        defused
-    }
-}
 
 fn csv_row(c: &Conversion) -> String {
     let cells = [
@@ -111,20 +101,4 @@ pub async fn export(state: web::Data<AppState>, Brand(ctx): Brand, Query(q): Que
         .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
         .insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"conversions.csv\""))
         .streaming(body))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::csv_cell;
-
-    #[test]
-    fn a_cell_a_spreadsheet_would_run_as_a_formula_is_defused_and_quoted_when_needed() {
-        assert_eq!(csv_cell(r#"=HYPERLINK("http://evil.example/","click")"#), r#""'=HYPERLINK(""http://evil.example/"",""click"")""#);
-        for (raw, exported) in [("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx"), ("\rx", "\"'\rx\"")] {
-            assert_eq!(csv_cell(raw), exported, "{raw:?}");
-        }
-        assert_eq!(csv_cell("in_1"), "in_1");
-        assert_eq!(csv_cell("a,b"), "\"a,b\"");
-        assert_eq!(csv_cell(""), "");
-    }
 }

@@ -40,6 +40,8 @@ pub struct OrganizationResponse {
     pub trial_ends_at: Option<String>,
     pub payout_grace_days: u16,
     pub payout_grace_days_max: u16,
+    /// The smallest payout, minor units (Rekomi's addition).
+    pub minimum_payout_cents: i64,
 }
 
 /// One usage counter.
@@ -55,6 +57,50 @@ pub struct Limit {
 pub struct Limits {
     pub affiliates: Limit,
     pub campaigns: Limit,
+    /// Paid out since the start of the month (UTC), in the home currency's minor units.
+    pub partner_payouts_this_month_cents: Limit,
+}
+
+/// `PATCH /api/organizations/me` (dashboard Owners): the fields not sent stay as they are.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrganizationPatch {
+    /// Days a sale's commission waits before it is payable, 0 up to `payoutGraceDaysMax`.
+    #[serde(default, deserialize_with = "crate::dto::present")]
+    pub payout_grace_days: Option<u16>,
+    /// The smallest payout in minor units (default 0): smaller balances wait for the next run.
+    #[serde(default, deserialize_with = "crate::dto::present")]
+    pub minimum_payout_cents: Option<i64>,
+}
+
+/// `GET /api/v1/settings/home-currency`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HomeCurrencyResponse {
+    #[schema(value_type = crate::dto::CurrencyValue)]
+    pub home_currency: &'static str,
+    pub changed_at: Option<String>,
+    pub supported_currencies: Vec<&'static str>,
+    /// Whether the caller's plan lets it change (Pro).
+    pub can_change: bool,
+}
+
+/// `PUT /api/v1/settings/home-currency` body.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HomeCurrencyRequest {
+    #[schema(value_type = crate::dto::CurrencyValue)]
+    pub home_currency: String,
+}
+
+/// `PUT /api/v1/settings/home-currency` answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HomeCurrencyChangeResponse {
+    #[schema(value_type = crate::dto::CurrencyValue)]
+    pub home_currency: &'static str,
+    pub changed: bool,
+    pub changed_at: Option<String>,
 }
 
 /// `GET /api/billing/state`.

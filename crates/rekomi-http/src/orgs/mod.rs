@@ -10,5 +10,7 @@ use crate::resource;
 
 /// Registers the organization routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/api/organizations/me").get(handlers::me)).service(resource("/api/billing/state").get(handlers::billing));
+    cfg.service(resource("/api/organizations/me").get(handlers::me).patch(handlers::update))
+        .service(resource("/api/billing/state").get(handlers::billing))
+        .service(resource("/api/v1/settings/home-currency").get(handlers::get_home_currency).put(handlers::put_home_currency));
 }

@@ -1,6 +1,7 @@
 //! A scripted Stripe double: a minimal HTTP/1.1 server on 127.0.0.1 that answers each request
-//! with the next scripted reply and records what it received (method, path, headers, decoded
-//! form body) for the test to assert on.
+//! with the next scripted reply (or, for [`Reply::hang_up`], closes the connection without one,
+//! as when an answer is lost) and records what it received (method, path, headers, decoded form
+//! body) for the test to assert on. It serves [`StripeGateway`] and [`StripePayoutRail`].
 //!
 //! Hand-written on tokio rather than wiremock: the client opens one connection per request and
 //! sends a `Content-Length` body, so a few dozen lines suffice and the tests compile no extra
@@ -23,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rekomi_stripe::{StripeConfig, StripeGateway};
+use rekomi_stripe::{StripeConfig, StripeGateway, StripePayoutRail};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -258,6 +259,44 @@ impl StripeObjects {
         Reply::json_value(200, &deleted)
     }
 
+    /// Express account `id` as `POST /v1/accounts` and `GET /v1/accounts/{id}` return it.
+    pub fn account(&self, id: &str, payouts_enabled: bool, details_submitted: bool) -> Reply {
+        let mut account = self.object("account");
+        account["id"] = json!(id);
+        account["payouts_enabled"] = json!(payouts_enabled);
+        account["details_submitted"] = json!(details_submitted);
+        account["capabilities"]["transfers"] = json!(if payouts_enabled { "active" } else { "inactive" });
+        Reply::json_value(200, &account)
+    }
+
+    /// An onboarding link for `account` expiring at `expires_at`.
+    pub fn account_link(&self, account: &str, expires_at: i64) -> Reply {
+        let mut link = self.object("account_link");
+        link["url"] = json!(format!("https://connect.stripe.com/setup/e/{account}/RkOnboard"));
+        link["expires_at"] = json!(expires_at);
+        Reply::json_value(200, &link)
+    }
+
+    /// Transfer `id`, `reversed` as given (a reversed transfer has its whole amount reversed).
+    pub fn transfer_object(&self, id: &str, reversed: bool) -> Value {
+        let mut transfer = self.object("transfer");
+        transfer["id"] = json!(id);
+        transfer["reversed"] = json!(reversed);
+        transfer["amount_reversed"] = if reversed { transfer["amount"].clone() } else { json!(0) };
+        transfer["reversals"]["url"] = json!(format!("/v1/transfers/{id}/reversals"));
+        transfer
+    }
+
+    /// Transfer `id` as `POST /v1/transfers` returns it.
+    pub fn transfer(&self, id: &str) -> Reply {
+        Reply::json_value(200, &self.transfer_object(id, false))
+    }
+
+    /// A page of `GET /v1/transfers` holding `transfers`.
+    pub fn transfers(&self, transfers: Vec<Value>) -> Reply {
+        Reply::json_value(200, &json!({ "object": "list", "url": "/v1/transfers", "has_more": false, "data": transfers }))
+    }
+
     /// A page of `GET /v1/invoice_payments` holding `payments`.
     pub fn invoice_payments(&self, payments: Vec<Value>) -> Reply {
         Reply::json_value(200, &json!({ "object": "list", "url": "/v1/invoice_payments", "has_more": false, "data": payments }))
@@ -282,19 +321,26 @@ pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
+    /// Close the connection without answering, as a request whose answer was lost.
+    pub hang_up: bool,
 }
 
 impl Reply {
     pub fn json(status: u16, body: &str) -> Self {
-        Self { status, content_type: "application/json", body: body.to_owned() }
+        Self { status, content_type: "application/json", body: body.to_owned(), hang_up: false }
     }
 
     pub fn json_value(status: u16, body: &Value) -> Self {
-        Self { status, content_type: "application/json", body: body.to_string() }
+        Self::json(status, &body.to_string())
     }
 
     pub fn html(status: u16, body: &str) -> Self {
-        Self { status, content_type: "text/html", body: body.to_owned() }
+        Self { content_type: "text/html", ..Self::json(status, body) }
+    }
+
+    /// No answer at all: the request arrived (and is recorded), then the connection closes.
+    pub fn hang_up() -> Self {
+        Self { hang_up: true, ..Self::json(0, "") }
     }
 }
 
@@ -385,14 +431,26 @@ impl StripeDouble {
     }
 
     pub fn gateway_with_retries(&self, max_retries: u32) -> StripeGateway {
-        StripeGateway::new(StripeConfig {
+        StripeGateway::new(self.config(max_retries)).expect("valid test configuration")
+    }
+
+    /// A payout rail pointed at this double, retrying fast.
+    pub fn payout_rail(&self) -> StripePayoutRail {
+        self.payout_rail_with_retries(3)
+    }
+
+    pub fn payout_rail_with_retries(&self, max_retries: u32) -> StripePayoutRail {
+        StripePayoutRail::new(self.config(max_retries)).expect("valid test configuration")
+    }
+
+    fn config(&self, max_retries: u32) -> StripeConfig {
+        StripeConfig {
             api_base: self.url(),
             max_retries,
             base_backoff: Duration::from_millis(1),
             request_timeout: Duration::from_secs(5),
             ..StripeConfig::new(SECRET_KEY)
-        })
-        .expect("valid test configuration")
+        }
     }
 
     /// Every request received so far.
@@ -423,6 +481,10 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
         state.received.push(request);
         state.script.pop_front().unwrap_or_else(|| Reply::json(418, r#"{"error":{"type":"api_error","message":"unscripted request"}}"#))
     };
+    if reply.hang_up {
+        let _ = stream.shutdown().await;
+        return;
+    }
     let head = format!(
         "HTTP/1.1 {} Scripted\r\ncontent-type: {}\r\ncontent-length: {}\r\nrequest-id: req_double\r\nconnection: close\r\n\r\n",
         reply.status,
