@@ -21,6 +21,8 @@ pub struct PayoutPhase {
     pub entries: i64,
     pub seed_secs: f64,
     pub preview_secs: f64,
+    /// Until the run's answer began (its transaction committed).
+    pub commit_secs: f64,
     pub run_secs: f64,
     /// The answer's size, bytes.
     pub answer_bytes: usize,
@@ -151,6 +153,7 @@ pub async fn run(options: &Options, spec: &ServerSpec, conn: &mut diesel::PgConn
 
     let t = Instant::now();
     let answer = post("/api/v1/payouts/run", json!({ "method": "Manual", "confirmTotalCents": preview_total })).await?;
+    let commit_secs = t.elapsed().as_secs_f64();
     let status = answer.status();
     let body = answer.bytes().await?;
     let run_secs = t.elapsed().as_secs_f64();
@@ -171,6 +174,7 @@ pub async fn run(options: &Options, spec: &ServerSpec, conn: &mut diesel::PgConn
         entries: affiliates * (entries / affiliates / ENTRIES_PER_CONVERSION).max(1) * ENTRIES_PER_CONVERSION,
         seed_secs,
         preview_secs,
+        commit_secs,
         run_secs,
         answer_bytes: body.len(),
         peak_rss_mib,

@@ -312,6 +312,13 @@ impl Report {
             p.entries / 10,
             p.seed_secs
         );
+        let _ = writeln!(
+            s,
+            "- The run's transaction (every payout, line item, audit row and outbox event, conversions marked Paid) committed after \
+             {:.1} s; its answer then streamed for {:.1} s.",
+            p.commit_secs,
+            p.run_secs - p.commit_secs
+        );
         let _ = writeln!(s, "- `POST /api/v1/payouts/preview` of the same: {:.1} s.", p.preview_secs);
     }
 

@@ -100,13 +100,14 @@ create table payout_line_items (
     conversion_id   uuid    not null,
     amount_minor    bigint  not null,
     released        boolean not null default false,
-    constraint payout_line_items_pkey primary key (id),
-    constraint payout_line_items_payout_fkey foreign key (org_id, payout_id) references payouts (org_id, id),
-    constraint payout_line_items_ledger_fkey foreign key (ledger_event_id) references ledger_events (id),
-    constraint payout_line_items_conversion_fkey foreign key (org_id, conversion_id) references conversions (org_id, id)
+    constraint payout_line_items_pkey primary key (id)
+    -- No foreign keys: a run writes a payout's line items right after the payout, from the
+    -- entries it read in the same transaction, and none of payouts, ledger_events (append-only)
+    -- and conversions ever loses a row. Per-row key checks would take a KEY SHARE lock on every
+    -- paid ledger row and, planned while a run's first payouts are not yet counted, slow each
+    -- page of a large run down as the run grows.
 );
 create index payout_line_items_payout_idx on payout_line_items (org_id, payout_id, id);
-create index payout_line_items_conversion_idx on payout_line_items (org_id, conversion_id) where not released;
 -- An entry is paid by one live payout at most: the database refuses a second claim.
 create unique index payout_line_items_live_key on payout_line_items (ledger_event_id) where not released;
 

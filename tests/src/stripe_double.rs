@@ -13,7 +13,9 @@
 //! (which discounts, with which promotion code, the object carries; honouring
 //! `expand[]=discounts` and `expand[]=discounts.promotion_code` as Stripe does),
 //! `GET /v1/invoice_payments?payment[type]=payment_intent&payment[payment_intent]=…` (which
-//! invoice a payment intent paid), and `GET /v1/customers/{id}` (the customer's metadata; every
+//! invoice a payment intent paid) or `?invoice=…` (which payment intents paid an invoice),
+//! `GET /v1/payment_intents/{id}` (how a converted payment settled, see
+//! [`StripeDouble::script_settlement`]), and `GET /v1/customers/{id}` (the customer's metadata; every
 //! customer exists, with empty metadata unless scripted). See [`StripeDouble::script_invoice`],
 //! [`StripeDouble::script_subscription`], [`StripeDouble::script_invoice_payment`] and
 //! [`StripeDouble::script_customer_metadata`].
@@ -160,6 +162,9 @@ struct State {
     subscriptions: BTreeMap<String, (String, Vec<ScriptedDiscount>)>,
     /// Payment intent id → (account, the invoice it paid), as scripted by the test.
     invoice_payments: BTreeMap<String, (String, String)>,
+    /// Payment intent id → (the balance transaction's currency, its exchange rate), for the
+    /// settlement of a converted payment.
+    settlements: BTreeMap<String, (String, f64)>,
     /// Customer id → (account, its metadata), as scripted by the test; other customers exist
     /// on every account with empty metadata.
     customers: BTreeMap<String, (String, Value)>,
@@ -349,6 +354,16 @@ impl StripeDouble {
     /// [`StripeDouble::script_invoice_payment`] on a connected account (`acct_…`).
     pub fn script_invoice_payment_on(&self, account: &str, payment_intent: &str, invoice_id: &str) {
         self.state().invoice_payments.insert(payment_intent.to_owned(), (account.to_owned(), invoice_id.to_owned()));
+    }
+
+    /// Records that `payment_intent` paid `invoice_id` on the platform account and that Stripe
+    /// converted it, settling in `currency` at `exchange_rate`: `GET /v1/invoice_payments?invoice=…`
+    /// lists the payment, and `GET /v1/payment_intents/{id}` answers the intent with its latest
+    /// charge and balance transaction (expanded when `expand[]=latest_charge.balance_transaction`).
+    pub fn script_settlement(&self, invoice_id: &str, payment_intent: &str, currency: &str, exchange_rate: f64) {
+        let mut state = self.state();
+        state.invoice_payments.insert(payment_intent.to_owned(), (PLATFORM.to_owned(), invoice_id.to_owned()));
+        state.settlements.insert(payment_intent.to_owned(), (currency.to_owned(), exchange_rate));
     }
 
     /// Gives customer `customer_id` on the platform account this `metadata` (e.g.
@@ -730,8 +745,17 @@ fn list_invoice_payments(state: &State, shapes: &Shapes, request: &Recorded) -> 
     if kind == Some("payment_intent") && intent.is_none() {
         return stripe_error(400, Some("parameter_missing"), Some("payment[payment_intent]"), "Missing payment[payment_intent]");
     }
-    let found =
-        intent.and_then(|pi| state.invoice_payments.get(pi).filter(|(a, _)| a == request.account()).map(|(_, invoice)| (pi, invoice)));
+    // Listing an invoice's payments (`invoice=in_…`) finds the scripted payment intents of it.
+    let by_invoice = get(&query, "invoice").and_then(|wanted| {
+        state
+            .invoice_payments
+            .iter()
+            .find(|(_, (a, invoice))| a == request.account() && invoice == wanted)
+            .map(|(pi, (_, invoice))| (pi.as_str(), invoice))
+    });
+    let found = intent
+        .and_then(|pi| state.invoice_payments.get(pi).filter(|(a, _)| a == request.account()).map(|(_, invoice)| (pi, invoice)))
+        .or(by_invoice);
     let data: Vec<Value> = found
         .map(|(pi, invoice)| {
             let mut payment = shapes.invoice_payment.clone();
@@ -747,6 +771,34 @@ fn list_invoice_payments(state: &State, shapes: &Shapes, request: &Recorded) -> 
         .into_iter()
         .collect();
     (200, json!({ "object": "list", "url": "/v1/invoice_payments", "has_more": false, "data": data }).to_string())
+}
+
+/// `GET /v1/payment_intents/{id}`: a succeeded intent of a scripted invoice payment, its latest
+/// charge and that charge's balance transaction expanded when asked (the scripted settlement's
+/// currency and rate, else the charge's own currency with no rate).
+fn retrieve_payment_intent(state: &State, request: &Recorded, id: &str) -> (u16, String) {
+    let Some((_, invoice)) = state.invoice_payments.get(id).filter(|(a, _)| a == request.account()) else {
+        return no_such("payment_intent", id, Some("intent"));
+    };
+    let expand = request.query_values("expand[]");
+    let charge_id = format!("ch_dbl_{}", id.trim_start_matches("pi_"));
+    let (currency, rate) = state.settlements.get(id).map_or(("usd".to_owned(), Value::Null), |(c, r)| (c.clone(), json!(r)));
+    let balance_transaction = json!({
+        "id": format!("txn_dbl_{}", id.trim_start_matches("pi_")), "object": "balance_transaction", "currency": currency,
+        "exchange_rate": rate, "type": "charge", "status": "available",
+    });
+    let latest_charge = if expand.iter().any(|e| e == "latest_charge" || e.starts_with("latest_charge.")) {
+        let balance = if expand.iter().any(|e| e == "latest_charge.balance_transaction") {
+            balance_transaction
+        } else {
+            balance_transaction["id"].clone()
+        };
+        json!({ "id": charge_id, "object": "charge", "payment_intent": id, "balance_transaction": balance })
+    } else {
+        json!(charge_id)
+    };
+    let intent = json!({ "id": id, "object": "payment_intent", "status": "succeeded", "invoice": invoice, "latest_charge": latest_charge, "livemode": false });
+    (200, intent.to_string())
 }
 
 /// Stripe's refusal of the first of `required` that `form` lacks.
@@ -925,6 +977,7 @@ fn route(state: &mut State, shapes: &Shapes, request: &Recorded) -> (u16, String
         ("GET", ["v1", "subscriptions", id]) => retrieve_subscription(state, shapes, request, id),
         ("GET", ["v1", "invoice_payments"]) => list_invoice_payments(state, shapes, request),
         ("GET", ["v1", "customers", id]) => retrieve_customer(state, shapes, request, id),
+        ("GET", ["v1", "payment_intents", id]) => retrieve_payment_intent(state, request, id),
         ("POST", ["v1", "accounts"]) => create_account(state, shapes, account, form),
         ("GET", ["v1", "accounts", id]) => retrieve_account(state, account, id),
         ("POST", ["v1", "account_links"]) => create_account_link(state, shapes, account, form),

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// One of the project's templates with every `"{{NAME}}"` replaced by the JSON value given
 /// (and `{{NAME}}` inside a longer string by the text). Fails on a placeholder left over.
@@ -22,4 +22,32 @@ pub fn fixture(name: &str, vars: &[(&str, Value)]) -> Vec<u8> {
     let parsed: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON once filled: {e}"));
     assert_eq!(parsed["object"], "event");
     text.into_bytes()
+}
+
+/// `charge.refunded` in the current shape (`charge.refunded.json`): a charge of
+/// `payment_intent` naming no `invoice`, `amount_refunded` cumulative with `previously` refunded
+/// before, created `created` (unix seconds).
+pub fn charge_refunded(
+    event: &str,
+    payment_intent: &str,
+    customer: &str,
+    amount: i64,
+    refunded: i64,
+    previously: i64,
+    created: i64,
+) -> Vec<u8> {
+    fixture(
+        "charge.refunded.json",
+        &[
+            ("EVENT_ID", json!(event)),
+            ("CREATED", json!(created)),
+            ("CHARGE_ID", json!(format!("ch_{}", payment_intent.trim_start_matches("pi_")))),
+            ("PAYMENT_INTENT_ID", json!(payment_intent)),
+            ("CUSTOMER_ID", json!(customer)),
+            ("AMOUNT", json!(amount)),
+            ("AMOUNT_REFUNDED", json!(refunded)),
+            ("FULLY_REFUNDED", json!(refunded >= amount)),
+            ("PREVIOUSLY_REFUNDED", json!(previously)),
+        ],
+    )
 }

@@ -251,6 +251,7 @@ impl World {
             charge_id: None,
             payment_intent_id: None,
             paid_at: self.now().unix_timestamp(),
+            settlement: None,
         })
     }
 

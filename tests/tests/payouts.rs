@@ -14,7 +14,7 @@ use std::time::Duration;
 use rekomi_domain::kernel::plan::PlanTier;
 use rekomi_domain::kernel::signature;
 use rekomi_e2e::app::{id_of, Response, TestApp};
-use rekomi_e2e::stripe_events::fixture;
+use rekomi_e2e::stripe_events::{charge_refunded, fixture};
 use rekomi_server::Config;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -93,23 +93,6 @@ fn invoice_paid(event: &str, invoice: &str, referral: &str, amount: i64, paid_at
             ("DISCOUNT_IDS", json!([])),
             ("METADATA", json!({ "rekomi_ref": referral })),
             ("BILLING_REASON", json!("subscription_create")),
-        ],
-    )
-}
-
-fn charge_refunded(event: &str, payment_intent: &str, customer: &str, amount: i64, refunded: i64) -> Vec<u8> {
-    fixture(
-        "charge.refunded.json",
-        &[
-            ("EVENT_ID", json!(event)),
-            ("CREATED", json!(now())),
-            ("CHARGE_ID", json!(format!("ch_{}", payment_intent.trim_start_matches("pi_")))),
-            ("PAYMENT_INTENT_ID", json!(payment_intent)),
-            ("CUSTOMER_ID", json!(customer)),
-            ("AMOUNT", json!(amount)),
-            ("AMOUNT_REFUNDED", json!(refunded)),
-            ("FULLY_REFUNDED", json!(refunded >= amount)),
-            ("PREVIOUSLY_REFUNDED", json!(0)),
         ],
     )
 }
@@ -256,7 +239,7 @@ async fn a_refund_after_a_payout_is_netted_in_the_next_run() {
     let body = invoice_paid(&format!("evt_r1x{tag}"), &invoice, &slug(&brand, "sarah"), 10_000, now() - 60);
     assert!(deliver(&app, &body).await.starts_with("Done"));
     run(&app, &brand.key, json!({ "method": "Manual" })).await;
-    let refund = charge_refunded(&format!("evt_r2x{tag}"), &intent, &format!("cus_r1x{tag}"), 10_000, 5_000);
+    let refund = charge_refunded(&format!("evt_r2x{tag}"), &intent, &format!("cus_r1x{tag}"), 10_000, 5_000, 0, now());
     assert!(deliver(&app, &refund).await.starts_with("Done"));
     let carried = preview(&app, &brand.key, json!({ "method": "Manual" })).await;
     assert_eq!(carried["candidates"][0]["amountCents"], -1_000, "{carried}");
@@ -660,4 +643,33 @@ async fn payout_endpoints_answer_bad_input_other_tenants_and_missing_rights_with
 
     assert_eq!(app.counts().await, before, "nothing was written by a refused request");
     assert_eq!(app.count_rows("payouts").await, payouts_before);
+}
+
+#[tokio::test]
+async fn every_entry_stores_its_rate_to_the_home_currency_from_stripe_or_the_ecb() {
+    let Some(app) = spawn().await else { return };
+    let brand = brand(&app, PlanTier::Growth).await;
+    let tag = &brand.org_id[..8];
+    app.services.import_fx_rates("Date,USD,GBP,\n2026-05-29,1.1172,0.8338,\n").await.unwrap();
+    let friday = time::macros::datetime!(2026-05-29 15:00 UTC).unix_timestamp();
+    let in_currency = |invoice: &str, currency: &str| {
+        let body = invoice_paid(&format!("evt_{invoice}"), invoice, &slug(&brand, "sarah"), 10_000, friday);
+        String::from_utf8(body).unwrap().replace("\"currency\": \"usd\"", &format!("\"currency\": \"{currency}\"")).into_bytes()
+    };
+    let (eur, gbp, aed, usd) = (format!("in_eur{tag}"), format!("in_gbp{tag}"), format!("in_aed{tag}"), format!("in_usd{tag}"));
+    app.stripe.script_settlement(&eur, &format!("pi_eur{tag}"), "usd", 1.0832);
+    for (invoice, currency) in [(&eur, "eur"), (&gbp, "gbp"), (&aed, "aed"), (&usd, "usd")] {
+        let row = deliver(&app, &in_currency(invoice, currency)).await;
+        assert!(row.starts_with("Done"), "{row}");
+    }
+    let rates = app
+        .single_text(format!(
+            "SELECT string_agg(currency || '=' || coalesce(fx_rate, '-') || '/' || coalesce(fx_source, '-'), ' ' ORDER BY currency) AS digest \
+             FROM ledger_events WHERE org_id = '{}'",
+            brand.org_id
+        ))
+        .await;
+    assert_eq!(rates, "AED=-/- EUR=1.0832/stripe_balance_transaction GBP=1.339889661789/ecb_reference USD=1/identity");
+    let asked = app.stripe.requests().iter().filter(|r| r.path_only().starts_with("/v1/payment_intents/")).count();
+    assert_eq!(asked, 1, "only the converted payment's intent is read");
 }

@@ -30,7 +30,7 @@ use rekomi_domain::kernel::plan::PlanTier;
 use rekomi_domain::kernel::signature;
 use rekomi_e2e::app::{id_of, Response, TestApp};
 use rekomi_e2e::stripe_double::{shared_stripe_dir, Recorded, ScriptedDiscount};
-use rekomi_e2e::stripe_events::fixture;
+use rekomi_e2e::stripe_events::{charge_refunded, fixture};
 use rekomi_server::Config;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -220,20 +220,7 @@ impl Invoice {
 
 /// `charge.refunded` in the current shape: a payment intent and no `invoice`.
 fn refund(event: &str, payment_intent: &str, customer: &str, amount: i64, refunded: i64, previously: i64) -> Vec<u8> {
-    fixture(
-        "charge.refunded.json",
-        &[
-            ("EVENT_ID", json!(event)),
-            ("CREATED", json!(now())),
-            ("CHARGE_ID", json!(format!("ch_{}", payment_intent.trim_start_matches("pi_")))),
-            ("PAYMENT_INTENT_ID", json!(payment_intent)),
-            ("CUSTOMER_ID", json!(customer)),
-            ("AMOUNT", json!(amount)),
-            ("AMOUNT_REFUNDED", json!(refunded)),
-            ("FULLY_REFUNDED", json!(refunded >= amount)),
-            ("PREVIOUSLY_REFUNDED", json!(previously)),
-        ],
-    )
+    charge_refunded(event, payment_intent, customer, amount, refunded, previously, now())
 }
 
 /// `checkout.session.completed` of a `payment`-mode session.

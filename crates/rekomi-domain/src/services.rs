@@ -106,7 +106,19 @@ impl Audit {
         before: Option<serde_json::Value>,
         after: Option<serde_json::Value>,
     ) -> Result<(), StoreError> {
-        tx.append_audit(&AuditEntry {
+        tx.append_audit(&self.entry(action, entity_type, entity_id, before, after))
+    }
+
+    /// The audit entry [`Audit::record`] appends, for callers that append many at once.
+    pub(crate) fn entry(
+        &self,
+        action: AuditAction,
+        entity_type: &'static str,
+        entity_id: String,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> AuditEntry {
+        AuditEntry {
             id: AuditId::from_uuid(self.entropy.uuid_v7(self.now)),
             org_id: self.org,
             actor: self.actor.clone(),
@@ -116,7 +128,7 @@ impl Audit {
             before,
             after,
             created_at: self.now,
-        })
+        }
     }
 }
 

@@ -143,6 +143,7 @@ fn invoice(id: &str, sub: Option<&str>, amount: i64, codes: Vec<PromotionCodeRef
         charge_id: None,
         payment_intent_id: None,
         paid_at: 1_780_000_000,
+        settlement: None,
     }
 }
 

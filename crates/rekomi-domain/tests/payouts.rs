@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use rekomi_domain::affiliates::{AffiliatePatch, AffiliateStatus, Email, NewAffiliate};
 use rekomi_domain::conversions::{ConversionFilter, ConversionStatus};
+use rekomi_domain::fx::{FxRate, FxSource};
 use rekomi_domain::idempotency::{IdempotentStart, StoredResponse};
 use rekomi_domain::kernel::actor::BrandActor;
 use rekomi_domain::kernel::error::DomainError;
@@ -24,6 +25,7 @@ use rekomi_domain::payouts::rail::ConnectedAccount;
 use rekomi_domain::payouts::{
     Balance, IneligibilityCode, PayoutMethod, PayoutSelection, PayoutStatus, PayoutView, RecordPayoutAccount, RunPayouts, RECONCILE_AFTER,
 };
+use rekomi_domain::ports::gateway::Settlement;
 use rekomi_domain::services::{BrandContext, Services};
 use rekomi_domain::stripe_inbox::facts::{Discounts, InvoiceFact, RefundFact, StripeFact};
 use rekomi_fakes::{
@@ -39,6 +41,7 @@ const T0: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
 struct World {
     services: Services,
     store: InMemoryStore,
+    gateway: FakeGateway,
     rail: FakePayoutRail,
     clock: FixedClock,
     decoder: ScriptedDecoder,
@@ -54,9 +57,10 @@ fn world() -> World {
     let rail = FakePayoutRail::new();
     let clock = FixedClock::new(T0);
     let decoder = ScriptedDecoder::new();
+    let gateway = FakeGateway::new();
     let services = Services {
         store: Arc::new(store.clone()),
-        gateway: Arc::new(FakeGateway::new()),
+        gateway: Arc::new(gateway.clone()),
         payout_rail: Arc::new(rail.clone()),
         clock: Arc::new(clock.clone()),
         entropy: Arc::new(SeededEntropy::new(8)),
@@ -74,7 +78,7 @@ fn world() -> World {
     let program = block_on(services.create_program(&ctx, new_program("Default"))).unwrap().id;
     let sarah = affiliate(&services, &ctx, program, "sarah");
     let tom = affiliate(&services, &ctx, program, "tom");
-    World { services, store, rail, clock, decoder, ctx, sarah, tom, grace, events: 0 }
+    World { services, store, gateway, rail, clock, decoder, ctx, sarah, tom, grace, events: 0 }
 }
 
 fn affiliate(services: &Services, ctx: &BrandContext, program: ProgramId, alias: &str) -> AffiliateId {
@@ -91,19 +95,24 @@ fn affiliate(services: &Services, ctx: &BrandContext, program: ProgramId, alias:
 }
 
 fn invoice(id: &str, referral: &str, amount: i64, paid_at: OffsetDateTime) -> StripeFact {
+    invoice_in(id, referral, amount, "usd", paid_at)
+}
+
+fn invoice_in(id: &str, referral: &str, amount: i64, currency: &str, paid_at: OffsetDateTime) -> StripeFact {
     StripeFact::InvoicePaid(InvoiceFact {
         invoice_id: stripe_id(id),
         customer_id: Some(stripe_id(&format!("cus_{id}"))),
         customer_email: Some(format!("buyer-{id}@example.com")),
         subscription_id: None,
         amount_paid: amount,
-        currency: "usd".into(),
+        currency: currency.into(),
         renewal: false,
         discounts: Discounts::default(),
         referral: Some(referral.to_owned()),
         charge_id: None,
         payment_intent_id: None,
         paid_at: paid_at.unix_timestamp(),
+        settlement: None,
     })
 }
 
@@ -425,4 +434,53 @@ fn an_idempotency_key_replays_its_answer_refuses_another_body_and_one_in_flight(
     // A 5xx answer forgets the key, so the client's retry runs again.
     block_on(w.services.finish_idempotent(org, "k1", StoredResponse { status: 503, body: "{}".into() })).unwrap();
     assert_eq!(block_on(w.services.start_idempotent(org, "k1", b"body")).unwrap(), IdempotentStart::Run);
+}
+
+#[test]
+fn every_entry_stores_its_rate_to_the_home_currency_stripes_own_first_then_the_ecb_then_none() {
+    let mut w = world();
+    // The ECB's rates of a Friday: a Sunday sale takes them.
+    let csv = "Date,USD,JPY,GBP,\n2026-05-29,1.1172,175.68,0.8338,\n";
+    block_on(w.services.import_fx_rates(csv)).unwrap();
+    let sunday = datetime!(2026-05-31 12:00 UTC);
+    w.gateway.set_invoice_settlement(
+        &stripe_id("in_eur"),
+        Settlement { currency: "usd".into(), exchange_rate: FxRate::parse("1.0832").unwrap() },
+    );
+    w.deliver(invoice_in("in_eur", "sarah", 10_000, "eur", sunday));
+    w.deliver(invoice_in("in_gbp", "sarah", 10_000, "gbp", sunday));
+    w.deliver(invoice_in("in_aed", "tom", 10_000, "aed", sunday));
+    w.deliver(invoice("in_usd", "tom", 10_000, sunday));
+    let org = w.ctx.org_id();
+    let mut rates: Vec<(String, Option<(String, FxSource)>)> = w
+        .store
+        .read(|tx| {
+            let all = tx.list_conversions(org, &ConversionFilter::default(), &PageRequest::first()).unwrap();
+            all.iter().flat_map(|c| tx.ledger_of(org, c.id).unwrap()).collect::<Vec<_>>()
+        })
+        .into_iter()
+        .map(|e| (e.currency.code().to_owned(), e.fx.map(|(rate, source)| (rate.to_string(), source))))
+        .collect();
+    rates.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        rates,
+        vec![
+            ("AED".to_owned(), None),
+            ("EUR".to_owned(), Some(("1.0832".to_owned(), FxSource::StripeBalanceTransaction))),
+            // USD per GBP = 1.1172 / 0.8338, rounded half up at 12 places.
+            ("GBP".to_owned(), Some(("1.339889661789".to_owned(), FxSource::EcbReference))),
+            ("USD".to_owned(), Some(("1".to_owned(), FxSource::Identity))),
+        ]
+    );
+    // Only payments in another currency are asked about.
+    let asked: Vec<String> = w
+        .gateway
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            rekomi_fakes::GatewayCall::InvoiceSettlement { invoice_id, .. } => Some(invoice_id.as_str().to_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, vec!["in_eur", "in_gbp", "in_aed"]);
 }

@@ -19,7 +19,7 @@ use rekomi_domain::kernel::stripe_ids::{
     StripeAccountId, StripeChargeId, StripeCouponId, StripeCustomerId, StripeInvoiceId, StripePaymentIntentId, StripePaymentRef,
     StripePromotionCodeId, StripeSubscriptionId,
 };
-use rekomi_domain::ports::gateway::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, PaymentGateway};
+use rekomi_domain::ports::gateway::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, PaymentGateway, Settlement};
 use rekomi_domain::stripe_inbox::facts::PromotionCodeRef;
 
 /// One call the gateway received, with its arguments.
@@ -78,6 +78,13 @@ pub enum GatewayCall {
         /// The customer.
         customer_id: StripeCustomerId,
     },
+    /// [`PaymentGateway::invoice_settlement`].
+    InvoiceSettlement {
+        /// The account acted on.
+        ctx: GatewayContext,
+        /// The invoice.
+        invoice_id: StripeInvoiceId,
+    },
     /// [`PaymentGateway::delete_coupon`].
     DeleteCoupon {
         /// The account acted on.
@@ -101,6 +108,7 @@ impl GatewayCall {
             Self::SubscriptionPromotionCodes { .. } => "subscription_promotion_codes",
             Self::InvoiceOfPayment { .. } => "invoice_of_payment",
             Self::CustomerReferral { .. } => "customer_referral",
+            Self::InvoiceSettlement { .. } => "invoice_settlement",
         }
     }
 
@@ -114,7 +122,8 @@ impl GatewayCall {
             Self::InvoicePromotionCodes { .. }
             | Self::SubscriptionPromotionCodes { .. }
             | Self::InvoiceOfPayment { .. }
-            | Self::CustomerReferral { .. } => "",
+            | Self::CustomerReferral { .. }
+            | Self::InvoiceSettlement { .. } => "",
         }
     }
 
@@ -127,7 +136,8 @@ impl GatewayCall {
             | Self::InvoicePromotionCodes { ctx, .. }
             | Self::SubscriptionPromotionCodes { ctx, .. }
             | Self::InvoiceOfPayment { ctx, .. }
-            | Self::CustomerReferral { ctx, .. } => ctx,
+            | Self::CustomerReferral { ctx, .. }
+            | Self::InvoiceSettlement { ctx, .. } => ctx,
         }
     }
 }
@@ -195,6 +205,7 @@ struct Inner {
     subscription_codes: HashMap<StripeSubscriptionId, Vec<PromotionCodeRef>>,
     payment_invoices: HashMap<StripePaymentRef, StripeInvoiceId>,
     customer_referrals: HashMap<StripeCustomerId, String>,
+    settlements: HashMap<StripeInvoiceId, Settlement>,
 }
 
 /// A stored answer: the call it answered (without the key's context) and the id it returned
@@ -432,6 +443,11 @@ impl FakeGateway {
         self.lock().customer_referrals.insert(customer_id.clone(), slug.to_owned());
     }
 
+    /// Scripts how an invoice's payment settled (unscripted invoices were not converted).
+    pub fn set_invoice_settlement(&self, invoice_id: &StripeInvoiceId, settlement: Settlement) {
+        self.lock().settlements.insert(invoice_id.clone(), settlement);
+    }
+
     /// Every call received, in order (failed and replayed ones included).
     pub fn calls(&self) -> Vec<GatewayCall> {
         self.lock().calls.clone()
@@ -550,6 +566,12 @@ impl PaymentGateway for FakeGateway {
         let mut inner = self.lock();
         inner.begin_read(GatewayCall::CustomerReferral { ctx: ctx.clone(), customer_id: customer_id.clone() })?;
         Ok(inner.customer_referrals.get(customer_id).cloned())
+    }
+
+    async fn invoice_settlement(&self, ctx: &GatewayContext, invoice_id: &StripeInvoiceId) -> Result<Option<Settlement>, GatewayError> {
+        let mut inner = self.lock();
+        inner.begin_read(GatewayCall::InvoiceSettlement { ctx: ctx.clone(), invoice_id: invoice_id.clone() })?;
+        Ok(inner.settlements.get(invoice_id).cloned())
     }
 }
 

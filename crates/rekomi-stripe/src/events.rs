@@ -158,6 +158,7 @@ fn invoice(fields: &Fields<'_>) -> Result<InvoiceFact, DecodeError> {
         charge_id: fields.optional_id(&["charge"])?,
         payment_intent_id: fields.optional_id(&["payment_intent"])?,
         paid_at,
+        settlement: None,
     })
 }
 

@@ -33,11 +33,12 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use rekomi_domain::coupons::{CouponDuration, DiscountSpec};
+use rekomi_domain::fx::FxRate;
 use rekomi_domain::kernel::money::Money;
 use rekomi_domain::kernel::stripe_ids::{
     StripeChargeId, StripeCouponId, StripeCustomerId, StripeInvoiceId, StripePaymentIntentId, StripePromotionCodeId, StripeSubscriptionId,
 };
-use rekomi_domain::ports::gateway::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, PaymentGateway};
+use rekomi_domain::ports::gateway::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, PaymentGateway, Settlement};
 use rekomi_domain::stripe_inbox::facts::PromotionCodeRef;
 use stripe::{AccountId, IdempotencyKey, StripeRequest};
 use stripe_client_core::CustomizableStripeRequest;
@@ -89,6 +90,55 @@ impl CustomerReferralFields {
         let value = self.metadata?.remove(REFERRAL_KEY)?;
         let value = value.trim();
         (!value.is_empty() && !value.chars().any(char::is_control)).then(|| value.to_owned())
+    }
+}
+
+/// The query of the settlement read: the charge and its balance transaction, expanded.
+const EXPAND_SETTLEMENT: &str = "expand%5B%5D=latest_charge.balance_transaction";
+
+/// `GET /v1/invoice_payments?invoice=…`: the payments' payment intents.
+#[derive(miniserde::Deserialize)]
+struct InvoicePaymentList {
+    data: Vec<InvoicePaymentFields>,
+}
+
+#[derive(miniserde::Deserialize)]
+struct InvoicePaymentFields {
+    payment: Option<PaymentFields>,
+}
+
+#[derive(miniserde::Deserialize)]
+struct PaymentFields {
+    /// Absent for payments of other types (`payment_record`, out-of-band).
+    payment_intent: Option<String>,
+}
+
+/// `GET /v1/payment_intents/{id}?expand[]=latest_charge.balance_transaction`.
+#[derive(miniserde::Deserialize)]
+struct PaymentIntentSettlement {
+    latest_charge: Option<ChargeSettlement>,
+}
+
+#[derive(miniserde::Deserialize)]
+struct ChargeSettlement {
+    balance_transaction: Option<BalanceTransactionFields>,
+}
+
+#[derive(miniserde::Deserialize)]
+struct BalanceTransactionFields {
+    currency: String,
+    /// Null when nothing was converted.
+    exchange_rate: Option<f64>,
+}
+
+impl BalanceTransactionFields {
+    /// Stripe's rate as an exact decimal. JSON carries it as a number; its shortest round-trip
+    /// form is the decimal Stripe wrote (Stripe's rates have far fewer than 15 digits). A rate
+    /// with more than twelve decimals is left out (the ECB rate applies) rather than rounded.
+    fn settlement(self) -> Option<Settlement> {
+        let rate = self.exchange_rate.filter(|r| r.is_finite() && *r > 0.0)?;
+        let exchange_rate = FxRate::parse(&format!("{rate}")).ok()?;
+        Some(Settlement { currency: self.currency.to_ascii_lowercase(), exchange_rate })
     }
 }
 
@@ -278,6 +328,20 @@ impl PaymentGateway for StripeGateway {
         let account = account(ctx);
         let customer: CustomerReferralFields = self.api.send("retrieve customer", || get(&path, "", account.as_ref())).await?;
         Ok(customer.referral())
+    }
+
+    async fn invoice_settlement(&self, ctx: &GatewayContext, invoice_id: &StripeInvoiceId) -> Result<Option<Settlement>, GatewayError> {
+        let query = format!("invoice={}", path_id(invoice_id.as_str())?);
+        let account = account(ctx);
+        let payments: InvoicePaymentList =
+            self.api.send("list invoice payments", || get("/invoice_payments", &query, account.as_ref())).await?;
+        let Some(intent) = payments.data.into_iter().find_map(|p| p.payment.and_then(|p| p.payment_intent)) else {
+            return Ok(None);
+        };
+        let path = format!("/payment_intents/{}", path_id(&intent)?);
+        let intent: PaymentIntentSettlement =
+            self.api.send("retrieve payment intent", || get(&path, EXPAND_SETTLEMENT, account.as_ref())).await?;
+        Ok(intent.latest_charge.and_then(|c| c.balance_transaction).and_then(BalanceTransactionFields::settlement))
     }
 
     async fn delete_coupon(&self, ctx: &GatewayContext, coupon_id: &StripeCouponId, idempotency_key: &str) -> Result<(), GatewayError> {

@@ -17,7 +17,7 @@ use rekomi_domain::kernel::stripe_ids::{
 use rekomi_domain::payouts::rail::{
     AccountLink, ConnectedAccount, CreateAccountLink, CreateExpressAccount, CreateTransfer, PayoutRail, Transfer,
 };
-use rekomi_domain::ports::gateway::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, PaymentGateway};
+use rekomi_domain::ports::gateway::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, PaymentGateway, Settlement};
 use rekomi_domain::stripe_inbox::facts::PromotionCodeRef;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -133,6 +133,11 @@ impl PaymentGateway for OfflineGateway {
     }
 
     async fn customer_referral(&self, _ctx: &GatewayContext, _customer_id: &StripeCustomerId) -> Result<Option<String>, GatewayError> {
+        Ok(None)
+    }
+
+    // Local mode converts nothing: entries in a foreign currency take the ECB rate.
+    async fn invoice_settlement(&self, _ctx: &GatewayContext, _invoice_id: &StripeInvoiceId) -> Result<Option<Settlement>, GatewayError> {
         Ok(None)
     }
 

@@ -179,6 +179,7 @@ fn the_storys_invoice_paid_names_its_subscription_under_parent_and_lists_discoun
             charge_id: None,
             payment_intent_id: None,
             paid_at: 1_772_546_461,
+            settlement: None,
         }
     );
 }

@@ -369,3 +369,51 @@ async fn an_unknown_customer_is_not_found_without_retrying() {
     assert!(matches!(err, GatewayError::NotFound), "{err:?}");
     assert_eq!(double.requests().len(), 1, "a 404 is not retried");
 }
+
+/// A payment intent whose latest charge's balance transaction is expanded.
+fn settled_intent(exchange_rate: serde_json::Value) -> serde_json::Value {
+    json!({
+        "id": PAYMENT_INTENT_ID, "object": "payment_intent", "amount": 10000, "currency": "eur", "status": "succeeded",
+        "latest_charge": {
+            "id": CHARGE_ID, "object": "charge", "amount": 10000, "currency": "eur",
+            "balance_transaction": { "id": "txn_1Rekomi", "object": "balance_transaction", "amount": 10832, "currency": "usd",
+                                     "exchange_rate": exchange_rate, "fee": 0, "net": 10832, "type": "charge" }
+        }
+    })
+}
+
+#[tokio::test]
+async fn an_invoices_settlement_is_its_payment_intents_balance_transaction_rate() {
+    let stripe = StripeObjects::load();
+    let payment = stripe.invoice_payment(json!(INVOICE_ID), json!({ "type": "payment_intent", "payment_intent": PAYMENT_INTENT_ID }));
+    let double =
+        StripeDouble::start(vec![stripe.invoice_payments(vec![payment]), Reply::json_value(200, &settled_intent(json!(1.0832)))]).await;
+
+    let settlement = double.gateway().invoice_settlement(&PLATFORM, &stripe_id(INVOICE_ID)).await.unwrap().unwrap();
+
+    assert_eq!((settlement.currency.as_str(), settlement.exchange_rate.to_string()), ("usd", "1.0832".to_owned()));
+    let requests = double.requests();
+    assert_eq!((requests[0].method.as_str(), requests[0].path.as_str()), ("GET", "/v1/invoice_payments"));
+    assert_eq!(requests[0].query, vec![("invoice".to_owned(), INVOICE_ID.to_owned())]);
+    assert_eq!(requests[1].path, format!("/v1/payment_intents/{PAYMENT_INTENT_ID}"));
+    assert_eq!(requests[1].query, vec![("expand[]".to_owned(), "latest_charge.balance_transaction".to_owned())]);
+    assert!(requests.iter().all(|r| r.header("idempotency-key").is_none()), "reads carry no idempotency key");
+}
+
+#[tokio::test]
+async fn a_payment_that_was_not_converted_or_has_no_payment_intent_has_no_settlement() {
+    let stripe = StripeObjects::load();
+    let payment = stripe.invoice_payment(json!(INVOICE_ID), json!({ "type": "payment_intent", "payment_intent": PAYMENT_INTENT_ID }));
+    let record = stripe.invoice_payment(json!(INVOICE_ID), json!({ "type": "payment_record", "payment_record": "pr_1" }));
+    let double = StripeDouble::start(vec![
+        stripe.invoice_payments(vec![payment]),
+        Reply::json_value(200, &settled_intent(serde_json::Value::Null)),
+        stripe.invoice_payments(vec![record]),
+    ])
+    .await;
+    let gateway = double.gateway();
+
+    assert_eq!(gateway.invoice_settlement(&PLATFORM, &stripe_id(INVOICE_ID)).await.unwrap(), None, "no exchange_rate: no conversion");
+    assert_eq!(gateway.invoice_settlement(&PLATFORM, &stripe_id(INVOICE_ID)).await.unwrap(), None, "paid without a payment intent");
+    assert_eq!(double.requests().len(), 3);
+}

@@ -60,7 +60,7 @@ fn reward(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, day: Date, counted: &CpcClicks) -
     let conversion = credited_conversion(ctx, &input, &credit, ConversionType::ClickReward, currency, 0, earned, 0, trace);
     tx.insert_conversion(&conversion)?;
     if earned != 0 {
-        insert_ledger(tx, ctx, &conversion, LedgerKind::Initial, 0, earned, None, None, occurred_at, ctx.payable_after(occurred_at))?;
+        insert_ledger(tx, ctx, &conversion, LedgerKind::Initial, 0, earned, None, None, occurred_at, ctx.payable_after(occurred_at), None)?;
     }
     ctx.record(AuditAction::ConversionCreated, "conversion", conversion.id.to_string(), Some(conversion_data(&conversion)));
     ctx.emit(tx, EventType::ConversionCreated, conversion_data(&conversion))?;

@@ -143,6 +143,7 @@ fn record_lead_signup(
             None,
             input.occurred_at(),
             ctx.payable_after(input.occurred_at()),
+            None,
         )?;
     }
     ctx.record(AuditAction::LeadCreated, "conversion", conversion.id.to_string(), Some(conversion_data(&conversion)));

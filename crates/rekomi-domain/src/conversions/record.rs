@@ -23,6 +23,7 @@ use crate::kernel::ids::{AffiliateId, ConversionId, LedgerEventId};
 use crate::kernel::money::{Currency, Money};
 use crate::kernel::stripe_ids::{StripeCustomerId, StripePaymentRef, StripeSubscriptionId};
 use crate::outbound::outbox::conversion_data;
+use crate::ports::gateway::Settlement;
 use crate::ports::Tx;
 use crate::programs::{within_cookie_window, Program};
 use crate::stripe_inbox::apply::{done, ts, Applied, ApplyCtx};
@@ -50,6 +51,8 @@ pub(crate) struct SaleInput {
     occurred_at: OffsetDateTime,
     /// The sender named the affiliate itself (server-to-server): no attribution method.
     direct: bool,
+    /// How the payment settled when Stripe converted it (its rate to the home currency).
+    settlement: Option<Settlement>,
 }
 
 impl SaleInput {
@@ -67,6 +70,7 @@ impl SaleInput {
             referrals: i.referral.iter().cloned().collect(),
             occurred_at: ts(i.paid_at),
             direct: false,
+            settlement: i.settlement.clone(),
         }
     }
 
@@ -106,6 +110,7 @@ impl SaleInput {
             referrals,
             occurred_at: ts(c.created),
             direct: false,
+            settlement: None,
         })
     }
 }
@@ -127,6 +132,7 @@ impl SaleInput {
             referrals: Vec::new(),
             occurred_at,
             direct: false,
+            settlement: None,
         }
     }
 
@@ -155,6 +161,7 @@ impl SaleInput {
             referrals: Vec::new(),
             occurred_at,
             direct: true,
+            settlement: None,
         }
     }
 
@@ -372,7 +379,19 @@ pub(crate) fn credit_sale(
     let conversion = credited_conversion(ctx, input, &credit, kind, currency, input.amount, commission, 1, trace);
     tx.insert_conversion(&conversion)?;
     let payable_after = ctx.payable_after(input.occurred_at);
-    insert_ledger(tx, ctx, &conversion, LedgerKind::Initial, input.amount, commission, payment, None, input.occurred_at, payable_after)?;
+    insert_ledger(
+        tx,
+        ctx,
+        &conversion,
+        LedgerKind::Initial,
+        input.amount,
+        commission,
+        payment,
+        None,
+        input.occurred_at,
+        payable_after,
+        input.settlement.as_ref(),
+    )?;
     ctx.record(AuditAction::ConversionCreated, "conversion", conversion.id.to_string(), Some(conversion_data(&conversion)));
     ctx.emit(tx, EventType::ConversionCreated, conversion_data(&conversion))?;
     if denied.is_none() && commission != 0 {
@@ -387,6 +406,7 @@ pub(crate) fn credit_sale(
             commission,
             payment,
             input.occurred_at,
+            input.settlement.as_ref(),
         )?;
     }
     // Last: a popular code's counter row is shared by every sale with it, so its lock is held
@@ -474,9 +494,14 @@ pub(crate) fn insert_ledger(
     refunded_total: Option<i64>,
     occurred_at: OffsetDateTime,
     payable_after: OffsetDateTime,
+    settlement: Option<&Settlement>,
 ) -> Result<(), DomainError> {
     let home = ctx.org.home_currency;
-    let fx = crate::fx::rate_to_home(tx, conversion.currency, home, occurred_at.date())?;
+    // Stripe's own rate wins when the balance received the home currency.
+    let fx = match settlement.filter(|s| s.currency.eq_ignore_ascii_case(home.code())) {
+        Some(s) => Some((s.exchange_rate, crate::fx::FxSource::StripeBalanceTransaction)),
+        None => crate::fx::rate_to_home(tx, conversion.currency, home, occurred_at.date())?,
+    };
     if fx.is_none() {
         tracing::warn!(org = %conversion.org_id, from = conversion.currency.code(), to = home.code(), day = %occurred_at.date(),
             "no exchange rate to the home currency is known for this day; the entry stores none (import ECB rates with `rekomi-server admin fx import`)");
@@ -514,6 +539,7 @@ fn record_override(
     recruit_commission: i64,
     key: Option<&StripePaymentRef>,
     occurred_at: OffsetDateTime,
+    settlement: Option<&Settlement>,
 ) -> Result<(), DomainError> {
     let org = ctx.org.id;
     let config = ctx.sub_affiliate_config(tx, program.id)?;
@@ -570,7 +596,7 @@ fn record_override(
     tx.update_conversion(&over)?;
     // The override's ledger carries the recruit's paid amount, so refunds claw it back in the
     // same proportion.
-    insert_ledger(tx, ctx, &over, kind, amount, amount_of_override, key, None, occurred_at, ctx.payable_after(occurred_at))?;
+    insert_ledger(tx, ctx, &over, kind, amount, amount_of_override, key, None, occurred_at, ctx.payable_after(occurred_at), settlement)?;
     if created {
         ctx.emit(tx, EventType::ConversionCreated, conversion_data(&over))?;
     }
@@ -627,6 +653,7 @@ pub(crate) fn record_renewal(
         None,
         input.occurred_at,
         payable_after,
+        input.settlement.as_ref(),
     )?;
     ctx.record(
         AuditAction::ConversionRenewed,
@@ -636,7 +663,19 @@ pub(crate) fn record_renewal(
     );
     if let (Some(a), Some(p)) = (&affiliate, &program) {
         if commission != 0 {
-            record_override(tx, ctx, &conversion, a, p, LedgerKind::Renewal, input.amount, commission, Some(payment), input.occurred_at)?;
+            record_override(
+                tx,
+                ctx,
+                &conversion,
+                a,
+                p,
+                LedgerKind::Renewal,
+                input.amount,
+                commission,
+                Some(payment),
+                input.occurred_at,
+                input.settlement.as_ref(),
+            )?;
         }
     }
     done("renewal recorded")
@@ -700,6 +739,7 @@ pub(crate) fn record_subscription(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, sub: &Sub
         referrals: sub.referral.iter().cloned().collect(),
         occurred_at: ts(sub.created),
         direct: false,
+        settlement: None,
     };
     let Ok(currency) = Currency::parse(&input.currency) else {
         return Ok(Applied::Skipped(format!("currency {:?} is not supported", input.currency)));

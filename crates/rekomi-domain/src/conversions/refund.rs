@@ -51,7 +51,19 @@ pub(crate) fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, refund: &Refund
     // period cancels the sale before either is payable.
     let refunded_at = ts(refund.refunded_at);
     let payable_after = sale.payable_after.max(refunded_at);
-    insert_ledger(tx, ctx, &conversion, LedgerKind::Refund, -newly_refunded, delta, Some(&key), Some(total), refunded_at, payable_after)?;
+    insert_ledger(
+        tx,
+        ctx,
+        &conversion,
+        LedgerKind::Refund,
+        -newly_refunded,
+        delta,
+        Some(&key),
+        Some(total),
+        refunded_at,
+        payable_after,
+        None,
+    )?;
     let fully_refunded_now = total >= sale.amount_minor && seen < sale.amount_minor;
     if fully_refunded_now && sale.kind == LedgerKind::Initial {
         if let Some(code) = conversion.affiliate_coupon_id {
@@ -93,7 +105,19 @@ pub(crate) fn record_refund(tx: &mut dyn Tx, ctx: &ApplyCtx<'_>, refund: &Refund
             continue;
         }
         let over_payable = over_sale.payable_after.max(refunded_at);
-        insert_ledger(tx, ctx, &over, LedgerKind::Refund, -newly_refunded, over_delta, Some(&key), Some(total), refunded_at, over_payable)?;
+        insert_ledger(
+            tx,
+            ctx,
+            &over,
+            LedgerKind::Refund,
+            -newly_refunded,
+            over_delta,
+            Some(&key),
+            Some(total),
+            refunded_at,
+            over_payable,
+            None,
+        )?;
         // An override follows its parent: refunded once the parent is.
         over.claw_back(over_delta, conversion.status == ConversionStatus::Refunded, ctx.now)?;
         tx.update_conversion(&over)?;

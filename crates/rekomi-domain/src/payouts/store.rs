@@ -77,6 +77,11 @@ pub trait PayoutRepo {
     /// # Errors
     /// `Unavailable` or `Unexpected`.
     fn payout(&mut self, org: OrgId, id: PayoutId) -> Result<Option<Payout>, StoreError>;
+    /// These payouts of the organization (unknown ids left out), in id order.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Unexpected`.
+    fn payouts_by_ids(&mut self, org: OrgId, ids: &[PayoutId]) -> Result<Vec<Payout>, StoreError>;
     /// The payout (of any organization) that a Stripe transfer paid, locked.
     ///
     /// # Errors

@@ -212,6 +212,39 @@ fn announce(tx: &mut dyn Tx, audit: &Audit, payout: &Payout, action: AuditAction
     Ok(())
 }
 
+/// The audit entries and outbound events of a page of a run, written in three statements
+/// instead of four per payout.
+#[derive(Default)]
+struct Announcements {
+    audit: Vec<crate::audit::AuditEntry>,
+    events: Vec<crate::outbound::OutboxEvent>,
+    deliveries: Vec<crate::outbound::Delivery>,
+}
+
+impl Announcements {
+    fn add(
+        &mut self,
+        audit: &Audit,
+        endpoints: &[crate::outbound::WebhookEndpoint],
+        payout: &Payout,
+        action: AuditAction,
+        event: EventType,
+    ) {
+        self.audit.push(audit.entry(action, "payout", payout.id.to_string(), None, Some(payout_data(payout))));
+        let (event, deliveries) =
+            crate::outbound::outbox::fan_out(payout.org_id, event, payout_data(payout), endpoints, audit.now, audit.entropy.as_ref());
+        self.events.push(event);
+        self.deliveries.extend(deliveries);
+    }
+
+    fn write(self, tx: &mut dyn Tx) -> Result<(), DomainError> {
+        tx.append_audits(&self.audit)?;
+        tx.insert_outbox_events(&self.events)?;
+        tx.insert_deliveries(&self.deliveries)?;
+        Ok(())
+    }
+}
+
 /// A payout became Paid: its conversions that are now fully paid become `Paid`.
 fn settle_paid(tx: &mut dyn Tx, audit: &Audit, payout: &Payout, action: AuditAction) -> Result<(), DomainError> {
     tx.update_payout(payout)?;
@@ -314,6 +347,7 @@ impl Services {
                     period_end: run.selection.period_end.unwrap_or(now.date()).min(now.date()),
                     now,
                 };
+                let endpoints = tx.endpoints(org_id)?;
                 let mut created = Vec::new();
                 let mut total: i64 = 0;
                 let selection = run.selection.clone();
@@ -341,12 +375,14 @@ impl Services {
                             e.into()
                         }
                     })?;
+                    let mut announced = Announcements::default();
                     for payout in &payouts {
-                        announce(tx, &audit, payout, AuditAction::PayoutCreated, Some(EventType::PayoutCreated))?;
+                        announced.add(&audit, &endpoints, payout, AuditAction::PayoutCreated, EventType::PayoutCreated);
                         if payout.status == PayoutStatus::Paid {
-                            announce(tx, &audit, payout, AuditAction::PayoutPaid, Some(EventType::PayoutPaid))?;
+                            announced.add(&audit, &endpoints, payout, AuditAction::PayoutPaid, EventType::PayoutPaid);
                         }
                     }
+                    announced.write(tx)?;
                     let paid: Vec<PayoutId> = payouts.iter().filter(|p| p.status == PayoutStatus::Paid).map(|p| p.id).collect();
                     if !paid.is_empty() {
                         tx.mark_conversions_paid(org_id, &paid, now)?;
@@ -643,12 +679,8 @@ impl Services {
 
     pub(crate) async fn payout_views(&self, org: OrgId, ids: Vec<PayoutId>) -> Result<Vec<PayoutView>, DomainError> {
         self.tx(move |tx| {
-            let mut payouts = Vec::with_capacity(ids.len());
-            for id in ids {
-                if let Some(p) = tx.payout(org, id)? {
-                    payouts.push(p);
-                }
-            }
+            let found: BTreeMap<PayoutId, Payout> = tx.payouts_by_ids(org, &ids)?.into_iter().map(|p| (p.id, p)).collect();
+            let payouts = ids.iter().filter_map(|id| found.get(id).cloned()).collect();
             with_line_items(tx, org, payouts)
         })
         .await

@@ -66,6 +66,17 @@ pub struct CreatePromotionCode {
     pub metadata: Vec<(String, String)>,
 }
 
+/// Where a charge settled, when Stripe converted it: the currency the Stripe balance received
+/// and the rate applied (`balance_transaction.exchange_rate`: settlement units per unit of the
+/// charge's currency).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settlement {
+    /// The balance transaction's currency, lower-case as Stripe reports it.
+    pub currency: String,
+    /// Stripe's exchange rate.
+    pub exchange_rate: crate::fx::FxRate,
+}
+
 /// Why a gateway call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -187,6 +198,16 @@ pub trait PaymentGateway: Send + Sync + 'static {
     /// As [`PaymentGateway::invoice_promotion_codes`]: [`GatewayError::NotFound`] for an
     /// unknown customer.
     async fn customer_referral(&self, ctx: &GatewayContext, customer_id: &StripeCustomerId) -> Result<Option<String>, GatewayError>;
+
+    /// How an invoice's payment settled when Stripe converted its currency: the invoice's
+    /// payment intent (`GET /v1/invoice_payments?invoice=…`), then its latest charge's balance
+    /// transaction (`GET /v1/payment_intents/{id}?expand[]=latest_charge.balance_transaction`).
+    /// `None` when the payment was not converted (no `exchange_rate`) or the invoice was paid
+    /// without a payment intent. Read-only, so no idempotency key.
+    ///
+    /// # Errors
+    /// As [`PaymentGateway::invoice_promotion_codes`].
+    async fn invoice_settlement(&self, ctx: &GatewayContext, invoice_id: &StripeInvoiceId) -> Result<Option<Settlement>, GatewayError>;
 
     /// Deletes a coupon (`DELETE /v1/coupons/{id}`).
     ///

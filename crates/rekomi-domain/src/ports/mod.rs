@@ -6,5 +6,5 @@
 pub mod gateway;
 pub mod store;
 
-pub use gateway::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, PaymentGateway};
+pub use gateway::{CreateCoupon, CreatePromotionCode, GatewayContext, GatewayError, PaymentGateway, Settlement};
 pub use store::{transact, Savepoints, StoreError, Tx, TxOutcome, TxWork, UnitOfWork};

@@ -1,8 +1,9 @@
 //! The Stripe lookups an event may need before it can be applied, made outside any
 //! transaction: promotion codes named only by discount ids, the invoice of a refunded charge,
-//! the customer's referral metadata.
+//! the customer's referral metadata, and how a payment in a foreign currency settled.
 
 use crate::kernel::stripe_ids::{StripeAccountId, StripeCustomerId};
+use crate::orgs::Organization;
 use crate::ports::gateway::{GatewayContext, GatewayError};
 use crate::services::Services;
 use crate::stripe_inbox::facts::{PromotionCodeRef, StripeFact};
@@ -50,6 +51,27 @@ impl Services {
             }
             other => other,
         })
+    }
+
+    /// The settlement of a paid invoice in another currency than the organization's home
+    /// currency, so its ledger entries store Stripe's own rate when the Stripe balance received
+    /// the home currency. Looked up once the organization is known; an unknown invoice has none.
+    pub(crate) async fn settle(&self, org: &Organization, fact: StripeFact) -> Result<StripeFact, GatewayError> {
+        match fact {
+            StripeFact::InvoicePaid(mut invoice)
+                if invoice.amount_paid > 0
+                    && invoice.settlement.is_none()
+                    && !invoice.currency.eq_ignore_ascii_case(org.home_currency.code()) =>
+            {
+                let ctx = GatewayContext { stripe_account: org.stripe_account_id.clone() };
+                invoice.settlement = match self.gateway.invoice_settlement(&ctx, &invoice.invoice_id).await {
+                    Err(GatewayError::NotFound) => None,
+                    other => other?,
+                };
+                Ok(StripeFact::InvoicePaid(invoice))
+            }
+            other => Ok(other),
+        }
     }
 
     /// `metadata.rekomi_ref` of the customer, if there is one; an unknown customer has none.

@@ -79,6 +79,9 @@ pub struct InvoiceFact {
     pub payment_intent_id: Option<StripePaymentIntentId>,
     /// When it was paid (`status_transitions.paid_at`, else `created`), unix seconds.
     pub paid_at: i64,
+    /// How its payment settled, when Stripe converted it (never in the payload: looked up
+    /// once the organization is known, for invoices in another currency than its home one).
+    pub settlement: Option<crate::ports::gateway::Settlement>,
 }
 
 /// `customer.subscription.created`.

@@ -283,14 +283,20 @@ impl Services {
         })
     }
 
-    /// Step 3: the lookups of events whose organization had to be known first.
+    /// Step 3: the lookups of events whose organization had to be known first, and the
+    /// settlement of a payment in a foreign currency.
     async fn look_up(&self, step: Step) -> Step {
-        match step {
+        let (event, fact, org) = match step {
             Step::Apply { event, fact, org, looked_up: false } => match self.enrich(org.stripe_account_id.clone(), fact).await {
-                Ok(fact) => Step::Apply { event, fact, org, looked_up: true },
-                Err(e) => Step::Finish(event, Finish::Retry(format!("Stripe lookup failed: {e}"))),
+                Ok(fact) => (event, fact, org),
+                Err(e) => return Step::Finish(event, Finish::Retry(format!("Stripe lookup failed: {e}"))),
             },
-            other => other,
+            Step::Apply { event, fact, org, looked_up: true } => (event, fact, org),
+            other => return other,
+        };
+        match self.settle(&org, fact).await {
+            Ok(fact) => Step::Apply { event, fact, org, looked_up: true },
+            Err(e) => Step::Finish(event, Finish::Retry(format!("Stripe lookup failed: {e}"))),
         }
     }
 

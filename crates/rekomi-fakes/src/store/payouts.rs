@@ -18,8 +18,6 @@ use super::{conflict, limit_of, page_of, references, State};
 
 mod foreign_keys {
     pub const PAYOUT_AFFILIATE: &str = "payouts_affiliate_fkey";
-    pub const LINE_ITEM_PAYOUT: &str = "payout_line_items_payout_fkey";
-    pub const LINE_ITEM_LEDGER: &str = "payout_line_items_ledger_fkey";
     pub const ACCOUNT_AFFILIATE: &str = "payout_accounts_affiliate_fkey";
 }
 
@@ -132,10 +130,6 @@ impl PayoutRepo for State {
 
     fn insert_line_items(&mut self, items: &[PayoutLineItem]) -> Result<(), StoreError> {
         for item in items {
-            references(&[
-                (self.payouts.get(&item.payout_id).is_some_and(|p| p.org_id == item.org_id), foreign_keys::LINE_ITEM_PAYOUT),
-                (self.ledger.contains_key(&item.ledger_event_id), foreign_keys::LINE_ITEM_LEDGER),
-            ])?;
             if self.live_item_of(item.ledger_event_id).is_some() {
                 return Err(conflict(constraints::PAYOUT_ENTRY_LIVE));
             }
@@ -157,6 +151,13 @@ impl PayoutRepo for State {
 
     fn payout(&mut self, org: OrgId, id: PayoutId) -> Result<Option<Payout>, StoreError> {
         Ok(self.payouts.get(&id).filter(|p| p.org_id == org).cloned())
+    }
+
+    fn payouts_by_ids(&mut self, org: OrgId, ids: &[PayoutId]) -> Result<Vec<Payout>, StoreError> {
+        let mut found: Vec<Payout> = ids.iter().filter_map(|id| self.payouts.get(id).filter(|p| p.org_id == org).cloned()).collect();
+        found.sort_by_key(|p| p.id);
+        found.dedup_by_key(|p| p.id);
+        Ok(found)
     }
 
     fn payout_of_transfer(&mut self, transfer: &StripeTransferId) -> Result<Option<Payout>, StoreError> {
