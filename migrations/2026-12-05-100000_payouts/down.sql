@@ -4,7 +4,6 @@ drop table payouts;
 drop table payout_accounts;
 alter table organizations drop column home_currency_changed_at;
 alter table organizations drop column minimum_payout_minor;
-drop index ledger_events_payable_idx;
 drop index ledger_events_balance_idx;
 alter table ledger_events drop constraint ledger_events_currency_check;
 alter table ledger_events drop constraint ledger_events_affiliate_fkey;

@@ -31,12 +31,11 @@ alter table ledger_events alter column payable_after set not null;
 alter table ledger_events add constraint ledger_events_affiliate_fkey
     foreign key (org_id, affiliate_id) references affiliates (org_id, id);
 alter table ledger_events add constraint ledger_events_currency_check check (currency ~ '^[A-Z]{3}$');
--- Balances and payout candidates: an affiliate's entries in a currency by payable time.
+-- Balances and payout candidates: an affiliate's entries in a currency by payable time (runs
+-- page through affiliates in this order). The only index the payable columns add: every sale
+-- pays for it.
 create index ledger_events_balance_idx on ledger_events (org_id, affiliate_id, currency, payable_after)
     where commission_minor <> 0;
-create index ledger_events_payable_idx on ledger_events (org_id, currency, payable_after)
-    where commission_minor <> 0;
-
 alter table organizations add column minimum_payout_minor bigint not null default 0;
 alter table organizations add column home_currency_changed_at timestamptz;
 alter table organizations add constraint organizations_minimum_payout_check check (minimum_payout_minor >= 0);

@@ -204,7 +204,10 @@ impl Config {
             http_workers: parse_var("REKOMI_HTTP_WORKERS", cores)?,
             migrate_on_start: bool_var("REKOMI_MIGRATE_ON_START")?,
             reconcile_interval_secs: parse_var("REKOMI_RECONCILE_INTERVAL_SECS", 30)?,
-            payout_reconcile_after_secs: parse_var("REKOMI_PAYOUT_RECONCILE_AFTER_SECS", 60)?,
+            payout_reconcile_after_secs: parse_var(
+                "REKOMI_PAYOUT_RECONCILE_AFTER_SECS",
+                rekomi_domain::payouts::RECONCILE_AFTER.whole_seconds().unsigned_abs(),
+            )?,
             stripe_webhook_secrets: var("REKOMI_STRIPE_WEBHOOK_SECRET")
                 .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
                 .unwrap_or_default(),

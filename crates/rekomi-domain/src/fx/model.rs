@@ -57,11 +57,6 @@ impl FxRate {
         let scaled = (numerator.scaled * SCALE * 2 / denominator.scaled).div_ceil(2);
         (scaled > 0).then_some(Self { scaled })
     }
-
-    /// The rate times 10^12 (for exact arithmetic by callers).
-    pub fn scaled(&self) -> u128 {
-        self.scaled
-    }
 }
 
 impl fmt::Display for FxRate {

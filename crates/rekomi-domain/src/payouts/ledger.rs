@@ -34,6 +34,16 @@ pub enum IneligibilityCode {
 }
 
 impl IneligibilityCode {
+    /// Every value, in the order the eligibility rule checks them.
+    pub const ALL: &'static [IneligibilityCode] = &[
+        Self::AffiliateNotApproved,
+        Self::NegativeBalance,
+        Self::BelowMinimum,
+        Self::NoStripeConnect,
+        Self::PayoutsNotEnabled,
+        Self::NoPayoutEmail,
+    ];
+
     /// The API name.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -57,16 +67,18 @@ pub struct PayableWindow {
 }
 
 impl PayableWindow {
-    /// The window of a period of days (UTC) at `now`.
+    /// The window of a period of days (UTC) at `now`. The cutoff is inclusive everywhere (here
+    /// and in the stores' queries), so a period ends at the last microsecond (PostgreSQL's
+    /// precision) of `periodEnd`: an entry payable at the midnight after it belongs to the next
+    /// day's run.
     pub fn of_period(start: Option<Date>, end: Option<Date>, now: OffsetDateTime) -> Self {
-        let end_of = |d: Date| d.next_day().map_or(OffsetDateTime::new_utc(d, Time::MAX), |n| OffsetDateTime::new_utc(n, Time::MIDNIGHT));
+        let end_of = |d: Date| OffsetDateTime::new_utc(d, Time::MIDNIGHT) + time::Duration::days(1) - time::Duration::microseconds(1);
         let cutoff = end.map_or(now, |e| end_of(e).min(now));
         Self { start: start.map(|s| OffsetDateTime::new_utc(s, Time::MIDNIGHT)), cutoff }
     }
 
-    /// Whether the window selects `entry`. An entry payable exactly at the end of `periodEnd`
-    /// (midnight after it) belongs to the next day, so the cutoff is exclusive for a period
-    /// and inclusive for now.
+    /// Whether the window selects `entry`: non-zero, payable by the cutoff, and (credits only)
+    /// payable from the start.
     pub fn selects(&self, entry: &PayableEntry) -> bool {
         if entry.commission_minor == 0 || entry.payable_after > self.cutoff {
             return false;
@@ -209,12 +221,12 @@ mod tests {
     fn a_period_selects_credits_by_payable_day_and_every_clawback_due_by_its_end() {
         let now = datetime!(2026-05-10 12:00 UTC);
         let window = PayableWindow::of_period(Some(date!(2026 - 04 - 01)), Some(date!(2026 - 04 - 30)), now);
-        assert_eq!(window.cutoff, datetime!(2026-05-01 00:00 UTC));
+        assert_eq!(window.cutoff, datetime!(2026-04-30 23:59:59.999999 UTC));
         let cases = [
             (entry(1, 1, 100, datetime!(2026-04-01 00:00 UTC)), true),
             (entry(2, 1, 100, datetime!(2026-03-31 23:59:59 UTC)), false),
             (entry(3, 1, 100, datetime!(2026-04-30 23:59:59 UTC)), true),
-            (entry(4, 1, 100, datetime!(2026-05-01 00:00:01 UTC)), false),
+            (entry(4, 1, 100, datetime!(2026-05-01 00:00 UTC)), false),
             (entry(5, 1, -40, datetime!(2026-02-01 00:00 UTC)), true),
             (entry(6, 1, -40, datetime!(2026-05-02 00:00 UTC)), false),
             (entry(7, 1, 0, datetime!(2026-04-10 00:00 UTC)), false),

@@ -202,8 +202,7 @@ pub(crate) fn payout_data(p: &Payout) -> Value {
     })
 }
 
-/// Writes what a payout's status change entails: the audit entry, the outbound event, and the
-/// conversions that became (or stopped being) fully paid.
+/// Writes a payout step's audit entry and, when it has one, its outbound event.
 fn announce(tx: &mut dyn Tx, audit: &Audit, payout: &Payout, action: AuditAction, event: Option<EventType>) -> Result<(), DomainError> {
     audit.record(tx, action, "payout", payout.id.to_string(), None, Some(payout_data(payout)))?;
     if let Some(event) = event {
@@ -282,7 +281,7 @@ impl From<Result<Transfer, GatewayError>> for TransferOutcome {
 }
 
 impl Services {
-    /// Loads the payout and checks the caller's plan; the common start of every payout read.
+    /// The plan gate every payout operation starts with.
     fn payouts_gate(ctx: &BrandContext) -> Result<(), DomainError> {
         ctx.require_plan(PAYOUTS_PLAN)
     }

@@ -7,8 +7,8 @@ use rekomi_domain::kernel::error::FieldError;
 use rekomi_domain::kernel::ids::AffiliateId;
 use rekomi_domain::kernel::money::Currency;
 use rekomi_domain::payouts::{
-    CandidateView, PayoutAccount, PayoutFilter, PayoutLineItem, PayoutMethod, PayoutPreview, PayoutSelection, PayoutStatus, PayoutView,
-    RecordPayoutAccount, RunPayouts,
+    CandidateView, IneligibilityCode, PayoutAccount, PayoutFilter, PayoutLineItem, PayoutMethod, PayoutPreview, PayoutSelection,
+    PayoutStatus, PayoutView, RecordPayoutAccount, RunPayouts,
 };
 use serde::{Deserialize, Serialize};
 use time::macros::format_description;
@@ -27,7 +27,7 @@ value_set!(/// A payout status.
     PayoutStatus::ALL.iter().map(PayoutStatus::as_str));
 value_set!(/// Why a candidate cannot be paid now.
     IneligibilityValue = "IneligibilityReason", "Why a candidate cannot be paid now.",
-    ["no_stripe_connect", "payouts_not_enabled", "no_payout_email", "below_minimum", "negative_balance", "affiliate_not_approved"]);
+    IneligibilityCode::ALL.iter().map(IneligibilityCode::as_str));
 
 /// The longest `notes` and `externalTransactionId` accepted.
 const MAX_TEXT: usize = 1_000;
